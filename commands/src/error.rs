@@ -1,0 +1,38 @@
+use crate::metadata::{CommandId, GlobalPosition, Version};
+
+/// Why a command was not executed. Everything but [`ExecuteError::Database`] is the caller's
+/// business (a 4xx); in every case nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command: a broken business rule.
+    #[error(transparent)]
+    Rejected(E),
+    /// The stream is not at the expected version, or another command appended to it first.
+    #[error("version conflict: the stream is at version {current}{}", expected.map(|v| format!(", not {v}")).unwrap_or_default())]
+    Conflict {
+        current: Version,
+        expected: Option<Version>,
+    },
+    /// A value that must be unique in the tenant (e.g. an organization code) is already claimed.
+    #[error("{scope} {value:?} is already taken")]
+    ValueTaken { scope: String, value: String },
+    /// The command id (idempotency key) was already used for a command on another stream.
+    #[error("command id {command_id} was already used for {aggregate_type} {aggregate_id}")]
+    CommandIdReused {
+        command_id: CommandId,
+        aggregate_type: String,
+        aggregate_id: String,
+    },
+    /// A recorded event no longer deserializes into the aggregate's event type.
+    #[error("the event at log position {position} could not be read back")]
+    Decode {
+        position: GlobalPosition,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A new event could not be serialized.
+    #[error("a new event could not be serialized: {0}")]
+    Encode(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}

@@ -1,0 +1,61 @@
+//! # vextrus-commands
+//!
+//! The write side of Vextrus and the one way to read the log back.
+//!
+//! - [`EventStore`] executes a command for any aggregate in one transaction that we control
+//!   (design.md D2): set the tenant, check the command id, load the stream, run the aggregate's
+//!   `handle`, append every new event with one multi-row INSERT, record the command, commit.
+//!   Version conflicts, repeated commands and taken unique values come back as typed
+//!   [`ExecuteError`]s or a repeated [`CommandOutcome`].
+//! - [`LogReader`] tails the log in commit order below the `pg_snapshot_xmin` watermark (D3);
+//!   projections, the Kafka relay and replay all read through it.
+//! - [`tenant::begin`] is the only place that sets the tenant of a transaction (D5).
+//!
+//! Database roles: the store's pool should run as `vextrus_writer` and the reader's as
+//! `vextrus_projector` (see `migrations/0001_roles.sql`); [`pool_options_for_role`] does that.
+
+mod codec;
+mod error;
+pub mod log;
+mod metadata;
+mod store;
+pub mod tenant;
+
+pub use error::ExecuteError;
+pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};
+pub use metadata::{ActorId, CommandId, CommandMetadata, GlobalPosition, InvalidActor, Version};
+pub use store::{CommandOutcome, EventStore, StoredEvent};
+
+use sqlx::postgres::PgPoolOptions;
+
+/// The application roles of `migrations/0001_roles.sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbRole {
+    /// Appends events and records commands.
+    Writer,
+    /// Reads the whole log for fan-out; writes read models.
+    Projector,
+    /// Reads read models and its own tenant's events.
+    Reader,
+}
+
+impl DbRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Writer => "vextrus_writer",
+            Self::Projector => "vextrus_projector",
+            Self::Reader => "vextrus_reader",
+        }
+    }
+}
+
+/// Pool options whose connections switch to `role` as soon as they are opened, so everything the
+/// pool runs has that role's privileges and row-level security, and nothing more.
+pub fn pool_options_for_role(role: DbRole) -> PgPoolOptions {
+    PgPoolOptions::new().after_connect(move |conn, _meta| {
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, format!("set role {}", role.name()).as_str()).await?;
+            Ok(())
+        })
+    })
+}

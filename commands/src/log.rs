@@ -1,0 +1,283 @@
+//! Reading the log back in commit order (design.md D3). One reader serves the projection runner,
+//! the Kafka relay and replay.
+//!
+//! `global_position` is assigned at INSERT, not at COMMIT: a slow transaction can hold position 10
+//! while position 11 commits first. A reader that took `global_position > last` would read 11,
+//! move on, and never see 10. So the reader orders by `(transaction_id, global_position)` and only
+//! returns rows of transactions older than the oldest one still running
+//! (`pg_snapshot_xmin(pg_current_snapshot())`). Every transaction below that watermark has
+//! finished, so nothing can later appear behind the checkpoint: gap-free without heuristics. A long
+//! writing transaction holds the watermark back (delay, never a skip).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+use vextrus_domain::TenantId;
+
+use crate::codec;
+use crate::metadata::GlobalPosition;
+
+/// A place in the commit-ordered log: everything up to and including this event has been read.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct LogPosition {
+    /// The appending transaction's id (`xid8`).
+    pub transaction_id: u64,
+    pub global_position: i64,
+}
+
+impl LogPosition {
+    /// Before the first event.
+    pub const START: Self = Self {
+        transaction_id: 0,
+        global_position: 0,
+    };
+}
+
+/// Which events a reader wants. The default is every event of every tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub tenant: Option<TenantId>,
+    /// Only these aggregate types; `None` for all.
+    pub aggregate_types: Option<Vec<String>>,
+}
+
+impl LogFilter {
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    pub fn aggregate_types<I: IntoIterator<Item = S>, S: Into<String>>(mut self, types: I) -> Self {
+        self.aggregate_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// One row of `events` with everything it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub tenant_id: TenantId,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub actor: String,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub request_metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    pub global_position: GlobalPosition,
+    pub transaction_id: u64,
+}
+
+/// The select list matching [`RecordedEvent::from_row`].
+pub(crate) const RECORDED_EVENT_COLUMNS: &str = "tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata, \
+     recorded_at, global_position, transaction_id::text::bigint as transaction_id";
+
+impl RecordedEvent {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let transaction_id: i64 = row.try_get("transaction_id")?;
+        Ok(Self {
+            tenant_id: TenantId::from_uuid(row.try_get("tenant_id")?),
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            actor: row.try_get("actor")?,
+            command_id: row.try_get("command_id")?,
+            correlation_id: row.try_get("correlation_id")?,
+            causation_id: row.try_get("causation_id")?,
+            request_id: row.try_get("request_id")?,
+            request_metadata: row.try_get("request_metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+            global_position: GlobalPosition::new(row.try_get("global_position")?),
+            // xid8 is a 64-bit counter that starts far below i64::MAX.
+            transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+        })
+    }
+
+    /// Where this event is in the commit-ordered log; a checkpoint after reading it.
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            transaction_id: self.transaction_id,
+            global_position: self.global_position.get(),
+        }
+    }
+
+    /// The event as the aggregate's event type.
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        codec::decode(&self.event_type, &self.payload)
+    }
+}
+
+/// Reads committed events in commit order. Its pool must be allowed to read every tenant it is
+/// asked for: `vextrus_projector` for fan-out.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    pool: PgPool,
+    wakeup: Option<watch::Receiver<u64>>,
+}
+
+impl LogReader {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, wakeup: None }
+    }
+
+    /// Wakes waiting tails as soon as `signal` changes (the in-process store's
+    /// [`append_signal`](crate::EventStore::append_signal)) rather than at their next poll.
+    /// Appends by other processes are still seen at the next poll.
+    pub fn with_wakeup(mut self, signal: watch::Receiver<u64>) -> Self {
+        self.wakeup = Some(signal);
+        self
+    }
+
+    /// Up to `limit` events after `after`, in commit order, from transactions that have all
+    /// finished. An empty batch means "nothing new yet", never "the end".
+    pub async fn read_batch(
+        &self,
+        after: LogPosition,
+        filter: &LogFilter,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        sqlx::query(&format!(
+            "select {}
+             from events
+             where (transaction_id, global_position) > ($1::text::xid8, $2)
+               and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               and ($3::uuid is null or tenant_id = $3)
+               and ($4::text[] is null or aggregate_type = any($4))
+             order by transaction_id, global_position
+             limit $5",
+            RECORDED_EVENT_COLUMNS
+        ))
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(filter.tenant.map(|tenant| tenant.as_uuid()))
+        .bind(filter.aggregate_types.as_deref())
+        .bind(i64::from(limit))
+        .try_map(|row: PgRow| RecordedEvent::from_row(&row))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// A tail that starts after `from`.
+    pub fn tail(&self, from: LogPosition, filter: LogFilter) -> LogTail {
+        LogTail {
+            wakeup: self.wakeup.clone(),
+            reader: self.clone(),
+            position: from,
+            filter,
+            batch_size: LogTail::DEFAULT_BATCH_SIZE,
+            poll_interval: LogTail::DEFAULT_POLL_INTERVAL,
+            retry_after_signal: None,
+        }
+    }
+}
+
+/// Follows the log from a position, batch by batch, waiting when it has caught up. It remembers
+/// only what it has handed out; persisting checkpoints is the consumer's job, in the same
+/// transaction as the effect of the events.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    reader: LogReader,
+    wakeup: Option<watch::Receiver<u64>>,
+    position: LogPosition,
+    filter: LogFilter,
+    batch_size: u32,
+    poll_interval: Duration,
+    /// Set after an append signal that found nothing readable yet: the watermark (which counts
+    /// every running transaction of the cluster) had not passed the new events. Retry soon.
+    retry_after_signal: Option<Duration>,
+}
+
+impl LogTail {
+    pub const DEFAULT_BATCH_SIZE: u32 = 500;
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+    pub fn batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
+        self.poll_interval = poll_interval;
+        self
+    }
+
+    /// The position after the last event handed out.
+    pub fn position(&self) -> LogPosition {
+        self.position
+    }
+
+    /// The next non-empty batch, waiting for one if the tail has caught up. Cancel-safe: dropping
+    /// the future loses nothing, the position only moves when a batch is returned.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        loop {
+            // Mark appends seen *before* reading: one that lands after the read still wakes us.
+            if let Some(wakeup) = &mut self.wakeup {
+                wakeup.borrow_and_update();
+            }
+            let batch = self
+                .reader
+                .read_batch(self.position, &self.filter, self.batch_size)
+                .await?;
+            if let Some(last) = batch.last() {
+                self.position = last.position();
+                self.retry_after_signal = None;
+                return Ok(batch);
+            }
+            self.wait_for_new_events().await;
+        }
+    }
+
+    /// Until the store signals an append or the poll interval passes. After a signal whose events
+    /// were not yet below the watermark, retries with a doubling delay (from 2 ms) until they are
+    /// or the delay reaches the poll interval. Never spins.
+    async fn wait_for_new_events(&mut self) {
+        if let Some(delay) = self.retry_after_signal {
+            tokio::time::sleep(delay).await;
+            let next = delay * 2;
+            self.retry_after_signal = (next < self.poll_interval).then_some(next);
+            return;
+        }
+        match &mut self.wakeup {
+            Some(wakeup) => {
+                match tokio::time::timeout(self.poll_interval, wakeup.changed()).await {
+                    Ok(Ok(())) => self.retry_after_signal = Some(Duration::from_millis(2)),
+                    Ok(Err(_closed)) => {
+                        // The store is gone: only polling can see new events now.
+                        self.wakeup = None;
+                        tokio::time::sleep(self.poll_interval).await;
+                    }
+                    Err(_poll_interval_passed) => {}
+                }
+            }
+            None => tokio::time::sleep(self.poll_interval).await,
+        }
+    }
+}

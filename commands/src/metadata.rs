@@ -1,0 +1,199 @@
+//! Who asked for a command and why: the audit metadata carried on every event, and the small
+//! value types of the write side.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+use uuid::Uuid;
+
+/// Namespace for deriving command ids from client idempotency keys (UUID v5).
+const IDEMPOTENCY_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6f0c_2a7e_9d1b_4c55_8a36_0b1e_5d3f_7a21);
+
+/// Identifies one command. Unique per tenant: executing a command id a second time returns the
+/// first outcome and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommandId(Uuid);
+
+impl CommandId {
+    /// A fresh id, for commands sent without an idempotency key.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id of the command a client names with `key` (its `Idempotency-Key`): the same key
+    /// always gives the same id, so a retry is recognised as a repeat.
+    pub fn from_idempotency_key(key: &str) -> Self {
+        Self(Uuid::new_v5(&IDEMPOTENCY_KEY_NAMESPACE, key.as_bytes()))
+    }
+
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub const fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for CommandId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who issued a command: the authenticated subject (user or service id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActorId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("an actor id is 1 to 200 characters without control characters")]
+pub struct InvalidActor;
+
+impl ActorId {
+    pub fn parse(input: &str) -> Result<Self, InvalidActor> {
+        let valid = !input.is_empty()
+            && input.chars().count() <= 200
+            && !input.chars().any(char::is_control);
+        if valid {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(InvalidActor)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stream's version: the sequence of its last event, 0 for a stream with no events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Version(i64);
+
+impl Version {
+    pub const NONE: Self = Self(0);
+
+    pub const fn new(version: i64) -> Self {
+        Self(version)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event's place in the whole log (`events.global_position`): insertion order, not commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GlobalPosition(i64);
+
+impl GlobalPosition {
+    pub const fn new(position: i64) -> Self {
+        Self(position)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GlobalPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The audit metadata of one command, stored on each of its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandMetadata {
+    pub actor: ActorId,
+    pub command_id: CommandId,
+    /// Shared by everything one user action caused, across commands and services.
+    pub correlation_id: Uuid,
+    /// The command or event that directly caused this command, if any.
+    pub causation_id: Option<Uuid>,
+    /// The HTTP request that carried the command (`X-Request-ID`).
+    pub request_id: Option<String>,
+    /// Further request context for auditors (client address, user agent, ...), a JSON object.
+    pub request_metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CommandMetadata {
+    /// Metadata for a new command by `actor` that starts its own correlation.
+    pub fn new(actor: ActorId) -> Self {
+        let command_id = CommandId::new();
+        Self {
+            actor,
+            command_id,
+            correlation_id: command_id.as_uuid(),
+            causation_id: None,
+            request_id: None,
+            request_metadata: serde_json::Map::new(),
+        }
+    }
+
+    pub fn with_command_id(mut self, command_id: CommandId) -> Self {
+        self.command_id = command_id;
+        self
+    }
+
+    pub fn with_correlation_id(mut self, correlation_id: Uuid) -> Self {
+        self.correlation_id = correlation_id;
+        self
+    }
+
+    pub fn with_causation_id(mut self, causation_id: Uuid) -> Self {
+        self.causation_id = Some(causation_id);
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_idempotency_key_always_gives_one_command_id() {
+        assert_eq!(
+            CommandId::from_idempotency_key("abc"),
+            CommandId::from_idempotency_key("abc")
+        );
+        assert_ne!(
+            CommandId::from_idempotency_key("abc"),
+            CommandId::from_idempotency_key("abd")
+        );
+    }
+
+    #[test]
+    fn actor_ids_must_be_present_and_printable() {
+        assert!(ActorId::parse("user-42").is_ok());
+        assert_eq!(ActorId::parse(""), Err(InvalidActor));
+        assert_eq!(ActorId::parse("a\u{0}"), Err(InvalidActor));
+    }
+}

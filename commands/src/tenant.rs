@@ -1,0 +1,23 @@
+//! The tenant of a transaction (design.md D5).
+//!
+//! Row-level security policies compare every row with `vextrus_current_tenant()`, which reads the
+//! transaction-local setting `app.tenant_id`. This module is the only code that sets it, and it
+//! only ever sets it for one transaction (`set_config(..., true)`), so a pooled connection can
+//! never carry one tenant's context into another's request.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use vextrus_domain::TenantId;
+
+/// Begins a transaction in which row-level security sees exactly `tenant`.
+///
+/// `BEGIN` and the setting travel in one round trip. The tenant is a parsed UUID, whose text form
+/// is hex digits and dashes only, so it can be written into the statement safely.
+pub async fn begin(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(format!(
+        "begin; select set_config('app.tenant_id', '{tenant}', true)"
+    ))
+    .await
+}

@@ -1,0 +1,16 @@
+//! # vextrus
+//!
+//! The `vextrus` binary and the infrastructure it shares with the end-to-end tests:
+//!
+//! - [`postgres`]: a private PostgreSQL cluster from the installed server binaries, for users who
+//!   have no server (design.md D10), for the test suite and for benchmarks;
+//! - [`database`]: the embedded migrations and the connection pools, one per database role;
+//! - [`testkit`]: a fresh, migrated database per test on one cluster per test process.
+//!
+//! The subcommands themselves live in the binary (`src/main.rs`, `src/cli/`). The crates of the
+//! workspace, inner to outer: `vextrus-domain` (rules) ← `vextrus-commands` (event store, log
+//! reader) ← `vextrus-projections` ← `vextrus-replay` / `vextrus-api` ← this package.
+
+pub mod database;
+pub mod postgres;
+pub mod testkit;

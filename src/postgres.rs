@@ -1,0 +1,385 @@
+//! A private PostgreSQL cluster started from the installed server binaries (design.md D10).
+//!
+//! `vextrus serve` with no `DATABASE_URL` keeps one under its data directory; the test suite and
+//! the benchmarks start a throwaway one. The cluster listens only on a Unix socket in a private
+//! directory, so it never competes for a TCP port and nothing outside this machine can reach it.
+//!
+//! PostgreSQL refuses to run as root. When we are root (CI, containers), the server runs as the
+//! `postgres` system user that Debian's server package creates, via `runuser`.
+//!
+//! A watchdog process (`setsid sh`) outlives us: when our process ends, however it ends, it stops
+//! the server and, for a throwaway cluster, removes its files. No server is left running behind.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sqlx::postgres::PgConnectOptions;
+
+/// The superuser created by `initdb`; owns the databases it creates.
+pub const SUPERUSER: &str = "vextrus";
+/// Names the socket file (`.s.PGSQL.5432`); no TCP port is opened.
+const PORT: u16 = 5432;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error(
+        "no PostgreSQL server binaries found (initdb, pg_ctl, postgres on PATH or in /usr/lib/postgresql/*/bin); \
+         install them with `apt-get install postgresql-15` (Debian), or set DATABASE_URL to a running server"
+    )]
+    BinariesNotFound,
+    #[error(
+        "PostgreSQL refuses to run as root and there is no `postgres` user to run it as; \
+         install Debian's postgresql package (it creates one) or run as an ordinary user"
+    )]
+    NoUnprivilegedUser,
+    #[error("path {0} contains a quote character; choose a plainer directory")]
+    UnsafePath(PathBuf),
+    #[error("{step} failed: {detail}")]
+    Step { step: &'static str, detail: String },
+    #[error("{step}: {source}")]
+    Io {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the cluster trades durability for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// PostgreSQL's defaults: every commit is flushed to disk. For data that must survive and
+    /// for benchmarks that must be honest.
+    Durable,
+    /// No fsync at all: for throwaway test clusters, where a crash loses nothing of value.
+    Throwaway,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Where the cluster's files live. Created (with `initdb`) if it holds no cluster yet.
+    pub data_dir: PathBuf,
+    /// Remove `data_dir` when the cluster stops.
+    pub remove_on_stop: bool,
+    pub durability: Durability,
+    pub max_connections: u32,
+}
+
+impl PostgresOptions {
+    /// A cluster under a fresh temporary directory, removed when it stops.
+    pub fn throwaway(durability: Durability) -> Self {
+        let unique = format!(
+            "vextrus-pg-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        Self {
+            data_dir: std::env::temp_dir().join(unique),
+            remove_on_stop: true,
+            durability,
+            max_connections: 300,
+        }
+    }
+
+    /// A cluster kept in `data_dir` across runs.
+    pub fn persistent(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            remove_on_stop: false,
+            durability: Durability::Durable,
+            max_connections: 200,
+        }
+    }
+}
+
+/// A running private cluster. Stop it with [`PrivatePostgres::stop`]; if the process ends first,
+/// the watchdog stops it.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    bin_dir: PathBuf,
+    cluster_dir: PathBuf,
+    socket_dir: PathBuf,
+    run_as: Option<String>,
+    remove_on_stop: bool,
+    root_dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    /// Initialises the cluster if needed and starts it; blocks until it accepts connections.
+    pub fn start(options: &PostgresOptions) -> Result<Self, PostgresError> {
+        let bin_dir = find_server_binaries()?;
+        let run_as = if running_as_root() {
+            unprivileged_user()?;
+            Some("postgres".to_owned())
+        } else {
+            None
+        };
+        let root_dir = absolute(&options.data_dir)?;
+        let cluster_dir = root_dir.join("cluster");
+        // Unix socket paths are limited to ~107 bytes, so the socket lives in a short temp path.
+        let socket_dir =
+            std::env::temp_dir().join(format!("vextrus-sock-{}", uuid::Uuid::now_v7().simple()));
+        for path in [&cluster_dir, &socket_dir] {
+            if path.to_string_lossy().contains(['\'', '"']) {
+                return Err(PostgresError::UnsafePath(path.clone()));
+            }
+        }
+        create_private_dir(&root_dir, run_as.as_deref())?;
+        create_private_dir(&socket_dir, run_as.as_deref())?;
+
+        let cluster = Self {
+            bin_dir,
+            cluster_dir,
+            socket_dir,
+            run_as,
+            remove_on_stop: options.remove_on_stop,
+            root_dir,
+        };
+        if !cluster.cluster_dir.join("PG_VERSION").exists() {
+            cluster.initdb(options.durability)?;
+        }
+        cluster.stop_stale_server();
+        cluster.pg_ctl_start(options)?;
+        cluster.spawn_watchdog()?;
+        Ok(cluster)
+    }
+
+    /// Connection options for `database` as the superuser.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// A `postgres://` URL for `database`, for people and tools such as psql.
+    pub fn url(&self, database: &str) -> String {
+        let host: String = self
+            .socket_dir
+            .to_string_lossy()
+            .chars()
+            .map(|c| {
+                if c == '/' {
+                    "%2F".to_owned()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        format!("postgres://{SUPERUSER}@{host}:{PORT}/{database}")
+    }
+
+    /// Stops the server (fast shutdown: running transactions are rolled back, data is kept) and
+    /// removes a throwaway cluster's files.
+    pub fn stop(self) -> Result<(), PostgresError> {
+        let result = self.pg_ctl(&["stop", "-m", "fast", "-w"], "pg_ctl stop");
+        if self.remove_on_stop {
+            let _ = fs::remove_dir_all(&self.root_dir);
+        }
+        let _ = fs::remove_dir_all(&self.socket_dir);
+        result
+    }
+
+    fn initdb(&self, durability: Durability) -> Result<(), PostgresError> {
+        let mut args = vec![
+            "-D".to_owned(),
+            self.cluster_dir.display().to_string(),
+            "-U".to_owned(),
+            SUPERUSER.to_owned(),
+            "--auth=trust".to_owned(),
+            "--encoding=UTF8".to_owned(),
+            "--locale=C".to_owned(),
+        ];
+        if durability == Durability::Throwaway {
+            args.push("--no-sync".to_owned());
+        }
+        self.run("initdb", &args, "initdb")
+    }
+
+    fn pg_ctl_start(&self, options: &PostgresOptions) -> Result<(), PostgresError> {
+        let mut settings = vec![
+            "-c listen_addresses=''".to_owned(),
+            format!("-c unix_socket_directories='{}'", self.socket_dir.display()),
+            format!("-c port={PORT}"),
+            format!("-c max_connections={}", options.max_connections),
+        ];
+        if options.durability == Durability::Throwaway {
+            settings.extend(
+                [
+                    "-c fsync=off",
+                    "-c synchronous_commit=off",
+                    "-c full_page_writes=off",
+                ]
+                .map(str::to_owned),
+            );
+        }
+        let log = self.root_dir.join("postgres.log");
+        let log = log.display().to_string();
+        let settings = settings.join(" ");
+        self.pg_ctl(
+            &["start", "-w", "-t", "60", "-l", &log, "-o", &settings],
+            "pg_ctl start",
+        )
+    }
+
+    /// A server left running by a process that died before its watchdog could act.
+    fn stop_stale_server(&self) {
+        if self.cluster_dir.join("postmaster.pid").exists() {
+            let _ = self.pg_ctl(&["stop", "-m", "fast", "-w"], "pg_ctl stop");
+        }
+    }
+
+    fn spawn_watchdog(&self) -> Result<(), PostgresError> {
+        let pg_ctl = self.command_line(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.cluster_dir.display().to_string(),
+                "stop",
+                "-m",
+                "fast",
+                "-w",
+            ],
+        );
+        let mut cleanup = format!("rm -rf '{}'", self.socket_dir.display());
+        if self.remove_on_stop {
+            cleanup.push_str(&format!("; rm -rf '{}'", self.root_dir.display()));
+        }
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {pg_ctl} >/dev/null 2>&1; {cleanup}",
+            pid = std::process::id()
+        );
+        Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(drop)
+            .map_err(|source| PostgresError::Io {
+                step: "starting the PostgreSQL watchdog",
+                source,
+            })
+    }
+
+    fn pg_ctl(&self, args: &[&str], step: &'static str) -> Result<(), PostgresError> {
+        let mut full = vec!["-D".to_owned(), self.cluster_dir.display().to_string()];
+        full.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self.run("pg_ctl", &full, step)
+    }
+
+    /// Runs a server binary, as `postgres` when we are root.
+    fn run(&self, program: &str, args: &[String], step: &'static str) -> Result<(), PostgresError> {
+        let binary = self.bin_dir.join(program);
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let output = command
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| PostgresError::Io { step, source })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        if let Ok(log) = fs::read_to_string(self.root_dir.join("postgres.log")) {
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            detail.push_str(&format!(
+                "\nserver log (last lines):\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        Err(PostgresError::Step { step, detail })
+    }
+
+    /// A shell command line for the watchdog; every path in it was checked for quotes.
+    fn command_line(&self, program: &str, args: &[&str]) -> String {
+        let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
+        let binary = format!("'{}'", self.bin_dir.join(program).display());
+        match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- {binary} {}", quoted.join(" ")),
+            None => format!("{binary} {}", quoted.join(" ")),
+        }
+    }
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: on PATH first, else the newest
+/// version under `/usr/lib/postgresql/*/bin` (Debian keeps server binaries off PATH).
+pub fn find_server_binaries() -> Result<PathBuf, PostgresError> {
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(dir) = std::env::split_paths(&path).find(|dir| has_all(dir)) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_all(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or(PostgresError::BinariesNotFound)
+}
+
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|meta| meta.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// The uid and gid of the `postgres` user, from /etc/passwd.
+fn unprivileged_user() -> Result<(u32, u32), PostgresError> {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            match fields.as_slice() {
+                ["postgres", _, uid, gid, ..] => Some((uid.parse().ok()?, gid.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .ok_or(PostgresError::NoUnprivilegedUser)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, PostgresError> {
+    std::path::absolute(path).map_err(|source| PostgresError::Io {
+        step: "resolving the data directory",
+        source,
+    })
+}
+
+/// Creates `dir` (mode 0700), owned by the server's user when we are root.
+fn create_private_dir(dir: &Path, run_as: Option<&str>) -> Result<(), PostgresError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |step| move |source| PostgresError::Io { step, source };
+    fs::create_dir_all(dir).map_err(io("creating the data directory"))?;
+    if run_as.is_some() {
+        let (uid, gid) = unprivileged_user()?;
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .map_err(io("handing the data directory to postgres"))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io("restricting the data directory"))
+}

@@ -1,0 +1,365 @@
+//! The log reader: commit order, the xid8 watermark, filters and wake-ups.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+use vextrus_commands::{LogFilter, LogPosition, RecordedEvent};
+use vextrus_domain::TenantId;
+use vextrus_domain::ids::OrganizationId;
+use vextrus_domain::organization::Organization;
+
+use crate::support::*;
+
+/// Inserts one event as the table owner inside `tx`, returning its global position. Raw SQL, so a
+/// test can hold a transaction open between insert and commit.
+async fn insert_raw(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: TenantId,
+    stream: &str,
+    sequence: i64,
+) -> i64 {
+    sqlx::query_scalar(
+        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, actor, command_id, correlation_id)
+         values ($1, 'probe', $2, $3, 'Probed', '1', '{}', 'test', $4, $4)
+         returning global_position",
+    )
+    .bind(tenant.as_uuid())
+    .bind(stream)
+    .bind(sequence)
+    .bind(Uuid::now_v7())
+    .fetch_one(&mut **tx)
+    .await
+    .unwrap()
+}
+
+/// Waits until every transaction that had started by now has finished. The watermark counts
+/// every running transaction of the cluster, other tests' included, so exact reads wait for it.
+async fn settle(owner: &PgPool) {
+    let horizon: String =
+        sqlx::query_scalar("select pg_snapshot_xmax(pg_current_snapshot())::text")
+            .fetch_one(owner)
+            .await
+            .unwrap();
+    settle_past(owner, horizon.parse::<u64>().unwrap() - 1).await;
+}
+
+/// Waits until the watermark has passed transaction `xid`.
+async fn settle_past(owner: &PgPool, xid: u64) {
+    let passed = async {
+        loop {
+            let xmin: String =
+                sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text")
+                    .fetch_one(owner)
+                    .await
+                    .unwrap();
+            if xmin.parse::<u64>().unwrap() > xid {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), passed)
+        .await
+        .expect("other transactions finished");
+}
+
+fn positions(events: &[RecordedEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.global_position.get()).collect()
+}
+
+#[tokio::test]
+async fn a_transaction_that_commits_late_with_a_lower_position_is_not_skipped() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let all = LogFilter::default();
+
+    let mut slow = fx.owner.begin().await.unwrap();
+    let slow_position = insert_raw(&mut slow, tenant, "slow", 1).await;
+    let mut fast = fx.owner.begin().await.unwrap();
+    let fast_position = insert_raw(&mut fast, tenant, "fast", 1).await;
+    fast.commit().await.unwrap();
+    assert!(slow_position < fast_position);
+
+    // Reading by global_position alone would hand out the fast event now and, having moved past
+    // it, never return to the slow one.
+    let naive: Vec<i64> =
+        sqlx::query_scalar("select global_position from events where global_position > 0")
+            .fetch_all(&fx.owner)
+            .await
+            .unwrap();
+    assert_eq!(naive, vec![fast_position]);
+
+    // The watermark holds both back while the older transaction is still running...
+    assert!(
+        fx.reader
+            .read_batch(LogPosition::START, &all, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    slow.commit().await.unwrap();
+    settle(&fx.owner).await;
+    // ...and then delivers both, in commit order.
+    let batch = fx
+        .reader
+        .read_batch(LogPosition::START, &all, 100)
+        .await
+        .unwrap();
+    assert_eq!(positions(&batch), vec![slow_position, fast_position]);
+    assert!(
+        fx.reader
+            .read_batch(batch[1].position(), &all, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_event_behind_the_checkpoint_by_position_but_ahead_by_transaction_is_delivered() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let all = LogFilter::default();
+
+    // `early` takes its transaction id first but inserts last.
+    let mut early = fx.owner.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *early)
+        .await
+        .unwrap();
+    let mut late = fx.owner.begin().await.unwrap();
+    let late_position = insert_raw(&mut late, tenant, "late", 1).await;
+    let early_position = insert_raw(&mut early, tenant, "early", 1).await;
+    early.commit().await.unwrap();
+    let early_xid: String =
+        sqlx::query_scalar("select transaction_id::text from events where global_position = $1")
+            .bind(early_position)
+            .fetch_one(&fx.owner)
+            .await
+            .unwrap();
+    settle_past(&fx.owner, early_xid.parse().unwrap()).await;
+
+    let first = fx
+        .reader
+        .read_batch(LogPosition::START, &all, 100)
+        .await
+        .unwrap();
+    assert_eq!(positions(&first), vec![early_position]);
+    late.commit().await.unwrap();
+    settle(&fx.owner).await;
+    let second = fx
+        .reader
+        .read_batch(first[0].position(), &all, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        positions(&second),
+        vec![late_position],
+        "a lower position after the checkpoint is still read"
+    );
+    assert!(late_position < early_position);
+}
+
+/// Writers commit in random orders and at random moments while a tail follows the log. Every
+/// event must arrive exactly once, in (transaction, position) order, and the run must actually
+/// contain late commits of lower positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_under_randomly_timed_writers_never_skips_or_repeats() {
+    const ROUNDS: u64 = 8;
+    const WRITERS: u64 = 4;
+    const EVENTS_PER_WRITER: u64 = 12;
+    let fx = fixture().await;
+    let seed = random_seed();
+    println!("jitter seed {seed}");
+    let mut tail = fx
+        .reader
+        .tail(LogPosition::START, LogFilter::default())
+        .batch_size(5)
+        .poll_interval(Duration::from_millis(2));
+    let mut delivered: Vec<RecordedEvent> = Vec::new();
+    let mut late_commits_seen = 0;
+
+    for round in 0..ROUNDS {
+        let committed = Arc::new(Mutex::new(Vec::new()));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (owner, committed) = (fx.owner.clone(), Arc::clone(&committed));
+                tokio::spawn(async move {
+                    let mut jitter = Jitter::new(seed ^ ((round * 31 + writer + 1) * 0x9e37_79b9));
+                    for n in 0..EVENTS_PER_WRITER {
+                        write_one(
+                            &owner,
+                            &mut jitter,
+                            &format!("r{round}w{writer}"),
+                            n as i64 + 1,
+                            &committed,
+                        )
+                        .await;
+                    }
+                })
+            })
+            .collect();
+
+        let expected = delivered.len() + (WRITERS * EVENTS_PER_WRITER) as usize;
+        let reading = async {
+            while delivered.len() < expected {
+                delivered.extend(tail.next_batch().await.unwrap());
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), reading)
+            .await
+            .expect("the tail delivered every event");
+        for writer in writers {
+            writer.await.unwrap();
+        }
+
+        let committed = committed.lock().unwrap().clone();
+        late_commits_seen += committed
+            .windows(2)
+            .filter(|pair| pair[0] > pair[1])
+            .count();
+    }
+
+    let unique: HashSet<i64> = positions(&delivered).into_iter().collect();
+    assert_eq!(unique.len(), delivered.len(), "no event delivered twice");
+    assert_eq!(delivered.len() as u64, ROUNDS * WRITERS * EVENTS_PER_WRITER);
+    assert!(
+        delivered
+            .windows(2)
+            .all(|pair| pair[0].position() < pair[1].position()),
+        "commit order"
+    );
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(total as usize, delivered.len());
+    assert!(
+        late_commits_seen > 0,
+        "the timings never produced a late commit of a lower position (seed {seed})"
+    );
+}
+
+/// One event in its own transaction: sometimes taking the transaction id early, pausing at random
+/// before the insert and before the commit.
+async fn write_one(
+    owner: &PgPool,
+    jitter: &mut Jitter,
+    stream: &str,
+    sequence: i64,
+    committed: &Mutex<Vec<i64>>,
+) {
+    let mut tx = owner.begin().await.unwrap();
+    if jitter.below(2) == 0 {
+        sqlx::query("select pg_current_xact_id()")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_micros(jitter.below(1500))).await;
+    let position = insert_raw(&mut tx, TenantId::from_uuid(Uuid::nil()), stream, sequence).await;
+    tokio::time::sleep(Duration::from_micros(jitter.below(3000))).await;
+    tx.commit().await.unwrap();
+    committed.lock().unwrap().push(position);
+}
+
+#[tokio::test]
+async fn filters_select_one_tenant_or_aggregate_type() {
+    let fx = fixture().await;
+    let (tenant_a, tenant_b) = (TenantId::new(), TenantId::new());
+    for tenant in [tenant_a, tenant_b] {
+        let org = OrganizationId::new();
+        fx.store
+            .execute::<Organization>(
+                tenant,
+                &org.to_string(),
+                create_organization(org, "MBL"),
+                &(),
+                &metadata(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let mut tx = fx.owner.begin().await.unwrap();
+    insert_raw(&mut tx, tenant_a, "p", 1).await;
+    tx.commit().await.unwrap();
+    settle(&fx.owner).await;
+
+    let only_a = fx
+        .reader
+        .read_batch(
+            LogPosition::START,
+            &LogFilter::default().tenant(tenant_a),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_a.len(), 2);
+    assert!(only_a.iter().all(|e| e.tenant_id == tenant_a));
+
+    let organizations = LogFilter::default().aggregate_types(["organization"]);
+    let only_orgs = fx
+        .reader
+        .read_batch(LogPosition::START, &organizations, 100)
+        .await
+        .unwrap();
+    assert_eq!(only_orgs.len(), 2);
+    assert!(only_orgs.iter().all(|e| e.aggregate_type == "organization"));
+
+    let both = LogFilter::default()
+        .tenant(tenant_b)
+        .aggregate_types(["probe"]);
+    assert!(
+        fx.reader
+            .read_batch(LogPosition::START, &both, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fx.reader
+            .read_batch(LogPosition::START, &LogFilter::default(), 2)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "limit"
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_tail_wakes_on_an_in_process_append_without_waiting_for_its_poll() {
+    let fx = fixture().await;
+    // A poll interval far longer than the test's patience: only the append signal can wake it.
+    let mut tail = fx
+        .reader
+        .tail(LogPosition::START, LogFilter::default())
+        .poll_interval(Duration::from_secs(3600));
+    let waiting = tokio::spawn(async move { tail.next_batch().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let org = OrganizationId::new();
+    fx.store
+        .execute::<Organization>(
+            TenantId::new(),
+            &org.to_string(),
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("woken by the append")
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].event_type, "OrganizationCreated");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests against a real PostgreSQL (a private cluster started by the first test; see
+//! `vextrus::testkit`). One binary, so one cluster per test run; every test has its own database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod immutability;
+mod log_reader;
+mod store;
+mod support;

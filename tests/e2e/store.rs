@@ -1,0 +1,552 @@
+//! The event store: round trips, optimistic concurrency, idempotency, uniqueness, tenancy.
+
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+use vextrus_commands::{CommandId, ExecuteError, Version};
+use vextrus_domain::TenantId;
+use vextrus_domain::ids::{DivisionId, OrganizationId};
+use vextrus_domain::organization::{
+    Organization, OrganizationCommand, OrganizationError, OrganizationEvent,
+};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn appended_events_load_back_in_order_with_their_metadata() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    let meta = metadata();
+
+    let created = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &meta,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.version, Version::new(1));
+    assert_eq!(created.event_count, 1);
+    assert!(!created.repeated);
+
+    let division = DivisionId::new();
+    let command = OrganizationCommand::CreateDivision {
+        division_id: division,
+        name: name("Dhaka"),
+        code: code("DHK"),
+    };
+    let second = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            command,
+            &(),
+            &metadata(),
+            Some(Version::new(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.version, Version::new(2));
+    assert!(second.last_position > created.last_position);
+
+    let stream = fx
+        .store
+        .load_stream(tenant, "organization", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(stream[0].event_type, "OrganizationCreated");
+    assert_eq!(stream[0].payload["code"], "MBL");
+    assert_eq!(stream[0].actor, "user-7");
+    assert_eq!(stream[0].command_id, meta.command_id.as_uuid());
+    assert_eq!(stream[0].correlation_id, meta.correlation_id);
+    assert_eq!(stream[0].request_id.as_deref(), Some("req-1"));
+    assert_eq!(stream[0].tenant_id, tenant);
+    assert_eq!(Some(stream[1].global_position), second.last_position);
+    let decoded: OrganizationEvent = stream[1].decode().unwrap();
+    assert_eq!(
+        decoded,
+        OrganizationEvent::DivisionCreated {
+            division_id: division,
+            name: name("Dhaka"),
+            code: code("DHK")
+        }
+    );
+
+    let (aggregate, version) = fx
+        .store
+        .load_aggregate::<Organization>(tenant, &id)
+        .await
+        .unwrap();
+    assert_eq!(version, Version::new(2));
+    assert_eq!(aggregate.id(), Some(org));
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_carrying_the_current_version() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let rename = OrganizationCommand::RenameOrganization {
+        name: name("Meghna Group"),
+    };
+    let error = fx
+        .store
+        .execute::<Organization>(tenant, &id, rename, &(), &metadata(), Some(Version::NONE))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExecuteError::Conflict { current, expected: Some(Version::NONE) } if current == Version::new(1)),
+        "{error:?}"
+    );
+    assert_eq!(event_count(&fx.owner).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commands_on_one_version_have_exactly_one_winner() {
+    const RACERS: usize = 12;
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let start = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|n| {
+            let (store, start, id) = (fx.store.clone(), Arc::clone(&start), id.clone());
+            tokio::spawn(async move {
+                let command = OrganizationCommand::CreateDivision {
+                    division_id: DivisionId::new(),
+                    name: name(&format!("Division {n}")),
+                    code: code(&format!("D{n}")),
+                };
+                start.wait().await;
+                store
+                    .execute::<Organization>(
+                        tenant,
+                        &id,
+                        command,
+                        &(),
+                        &metadata(),
+                        Some(Version::new(1)),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(outcome) => {
+                winners += 1;
+                assert_eq!(outcome.version, Version::new(2));
+            }
+            Err(ExecuteError::Conflict { current, .. }) => assert_eq!(current, Version::new(2)),
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(
+        fx.store
+            .load_stream(tenant, "organization", &id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_retry_after_conflicts_leave_a_gap_free_stream() {
+    const WRITERS: usize = 8;
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let start = Arc::new(Barrier::new(WRITERS));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let (store, start, id) = (fx.store.clone(), Arc::clone(&start), id.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut conflicts = 0;
+                loop {
+                    let command = OrganizationCommand::CreateDivision {
+                        division_id: DivisionId::new(),
+                        name: name(&format!("Division {n}")),
+                        code: code(&format!("D{n}")),
+                    };
+                    match store
+                        .execute::<Organization>(tenant, &id, command, &(), &metadata(), None)
+                        .await
+                    {
+                        Ok(outcome) => return (outcome.version, conflicts),
+                        Err(ExecuteError::Conflict { .. }) => conflicts += 1,
+                        Err(other) => panic!("unexpected error {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for writer in writers {
+        versions.push(writer.await.unwrap().0.get());
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=WRITERS as i64 + 1).collect::<Vec<_>>(),
+        "each version won exactly once"
+    );
+
+    let stream = fx
+        .store
+        .load_stream(tenant, "organization", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=WRITERS as i64 + 1).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_command_id_returns_the_first_outcome_and_writes_nothing() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    let meta = metadata().with_command_id(CommandId::from_idempotency_key("create-mbl-1"));
+
+    let first = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &meta,
+            None,
+        )
+        .await
+        .unwrap();
+    // Executing "create" again would be refused as a duplicate; as a repeat it is answered instead.
+    let again = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &meta,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(again.repeated);
+    assert_eq!(
+        (again.version, again.last_position, again.event_count),
+        (first.version, first.last_position, first.event_count)
+    );
+    assert_eq!(event_count(&fx.owner).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_one_command_write_it_once() {
+    const REPEATS: usize = 8;
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    let meta = metadata().with_command_id(CommandId::from_idempotency_key("add-dhaka"));
+    let command = OrganizationCommand::CreateDivision {
+        division_id: DivisionId::new(),
+        name: name("Dhaka"),
+        code: code("DHK"),
+    };
+
+    let start = Arc::new(Barrier::new(REPEATS));
+    let tasks: Vec<_> = (0..REPEATS)
+        .map(|_| {
+            let (store, start, id, meta, command) = (
+                fx.store.clone(),
+                Arc::clone(&start),
+                id.clone(),
+                meta.clone(),
+                command.clone(),
+            );
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .execute::<Organization>(tenant, &id, command, &(), &meta, None)
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(
+            task.await
+                .unwrap()
+                .expect("a repeat is answered, never refused"),
+        );
+    }
+    assert_eq!(outcomes.iter().filter(|o| !o.repeated).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.version == Version::new(2) && o.last_position == outcomes[0].last_position)
+    );
+    assert_eq!(event_count(&fx.owner).await, 2);
+}
+
+#[tokio::test]
+async fn a_command_id_reused_on_another_stream_is_refused() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let meta = metadata().with_command_id(CommandId::from_idempotency_key("k"));
+    let first = OrganizationId::new();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &first.to_string(),
+            create_organization(first, "A"),
+            &(),
+            &meta,
+            None,
+        )
+        .await
+        .unwrap();
+    let second = OrganizationId::new();
+    let error = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &second.to_string(),
+            create_organization(second, "B"),
+            &(),
+            &meta,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExecuteError::CommandIdReused { ref aggregate_id, .. } if *aggregate_id == first.to_string()),
+        "{error:?}"
+    );
+    assert_eq!(event_count(&fx.owner).await, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_command_writes_nothing() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let error = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &org.to_string(),
+            OrganizationCommand::ArchiveOrganization,
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExecuteError::Rejected(OrganizationError::OrganizationNotFound)
+        ),
+        "{error:?}"
+    );
+    assert_eq!(event_count(&fx.owner).await, 0);
+    let commands: i64 = sqlx::query_scalar("select count(*) from commands")
+        .fetch_one(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(commands, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_code_is_unique_in_its_tenant_even_under_races() {
+    const RACERS: usize = 6;
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let start = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (store, start) = (fx.store.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                let org = OrganizationId::new();
+                start.wait().await;
+                store
+                    .execute::<Organization>(
+                        tenant,
+                        &org.to_string(),
+                        create_organization(org, "mbl"),
+                        &(),
+                        &metadata(),
+                        None,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(ExecuteError::ValueTaken { scope, value }) => assert_eq!(
+                (scope.as_str(), value.as_str()),
+                ("organization.code", "MBL")
+            ),
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(event_count(&fx.owner).await, 1);
+
+    // Another tenant has its own namespace of codes.
+    let other = OrganizationId::new();
+    fx.store
+        .execute::<Organization>(
+            TenantId::new(),
+            &other.to_string(),
+            create_organization(other, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_same_aggregate_id_in_two_tenants_is_two_streams() {
+    let fx = fixture().await;
+    let (tenant_a, tenant_b) = (TenantId::new(), TenantId::new());
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant_a,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert!(
+        fx.store
+            .load_stream(tenant_b, "organization", &id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "B sees nothing of A's stream"
+    );
+    let rename = OrganizationCommand::RenameOrganization {
+        name: name("Hijacked"),
+    };
+    let error = fx
+        .store
+        .execute::<Organization>(tenant_b, &id, rename, &(), &metadata(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExecuteError::Rejected(OrganizationError::OrganizationNotFound)
+        ),
+        "{error:?}"
+    );
+
+    let b = fx
+        .store
+        .execute::<Organization>(
+            tenant_b,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b.version,
+        Version::new(1),
+        "B's stream starts at 1 beside A's"
+    );
+    assert_eq!(
+        fx.store
+            .load_stream(tenant_a, "organization", &id)
+            .await
+            .unwrap()[0]
+            .tenant_id,
+        tenant_a
+    );
+    assert_eq!(event_count(&fx.owner).await, 2);
+}

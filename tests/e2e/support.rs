@@ -1,0 +1,86 @@
+//! Shared fixtures: a fresh database with the store and the log reader on their own roles.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+use vextrus::testkit::TestDatabase;
+use vextrus_commands::{ActorId, CommandMetadata, DbRole, EventStore, LogReader};
+use vextrus_domain::ids::OrganizationId;
+use vextrus_domain::organization::{NewOrganization, OrganizationCommand};
+use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+
+pub struct Fixture {
+    pub db: TestDatabase,
+    /// The store on a `vextrus_writer` pool.
+    pub store: EventStore,
+    /// A `vextrus_projector` pool's reader, woken by the store's appends.
+    pub reader: LogReader,
+    /// The table owner, for raw SQL that application roles may not run.
+    pub owner: PgPool,
+}
+
+pub async fn fixture() -> Fixture {
+    let db = TestDatabase::new().await.expect("a fresh test database");
+    let store = EventStore::new(db.role_pool(DbRole::Writer, 20).await.unwrap());
+    let reader = LogReader::new(db.role_pool(DbRole::Projector, 4).await.unwrap())
+        .with_wakeup(store.append_signal());
+    let owner = db.owner_pool().await.unwrap();
+    Fixture {
+        db,
+        store,
+        reader,
+        owner,
+    }
+}
+
+pub fn metadata() -> CommandMetadata {
+    CommandMetadata::new(ActorId::parse("user-7").unwrap()).with_request_id("req-1")
+}
+
+pub fn create_organization(organization_id: OrganizationId, code: &str) -> OrganizationCommand {
+    OrganizationCommand::CreateOrganization(NewOrganization {
+        organization_id,
+        name: Name::parse("Meghna Builders Ltd").unwrap(),
+        code: Code::parse(code).unwrap(),
+        bin: Bin::parse("002871821-0101").unwrap(),
+        tin: Tin::parse("123456789012").unwrap(),
+        base_currency: CurrencyCode::bdt(),
+        fiscal_year_start: FiscalYearStart::default(),
+    })
+}
+
+pub fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+pub fn code(s: &str) -> Code {
+    Code::parse(s).unwrap()
+}
+
+/// Number of rows in `events`, counted by the owner (all tenants).
+pub async fn event_count(owner: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from events")
+        .fetch_one(owner)
+        .await
+        .unwrap()
+}
+
+/// A deterministic pseudo-random sequence (xorshift), so a failing timing can be replayed from
+/// its printed seed.
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound.max(1)
+    }
+}
+
+pub fn random_seed() -> u64 {
+    Uuid::now_v7().as_u128() as u64
+}
