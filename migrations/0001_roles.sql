@@ -28,7 +28,16 @@ $$;
 
 -- The tenant of the current transaction, or null when none was set. Every row-level security
 -- policy compares against this one function, so "no tenant set" means "no rows" everywhere.
--- The application sets it only with set_config('app.tenant_id', ..., true): transaction-local.
 create function vextrus_current_tenant() returns uuid
     language sql stable parallel safe
     as $$ select nullif(current_setting('app.tenant_id', true), '')::uuid $$;
+
+-- The only way the application sets the tenant: transaction-local (set_config(..., true)), so a
+-- pooled connection never carries one request's tenant into the next.
+create function vextrus_set_tenant(tenant uuid) returns void
+    language plpgsql volatile
+    as $$
+begin
+    perform set_config('app.tenant_id', tenant::text, true);
+end
+$$;

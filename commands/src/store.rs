@@ -2,9 +2,11 @@
 
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
+use serde::Deserialize;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tracing::instrument;
 use uuid::Uuid;
@@ -57,12 +59,19 @@ impl EventStore {
         self.appended.subscribe()
     }
 
-    /// Loads the stream, lets the aggregate handle `command`, and appends what it decides, all in
-    /// one transaction scoped to `tenant`.
+    /// Loads the stream, lets the aggregate handle `command`, and appends what it decides for
+    /// `tenant`, in two round trips (see `migrations/0004_store_functions.sql`):
+    ///
+    /// 1. one snapshot: the command id's recorded outcome (a repeat returns it at once) and the
+    ///    stream's events;
+    /// 2. one committed call: the new events in one multi-row INSERT, their unique claims and the
+    ///    command's outcome.
     ///
     /// With `expected_version`, the command runs only if the stream is exactly at that version.
-    /// Without it, a concurrent append between load and insert is still caught (the primary key)
-    /// and reported as [`ExecuteError::Conflict`]; callers may reload and retry.
+    /// `Some(Version::NONE)` declares a new stream (a creation under a freshly generated id): it
+    /// skips the load, and the append is refused if the stream exists after all. Without an
+    /// expected version, a concurrent append between load and insert is still caught by the
+    /// primary key and reported as [`ExecuteError::Conflict`]; callers may reload and retry.
     #[instrument(
         name = "execute_command",
         skip_all,
@@ -89,57 +98,57 @@ impl EventStore {
         A::Command: Send,
         A::Error: 'static,
     {
-        let mut tx = tenant::begin(&self.pool, tenant).await?;
-
-        if let Some(recorded) = recorded_command(&mut tx, metadata.command_id).await? {
-            tx.rollback().await?;
-            return recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id);
-        }
-
-        let history = load_stream_rows(&mut tx, tenant, A::TYPE, aggregate_id).await?;
-        let current = history
-            .last()
-            .map_or(Version::NONE, |event| Version::new(event.sequence));
+        let loaded = if expected_version == Some(Version::NONE) {
+            LoadedStream::default()
+        } else {
+            let loaded = self
+                .load_for_command(tenant, metadata.command_id, A::TYPE, aggregate_id)
+                .await?;
+            if let Some(recorded) = loaded.recorded_command {
+                return recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id);
+            }
+            loaded
+        };
+        let current = loaded.version();
         if expected_version.is_some_and(|expected| expected != current) {
-            let conflict = ExecuteError::Conflict {
+            return Err(ExecuteError::Conflict {
                 current,
                 expected: expected_version,
-            };
-            return refuse_unless_repeated(
-                tx,
-                metadata.command_id,
-                A::TYPE,
-                aggregate_id,
-                conflict,
-            )
-            .await;
+            });
         }
 
         let mut aggregate = A::default();
-        for event in history {
-            aggregate.apply(event.decode().map_err(|source| ExecuteError::Decode {
-                position: event.global_position,
-                source,
-            })?);
+        for event in loaded.events {
+            let position = GlobalPosition::new(event.global_position);
+            aggregate.apply(
+                codec::decode(&event.event_type, &event.payload)
+                    .map_err(|source| ExecuteError::Decode { position, source })?,
+            );
         }
         let sink = EventSink::<A>::default();
         if let Err(rejection) = aggregate.handle(command, services, &sink).await {
-            let rejection = ExecuteError::Rejected(rejection);
-            return refuse_unless_repeated(
-                tx,
-                metadata.command_id,
-                A::TYPE,
-                aggregate_id,
-                rejection,
-            )
-            .await;
+            if expected_version != Some(Version::NONE) {
+                return Err(ExecuteError::Rejected(rejection));
+            }
+            // The stream was assumed new without looking. If it is not, the caller's premise
+            // failed (a conflict, or a repeat of this very command), not the business rule.
+            let loaded = self
+                .load_for_command(tenant, metadata.command_id, A::TYPE, aggregate_id)
+                .await?;
+            return match loaded.recorded_command {
+                Some(recorded) => recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id),
+                None if loaded.version() != Version::NONE => Err(ExecuteError::Conflict {
+                    current: loaded.version(),
+                    expected: expected_version,
+                }),
+                None => Err(ExecuteError::Rejected(rejection)),
+            };
         }
         let new_events = sink.collect().await;
 
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
-        match append.run(&mut tx).await {
+        match append.run(&self.pool).await {
             Ok(last_position) => {
-                tx.commit().await?;
                 if last_position.is_some() {
                     self.appended
                         .send_modify(|commits| *commits = commits.wrapping_add(1));
@@ -153,7 +162,6 @@ impl EventStore {
             }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 let constraint = error.constraint().unwrap_or_default().to_owned();
-                tx.rollback().await?;
                 self.explain_unique_violation(
                     tenant,
                     aggregate_id,
@@ -166,6 +174,30 @@ impl EventStore {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The recorded outcome of `command_id` and the stream's events, in one snapshot.
+    async fn load_for_command(
+        &self,
+        tenant: TenantId,
+        command_id: CommandId,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<LoadedStream, sqlx::Error> {
+        let (recorded, events): (Option<Json<RecordedCommandRow>>, Json<Vec<LoadedEvent>>) =
+            sqlx::query_as(
+                "select recorded_command, events from vextrus_load_stream($1, $2, $3, $4)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(command_id.as_uuid())
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(LoadedStream {
+            recorded_command: recorded.map(|Json(row)| row.into()),
+            events: events.0,
+        })
     }
 
     /// Every event of one stream of `tenant`, in order. A stream of another tenant is empty.
@@ -201,7 +233,7 @@ impl EventStore {
         Ok((aggregate, version))
     }
 
-    /// A unique violation aborted the append; says which rule it was. The command id is checked
+    /// A unique violation refused the append; says which rule it was. The command id is checked
     /// first, because a concurrent repeat of the same command collides on the stream too.
     async fn explain_unique_violation<E: std::error::Error + 'static>(
         &self,
@@ -212,75 +244,54 @@ impl EventStore {
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<E>> {
-        let mut tx = tenant::begin(&self.pool, tenant).await?;
-        let explanation = if let Some(recorded) =
-            recorded_command(&mut tx, metadata.command_id).await?
-        {
-            recorded.into_repeat(metadata.command_id, &append.aggregate_type, aggregate_id)
-        } else if constraint == "unique_values_pkey" {
-            let taken = sqlx::query(
-                "select scope, value from unique_values
-                 where tenant_id = $1 and (scope, value) in (select * from unnest($2::text[], $3::text[]))
-                 limit 1",
+        let loaded = self
+            .load_for_command(
+                tenant,
+                metadata.command_id,
+                &append.aggregate_type,
+                aggregate_id,
             )
-            .bind(tenant.as_uuid())
-            .bind(&append.claim_scopes)
-            .bind(&append.claim_values)
-            .fetch_optional(&mut *tx)
             .await?;
-            Err(match taken {
-                Some(row) => ExecuteError::ValueTaken {
-                    scope: row.try_get("scope")?,
-                    value: row.try_get("value")?,
-                },
-                None => ExecuteError::Conflict {
-                    current: append.version_before,
-                    expected: expected_version,
-                },
-            })
-        } else if constraint == "events_pkey" {
-            let current: Option<i64> = sqlx::query_scalar(
-                "select max(sequence) from events where tenant_id = $1 and aggregate_type = $2 and aggregate_id = $3",
-            )
-            .bind(tenant.as_uuid())
-            .bind(&append.aggregate_type)
-            .bind(aggregate_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            Err(ExecuteError::Conflict {
-                current: Version::new(current.unwrap_or(0)),
+        if let Some(recorded) = loaded.recorded_command {
+            return recorded.into_repeat(metadata.command_id, &append.aggregate_type, aggregate_id);
+        }
+        match constraint {
+            "events_pkey" => Err(ExecuteError::Conflict {
+                current: loaded.version(),
                 expected: expected_version,
-            })
-        } else {
-            Err(ExecuteError::Database(sqlx::Error::Protocol(format!(
-                "unexpected unique violation on constraint {constraint:?}"
-            ))))
-        };
-        tx.rollback().await?;
-        explanation
-    }
-}
-
-/// Rolls back and returns `refusal`, unless the same command id committed while this execution
-/// ran: each statement reads the latest commits, so a concurrent first run can land between the
-/// command-id check and the stream load, and the stream then already shows its effect. The
-/// caller gets the first outcome, as for any repeat.
-async fn refuse_unless_repeated<E: std::error::Error + 'static>(
-    mut tx: Transaction<'static, Postgres>,
-    command_id: CommandId,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    refusal: ExecuteError<E>,
-) -> Result<CommandOutcome, ExecuteError<E>> {
-    let recorded = recorded_command(&mut tx, command_id).await?;
-    tx.rollback().await?;
-    match recorded {
-        Some(recorded) => recorded.into_repeat(command_id, aggregate_type, aggregate_id),
-        None => Err(refusal),
+            }),
+            "unique_values_pkey" => {
+                let mut tx = tenant::begin(&self.pool, tenant).await?;
+                let taken: Option<(String, String)> = sqlx::query_as(
+                    "select scope, value from unique_values
+                     where tenant_id = $1 and (scope, value) in (select * from unnest($2::text[], $3::text[]))
+                     limit 1",
+                )
+                .bind(tenant.as_uuid())
+                .bind(&append.claim_scopes)
+                .bind(&append.claim_values)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                Err(match taken {
+                    Some((scope, value)) => ExecuteError::ValueTaken { scope, value },
+                    // A violation means a committed claim, and claims are never released, so the
+                    // row is there; should it not be, a conflict is the safe, retryable answer.
+                    None => ExecuteError::Conflict {
+                        current: loaded.version(),
+                        expected: expected_version,
+                    },
+                })
+            }
+            other => Err(ExecuteError::Database(sqlx::Error::Protocol(format!(
+                "unexpected unique violation on constraint {other:?}"
+            )))),
+        }
     }
 }
 
 /// The outcome recorded for a command id in `commands`.
+#[derive(Debug)]
 struct RecordedCommand {
     aggregate_type: String,
     aggregate_id: String,
@@ -307,33 +318,52 @@ impl RecordedCommand {
     }
 }
 
-async fn recorded_command(
-    tx: &mut Transaction<'static, Postgres>,
-    command_id: CommandId,
-) -> Result<Option<RecordedCommand>, sqlx::Error> {
-    let row = sqlx::query(
-        "select aggregate_type, aggregate_id, stream_version, last_position, event_count
-         from commands where tenant_id = vextrus_current_tenant() and command_id = $1",
-    )
-    .bind(command_id.as_uuid())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row: PgRow| {
-        let event_count: i32 = row.try_get("event_count")?;
-        Ok(RecordedCommand {
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
+/// `commands` row as `vextrus_load_stream` returns it.
+#[derive(Debug, Deserialize)]
+struct RecordedCommandRow {
+    aggregate_type: String,
+    aggregate_id: String,
+    stream_version: i64,
+    last_position: Option<i64>,
+    event_count: u32,
+}
+
+impl From<RecordedCommandRow> for RecordedCommand {
+    fn from(row: RecordedCommandRow) -> Self {
+        Self {
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
             outcome: CommandOutcome {
-                version: Version::new(row.try_get("stream_version")?),
-                last_position: row
-                    .try_get::<Option<i64>, _>("last_position")?
-                    .map(GlobalPosition::new),
-                event_count: u32::try_from(event_count).unwrap_or(0),
+                version: Version::new(row.stream_version),
+                last_position: row.last_position.map(GlobalPosition::new),
+                event_count: row.event_count,
                 repeated: true,
             },
-        })
-    })
-    .transpose()
+        }
+    }
+}
+
+/// An event as `vextrus_load_stream` returns it: what rebuilding the aggregate needs.
+#[derive(Debug, Deserialize)]
+struct LoadedEvent {
+    sequence: i64,
+    event_type: String,
+    payload: Value,
+    global_position: i64,
+}
+
+#[derive(Debug, Default)]
+struct LoadedStream {
+    recorded_command: Option<RecordedCommand>,
+    events: Vec<LoadedEvent>,
+}
+
+impl LoadedStream {
+    fn version(&self) -> Version {
+        self.events
+            .last()
+            .map_or(Version::NONE, |event| Version::new(event.sequence))
+    }
 }
 
 async fn load_stream_rows(
@@ -426,46 +456,29 @@ impl Append {
         Version::new(self.version_before.get() + i64::from(self.event_count()))
     }
 
-    /// One statement: the events, their unique claims and the command's outcome. Returns the
-    /// position of the last event, if any.
-    async fn run(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<Option<GlobalPosition>, sqlx::Error> {
+    /// One committed call: the events, their unique claims and the command's outcome. Returns
+    /// the position of the last event, if any.
+    async fn run(&self, pool: &PgPool) -> Result<Option<GlobalPosition>, sqlx::Error> {
         let last_position: Option<i64> = sqlx::query_scalar(
-            "with appended as (
-                 insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                     payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata)
-                 select $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $7, $8, $9, $10, $11, $12
-                 from unnest($4::bigint[], $5::text[], $6::text[], $13::jsonb[])
-                      as e(sequence, event_type, event_version, payload)
-                 returning global_position
-             ),
-             claimed as (
-                 insert into unique_values (tenant_id, scope, value, aggregate_type, aggregate_id)
-                 select $1, c.scope, c.value, $2, $3 from unnest($14::text[], $15::text[]) as c(scope, value)
-             )
-             insert into commands (tenant_id, command_id, aggregate_type, aggregate_id, stream_version, last_position, event_count)
-             select $1, $8, $2, $3, $16, max(global_position), count(*) from appended
-             returning last_position",
+            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(self.tenant)
         .bind(&self.aggregate_type)
         .bind(&self.aggregate_id)
+        .bind(self.version_after().get())
         .bind(&self.sequences)
         .bind(&self.event_types)
         .bind(&self.event_versions)
+        .bind(&self.payloads)
         .bind(&self.actor)
         .bind(self.command_id)
         .bind(self.correlation_id)
         .bind(self.causation_id)
         .bind(&self.request_id)
         .bind(&self.request_metadata)
-        .bind(&self.payloads)
         .bind(&self.claim_scopes)
         .bind(&self.claim_values)
-        .bind(self.version_after().get())
-        .fetch_one(&mut **tx)
+        .fetch_one(pool)
         .await?;
         Ok(last_position.map(GlobalPosition::new))
     }

@@ -1,9 +1,10 @@
 //! The tenant of a transaction (design.md D5).
 //!
 //! Row-level security policies compare every row with `vextrus_current_tenant()`, which reads the
-//! transaction-local setting `app.tenant_id`. This module is the only code that sets it, and it
-//! only ever sets it for one transaction (`set_config(..., true)`), so a pooled connection can
-//! never carry one tenant's context into another's request.
+//! transaction-local setting `app.tenant_id`. Only the SQL function `vextrus_set_tenant` writes
+//! that setting, and only for the current transaction, so a pooled connection can never carry one
+//! tenant's context into another's request. On the Rust side, [`begin`] is the way to open a
+//! tenant-scoped transaction; the store's two calls set the tenant inside their own statements.
 
 use sqlx::{PgPool, Postgres, Transaction};
 use vextrus_domain::TenantId;

@@ -550,3 +550,60 @@ async fn the_same_aggregate_id_in_two_tenants_is_two_streams() {
     );
     assert_eq!(event_count(&fx.owner).await, 2);
 }
+
+#[tokio::test]
+async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_would_be_refused() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let org = OrganizationId::new();
+    let id = org.to_string();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBL"),
+            &(),
+            &metadata(),
+            Some(Version::NONE),
+        )
+        .await
+        .unwrap();
+
+    // Accepted on an empty stream, so only the primary key catches it.
+    let again = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            create_organization(org, "MBX"),
+            &(),
+            &metadata(),
+            Some(Version::NONE),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(ExecuteError::Conflict { current, .. }) if current == Version::new(1)),
+        "{again:?}"
+    );
+    // Refused on an empty stream (nothing to rename), but the stream is not empty.
+    let rename = OrganizationCommand::RenameOrganization {
+        name: name("Meghna Group"),
+    };
+    let refused = fx
+        .store
+        .execute::<Organization>(tenant, &id, rename, &(), &metadata(), Some(Version::NONE))
+        .await;
+    assert!(
+        matches!(refused, Err(ExecuteError::Conflict { current, .. }) if current == Version::new(1)),
+        "{refused:?}"
+    );
+    assert_eq!(event_count(&fx.owner).await, 1);
+    let claims: i64 = sqlx::query_scalar("select count(*) from unique_values")
+        .fetch_one(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        claims, 1,
+        "the refused creation's code claim was rolled back with it"
+    );
+}

@@ -1,0 +1,472 @@
+//! `vextrus bench append`: the append path against its ceiling and its baseline (design.md D2).
+//!
+//! Each cell runs one system for a fixed time with N concurrent clients, each client issuing
+//! commands on new streams back to back:
+//!
+//! - `vextrus`: [`EventStore::execute`] as `vextrus_writer`, declaring each stream new (expected
+//!   version 0, as creations under fresh ids are issued): handle, then one committed call that sets
+//!   the tenant and appends events and the command's outcome;
+//! - `vextrus-load`: the same with no expected version, so the store first loads the stream and
+//!   checks the command id (the path of every command on an existing stream);
+//! - `raw`: the same rows in one autocommitted INSERT into a copy of `events` (same columns,
+//!   indexes and defaults; no triggers, RLS, ledger or load) — the ceiling;
+//! - `postgres-es`: stock postgres-es 0.5 with cqrs-es on its own `events` table — the baseline.
+//!
+//! All three share one server and one aggregate ([`BenchStream`]), so the figures compare the
+//! write paths and nothing else. With no `DATABASE_URL` the bench starts a throwaway private
+//! cluster with PostgreSQL's durable defaults (every commit flushed).
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+use vextrus::database;
+use vextrus::postgres::{Durability, PostgresOptions, PrivatePostgres};
+use vextrus_commands::{ActorId, CommandMetadata, DbRole, EventStore, Version};
+use vextrus_domain::{TenantId, UniqueValues};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput and latency: vextrus vs a raw INSERT vs postgres-es.
+    Append(AppendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// Measured seconds per cell (after a short warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Concurrent client counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
+    clients: Vec<usize>,
+}
+
+impl BenchCommand {
+    pub async fn run(self, external: Option<PgConnectOptions>) -> anyhow::Result<()> {
+        match self {
+            Self::Append(args) => append(args, external).await,
+        }
+    }
+}
+
+/// A stream that records items; each command appends `events` of them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BenchStream {
+    recorded: u64,
+}
+
+#[derive(Debug)]
+pub struct Record {
+    events: usize,
+}
+
+/// About the size of a typical business event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BenchEvent {
+    ItemRecorded {
+        n: u64,
+        item: String,
+        quantity: String,
+        amount: String,
+        site_id: Uuid,
+    },
+}
+
+impl DomainEvent for BenchEvent {
+    fn event_type(&self) -> String {
+        "ItemRecorded".to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl Aggregate for BenchStream {
+    const TYPE: &'static str = "bench_stream";
+    type Command = Record;
+    type Event = BenchEvent;
+    type Error = Infallible;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Record,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Infallible> {
+        for _ in 0..command.events {
+            let event = BenchEvent::ItemRecorded {
+                n: self.recorded + 1,
+                item: "Portland cement, 50 kg bag (CEM II/A-M)".to_owned(),
+                quantity: "120.000".to_owned(),
+                amount: "66000.00".to_owned(),
+                site_id: Uuid::nil(),
+            };
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: BenchEvent) {
+        let BenchEvent::ItemRecorded { n, .. } = event;
+        self.recorded = n;
+    }
+}
+
+impl UniqueValues for BenchStream {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Vextrus,
+    Raw,
+    PostgresEs,
+    VextrusLoad,
+}
+
+impl System {
+    const ALL: [Self; 4] = [
+        Self::Vextrus,
+        Self::VextrusLoad,
+        Self::Raw,
+        Self::PostgresEs,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Vextrus => "vextrus",
+            Self::VextrusLoad => "vextrus-load",
+            Self::Raw => "raw",
+            Self::PostgresEs => "postgres-es",
+        }
+    }
+}
+
+/// The databases the bench writes to, and the private cluster if it started one.
+struct BenchServer {
+    admin: PgConnectOptions,
+    vextrus_db: String,
+    pges_db: String,
+    cluster: Option<PrivatePostgres>,
+}
+
+impl BenchServer {
+    async fn start(external: Option<PgConnectOptions>) -> anyhow::Result<Self> {
+        let (admin, cluster) = match external {
+            Some(options) => (options, None),
+            None => {
+                println!(
+                    "DATABASE_URL is not set: starting a throwaway private PostgreSQL (durable settings)"
+                );
+                let cluster = tokio::task::spawn_blocking(|| {
+                    PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Durable))
+                })
+                .await??;
+                (cluster.connect_options("postgres"), Some(cluster))
+            }
+        };
+        let run = Uuid::now_v7().simple().to_string();
+        let server = Self {
+            vextrus_db: format!("vextrus_bench_{}", &run[..12]),
+            pges_db: format!("vextrus_bench_pges_{}", &run[..12]),
+            admin,
+            cluster,
+        };
+        let mut conn = PgConnection::connect_with(&server.admin)
+            .await
+            .context("connecting to PostgreSQL")?;
+        for db in [&server.vextrus_db, &server.pges_db] {
+            sqlx::query(&format!("create database {db}"))
+                .execute(&mut conn)
+                .await?;
+        }
+        conn.close().await?;
+
+        database::migrate(&server.options(&server.vextrus_db)).await?;
+        let mut vextrus = PgConnection::connect_with(&server.options(&server.vextrus_db)).await?;
+        sqlx::query("create table raw_events (like events including all)")
+            .execute(&mut vextrus)
+            .await?;
+        vextrus.close().await?;
+
+        let mut pges = PgConnection::connect_with(&server.options(&server.pges_db)).await?;
+        sqlx::raw_sql(POSTGRES_ES_SCHEMA).execute(&mut pges).await?;
+        pges.close().await?;
+        Ok(server)
+    }
+
+    fn options(&self, database: &str) -> PgConnectOptions {
+        self.admin.clone().database(database)
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        if let Some(cluster) = self.cluster {
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+        } else {
+            let mut conn = PgConnection::connect_with(&self.admin).await?;
+            for db in [&self.vextrus_db, &self.pges_db] {
+                sqlx::query(&format!("drop database {db} with (force)"))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The schema from postgres-es's own `db/init.sql`.
+const POSTGRES_ES_SCHEMA: &str = "
+create table events (
+    aggregate_type text not null,
+    aggregate_id text not null,
+    sequence bigint check (sequence >= 0) not null,
+    event_type text not null,
+    event_version text not null,
+    payload json not null,
+    metadata json not null,
+    primary key (aggregate_type, aggregate_id, sequence)
+);
+create table snapshots (
+    aggregate_type text not null,
+    aggregate_id text not null,
+    last_sequence bigint check (last_sequence >= 0) not null,
+    current_snapshot bigint check (current_snapshot >= 0) not null,
+    payload json not null,
+    primary key (aggregate_type, aggregate_id, last_sequence)
+);";
+
+/// One client's way of issuing a command of `events` events on a new stream.
+#[derive(Clone)]
+enum Client {
+    Vextrus {
+        store: EventStore,
+        tenant: TenantId,
+        actor: ActorId,
+        expected: Option<Version>,
+    },
+    Raw {
+        pool: PgPool,
+        tenant: TenantId,
+        payload: Value,
+    },
+    PostgresEs {
+        cqrs: std::sync::Arc<postgres_es::PostgresCqrs<BenchStream>>,
+    },
+}
+
+impl Client {
+    async fn command(&self, events: usize) -> anyhow::Result<()> {
+        let stream = Uuid::now_v7().to_string();
+        match self {
+            Self::Vextrus {
+                store,
+                tenant,
+                actor,
+                expected,
+            } => {
+                let metadata = CommandMetadata::new(actor.clone()).with_request_id("bench");
+                store
+                    .execute::<BenchStream>(
+                        *tenant,
+                        &stream,
+                        Record { events },
+                        &(),
+                        &metadata,
+                        *expected,
+                    )
+                    .await?;
+            }
+            Self::Raw {
+                pool,
+                tenant,
+                payload,
+            } => {
+                let command_id = Uuid::now_v7();
+                sqlx::query(
+                    "insert into raw_events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                             payload, actor, command_id, correlation_id, request_id)
+                     select $1, 'bench_stream', $2, e.sequence, 'ItemRecorded', '1', e.payload, 'bench-user', $3, $3, 'bench'
+                     from unnest($4::bigint[], $5::jsonb[]) as e(sequence, payload)",
+                )
+                .bind(tenant.as_uuid())
+                .bind(&stream)
+                .bind(command_id)
+                .bind((1..=events as i64).collect::<Vec<_>>())
+                .bind(vec![payload.clone(); events])
+                .execute(pool)
+                .await?;
+            }
+            Self::PostgresEs { cqrs } => {
+                let metadata = [("actor", "bench-user"), ("request_id", "bench")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                cqrs.execute_with_metadata(&stream, Record { events }, metadata)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct CellResult {
+    events_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run_cell(
+    server: &BenchServer,
+    system: System,
+    events: usize,
+    clients: usize,
+    measured: Duration,
+) -> anyhow::Result<CellResult> {
+    let max = u32::try_from(clients).unwrap_or(u32::MAX);
+    let (pool, vextrus_options) = (
+        server.options(&server.vextrus_db),
+        server.options(&server.vextrus_db),
+    );
+    let pool = match system {
+        System::Vextrus | System::VextrusLoad => {
+            database::role_pool(&vextrus_options, DbRole::Writer, max).await?
+        }
+        System::Raw => {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max)
+                .connect_with(pool)
+                .await?
+        }
+        System::PostgresEs => {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max)
+                .connect_with(server.options(&server.pges_db))
+                .await?
+        }
+    };
+    let payload = serde_json::json!({
+        "n": 1, "item": "Portland cement, 50 kg bag (CEM II/A-M)", "quantity": "120.000",
+        "amount": "66000.00", "site_id": Uuid::nil(),
+    });
+    let cqrs = std::sync::Arc::new(postgres_es::postgres_cqrs::<BenchStream>(
+        pool.clone(),
+        Vec::new(),
+        (),
+    ));
+    let store = EventStore::new(pool.clone());
+
+    let warm_up = Duration::from_millis(300);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let tenant = TenantId::new();
+            let client = match system {
+                System::Vextrus | System::VextrusLoad => Client::Vextrus {
+                    store: store.clone(),
+                    tenant,
+                    actor: ActorId::parse("bench-user")
+                        .unwrap_or_else(|_| unreachable!("a valid literal")),
+                    expected: (system == System::Vextrus).then_some(Version::NONE),
+                },
+                System::Raw => Client::Raw {
+                    pool: pool.clone(),
+                    tenant,
+                    payload: payload.clone(),
+                },
+                System::PostgresEs => Client::PostgresEs {
+                    cqrs: std::sync::Arc::clone(&cqrs),
+                },
+            };
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let (measure_from, until) = (start + warm_up, start + warm_up + measured);
+                loop {
+                    let began = Instant::now();
+                    if began >= until {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    }
+                    client.command(events).await?;
+                    if began >= measure_from {
+                        latencies.push(began.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    pool.close().await;
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(index).copied().unwrap_or_default()
+    };
+    Ok(CellResult {
+        events_per_second: (latencies.len() * events) as f64 / measured.as_secs_f64(),
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+    })
+}
+
+async fn append(args: AppendArgs, external: Option<PgConnectOptions>) -> anyhow::Result<()> {
+    let measured = Duration::from_secs_f64(args.seconds.max(0.1));
+    let server = BenchServer::start(external).await?;
+    println!(
+        "append benchmark: {:.1} s per cell, commands on new streams, {} core(s)",
+        measured.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!(
+        "{:<13} {:>7}  {:<12} {:>10} {:>9} {:>9}",
+        "workload", "clients", "system", "events/s", "p50 ms", "p99 ms"
+    );
+
+    let mut headline = [0.0_f64; 4];
+    let result: anyhow::Result<()> = async {
+        for (workload, events) in [("single-event", 1), ("10-event", 10)] {
+            for &clients in &args.clients {
+                for system in System::ALL {
+                    let cell = run_cell(&server, system, events, clients, measured).await?;
+                    println!(
+                        "{workload:<13} {clients:>7}  {:<12} {:>10.0} {:>9.2} {:>9.2}",
+                        system.name(),
+                        cell.events_per_second,
+                        cell.p50.as_secs_f64() * 1000.0,
+                        cell.p99.as_secs_f64() * 1000.0
+                    );
+                    if events == 1 && clients == 16 {
+                        headline[system as usize] = cell.events_per_second;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    server.finish().await?;
+    result?;
+
+    let [vextrus, raw, pges, _] = headline;
+    if vextrus > 0.0 && raw > 0.0 && pges > 0.0 {
+        println!(
+            "append ratio: vextrus/raw={:.2} vextrus/postgres-es={:.2} (single-event, 16 clients)",
+            vextrus / raw,
+            vextrus / pges
+        );
+    } else {
+        println!("append ratio: not measured (the 16-client cell was not in --clients)");
+    }
+    Ok(())
+}

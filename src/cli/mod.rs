@@ -1,0 +1,152 @@
+//! Subcommands and their configuration. Every option can come from the environment (design.md
+//! D10), and every secret also from a file (`*_FILE`).
+
+mod bench;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use vextrus::database;
+use vextrus::postgres::{PostgresOptions, PrivatePostgres};
+
+/// Vextrus: a multi-tenant, event-sourced ERP backend for construction companies.
+#[derive(Debug, Parser)]
+#[command(name = "vextrus", version)]
+pub struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `vextrus_commands=debug`.
+    #[arg(long, env = "VEXTRUS_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Measure performance and print the figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where the data lives.
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// PostgreSQL connection URL. When unset, Vextrus runs a private PostgreSQL under the data
+    /// directory, started from the installed server binaries.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+
+    /// A file holding the PostgreSQL connection URL (for secrets mounted as files).
+    #[arg(
+        long,
+        env = "DATABASE_URL_FILE",
+        global = true,
+        conflicts_with = "database_url"
+    )]
+    database_url_file: Option<PathBuf>,
+
+    /// Directory for local state: the private PostgreSQL cluster lives in `<data-dir>/pg`.
+    #[arg(
+        long,
+        env = "VEXTRUS_DATA_DIR",
+        default_value = ".vextrus",
+        global = true
+    )]
+    data_dir: PathBuf,
+}
+
+/// The database name used in a private cluster.
+const PRIVATE_DATABASE: &str = "vextrus";
+
+impl DatabaseArgs {
+    /// The configured server, if any: `DATABASE_URL`, else the contents of `DATABASE_URL_FILE`.
+    fn external(&self) -> anyhow::Result<Option<PgConnectOptions>> {
+        let (url, variable) = match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => (url.clone(), "DATABASE_URL"),
+            (None, Some(file)) => {
+                let url = std::fs::read_to_string(file).with_context(|| {
+                    format!("DATABASE_URL_FILE: cannot read {}", file.display())
+                })?;
+                (url.trim().to_owned(), "DATABASE_URL_FILE")
+            }
+            (None, None) => return Ok(None),
+        };
+        if url.is_empty() {
+            bail!("{variable} is set but empty");
+        }
+        let options = url
+            .parse::<PgConnectOptions>()
+            .with_context(|| format!("{variable} is not a valid postgres:// URL"))?;
+        Ok(Some(options))
+    }
+
+    /// The application database: the configured server, or the private cluster under the data
+    /// directory (started, and created on first use). The cluster, if any, must be stopped by the
+    /// caller.
+    async fn open(&self) -> anyhow::Result<(PgConnectOptions, Option<PrivatePostgres>)> {
+        if let Some(options) = self.external()? {
+            return Ok((options, None));
+        }
+        let pg_dir = self.data_dir.join("pg");
+        tracing::info!(data_dir = %pg_dir.display(), "DATABASE_URL is not set: starting a private PostgreSQL");
+        let options = PostgresOptions::persistent(pg_dir);
+        let cluster = tokio::task::spawn_blocking(move || PrivatePostgres::start(&options))
+            .await?
+            .context("starting the private PostgreSQL")?;
+        let mut admin = PgConnection::connect_with(&cluster.connect_options("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("select exists (select from pg_database where datname = $1)")
+                .bind(PRIVATE_DATABASE)
+                .fetch_one(&mut admin)
+                .await?;
+        if !exists {
+            sqlx::query(&format!("create database {PRIVATE_DATABASE}"))
+                .execute(&mut admin)
+                .await?;
+        }
+        admin.close().await?;
+        tracing::info!(url = %cluster.url(PRIVATE_DATABASE), "private PostgreSQL is running");
+        Ok((cluster.connect_options(PRIVATE_DATABASE), Some(cluster)))
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Migrate => {
+                let (options, cluster) = self.database.open().await?;
+                let result = database::migrate(&options)
+                    .await
+                    .context("applying migrations");
+                if result.is_ok() {
+                    println!(
+                        "migrations applied ({} in total)",
+                        database::MIGRATOR.iter().count()
+                    );
+                }
+                stop(cluster).await;
+                result
+            }
+            Command::Bench(bench) => bench.run(self.database.external()?).await,
+        }
+    }
+}
+
+/// Stops a private cluster, logging rather than failing: the work is already done.
+async fn stop(cluster: Option<PrivatePostgres>) {
+    if let Some(cluster) = cluster {
+        match tokio::task::spawn_blocking(move || cluster.stop()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "stopping the private PostgreSQL"),
+            Err(error) => tracing::warn!(%error, "stopping the private PostgreSQL"),
+        }
+    }
+}
