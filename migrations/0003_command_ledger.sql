@@ -1,8 +1,8 @@
 -- What the write side needs besides the log itself. Both tables are written in the same
 -- transaction as the events they vouch for.
 
--- Executed commands, keyed by command id (derived from the client's Idempotency-Key). A repeat
--- of a recorded command returns this outcome and writes nothing.
+-- Commands sent with an idempotency key, keyed by the command id derived from it. A repeat of a
+-- recorded command returns this outcome and writes nothing.
 create table commands (
     tenant_id       uuid        not null,
     command_id      uuid        not null,

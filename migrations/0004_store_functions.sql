@@ -36,14 +36,17 @@ begin
 end
 $$;
 
--- Appends a command's events (one multi-row insert), its unique claims and its outcome; returns
--- the position of the last event (null when there were none). Called outside an explicit
--- transaction it commits on return.
+-- Appends a command's events (one multi-row insert) and their unique claims and, for a command
+-- sent with an idempotency key (p_record_command), its outcome; returns the position of the last
+-- event (null when there were none). Called outside an explicit transaction it commits on return.
+-- Commands without a key carry a fresh id that can never repeat: recording them would cost a
+-- second row per command for nothing (their events already carry the command id).
 create function vextrus_append(
     p_tenant uuid, p_aggregate_type text, p_aggregate_id text, p_stream_version bigint,
     p_sequences bigint[], p_event_types text[], p_event_versions text[], p_payloads jsonb[],
     p_actor text, p_command_id uuid, p_correlation_id uuid, p_causation_id uuid,
-    p_request_id text, p_request_metadata jsonb, p_claim_scopes text[], p_claim_values text[]
+    p_request_id text, p_request_metadata jsonb, p_claim_scopes text[], p_claim_values text[],
+    p_record_command boolean
 ) returns bigint
     language plpgsql volatile
     as $$
@@ -51,6 +54,25 @@ declare
     appended_last bigint;
 begin
     perform vextrus_set_tenant(p_tenant);
+    if not p_record_command then
+        with appended as (
+            insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata)
+            select p_tenant, p_aggregate_type, p_aggregate_id, e.sequence, e.event_type, e.event_version,
+                   e.payload, p_actor, p_command_id, p_correlation_id, p_causation_id, p_request_id, p_request_metadata
+            from unnest(p_sequences, p_event_types, p_event_versions, p_payloads)
+                 as e(sequence, event_type, event_version, payload)
+            returning global_position
+        ),
+        claimed as (
+            insert into unique_values (tenant_id, scope, value, aggregate_type, aggregate_id)
+            select p_tenant, c.scope, c.value, p_aggregate_type, p_aggregate_id
+            from unnest(p_claim_scopes, p_claim_values) as c(scope, value)
+        )
+        select max(global_position) into appended_last from appended;
+        return appended_last;
+    end if;
+
     with appended as (
         insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
                             payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata)
@@ -76,8 +98,8 @@ $$;
 revoke all on function vextrus_set_tenant(uuid) from public;
 revoke all on function vextrus_load_stream(uuid, uuid, text, text) from public;
 revoke all on function vextrus_append(uuid, text, text, bigint, bigint[], text[], text[], jsonb[], text, uuid, uuid,
-                                      uuid, text, jsonb, text[], text[]) from public;
+                                      uuid, text, jsonb, text[], text[], boolean) from public;
 grant execute on function vextrus_set_tenant(uuid) to vextrus_writer, vextrus_projector, vextrus_reader;
 grant execute on function vextrus_load_stream(uuid, uuid, text, text) to vextrus_writer;
 grant execute on function vextrus_append(uuid, text, text, bigint, bigint[], text[], text[], jsonb[], text, uuid, uuid,
-                                         uuid, text, jsonb, text[], text[]) to vextrus_writer;
+                                         uuid, text, jsonb, text[], text[], boolean) to vextrus_writer;

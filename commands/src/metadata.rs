@@ -129,6 +129,10 @@ impl fmt::Display for GlobalPosition {
 pub struct CommandMetadata {
     pub actor: ActorId,
     pub command_id: CommandId,
+    /// The command id came from the client's idempotency key, so a retry may follow: the store
+    /// records the outcome and answers a repeat with it. A command without a key has a fresh id
+    /// that can never repeat, and nothing is recorded beyond its events.
+    pub idempotent: bool,
     /// Shared by everything one user action caused, across commands and services.
     pub correlation_id: Uuid,
     /// The command or event that directly caused this command, if any.
@@ -146,6 +150,7 @@ impl CommandMetadata {
         Self {
             actor,
             command_id,
+            idempotent: false,
             correlation_id: command_id.as_uuid(),
             causation_id: None,
             request_id: None,
@@ -153,8 +158,10 @@ impl CommandMetadata {
         }
     }
 
-    pub fn with_command_id(mut self, command_id: CommandId) -> Self {
-        self.command_id = command_id;
+    /// Makes the command idempotent under the client's `key` (its `Idempotency-Key`).
+    pub fn with_idempotency_key(mut self, key: &str) -> Self {
+        self.command_id = CommandId::from_idempotency_key(key);
+        self.idempotent = true;
         self
     }
 

@@ -64,8 +64,8 @@ impl EventStore {
     ///
     /// 1. one snapshot: the command id's recorded outcome (a repeat returns it at once) and the
     ///    stream's events;
-    /// 2. one committed call: the new events in one multi-row INSERT, their unique claims and the
-    ///    command's outcome.
+    /// 2. one committed call: the new events in one multi-row INSERT, their unique claims and, for
+    ///    an idempotent command ([`CommandMetadata::idempotent`]), its outcome.
     ///
     /// With `expected_version`, the command runs only if the stream is exactly at that version.
     /// `Some(Version::NONE)` declares a new stream (a creation under a freshly generated id): it
@@ -102,7 +102,7 @@ impl EventStore {
             LoadedStream::default()
         } else {
             let loaded = self
-                .load_for_command(tenant, metadata.command_id, A::TYPE, aggregate_id)
+                .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             if let Some(recorded) = loaded.recorded_command {
                 return recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id);
@@ -133,7 +133,7 @@ impl EventStore {
             // The stream was assumed new without looking. If it is not, the caller's premise
             // failed (a conflict, or a repeat of this very command), not the business rule.
             let loaded = self
-                .load_for_command(tenant, metadata.command_id, A::TYPE, aggregate_id)
+                .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             return match loaded.recorded_command {
                 Some(recorded) => recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id),
@@ -176,11 +176,11 @@ impl EventStore {
         }
     }
 
-    /// The recorded outcome of `command_id` and the stream's events, in one snapshot.
+    /// The recorded outcome of an idempotent command and the stream's events, in one snapshot.
     async fn load_for_command(
         &self,
         tenant: TenantId,
-        command_id: CommandId,
+        metadata: &CommandMetadata,
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<LoadedStream, sqlx::Error> {
@@ -189,7 +189,7 @@ impl EventStore {
                 "select recorded_command, events from vextrus_load_stream($1, $2, $3, $4)",
             )
             .bind(tenant.as_uuid())
-            .bind(command_id.as_uuid())
+            .bind(metadata.idempotent.then_some(metadata.command_id.as_uuid()))
             .bind(aggregate_type)
             .bind(aggregate_id)
             .fetch_one(&self.pool)
@@ -245,12 +245,7 @@ impl EventStore {
         expected_version: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<E>> {
         let loaded = self
-            .load_for_command(
-                tenant,
-                metadata.command_id,
-                &append.aggregate_type,
-                aggregate_id,
-            )
+            .load_for_command(tenant, metadata, &append.aggregate_type, aggregate_id)
             .await?;
         if let Some(recorded) = loaded.recorded_command {
             return recorded.into_repeat(metadata.command_id, &append.aggregate_type, aggregate_id);
@@ -399,6 +394,7 @@ struct Append {
     claim_values: Vec<String>,
     actor: String,
     command_id: Uuid,
+    record_command: bool,
     correlation_id: Uuid,
     causation_id: Option<Uuid>,
     request_id: Option<String>,
@@ -428,6 +424,7 @@ impl Append {
             claim_values: Vec::new(),
             actor: metadata.actor.as_str().to_owned(),
             command_id: metadata.command_id.as_uuid(),
+            record_command: metadata.idempotent,
             correlation_id: metadata.correlation_id,
             causation_id: metadata.causation_id,
             request_id: metadata.request_id.clone(),
@@ -460,7 +457,7 @@ impl Append {
     /// the position of the last event, if any.
     async fn run(&self, pool: &PgPool) -> Result<Option<GlobalPosition>, sqlx::Error> {
         let last_position: Option<i64> = sqlx::query_scalar(
-            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(self.tenant)
         .bind(&self.aggregate_type)
@@ -478,6 +475,7 @@ impl Append {
         .bind(&self.request_metadata)
         .bind(&self.claim_scopes)
         .bind(&self.claim_values)
+        .bind(self.record_command)
         .fetch_one(pool)
         .await?;
         Ok(last_position.map(GlobalPosition::new))

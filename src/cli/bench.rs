@@ -41,9 +41,13 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct AppendArgs {
-    /// Measured seconds per cell (after a short warm-up).
+    /// Measured seconds per cell, split over the rounds.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// The systems of one workload and client count take turns this many times, so that
+    /// checkpoints and table growth do not favour whichever runs first.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Concurrent client counts to measure.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
     clients: Vec<usize>,
@@ -203,6 +207,15 @@ impl BenchServer {
         Ok(server)
     }
 
+    /// Flushes dirty pages now, so that a checkpoint does not land in the middle of a cell.
+    async fn checkpoint(&self) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect_with(&self.admin).await?;
+        // CHECKPOINT needs superuser (or pg_checkpoint); on a shared server, skip it quietly.
+        let _ = sqlx::query("checkpoint").execute(&mut conn).await;
+        conn.close().await?;
+        Ok(())
+    }
+
     fn options(&self, database: &str) -> PgConnectOptions {
         self.admin.clone().database(database)
     }
@@ -319,10 +332,29 @@ impl Client {
     }
 }
 
+/// The measured commands of one cell: each command's latency.
+#[derive(Default)]
 struct CellResult {
-    events_per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    latencies: Vec<Duration>,
+    measured: Duration,
+}
+
+impl CellResult {
+    fn add(&mut self, mut other: CellResult) {
+        self.latencies.append(&mut other.latencies);
+        self.measured += other.measured;
+    }
+
+    fn events_per_second(&self, events_per_command: usize) -> f64 {
+        (self.latencies.len() * events_per_command) as f64
+            / self.measured.as_secs_f64().max(f64::EPSILON)
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(index).copied().unwrap_or_default()
+    }
 }
 
 async fn run_cell(
@@ -365,7 +397,7 @@ async fn run_cell(
     ));
     let store = EventStore::new(pool.clone());
 
-    let warm_up = Duration::from_millis(300);
+    let warm_up = Duration::from_millis(200);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -408,24 +440,19 @@ async fn run_cell(
         latencies.extend(task.await??);
     }
     pool.close().await;
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(index).copied().unwrap_or_default()
-    };
     Ok(CellResult {
-        events_per_second: (latencies.len() * events) as f64 / measured.as_secs_f64(),
-        p50: percentile(0.50),
-        p99: percentile(0.99),
+        latencies,
+        measured,
     })
 }
 
 async fn append(args: AppendArgs, external: Option<PgConnectOptions>) -> anyhow::Result<()> {
-    let measured = Duration::from_secs_f64(args.seconds.max(0.1));
+    let rounds = args.rounds.max(1);
+    let per_round = Duration::from_secs_f64(args.seconds.max(0.1) / f64::from(rounds));
     let server = BenchServer::start(external).await?;
     println!(
-        "append benchmark: {:.1} s per cell, commands on new streams, {} core(s)",
-        measured.as_secs_f64(),
+        "append benchmark: commands on new streams, {:.1} s per cell in {rounds} interleaved rounds, {} core(s)",
+        per_round.as_secs_f64() * f64::from(rounds),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(
@@ -437,17 +464,25 @@ async fn append(args: AppendArgs, external: Option<PgConnectOptions>) -> anyhow:
     let result: anyhow::Result<()> = async {
         for (workload, events) in [("single-event", 1), ("10-event", 10)] {
             for &clients in &args.clients {
-                for system in System::ALL {
-                    let cell = run_cell(&server, system, events, clients, measured).await?;
+                server.checkpoint().await?;
+                let mut cells: Vec<CellResult> =
+                    System::ALL.iter().map(|_| CellResult::default()).collect();
+                for _ in 0..rounds {
+                    for (system, cell) in System::ALL.into_iter().zip(cells.iter_mut()) {
+                        cell.add(run_cell(&server, system, events, clients, per_round).await?);
+                    }
+                }
+                for (system, mut cell) in System::ALL.into_iter().zip(cells) {
+                    let events_per_second = cell.events_per_second(events);
                     println!(
                         "{workload:<13} {clients:>7}  {:<12} {:>10.0} {:>9.2} {:>9.2}",
                         system.name(),
-                        cell.events_per_second,
-                        cell.p50.as_secs_f64() * 1000.0,
-                        cell.p99.as_secs_f64() * 1000.0
+                        events_per_second,
+                        cell.percentile(0.50).as_secs_f64() * 1000.0,
+                        cell.percentile(0.99).as_secs_f64() * 1000.0
                     );
                     if events == 1 && clients == 16 {
-                        headline[system as usize] = cell.events_per_second;
+                        headline[system as usize] = events_per_second;
                     }
                 }
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::Barrier;
-use vextrus_commands::{CommandId, ExecuteError, Version};
+use vextrus_commands::{ExecuteError, Version};
 use vextrus_domain::TenantId;
 use vextrus_domain::ids::{DivisionId, OrganizationId};
 use vextrus_domain::organization::{
@@ -263,7 +263,7 @@ async fn a_repeated_command_id_returns_the_first_outcome_and_writes_nothing() {
     let tenant = TenantId::new();
     let org = OrganizationId::new();
     let id = org.to_string();
-    let meta = metadata().with_command_id(CommandId::from_idempotency_key("create-mbl-1"));
+    let meta = metadata().with_idempotency_key("create-mbl-1");
 
     let first = fx
         .store
@@ -316,7 +316,7 @@ async fn concurrent_repeats_of_one_command_write_it_once() {
         )
         .await
         .unwrap();
-    let meta = metadata().with_command_id(CommandId::from_idempotency_key("add-dhaka"));
+    let meta = metadata().with_idempotency_key("add-dhaka");
     let command = OrganizationCommand::CreateDivision {
         division_id: DivisionId::new(),
         name: name("Dhaka"),
@@ -362,7 +362,7 @@ async fn concurrent_repeats_of_one_command_write_it_once() {
 async fn a_command_id_reused_on_another_stream_is_refused() {
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let meta = metadata().with_command_id(CommandId::from_idempotency_key("k"));
+    let meta = metadata().with_idempotency_key("k");
     let first = OrganizationId::new();
     fx.store
         .execute::<Organization>(
@@ -606,4 +606,48 @@ async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_
         claims, 1,
         "the refused creation's code claim was rolled back with it"
     );
+}
+
+#[tokio::test]
+async fn only_commands_with_an_idempotency_key_are_recorded_for_repeats() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let (keyed, unkeyed) = (OrganizationId::new(), OrganizationId::new());
+    let key = metadata().with_idempotency_key("create-keyed");
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &keyed.to_string(),
+            create_organization(keyed, "K"),
+            &(),
+            &key,
+            None,
+        )
+        .await
+        .unwrap();
+    let plain = metadata();
+    fx.store
+        .execute::<Organization>(
+            tenant,
+            &unkeyed.to_string(),
+            create_organization(unkeyed, "U"),
+            &(),
+            &plain,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let recorded: Vec<uuid::Uuid> = sqlx::query_scalar("select command_id from commands")
+        .fetch_all(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![key.command_id.as_uuid()]);
+    // The unkeyed command is still traceable through its events.
+    let traced: i64 = sqlx::query_scalar("select count(*) from events where command_id = $1")
+        .bind(plain.command_id.as_uuid())
+        .fetch_one(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(traced, 1);
 }
