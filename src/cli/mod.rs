@@ -19,8 +19,13 @@ pub struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
 
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `vextrus_commands=debug`.
-    #[arg(long, env = "VEXTRUS_LOG", default_value = "info", global = true)]
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `info,vextrus_commands=debug`.
+    #[arg(
+        long,
+        env = "VEXTRUS_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log: String,
 
     #[command(subcommand)]
@@ -81,6 +86,9 @@ impl DatabaseArgs {
         };
         if url.is_empty() {
             bail!("{variable} is set but empty");
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("{variable} must be a postgres:// or postgresql:// URL");
         }
         let options = url
             .parse::<PgConnectOptions>()
