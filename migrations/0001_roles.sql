@@ -16,7 +16,11 @@ declare
 begin
     foreach role_name in array array['vextrus_writer', 'vextrus_projector', 'vextrus_reader'] loop
         if not exists (select 1 from pg_roles where rolname = role_name) then
-            execute format('create role %I nologin nosuperuser nobypassrls', role_name);
+            begin
+                execute format('create role %I nologin nosuperuser nobypassrls', role_name);
+            exception when duplicate_object or unique_violation then
+                null; -- a concurrent migration of another database created it first
+            end;
         end if;
         -- Let the migrating user switch to the role (a superuser can anyway).
         if not pg_has_role(current_user, role_name, 'member') then

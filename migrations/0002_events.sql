@@ -57,6 +57,11 @@ create trigger events_no_truncate
     before truncate on events
     for each statement execute function events_refuse_change();
 
+-- ALWAYS: the triggers fire even under session_replication_role = replica, the usual way to
+-- silence triggers. (A superuser can still drop them; tamper evidence is the answer to that.)
+alter table events enable always trigger events_no_update_or_delete;
+alter table events enable always trigger events_no_truncate;
+
 -- Row-level security: application roles see and append only their transaction's tenant. Not
 -- FORCEd: the owner runs migrations and operator tooling across tenants.
 alter table events enable row level security;
@@ -76,5 +81,11 @@ create policy events_fanout_select on events
     using (true);
 
 revoke all on events from public;
-grant select, insert on events to vextrus_writer;
+-- The writer supplies the event and its metadata; the database alone sets recorded_at,
+-- global_position and transaction_id. A forged transaction_id would hide an event behind every
+-- reader's checkpoint, so those columns are not insertable at all (not even with OVERRIDING).
+grant select on events to vextrus_writer;
+grant insert (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+              actor, command_id, correlation_id, causation_id, request_id, request_metadata)
+    on events to vextrus_writer;
 grant select on events to vextrus_projector, vextrus_reader;

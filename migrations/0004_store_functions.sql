@@ -54,25 +54,6 @@ declare
     appended_last bigint;
 begin
     perform vextrus_set_tenant(p_tenant);
-    if not p_record_command then
-        with appended as (
-            insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata)
-            select p_tenant, p_aggregate_type, p_aggregate_id, e.sequence, e.event_type, e.event_version,
-                   e.payload, p_actor, p_command_id, p_correlation_id, p_causation_id, p_request_id, p_request_metadata
-            from unnest(p_sequences, p_event_types, p_event_versions, p_payloads)
-                 as e(sequence, event_type, event_version, payload)
-            returning global_position
-        ),
-        claimed as (
-            insert into unique_values (tenant_id, scope, value, aggregate_type, aggregate_id)
-            select p_tenant, c.scope, c.value, p_aggregate_type, p_aggregate_id
-            from unnest(p_claim_scopes, p_claim_values) as c(scope, value)
-        )
-        select max(global_position) into appended_last from appended;
-        return appended_last;
-    end if;
-
     with appended as (
         insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
                             payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata)
@@ -86,11 +67,16 @@ begin
         insert into unique_values (tenant_id, scope, value, aggregate_type, aggregate_id)
         select p_tenant, c.scope, c.value, p_aggregate_type, p_aggregate_id
         from unnest(p_claim_scopes, p_claim_values) as c(scope, value)
+    ),
+    -- "having": with no group by, the aggregate row exists only when the command is recorded.
+    recorded as (
+        insert into commands (tenant_id, command_id, aggregate_type, aggregate_id, stream_version, last_position,
+                              event_count)
+        select p_tenant, p_command_id, p_aggregate_type, p_aggregate_id, p_stream_version, max(global_position), count(*)
+        from appended
+        having p_record_command
     )
-    insert into commands (tenant_id, command_id, aggregate_type, aggregate_id, stream_version, last_position, event_count)
-    select p_tenant, p_command_id, p_aggregate_type, p_aggregate_id, p_stream_version, max(global_position), count(*)
-    from appended
-    returning last_position into appended_last;
+    select max(global_position) into appended_last from appended;
     return appended_last;
 end
 $$;

@@ -7,13 +7,16 @@
 //! PostgreSQL refuses to run as root. When we are root (CI, containers), the server runs as the
 //! `postgres` system user that Debian's server package creates, via `runuser`.
 //!
-//! A watchdog process (`setsid sh`) outlives us: when our process ends, however it ends, it stops
-//! the server and, for a throwaway cluster, removes its files. No server is left running behind.
+//! A watchdog process (`setsid sh`) outlives us. It holds the read end of a pipe whose write end
+//! only we hold, so it wakes when our process ends, however it ends; it then stops the very
+//! postmaster it was started for (never a later server on the same directory) and, for a throwaway
+//! cluster, removes its files. No server is left running behind.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 
@@ -26,7 +29,7 @@ const PORT: u16 = 5432;
 pub enum PostgresError {
     #[error(
         "no PostgreSQL server binaries found (initdb, pg_ctl, postgres on PATH or in /usr/lib/postgresql/*/bin); \
-         install them with `apt-get install postgresql-15` (Debian), or set DATABASE_URL to a running server"
+         install them with `apt-get install postgresql` (Debian), or set DATABASE_URL to a running server"
     )]
     BinariesNotFound,
     #[error(
@@ -36,6 +39,11 @@ pub enum PostgresError {
     NoUnprivilegedUser,
     #[error("path {0} contains a quote character; choose a plainer directory")]
     UnsafePath(PathBuf),
+    #[error(
+        "a PostgreSQL server is already running on {0} (another vextrus process?); \
+         stop it or choose another data directory"
+    )]
+    AlreadyRunning(PathBuf),
     #[error("{step} failed: {detail}")]
     Step { step: &'static str, detail: String },
     #[error("{step}: {source}")]
@@ -101,9 +109,24 @@ pub struct PrivatePostgres {
     bin_dir: PathBuf,
     cluster_dir: PathBuf,
     socket_dir: PathBuf,
-    run_as: Option<String>,
+    /// Set when we are root: the server runs as this unprivileged user.
+    run_as: Option<ServerUser>,
     remove_on_stop: bool,
     root_dir: PathBuf,
+    /// The write end of the watchdog's pipe: closing it (dropping it, or our process ending)
+    /// wakes the watchdog.
+    watchdog: Option<ChildStdin>,
+}
+
+/// The system user that runs the server when we are root.
+#[derive(Debug, Clone, Copy)]
+struct ServerUser {
+    uid: u32,
+    gid: u32,
+}
+
+impl ServerUser {
+    const NAME: &'static str = "postgres";
 }
 
 impl PrivatePostgres {
@@ -111,8 +134,7 @@ impl PrivatePostgres {
     pub fn start(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let bin_dir = find_server_binaries()?;
         let run_as = if running_as_root() {
-            unprivileged_user()?;
-            Some("postgres".to_owned())
+            Some(server_user()?)
         } else {
             None
         };
@@ -121,28 +143,29 @@ impl PrivatePostgres {
         // Unix socket paths are limited to ~107 bytes, so the socket lives in a short temp path.
         let socket_dir =
             std::env::temp_dir().join(format!("vextrus-sock-{}", uuid::Uuid::now_v7().simple()));
-        for path in [&cluster_dir, &socket_dir] {
+        for path in [&bin_dir, &cluster_dir, &socket_dir] {
             if path.to_string_lossy().contains(['\'', '"']) {
                 return Err(PostgresError::UnsafePath(path.clone()));
             }
         }
-        create_private_dir(&root_dir, run_as.as_deref())?;
-        create_private_dir(&socket_dir, run_as.as_deref())?;
+        create_private_dir(&root_dir, run_as)?;
+        create_private_dir(&socket_dir, run_as)?;
 
-        let cluster = Self {
+        let mut cluster = Self {
             bin_dir,
             cluster_dir,
             socket_dir,
             run_as,
             remove_on_stop: options.remove_on_stop,
             root_dir,
+            watchdog: None,
         };
         if !cluster.cluster_dir.join("PG_VERSION").exists() {
             cluster.initdb(options.durability)?;
         }
-        cluster.stop_stale_server();
+        cluster.wait_for_previous_server()?;
         cluster.pg_ctl_start(options)?;
-        cluster.spawn_watchdog()?;
+        cluster.watchdog = Some(cluster.spawn_watchdog()?);
         Ok(cluster)
     }
 
@@ -174,8 +197,10 @@ impl PrivatePostgres {
 
     /// Stops the server (fast shutdown: running transactions are rolled back, data is kept) and
     /// removes a throwaway cluster's files.
-    pub fn stop(self) -> Result<(), PostgresError> {
+    pub fn stop(mut self) -> Result<(), PostgresError> {
         let result = self.pg_ctl(&["stop", "-m", "fast", "-w"], "pg_ctl stop");
+        // The watchdog wakes, finds its server gone, and only tidies up.
+        drop(self.watchdog.take());
         if self.remove_on_stop {
             let _ = fs::remove_dir_all(&self.root_dir);
         }
@@ -225,44 +250,61 @@ impl PrivatePostgres {
         )
     }
 
-    /// A server left running by a process that died before its watchdog could act.
-    fn stop_stale_server(&self) {
-        if self.cluster_dir.join("postmaster.pid").exists() {
-            let _ = self.pg_ctl(&["stop", "-m", "fast", "-w"], "pg_ctl stop");
+    /// A server still running on this directory: a previous process's, about to be stopped by its
+    /// watchdog (wait for it), or a live one in use by another process (refuse to touch it).
+    fn wait_for_previous_server(&self) -> Result<(), PostgresError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.server_running() {
+            if Instant::now() >= deadline {
+                return Err(PostgresError::AlreadyRunning(self.cluster_dir.clone()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
+        Ok(())
     }
 
-    fn spawn_watchdog(&self) -> Result<(), PostgresError> {
-        let pg_ctl = self.command_line(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.cluster_dir.display().to_string(),
-                "stop",
-                "-m",
-                "fast",
-                "-w",
-            ],
-        );
+    fn server_running(&self) -> bool {
+        self.cluster_dir.join("postmaster.pid").exists()
+            && self.pg_ctl(&["status"], "pg_ctl status").is_ok()
+    }
+
+    fn spawn_watchdog(&self) -> Result<ChildStdin, PostgresError> {
+        let pid_file = self.cluster_dir.join("postmaster.pid");
+        let postmaster = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|contents| contents.lines().next().map(str::trim).map(str::to_owned))
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or(PostgresError::Step {
+                step: "reading postmaster.pid",
+                detail: pid_file.display().to_string(),
+            })?;
         let mut cleanup = format!("rm -rf '{}'", self.socket_dir.display());
         if self.remove_on_stop {
             cleanup.push_str(&format!("; rm -rf '{}'", self.root_dir.display()));
         }
+        // `read` returns at end of input: when our process is gone. SIGINT is PostgreSQL's fast
+        // shutdown. The pid check keeps a later server on the same directory safe.
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {pg_ctl} >/dev/null 2>&1; {cleanup}",
-            pid = std::process::id()
+            "read _ignored; \
+             if [ \"$(head -n 1 '{pid_file}' 2>/dev/null)\" = '{postmaster}' ]; then \
+               kill -INT {postmaster}; while kill -0 {postmaster} 2>/dev/null; do sleep 0.2; done; \
+             fi; {cleanup}",
+            pid_file = pid_file.display(),
         );
-        Command::new("setsid")
+        let mut watchdog = Command::new("setsid")
             .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map(drop)
             .map_err(|source| PostgresError::Io {
                 step: "starting the PostgreSQL watchdog",
                 source,
-            })
+            })?;
+        watchdog.stdin.take().ok_or(PostgresError::Step {
+            step: "starting the PostgreSQL watchdog",
+            detail: "no pipe to the watchdog".to_owned(),
+        })
     }
 
     fn pg_ctl(&self, args: &[&str], step: &'static str) -> Result<(), PostgresError> {
@@ -274,10 +316,10 @@ impl PrivatePostgres {
     /// Runs a server binary, as `postgres` when we are root.
     fn run(&self, program: &str, args: &[String], step: &'static str) -> Result<(), PostgresError> {
         let binary = self.bin_dir.join(program);
-        let mut command = match &self.run_as {
-            Some(user) => {
+        let mut command = match self.run_as {
+            Some(_) => {
                 let mut command = Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&binary);
+                command.args(["-u", ServerUser::NAME, "--"]).arg(&binary);
                 command
             }
             None => Command::new(&binary),
@@ -299,16 +341,6 @@ impl PrivatePostgres {
             ));
         }
         Err(PostgresError::Step { step, detail })
-    }
-
-    /// A shell command line for the watchdog; every path in it was checked for quotes.
-    fn command_line(&self, program: &str, args: &[&str]) -> String {
-        let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
-        let binary = format!("'{}'", self.bin_dir.join(program).display());
-        match &self.run_as {
-            Some(user) => format!("runuser -u {user} -- {binary} {}", quoted.join(" ")),
-            None => format!("{binary} {}", quoted.join(" ")),
-        }
     }
 }
 
@@ -348,15 +380,18 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The uid and gid of the `postgres` user, from /etc/passwd.
-fn unprivileged_user() -> Result<(u32, u32), PostgresError> {
+/// The `postgres` user, from /etc/passwd.
+fn server_user() -> Result<ServerUser, PostgresError> {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
         .lines()
         .find_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
             match fields.as_slice() {
-                ["postgres", _, uid, gid, ..] => Some((uid.parse().ok()?, gid.parse().ok()?)),
+                [name, _, uid, gid, ..] if *name == ServerUser::NAME => Some(ServerUser {
+                    uid: uid.parse().ok()?,
+                    gid: gid.parse().ok()?,
+                }),
                 _ => None,
             }
         })
@@ -371,13 +406,12 @@ fn absolute(path: &Path) -> Result<PathBuf, PostgresError> {
 }
 
 /// Creates `dir` (mode 0700), owned by the server's user when we are root.
-fn create_private_dir(dir: &Path, run_as: Option<&str>) -> Result<(), PostgresError> {
+fn create_private_dir(dir: &Path, run_as: Option<ServerUser>) -> Result<(), PostgresError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |step| move |source| PostgresError::Io { step, source };
     fs::create_dir_all(dir).map_err(io("creating the data directory"))?;
-    if run_as.is_some() {
-        let (uid, gid) = unprivileged_user()?;
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+    if let Some(user) = run_as {
+        std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
             .map_err(io("handing the data directory to postgres"))?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))

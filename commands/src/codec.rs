@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// Why an event could not be laid out as `event_type` + `payload`.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("events must serialize as an enum variant with fields, got {0}")]

@@ -1,3 +1,4 @@
+use crate::codec::CodecError;
 use crate::metadata::{CommandId, GlobalPosition, Version};
 
 /// Why a command was not executed. Everything but [`ExecuteError::Database`] is the caller's
@@ -31,8 +32,8 @@ pub enum ExecuteError<E: std::error::Error + 'static> {
         source: serde_json::Error,
     },
     /// A new event could not be serialized.
-    #[error("a new event could not be serialized: {0}")]
-    Encode(String),
+    #[error("a new event could not be serialized")]
+    Encode(#[source] CodecError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }

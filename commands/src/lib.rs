@@ -2,11 +2,13 @@
 //!
 //! The write side of Vextrus and the one way to read the log back.
 //!
-//! - [`EventStore`] executes a command for any aggregate in one transaction that we control
-//!   (design.md D2): set the tenant, check the command id, load the stream, run the aggregate's
-//!   `handle`, append every new event with one multi-row INSERT, record the command, commit.
-//!   Version conflicts, repeated commands and taken unique values come back as typed
-//!   [`ExecuteError`]s or a repeated [`CommandOutcome`].
+//! - [`EventStore`] executes a command for any aggregate (design.md D2) in two round trips that
+//!   we control: one snapshot that checks the command id and loads the stream; then, after the
+//!   aggregate's `handle`, one committed call that sets the tenant and appends every new event
+//!   with one multi-row INSERT (plus unique claims and, for idempotent commands, the outcome).
+//!   The load and the append are separate transactions on purpose (round trips are the cost of
+//!   the write path); the primary keys make that safe. Version conflicts, repeated commands and
+//!   taken unique values come back as typed [`ExecuteError`]s or a repeated [`CommandOutcome`].
 //! - [`LogReader`] tails the log in commit order below the `pg_snapshot_xmin` watermark (D3);
 //!   projections, the Kafka relay and replay all read through it.
 //! - [`tenant::begin`] is the only place that sets the tenant of a transaction (D5).
@@ -21,6 +23,7 @@ mod metadata;
 mod store;
 pub mod tenant;
 
+pub use codec::CodecError;
 pub use error::ExecuteError;
 pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};
 pub use metadata::{ActorId, CommandId, CommandMetadata, GlobalPosition, InvalidActor, Version};
@@ -40,6 +43,7 @@ pub enum DbRole {
 }
 
 impl DbRole {
+    /// The PostgreSQL role name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Writer => "vextrus_writer",

@@ -40,6 +40,7 @@ use crate::metadata::GlobalPosition;
 pub struct LogPosition {
     /// The appending transaction's id (`xid8`).
     pub transaction_id: u64,
+    /// The event's `global_position`: the order within one transaction.
     pub global_position: i64,
 }
 
@@ -60,11 +61,13 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// Only events of `tenant`.
     pub fn tenant(mut self, tenant: TenantId) -> Self {
         self.tenant = Some(tenant);
         self
     }
 
+    /// Only events of these aggregate types.
     pub fn aggregate_types<I: IntoIterator<Item = S>, S: Into<String>>(mut self, types: I) -> Self {
         self.aggregate_types = Some(types.into_iter().map(Into::into).collect());
         self
@@ -116,8 +119,9 @@ impl RecordedEvent {
             request_metadata: row.try_get("request_metadata")?,
             recorded_at: row.try_get("recorded_at")?,
             global_position: GlobalPosition::new(row.try_get("global_position")?),
-            // xid8 is a 64-bit counter that starts far below i64::MAX.
-            transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+            // xid8 is a 64-bit counter that starts far below i64::MAX; a negative value is corrupt.
+            transaction_id: u64::try_from(transaction_id)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
         })
     }
 
@@ -158,6 +162,7 @@ impl LogReader {
 
     /// Up to `limit` events after `after`, in commit order, from transactions that have all
     /// finished. An empty batch means "nothing new yet", never "the end".
+    #[tracing::instrument(level = "debug", skip(self), err(level = tracing::Level::DEBUG))]
     pub async fn read_batch(
         &self,
         after: LogPosition,
@@ -219,11 +224,14 @@ impl LogTail {
     pub const DEFAULT_BATCH_SIZE: u32 = 500;
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+    /// Events per read (at least 1; default [`Self::DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, batch_size: u32) -> Self {
         self.batch_size = batch_size.max(1);
         self
     }
 
+    /// How long to wait between reads once caught up, when no append signal comes (default
+    /// [`Self::DEFAULT_POLL_INTERVAL`]).
     pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
         self

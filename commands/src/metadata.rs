@@ -128,11 +128,8 @@ impl fmt::Display for GlobalPosition {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandMetadata {
     pub actor: ActorId,
-    pub command_id: CommandId,
-    /// The command id came from the client's idempotency key, so a retry may follow: the store
-    /// records the outcome and answers a repeat with it. A command without a key has a fresh id
-    /// that can never repeat, and nothing is recorded beyond its events.
-    pub idempotent: bool,
+    command_id: CommandId,
+    idempotent: bool,
     /// Shared by everything one user action caused, across commands and services.
     pub correlation_id: Uuid,
     /// The command or event that directly caused this command, if any.
@@ -156,6 +153,17 @@ impl CommandMetadata {
             request_id: None,
             request_metadata: serde_json::Map::new(),
         }
+    }
+
+    pub fn command_id(&self) -> CommandId {
+        self.command_id
+    }
+
+    /// True when the command id came from the client's idempotency key, so a retry may follow:
+    /// the store records the outcome and answers a repeat with it. A command without a key has a
+    /// fresh id that can never repeat, and nothing is recorded beyond its events.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// Makes the command idempotent under the client's `key` (its `Idempotency-Key`).

@@ -79,7 +79,7 @@ impl EventStore {
             tenant_id = %tenant,
             aggregate_type = A::TYPE,
             aggregate_id = aggregate_id,
-            command_id = %metadata.command_id,
+            command_id = %metadata.command_id(),
             correlation_id = %metadata.correlation_id,
         ),
         err(level = tracing::Level::DEBUG)
@@ -105,7 +105,7 @@ impl EventStore {
                 .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             if let Some(recorded) = loaded.recorded_command {
-                return recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id);
+                return recorded.into_repeat(metadata.command_id(), A::TYPE, aggregate_id);
             }
             loaded
         };
@@ -136,7 +136,9 @@ impl EventStore {
                 .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             return match loaded.recorded_command {
-                Some(recorded) => recorded.into_repeat(metadata.command_id, A::TYPE, aggregate_id),
+                Some(recorded) => {
+                    recorded.into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
+                }
                 None if loaded.version() != Version::NONE => Err(ExecuteError::Conflict {
                     current: loaded.version(),
                     expected: expected_version,
@@ -146,6 +148,15 @@ impl EventStore {
         }
         let new_events = sink.collect().await;
 
+        if new_events.is_empty() && !metadata.is_idempotent() {
+            // Nothing to write and nothing to remember.
+            return Ok(CommandOutcome {
+                version: current,
+                last_position: None,
+                event_count: 0,
+                repeated: false,
+            });
+        }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
         match append.run(&self.pool).await {
             Ok(last_position) => {
@@ -161,11 +172,11 @@ impl EventStore {
                 })
             }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                let constraint = error.constraint().unwrap_or_default().to_owned();
+                let violation = sqlx::Error::Database(error);
                 self.explain_unique_violation(
                     tenant,
                     aggregate_id,
-                    &constraint,
+                    violation,
                     &append,
                     metadata,
                     expected_version,
@@ -189,7 +200,11 @@ impl EventStore {
                 "select recorded_command, events from vextrus_load_stream($1, $2, $3, $4)",
             )
             .bind(tenant.as_uuid())
-            .bind(metadata.idempotent.then_some(metadata.command_id.as_uuid()))
+            .bind(
+                metadata
+                    .is_idempotent()
+                    .then_some(metadata.command_id().as_uuid()),
+            )
             .bind(aggregate_type)
             .bind(aggregate_id)
             .fetch_one(&self.pool)
@@ -200,7 +215,9 @@ impl EventStore {
         })
     }
 
-    /// Every event of one stream of `tenant`, in order. A stream of another tenant is empty.
+    /// Every event of one stream of `tenant`, in order, with all it records. A stream of another
+    /// tenant is empty.
+    #[instrument(level = "debug", skip(self), err(level = tracing::Level::DEBUG))]
     pub async fn load_stream(
         &self,
         tenant: TenantId,
@@ -239,7 +256,7 @@ impl EventStore {
         &self,
         tenant: TenantId,
         aggregate_id: &str,
-        constraint: &str,
+        violation: sqlx::Error,
         append: &Append,
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
@@ -248,8 +265,16 @@ impl EventStore {
             .load_for_command(tenant, metadata, &append.aggregate_type, aggregate_id)
             .await?;
         if let Some(recorded) = loaded.recorded_command {
-            return recorded.into_repeat(metadata.command_id, &append.aggregate_type, aggregate_id);
+            return recorded.into_repeat(
+                metadata.command_id(),
+                &append.aggregate_type,
+                aggregate_id,
+            );
         }
+        let constraint = violation
+            .as_database_error()
+            .and_then(|error| error.constraint())
+            .unwrap_or_default();
         match constraint {
             "events_pkey" => Err(ExecuteError::Conflict {
                 current: loaded.version(),
@@ -278,9 +303,7 @@ impl EventStore {
                     },
                 })
             }
-            other => Err(ExecuteError::Database(sqlx::Error::Protocol(format!(
-                "unexpected unique violation on constraint {other:?}"
-            )))),
+            _ => Err(ExecuteError::Database(violation)),
         }
     }
 }
@@ -423,16 +446,15 @@ impl Append {
             claim_scopes: Vec::new(),
             claim_values: Vec::new(),
             actor: metadata.actor.as_str().to_owned(),
-            command_id: metadata.command_id.as_uuid(),
-            record_command: metadata.idempotent,
+            command_id: metadata.command_id().as_uuid(),
+            record_command: metadata.is_idempotent(),
             correlation_id: metadata.correlation_id,
             causation_id: metadata.causation_id,
             request_id: metadata.request_id.clone(),
             request_metadata: Value::Object(metadata.request_metadata.clone()),
         };
         for (offset, event) in (1..).zip(events) {
-            let (event_type, payload) =
-                codec::encode(event).map_err(|error| ExecuteError::Encode(error.to_string()))?;
+            let (event_type, payload) = codec::encode(event).map_err(ExecuteError::Encode)?;
             append.sequences.push(version_before.get() + offset);
             append.event_types.push(event_type);
             append.event_versions.push(event.event_version());

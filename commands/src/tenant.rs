@@ -17,8 +17,6 @@ pub async fn begin(
     pool: &PgPool,
     tenant: TenantId,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(format!(
-        "begin; select set_config('app.tenant_id', '{tenant}', true)"
-    ))
-    .await
+    pool.begin_with(format!("begin; select vextrus_set_tenant('{tenant}')"))
+        .await
 }

@@ -17,6 +17,7 @@
 //! cluster with PostgreSQL's durable defaults (every commit flushed).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -25,7 +26,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use vextrus::database;
@@ -272,7 +273,7 @@ enum Client {
         payload: Value,
     },
     PostgresEs {
-        cqrs: std::sync::Arc<postgres_es::PostgresCqrs<BenchStream>>,
+        cqrs: Arc<postgres_es::PostgresCqrs<BenchStream>>,
     },
 }
 
@@ -365,22 +366,18 @@ async fn run_cell(
     measured: Duration,
 ) -> anyhow::Result<CellResult> {
     let max = u32::try_from(clients).unwrap_or(u32::MAX);
-    let (pool, vextrus_options) = (
-        server.options(&server.vextrus_db),
-        server.options(&server.vextrus_db),
-    );
     let pool = match system {
         System::Vextrus | System::VextrusLoad => {
-            database::role_pool(&vextrus_options, DbRole::Writer, max).await?
+            database::role_pool(&server.options(&server.vextrus_db), DbRole::Writer, max).await?
         }
         System::Raw => {
-            sqlx::postgres::PgPoolOptions::new()
+            PgPoolOptions::new()
                 .max_connections(max)
-                .connect_with(pool)
+                .connect_with(server.options(&server.vextrus_db))
                 .await?
         }
         System::PostgresEs => {
-            sqlx::postgres::PgPoolOptions::new()
+            PgPoolOptions::new()
                 .max_connections(max)
                 .connect_with(server.options(&server.pges_db))
                 .await?
@@ -390,12 +387,13 @@ async fn run_cell(
         "n": 1, "item": "Portland cement, 50 kg bag (CEM II/A-M)", "quantity": "120.000",
         "amount": "66000.00", "site_id": Uuid::nil(),
     });
-    let cqrs = std::sync::Arc::new(postgres_es::postgres_cqrs::<BenchStream>(
+    let store = EventStore::new(pool.clone());
+    let cqrs = Arc::new(postgres_es::postgres_cqrs::<BenchStream>(
         pool.clone(),
         Vec::new(),
         (),
     ));
-    let store = EventStore::new(pool.clone());
+    let actor = ActorId::parse("bench-user").unwrap_or_else(|_| unreachable!("a valid literal"));
 
     let warm_up = Duration::from_millis(200);
     let start = Instant::now();
@@ -406,8 +404,7 @@ async fn run_cell(
                 System::Vextrus | System::VextrusLoad => Client::Vextrus {
                     store: store.clone(),
                     tenant,
-                    actor: ActorId::parse("bench-user")
-                        .unwrap_or_else(|_| unreachable!("a valid literal")),
+                    actor: actor.clone(),
                     expected: (system == System::Vextrus).then_some(Version::NONE),
                 },
                 System::Raw => Client::Raw {
@@ -416,7 +413,7 @@ async fn run_cell(
                     payload: payload.clone(),
                 },
                 System::PostgresEs => Client::PostgresEs {
-                    cqrs: std::sync::Arc::clone(&cqrs),
+                    cqrs: Arc::clone(&cqrs),
                 },
             };
             tokio::spawn(async move {

@@ -126,6 +126,49 @@ async fn the_writer_cannot_append_to_another_tenant() {
 }
 
 #[tokio::test]
+async fn the_writer_cannot_choose_the_columns_the_database_sets() {
+    let fx = fixture().await;
+    let (a, _) = seed_two_tenants(&fx).await;
+    let writer = fx.db.role_pool(DbRole::Writer, 1).await.unwrap();
+    for (column, value) in [
+        ("transaction_id", "'1'::xid8"),
+        ("recorded_at", "now() - interval '1 year'"),
+    ] {
+        let mut tx = tenant::begin(&writer, a).await.unwrap();
+        let error = sqlx::query(&format!(
+            "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                                 actor, command_id, correlation_id, {column})
+             values ($1, 'organization', 'x', 1, 'Forged', '1', '{{}}', 'mallory', gen_random_uuid(), gen_random_uuid(), {value})"
+        ))
+        .bind(a.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+        assert!(
+            message(error).contains("permission denied"),
+            "the writer could set {column}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_immutability_triggers_fire_even_in_replica_mode() {
+    let fx = fixture().await;
+    seed_two_tenants(&fx).await;
+    let mut conn = PgConnection::connect_with(&fx.db.options).await.unwrap();
+    sqlx::query("set session_replication_role = replica")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let error = sqlx::query("delete from events")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(message(error).contains("append-only"));
+    assert_eq!(event_count(&fx.owner).await, 2);
+}
+
+#[tokio::test]
 async fn the_tenant_setting_does_not_outlive_its_transaction() {
     let fx = fixture().await;
     let (a, _) = seed_two_tenants(&fx).await;

@@ -5,5 +5,6 @@
 
 mod immutability;
 mod log_reader;
+mod private_postgres;
 mod store;
 mod support;

@@ -69,7 +69,7 @@ async fn appended_events_load_back_in_order_with_their_metadata() {
     assert_eq!(stream[0].event_type, "OrganizationCreated");
     assert_eq!(stream[0].payload["code"], "MBL");
     assert_eq!(stream[0].actor, "user-7");
-    assert_eq!(stream[0].command_id, meta.command_id.as_uuid());
+    assert_eq!(stream[0].command_id, meta.command_id().as_uuid());
     assert_eq!(stream[0].correlation_id, meta.correlation_id);
     assert_eq!(stream[0].request_id.as_deref(), Some("req-1"));
     assert_eq!(stream[0].tenant_id, tenant);
@@ -642,10 +642,10 @@ async fn only_commands_with_an_idempotency_key_are_recorded_for_repeats() {
         .fetch_all(&fx.owner)
         .await
         .unwrap();
-    assert_eq!(recorded, vec![key.command_id.as_uuid()]);
+    assert_eq!(recorded, vec![key.command_id().as_uuid()]);
     // The unkeyed command is still traceable through its events.
     let traced: i64 = sqlx::query_scalar("select count(*) from events where command_id = $1")
-        .bind(plain.command_id.as_uuid())
+        .bind(plain.command_id().as_uuid())
         .fetch_one(&fx.owner)
         .await
         .unwrap();
