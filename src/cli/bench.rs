@@ -208,6 +208,21 @@ impl BenchServer {
         Ok(server)
     }
 
+    /// Rows in `system`'s events table: each cell checks that it wrote what it reported.
+    async fn rows_written(&self, system: System) -> anyhow::Result<u64> {
+        let (database, table) = match system {
+            System::Vextrus | System::VextrusLoad => (&self.vextrus_db, "events"),
+            System::Raw => (&self.vextrus_db, "raw_events"),
+            System::PostgresEs => (&self.pges_db, "events"),
+        };
+        let mut conn = PgConnection::connect_with(&self.options(database)).await?;
+        let rows: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(u64::try_from(rows)?)
+    }
+
     /// Flushes dirty pages now, so that a checkpoint does not land in the middle of a cell.
     async fn checkpoint(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
@@ -395,6 +410,7 @@ async fn run_cell(
     ));
     let actor = ActorId::parse("bench-user").unwrap_or_else(|_| unreachable!("a valid literal"));
 
+    let rows_before = server.rows_written(system).await?;
     let warm_up = Duration::from_millis(200);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -417,14 +433,15 @@ async fn run_cell(
                 },
             };
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
+                let (mut latencies, mut commands) = (Vec::new(), 0_u64);
                 let (measure_from, until) = (start + warm_up, start + warm_up + measured);
                 loop {
                     let began = Instant::now();
                     if began >= until {
-                        return Ok::<_, anyhow::Error>(latencies);
+                        return Ok::<_, anyhow::Error>((latencies, commands));
                     }
                     client.command(events).await?;
+                    commands += 1;
                     if began >= measure_from {
                         latencies.push(began.elapsed());
                     }
@@ -432,11 +449,21 @@ async fn run_cell(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let (mut latencies, mut commands) = (Vec::new(), 0_u64);
     for task in tasks {
-        latencies.extend(task.await??);
+        let (client_latencies, client_commands) = task.await??;
+        latencies.extend(client_latencies);
+        commands += client_commands;
     }
     pool.close().await;
+    let written = server.rows_written(system).await? - rows_before;
+    let expected = commands * events as u64;
+    if written != expected {
+        anyhow::bail!(
+            "{} reported {expected} events but wrote {written} rows",
+            system.name()
+        );
+    }
     Ok(CellResult {
         latencies,
         measured,
