@@ -3,26 +3,13 @@
 use sqlx::{Connection, PgConnection};
 use vextrus_commands::{DbRole, tenant};
 use vextrus_domain::TenantId;
-use vextrus_domain::ids::OrganizationId;
-use vextrus_domain::organization::Organization;
 
 use crate::support::*;
 
 async fn seed_two_tenants(fx: &Fixture) -> (TenantId, TenantId) {
     let (a, b) = (TenantId::new(), TenantId::new());
     for (tenant, code) in [(a, "AAA"), (b, "BBB")] {
-        let org = OrganizationId::new();
-        fx.store
-            .execute::<Organization>(
-                tenant,
-                &org.to_string(),
-                create_organization(org, code),
-                &(),
-                &metadata(),
-                None,
-            )
-            .await
-            .unwrap();
+        fx.create_organization(tenant, code).await;
     }
     (a, b)
 }

@@ -8,8 +8,6 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vextrus_commands::{LogFilter, LogPosition, RecordedEvent};
 use vextrus_domain::TenantId;
-use vextrus_domain::ids::OrganizationId;
-use vextrus_domain::organization::Organization;
 
 use crate::support::*;
 
@@ -272,18 +270,7 @@ async fn filters_select_one_tenant_or_aggregate_type() {
     let fx = fixture().await;
     let (tenant_a, tenant_b) = (TenantId::new(), TenantId::new());
     for tenant in [tenant_a, tenant_b] {
-        let org = OrganizationId::new();
-        fx.store
-            .execute::<Organization>(
-                tenant,
-                &org.to_string(),
-                create_organization(org, "MBL"),
-                &(),
-                &metadata(),
-                None,
-            )
-            .await
-            .unwrap();
+        fx.create_organization(tenant, "MBL").await;
     }
     let mut tx = fx.owner.begin().await.unwrap();
     insert_raw(&mut tx, tenant_a, "p", 1).await;
@@ -343,18 +330,7 @@ async fn a_waiting_tail_wakes_on_an_in_process_append_without_waiting_for_its_po
     let waiting = tokio::spawn(async move { tail.next_batch().await });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let org = OrganizationId::new();
-    fx.store
-        .execute::<Organization>(
-            TenantId::new(),
-            &org.to_string(),
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    fx.create_organization(TenantId::new(), "MBL").await;
     let batch = tokio::time::timeout(Duration::from_secs(30), waiting)
         .await
         .expect("woken by the append")

@@ -1,8 +1,5 @@
 //! The event store: round trips, optimistic concurrency, idempotency, uniqueness, tenancy.
 
-use std::sync::Arc;
-
-use tokio::sync::Barrier;
 use vextrus_commands::{ExecuteError, Version};
 use vextrus_domain::TenantId;
 use vextrus_domain::ids::{DivisionId, OrganizationId};
@@ -11,6 +8,14 @@ use vextrus_domain::organization::{
 };
 
 use crate::support::*;
+
+fn create_division(n: usize) -> OrganizationCommand {
+    OrganizationCommand::CreateDivision {
+        division_id: DivisionId::new(),
+        name: name(&format!("Division {n}")),
+        code: code(&format!("D{n}")),
+    }
+}
 
 #[tokio::test]
 async fn appended_events_load_back_in_order_with_their_metadata() {
@@ -21,15 +26,7 @@ async fn appended_events_load_back_in_order_with_their_metadata() {
     let meta = metadata();
 
     let created = fx
-        .store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &meta,
-            None,
-        )
+        .execute(tenant, &id, create_organization(org, "MBL"), &meta, None)
         .await
         .unwrap();
     assert_eq!(created.version, Version::new(1));
@@ -43,15 +40,7 @@ async fn appended_events_load_back_in_order_with_their_metadata() {
         code: code("DHK"),
     };
     let second = fx
-        .store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            command,
-            &(),
-            &metadata(),
-            Some(Version::new(1)),
-        )
+        .execute(tenant, &id, command, &metadata(), Some(Version::new(1)))
         .await
         .unwrap();
     assert_eq!(second.version, Version::new(2));
@@ -97,26 +86,13 @@ async fn appended_events_load_back_in_order_with_their_metadata() {
 async fn a_stale_expected_version_is_a_conflict_carrying_the_current_version() {
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let org = OrganizationId::new();
-    let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
 
     let rename = OrganizationCommand::RenameOrganization {
         name: name("Meghna Group"),
     };
     let error = fx
-        .store
-        .execute::<Organization>(tenant, &id, rename, &(), &metadata(), Some(Version::NONE))
+        .execute(tenant, &id, rename, &metadata(), Some(Version::NONE))
         .await
         .unwrap_err();
     assert!(
@@ -128,50 +104,29 @@ async fn a_stale_expected_version_is_a_conflict_carrying_the_current_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_commands_on_one_version_have_exactly_one_winner() {
-    const RACERS: usize = 12;
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let org = OrganizationId::new();
-    let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
 
-    let start = Arc::new(Barrier::new(RACERS));
-    let racers: Vec<_> = (0..RACERS)
-        .map(|n| {
-            let (store, start, id) = (fx.store.clone(), Arc::clone(&start), id.clone());
-            tokio::spawn(async move {
-                let command = OrganizationCommand::CreateDivision {
-                    division_id: DivisionId::new(),
-                    name: name(&format!("Division {n}")),
-                    code: code(&format!("D{n}")),
-                };
-                start.wait().await;
-                store
-                    .execute::<Organization>(
-                        tenant,
-                        &id,
-                        command,
-                        &(),
-                        &metadata(),
-                        Some(Version::new(1)),
-                    )
-                    .await
-            })
-        })
-        .collect();
+    let outcomes = race(12, |n| {
+        let (store, id) = (fx.store.clone(), id.clone());
+        async move {
+            store
+                .execute::<Organization>(
+                    tenant,
+                    &id,
+                    create_division(n),
+                    &(),
+                    &metadata(),
+                    Some(Version::new(1)),
+                )
+                .await
+        }
+    })
+    .await;
     let mut winners = 0;
-    for racer in racers {
-        match racer.await.unwrap() {
+    for outcome in outcomes {
+        match outcome {
             Ok(outcome) => {
                 winners += 1;
                 assert_eq!(outcome.version, Version::new(2));
@@ -196,49 +151,32 @@ async fn writers_that_retry_after_conflicts_leave_a_gap_free_stream() {
     const WRITERS: usize = 8;
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let org = OrganizationId::new();
-    let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
 
-    let start = Arc::new(Barrier::new(WRITERS));
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|n| {
-            let (store, start, id) = (fx.store.clone(), Arc::clone(&start), id.clone());
-            tokio::spawn(async move {
-                start.wait().await;
-                let mut conflicts = 0;
-                loop {
-                    let command = OrganizationCommand::CreateDivision {
-                        division_id: DivisionId::new(),
-                        name: name(&format!("Division {n}")),
-                        code: code(&format!("D{n}")),
-                    };
-                    match store
-                        .execute::<Organization>(tenant, &id, command, &(), &metadata(), None)
-                        .await
-                    {
-                        Ok(outcome) => return (outcome.version, conflicts),
-                        Err(ExecuteError::Conflict { .. }) => conflicts += 1,
-                        Err(other) => panic!("unexpected error {other:?}"),
-                    }
+    let versions = race(WRITERS, |n| {
+        let (store, id) = (fx.store.clone(), id.clone());
+        async move {
+            loop {
+                match store
+                    .execute::<Organization>(
+                        tenant,
+                        &id,
+                        create_division(n),
+                        &(),
+                        &metadata(),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(outcome) => return outcome.version.get(),
+                    Err(ExecuteError::Conflict { .. }) => continue,
+                    Err(other) => panic!("unexpected error {other:?}"),
                 }
-            })
-        })
-        .collect();
-    let mut versions = Vec::new();
-    for writer in writers {
-        versions.push(writer.await.unwrap().0.get());
-    }
+            }
+        }
+    })
+    .await;
+    let mut versions = versions;
     versions.sort_unstable();
     assert_eq!(
         versions,
@@ -266,28 +204,12 @@ async fn a_repeated_command_id_returns_the_first_outcome_and_writes_nothing() {
     let meta = metadata().with_idempotency_key("create-mbl-1");
 
     let first = fx
-        .store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &meta,
-            None,
-        )
+        .execute(tenant, &id, create_organization(org, "MBL"), &meta, None)
         .await
         .unwrap();
     // Executing "create" again would be refused as a duplicate; as a repeat it is answered instead.
     let again = fx
-        .store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &meta,
-            None,
-        )
+        .execute(tenant, &id, create_organization(org, "MBL"), &meta, None)
         .await
         .unwrap();
     assert!(again.repeated);
@@ -298,24 +220,51 @@ async fn a_repeated_command_id_returns_the_first_outcome_and_writes_nothing() {
     assert_eq!(event_count(&fx.owner).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_repeats_of_one_command_write_it_once() {
-    const REPEATS: usize = 8;
+#[tokio::test]
+async fn only_commands_with_an_idempotency_key_are_recorded_for_repeats() {
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let org = OrganizationId::new();
-    let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
+    let (keyed, unkeyed) = (OrganizationId::new(), OrganizationId::new());
+    let key = metadata().with_idempotency_key("create-keyed");
+    fx.execute(
+        tenant,
+        &keyed.to_string(),
+        create_organization(keyed, "K"),
+        &key,
+        None,
+    )
+    .await
+    .unwrap();
+    let plain = metadata();
+    fx.execute(
+        tenant,
+        &unkeyed.to_string(),
+        create_organization(unkeyed, "U"),
+        &plain,
+        None,
+    )
+    .await
+    .unwrap();
+
+    let recorded: Vec<uuid::Uuid> = sqlx::query_scalar("select command_id from commands")
+        .fetch_all(&fx.owner)
         .await
         .unwrap();
+    assert_eq!(recorded, vec![key.command_id().as_uuid()]);
+    // The unkeyed command is still traceable through its events.
+    let traced: i64 = sqlx::query_scalar("select count(*) from events where command_id = $1")
+        .bind(plain.command_id().as_uuid())
+        .fetch_one(&fx.owner)
+        .await
+        .unwrap();
+    assert_eq!(traced, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_one_command_write_it_once() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
     let meta = metadata().with_idempotency_key("add-dhaka");
     let command = OrganizationCommand::CreateDivision {
         division_id: DivisionId::new(),
@@ -323,32 +272,20 @@ async fn concurrent_repeats_of_one_command_write_it_once() {
         code: code("DHK"),
     };
 
-    let start = Arc::new(Barrier::new(REPEATS));
-    let tasks: Vec<_> = (0..REPEATS)
-        .map(|_| {
-            let (store, start, id, meta, command) = (
-                fx.store.clone(),
-                Arc::clone(&start),
-                id.clone(),
-                meta.clone(),
-                command.clone(),
-            );
-            tokio::spawn(async move {
-                start.wait().await;
-                store
-                    .execute::<Organization>(tenant, &id, command, &(), &meta, None)
-                    .await
-            })
-        })
+    let outcomes = race(8, |_| {
+        let (store, id, meta, command) =
+            (fx.store.clone(), id.clone(), meta.clone(), command.clone());
+        async move {
+            store
+                .execute::<Organization>(tenant, &id, command, &(), &meta, None)
+                .await
+        }
+    })
+    .await;
+    let outcomes: Vec<_> = outcomes
+        .into_iter()
+        .map(|o| o.expect("a repeat is answered, never refused"))
         .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(
-            task.await
-                .unwrap()
-                .expect("a repeat is answered, never refused"),
-        );
-    }
     assert_eq!(outcomes.iter().filter(|o| !o.repeated).count(), 1);
     assert!(
         outcomes
@@ -364,25 +301,21 @@ async fn a_command_id_reused_on_another_stream_is_refused() {
     let tenant = TenantId::new();
     let meta = metadata().with_idempotency_key("k");
     let first = OrganizationId::new();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &first.to_string(),
-            create_organization(first, "A"),
-            &(),
-            &meta,
-            None,
-        )
-        .await
-        .unwrap();
+    fx.execute(
+        tenant,
+        &first.to_string(),
+        create_organization(first, "A"),
+        &meta,
+        None,
+    )
+    .await
+    .unwrap();
     let second = OrganizationId::new();
     let error = fx
-        .store
-        .execute::<Organization>(
+        .execute(
             tenant,
             &second.to_string(),
             create_organization(second, "B"),
-            &(),
             &meta,
             None,
         )
@@ -401,12 +334,10 @@ async fn a_rejected_command_writes_nothing() {
     let tenant = TenantId::new();
     let org = OrganizationId::new();
     let error = fx
-        .store
-        .execute::<Organization>(
+        .execute(
             tenant,
             &org.to_string(),
             OrganizationCommand::ArchiveOrganization,
-            &(),
             &metadata(),
             None,
         )
@@ -429,32 +360,28 @@ async fn a_rejected_command_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organization_code_is_unique_in_its_tenant_even_under_races() {
-    const RACERS: usize = 6;
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let start = Arc::new(Barrier::new(RACERS));
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|_| {
-            let (store, start) = (fx.store.clone(), Arc::clone(&start));
-            tokio::spawn(async move {
-                let org = OrganizationId::new();
-                start.wait().await;
-                store
-                    .execute::<Organization>(
-                        tenant,
-                        &org.to_string(),
-                        create_organization(org, "mbl"),
-                        &(),
-                        &metadata(),
-                        None,
-                    )
-                    .await
-            })
-        })
-        .collect();
+    let outcomes = race(6, |_| {
+        let store = fx.store.clone();
+        async move {
+            let org = OrganizationId::new();
+            store
+                .execute::<Organization>(
+                    tenant,
+                    &org.to_string(),
+                    create_organization(org, "mbl"),
+                    &(),
+                    &metadata(),
+                    None,
+                )
+                .await
+        }
+    })
+    .await;
     let mut created = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for outcome in outcomes {
+        match outcome {
             Ok(_) => created += 1,
             Err(ExecuteError::ValueTaken { scope, value }) => assert_eq!(
                 (scope.as_str(), value.as_str()),
@@ -467,18 +394,7 @@ async fn an_organization_code_is_unique_in_its_tenant_even_under_races() {
     assert_eq!(event_count(&fx.owner).await, 1);
 
     // Another tenant has its own namespace of codes.
-    let other = OrganizationId::new();
-    fx.store
-        .execute::<Organization>(
-            TenantId::new(),
-            &other.to_string(),
-            create_organization(other, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    fx.create_organization(TenantId::new(), "MBL").await;
 }
 
 #[tokio::test]
@@ -487,17 +403,15 @@ async fn the_same_aggregate_id_in_two_tenants_is_two_streams() {
     let (tenant_a, tenant_b) = (TenantId::new(), TenantId::new());
     let org = OrganizationId::new();
     let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant_a,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            None,
-        )
-        .await
-        .unwrap();
+    fx.execute(
+        tenant_a,
+        &id,
+        create_organization(org, "MBL"),
+        &metadata(),
+        None,
+    )
+    .await
+    .unwrap();
 
     assert!(
         fx.store
@@ -511,8 +425,7 @@ async fn the_same_aggregate_id_in_two_tenants_is_two_streams() {
         name: name("Hijacked"),
     };
     let error = fx
-        .store
-        .execute::<Organization>(tenant_b, &id, rename, &(), &metadata(), None)
+        .execute(tenant_b, &id, rename, &metadata(), None)
         .await
         .unwrap_err();
     assert!(
@@ -524,12 +437,10 @@ async fn the_same_aggregate_id_in_two_tenants_is_two_streams() {
     );
 
     let b = fx
-        .store
-        .execute::<Organization>(
+        .execute(
             tenant_b,
             &id,
             create_organization(org, "MBL"),
-            &(),
             &metadata(),
             None,
         )
@@ -557,26 +468,22 @@ async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_
     let tenant = TenantId::new();
     let org = OrganizationId::new();
     let id = org.to_string();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &id,
-            create_organization(org, "MBL"),
-            &(),
-            &metadata(),
-            Some(Version::NONE),
-        )
-        .await
-        .unwrap();
+    fx.execute(
+        tenant,
+        &id,
+        create_organization(org, "MBL"),
+        &metadata(),
+        Some(Version::NONE),
+    )
+    .await
+    .unwrap();
 
     // Accepted on an empty stream, so only the primary key catches it.
     let again = fx
-        .store
-        .execute::<Organization>(
+        .execute(
             tenant,
             &id,
             create_organization(org, "MBX"),
-            &(),
             &metadata(),
             Some(Version::NONE),
         )
@@ -590,8 +497,7 @@ async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_
         name: name("Meghna Group"),
     };
     let refused = fx
-        .store
-        .execute::<Organization>(tenant, &id, rename, &(), &metadata(), Some(Version::NONE))
+        .execute(tenant, &id, rename, &metadata(), Some(Version::NONE))
         .await;
     assert!(
         matches!(refused, Err(ExecuteError::Conflict { current, .. }) if current == Version::new(1)),
@@ -606,48 +512,4 @@ async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_
         claims, 1,
         "the refused creation's code claim was rolled back with it"
     );
-}
-
-#[tokio::test]
-async fn only_commands_with_an_idempotency_key_are_recorded_for_repeats() {
-    let fx = fixture().await;
-    let tenant = TenantId::new();
-    let (keyed, unkeyed) = (OrganizationId::new(), OrganizationId::new());
-    let key = metadata().with_idempotency_key("create-keyed");
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &keyed.to_string(),
-            create_organization(keyed, "K"),
-            &(),
-            &key,
-            None,
-        )
-        .await
-        .unwrap();
-    let plain = metadata();
-    fx.store
-        .execute::<Organization>(
-            tenant,
-            &unkeyed.to_string(),
-            create_organization(unkeyed, "U"),
-            &(),
-            &plain,
-            None,
-        )
-        .await
-        .unwrap();
-
-    let recorded: Vec<uuid::Uuid> = sqlx::query_scalar("select command_id from commands")
-        .fetch_all(&fx.owner)
-        .await
-        .unwrap();
-    assert_eq!(recorded, vec![key.command_id().as_uuid()]);
-    // The unkeyed command is still traceable through its events.
-    let traced: i64 = sqlx::query_scalar("select count(*) from events where command_id = $1")
-        .bind(plain.command_id().as_uuid())
-        .fetch_one(&fx.owner)
-        .await
-        .unwrap();
-    assert_eq!(traced, 1);
 }

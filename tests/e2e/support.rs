@@ -1,11 +1,20 @@
 //! Shared fixtures: a fresh database with the store and the log reader on their own roles.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use sqlx::PgPool;
+use tokio::sync::Barrier;
 use uuid::Uuid;
 use vextrus::testkit::TestDatabase;
-use vextrus_commands::{ActorId, CommandMetadata, DbRole, EventStore, LogReader};
+use vextrus_commands::{
+    ActorId, CommandMetadata, CommandOutcome, DbRole, EventStore, ExecuteError, LogReader, Version,
+};
+use vextrus_domain::TenantId;
 use vextrus_domain::ids::OrganizationId;
-use vextrus_domain::organization::{NewOrganization, OrganizationCommand};
+use vextrus_domain::organization::{
+    NewOrganization, Organization, OrganizationCommand, OrganizationError,
+};
 use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
 pub struct Fixture {
@@ -30,6 +39,68 @@ pub async fn fixture() -> Fixture {
         reader,
         owner,
     }
+}
+
+pub type Outcome = Result<CommandOutcome, ExecuteError<OrganizationError>>;
+
+impl Fixture {
+    /// Executes one command on the organization stream `id` of `tenant`.
+    pub async fn execute(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        command: OrganizationCommand,
+        metadata: &CommandMetadata,
+        expected: Option<Version>,
+    ) -> Outcome {
+        self.store
+            .execute::<Organization>(tenant, id, command, &(), metadata, expected)
+            .await
+    }
+
+    /// Creates an organization with `code` in `tenant`; returns its id and its stream id.
+    pub async fn create_organization(
+        &self,
+        tenant: TenantId,
+        code: &str,
+    ) -> (OrganizationId, String) {
+        let org = OrganizationId::new();
+        let id = org.to_string();
+        self.execute(
+            tenant,
+            &id,
+            create_organization(org, code),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+        (org, id)
+    }
+}
+
+/// Runs `count` tasks that start at the same moment (behind a barrier); their results in order.
+pub async fn race<T, F, Fut>(count: usize, task: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(count));
+    let handles: Vec<_> = (0..count)
+        .map(|n| {
+            let (start, task) = (Arc::clone(&start), task(n));
+            tokio::spawn(async move {
+                start.wait().await;
+                task.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(count);
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
 }
 
 pub fn metadata() -> CommandMetadata {
