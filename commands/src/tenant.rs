@@ -20,3 +20,13 @@ pub async fn begin(
     pool.begin_with(format!("begin; select vextrus_set_tenant('{tenant}')"))
         .await
 }
+
+/// Switches an open transaction to `tenant`: for the projector, whose transactions apply events
+/// of several tenants in turn. Everything after it in the transaction sees exactly `tenant`.
+pub async fn switch(conn: &mut sqlx::PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
+    sqlx::query("select vextrus_set_tenant($1)")
+        .bind(tenant.as_uuid())
+        .execute(conn)
+        .await
+        .map(drop)
+}

@@ -1,15 +1,24 @@
 //! # vextrus-projections
 //!
-//! The read side of Vextrus (design.md D4, D5). This crate will own:
+//! The read side of Vextrus (design.md D4, D5): read models built from the event log.
 //!
-//! - the read-model builders, one module per bounded context (the organization hierarchy first),
-//!   each a named, versioned projection that applies one event inside a transaction;
-//! - checkpoints recorded in the same transaction as the read-model change, so a crash never
-//!   loses or doubles an effect and duplicate deliveries are skipped;
-//! - the projection runner, fed either by the log reader of `vextrus-commands` (single node) or by
-//!   a Kafka consumer group (scale-out), and the Kafka relay that tails the log into Kafka.
+//! - [`Projection`]: a named, versioned handler that applies one event to its tables inside a
+//!   transaction. One module per bounded context: [`organization`] for the hierarchy.
+//! - [`ProjectionRunner`]: feeds one projection from the log reader of `vextrus-commands` in
+//!   batches. Each batch's read-model changes and the projection's checkpoint commit together, so
+//!   a crash anywhere neither loses nor doubles an effect, and an event at or before the checkpoint
+//!   is skipped. A poison event stops its projection, recorded with the event's position; the
+//!   other projections run on.
 //!
-//! Every read-model table carries `tenant_id` first in its keys and is protected by PostgreSQL
-//! row-level security that fails closed.
+//! Every read-model table has `tenant_id` leading its keys and forced, fail-closed row-level
+//! security (`migrations/0005_projections.sql`). The runner sets each event's tenant before
+//! applying it, so a projection only ever writes rows of the event's own tenant.
 //!
-//! Nothing is implemented here yet: the foundation issue for projections fills it.
+//! Scale-out (Kafka consumers, issue 4) and replay (issue 5) will feed the same projections.
+
+pub mod organization;
+mod projection;
+mod runner;
+
+pub use projection::{Projection, ProjectionError};
+pub use runner::{ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError};

@@ -6,5 +6,6 @@
 mod immutability;
 mod log_reader;
 mod private_postgres;
+mod projections;
 mod store;
 mod support;

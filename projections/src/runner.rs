@@ -1,0 +1,378 @@
+//! Runs one projection from its checkpoint, batch by batch, until shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+use tracing::{error, info, instrument, warn};
+use vextrus_commands::{GlobalPosition, LogFilter, LogPosition, LogReader, RecordedEvent, tenant};
+use vextrus_domain::TenantId;
+
+use crate::projection::{Projection, ProjectionError, is_transient};
+
+/// Where a projection is and what it is doing, as the runner last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: &'static str,
+    pub version: i32,
+    /// The last applied event's place in the log.
+    pub position: LogPosition,
+    pub events_applied: u64,
+    pub state: ProjectionState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectionState {
+    /// Loading its checkpoint.
+    Starting,
+    /// Applying events as they come.
+    Running,
+    /// An event could not be applied; the projection waits for an operator.
+    Stopped { at: GlobalPosition, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("projection {projection}: {source}")]
+    Database {
+        projection: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Feeds one projection from the log. Run several side by side, one task each.
+pub struct ProjectionRunner<P: Projection> {
+    projection: P,
+    pool: PgPool,
+    reader: LogReader,
+    batch_size: u32,
+    poll_interval: Duration,
+    status: watch::Sender<ProjectionStatus>,
+}
+
+/// How long to wait before retrying after the database went away.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// `pool` must act as `vextrus_projector`; `reader` reads the log (the same role will do).
+    pub fn new(projection: P, pool: PgPool, reader: LogReader) -> Self {
+        let status = ProjectionStatus {
+            name: P::NAME,
+            version: P::VERSION,
+            position: LogPosition::START,
+            events_applied: 0,
+            state: ProjectionState::Starting,
+        };
+        Self {
+            projection,
+            pool,
+            reader,
+            batch_size: 500,
+            poll_interval: vextrus_commands::LogTail::DEFAULT_POLL_INTERVAL,
+            status: watch::Sender::new(status),
+        }
+    }
+
+    /// Events per transaction (default 500).
+    pub fn batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How often to look for new events when caught up and not woken (default 100 ms).
+    pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
+        self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Follows the runner's progress.
+    pub fn status(&self) -> watch::Receiver<ProjectionStatus> {
+        self.status.subscribe()
+    }
+
+    /// Applies events until `shutdown` completes. A batch that has started is finished and
+    /// committed before returning. A poison event stops the projection (recorded in its
+    /// checkpoint) and the runner then just waits for shutdown.
+    #[instrument(name = "projection", skip_all, fields(projection = P::NAME))]
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunnerError> {
+        tokio::pin!(shutdown);
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                outcome = self.follow() => outcome,
+            };
+            match outcome {
+                Ok(never) => match never {},
+                Err(FollowError::Stopped) => {
+                    shutdown.await;
+                    return Ok(());
+                }
+                Err(FollowError::Transient(error)) => {
+                    warn!(%error, "database unavailable; retrying");
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(RETRY_AFTER) => {}
+                    }
+                }
+                Err(FollowError::Fatal(source)) => {
+                    return Err(RunnerError::Database {
+                        projection: P::NAME,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// From the checkpoint on, forever, unless the projection stops or the database fails.
+    /// Cancelling it between batches loses nothing: each batch commits with its checkpoint.
+    async fn follow(&self) -> Result<Infallible, FollowError> {
+        let checkpoint = self.load_checkpoint().await?;
+        if let ProjectionState::Stopped { at, reason } = &checkpoint.state {
+            error!(
+                position = at.get(),
+                reason, "projection is stopped at a poison event"
+            );
+            self.status.send_replace(checkpoint);
+            return Err(FollowError::Stopped);
+        }
+        info!(
+            position = checkpoint.position.global_position,
+            "projection running"
+        );
+        let mut position = checkpoint.position;
+        let mut events_applied = checkpoint.events_applied;
+        self.status.send_replace(ProjectionStatus {
+            state: ProjectionState::Running,
+            ..checkpoint
+        });
+
+        let filter = LogFilter::default().aggregate_types(P::AGGREGATE_TYPES.iter().copied());
+        let mut tail = self
+            .reader
+            .tail(position, filter)
+            .batch_size(self.batch_size)
+            .poll_interval(self.poll_interval);
+        loop {
+            let batch = tail.next_batch().await.map_err(FollowError::from_sqlx)?;
+            // Events at or before the checkpoint were applied already: skip them.
+            let fresh: Vec<&RecordedEvent> = batch
+                .iter()
+                .filter(|event| event.position() > position)
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            match self.apply_batch(&fresh).await {
+                Ok(()) => self.committed(&fresh, &mut position, &mut events_applied),
+                Err(BatchError::Poison { index, error }) => {
+                    // Commit what came before the poison event, then record the stop.
+                    let (applied, poison) = (&fresh[..index], fresh[index]);
+                    if !applied.is_empty() {
+                        self.apply_batch(applied)
+                            .await
+                            .map_err(BatchError::into_follow)?;
+                        self.committed(applied, &mut position, &mut events_applied);
+                    }
+                    self.record_stop(poison, &error).await?;
+                    return Err(FollowError::Stopped);
+                }
+                Err(other) => return Err(other.into_follow()),
+            }
+        }
+    }
+
+    /// Publishes the progress of a committed batch.
+    fn committed(
+        &self,
+        batch: &[&RecordedEvent],
+        position: &mut LogPosition,
+        events_applied: &mut u64,
+    ) {
+        if let Some(last) = batch.last() {
+            *position = last.position();
+            *events_applied += batch.len() as u64;
+            let (position, events_applied) = (*position, *events_applied);
+            self.status.send_modify(|status| {
+                status.position = position;
+                status.events_applied = events_applied;
+            });
+        }
+    }
+
+    /// One transaction: every event's effect, then the checkpoint after the last of them.
+    async fn apply_batch(&self, events: &[&RecordedEvent]) -> Result<(), BatchError> {
+        let mut tx = self.pool.begin().await.map_err(BatchError::from_sqlx)?;
+        let mut current_tenant: Option<TenantId> = None;
+        for (index, event) in events.iter().enumerate() {
+            if current_tenant != Some(event.tenant_id) {
+                tenant::switch(&mut tx, event.tenant_id)
+                    .await
+                    .map_err(BatchError::from_sqlx)?;
+                current_tenant = Some(event.tenant_id);
+            }
+            match self.projection.apply(&mut tx, event).await {
+                Ok(()) => {}
+                Err(ProjectionError::Database(error)) if is_transient(&error) => {
+                    return Err(BatchError::Database(error));
+                }
+                Err(error) => return Err(BatchError::Poison { index, error }),
+            }
+        }
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        sqlx::query(
+            "update projection_checkpoints
+             set transaction_id = $2::text::xid8, global_position = $3, events_applied = events_applied + $4,
+                 updated_at = now()
+             where projection = $1",
+        )
+        .bind(P::NAME)
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position.get())
+        .bind(events.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?;
+        tx.commit().await.map_err(BatchError::from_sqlx)
+    }
+
+    async fn record_stop(
+        &self,
+        event: &RecordedEvent,
+        error: &ProjectionError,
+    ) -> Result<(), FollowError> {
+        let reason = format!(
+            "{} {} event {}: {error}",
+            event.aggregate_type, event.aggregate_id, event.event_type
+        );
+        error!(position = event.global_position.get(), %reason, "poison event: projection stopped");
+        sqlx::query(
+            "update projection_checkpoints set state = 'stopped', stopped_at = $2, stop_reason = $3, updated_at = now()
+             where projection = $1",
+        )
+        .bind(P::NAME)
+        .bind(event.global_position.get())
+        .bind(&reason)
+        .execute(&self.pool)
+        .await
+        .map_err(FollowError::from_sqlx)?;
+        self.status.send_modify(|status| {
+            status.state = ProjectionState::Stopped {
+                at: event.global_position,
+                reason,
+            };
+        });
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self) -> Result<ProjectionStatus, FollowError> {
+        sqlx::query("insert into projection_checkpoints (projection, version) values ($1, $2) on conflict do nothing")
+            .bind(P::NAME)
+            .bind(P::VERSION)
+            .execute(&self.pool)
+            .await
+            .map_err(FollowError::from_sqlx)?;
+        let row = sqlx::query(
+            "select transaction_id::text::bigint as transaction_id, global_position, events_applied, state,
+                    stopped_at, stop_reason
+             from projection_checkpoints where projection = $1",
+        )
+        .bind(P::NAME)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(FollowError::from_sqlx)?;
+        let decode = |error: std::num::TryFromIntError| {
+            FollowError::Fatal(sqlx::Error::Decode(Box::new(error)))
+        };
+        let position = LogPosition {
+            transaction_id: u64::try_from(
+                row.try_get::<i64, _>("transaction_id")
+                    .map_err(FollowError::Fatal)?,
+            )
+            .map_err(decode)?,
+            global_position: row.try_get("global_position").map_err(FollowError::Fatal)?,
+        };
+        let state = match row
+            .try_get::<String, _>("state")
+            .map_err(FollowError::Fatal)?
+            .as_str()
+        {
+            "stopped" => ProjectionState::Stopped {
+                at: GlobalPosition::new(
+                    row.try_get::<Option<i64>, _>("stopped_at")
+                        .map_err(FollowError::Fatal)?
+                        .unwrap_or(0),
+                ),
+                reason: row
+                    .try_get::<Option<String>, _>("stop_reason")
+                    .map_err(FollowError::Fatal)?
+                    .unwrap_or_default(),
+            },
+            _ => ProjectionState::Running,
+        };
+        Ok(ProjectionStatus {
+            name: P::NAME,
+            version: P::VERSION,
+            position,
+            events_applied: u64::try_from(
+                row.try_get::<i64, _>("events_applied")
+                    .map_err(FollowError::Fatal)?,
+            )
+            .map_err(decode)?,
+            state,
+        })
+    }
+}
+
+enum FollowError {
+    /// The projection is stopped at a poison event.
+    Stopped,
+    /// The database is unreachable; try again later.
+    Transient(sqlx::Error),
+    Fatal(sqlx::Error),
+}
+
+impl FollowError {
+    fn from_sqlx(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            Self::Transient(error)
+        } else {
+            Self::Fatal(error)
+        }
+    }
+}
+
+enum BatchError {
+    /// The event at `index` cannot be applied.
+    Poison {
+        index: usize,
+        error: ProjectionError,
+    },
+    /// The database failed, not the event.
+    Database(sqlx::Error),
+}
+
+impl BatchError {
+    fn from_sqlx(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+
+    fn into_follow(self) -> FollowError {
+        match self {
+            Self::Database(error)
+            | Self::Poison {
+                error: ProjectionError::Database(error),
+                ..
+            } => FollowError::from_sqlx(error),
+            Self::Poison { error, .. } => {
+                FollowError::Fatal(sqlx::Error::Protocol(error.to_string()))
+            }
+        }
+    }
+}
