@@ -1,7 +1,7 @@
 //! Runs one projection from its checkpoint, batch by batch, until shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::{PgPool, Row};
@@ -100,13 +100,8 @@ impl<P: Projection> ProjectionRunner<P> {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunnerError> {
         tokio::pin!(shutdown);
         loop {
-            let outcome = tokio::select! {
-                biased;
-                () = &mut shutdown => return Ok(()),
-                outcome = self.follow() => outcome,
-            };
-            match outcome {
-                Ok(never) => match never {},
+            match self.follow(shutdown.as_mut()).await {
+                Ok(()) => return Ok(()),
                 Err(FollowError::Stopped) => {
                     shutdown.await;
                     return Ok(());
@@ -128,9 +123,12 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// From the checkpoint on, forever, unless the projection stops or the database fails.
-    /// Cancelling it between batches loses nothing: each batch commits with its checkpoint.
-    async fn follow(&self) -> Result<Infallible, FollowError> {
+    /// From the checkpoint on, until `shutdown` (checked only while waiting for the next batch,
+    /// so a batch once read is applied and committed), a poison event or a database failure.
+    async fn follow<S: Future<Output = ()>>(
+        &self,
+        mut shutdown: Pin<&mut S>,
+    ) -> Result<(), FollowError> {
         let checkpoint = self.load_checkpoint().await?;
         if let ProjectionState::Stopped { at, reason } = &checkpoint.state {
             error!(
@@ -158,7 +156,11 @@ impl<P: Projection> ProjectionRunner<P> {
             .batch_size(self.batch_size)
             .poll_interval(self.poll_interval);
         loop {
-            let batch = tail.next_batch().await.map_err(FollowError::from_sqlx)?;
+            let batch = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                batch = tail.next_batch() => batch.map_err(FollowError::from_sqlx)?,
+            };
             // Events at or before the checkpoint were applied already: skip them.
             let fresh: Vec<&RecordedEvent> = batch
                 .iter()
