@@ -27,7 +27,7 @@ pub use codec::CodecError;
 pub use error::ExecuteError;
 pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};
 pub use metadata::{ActorId, CommandId, CommandMetadata, GlobalPosition, InvalidActor, Version};
-pub use store::{CommandOutcome, EventStore, StoredEvent};
+pub use store::{CommandOutcome, EventStore};
 
 use sqlx::postgres::PgPoolOptions;
 

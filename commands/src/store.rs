@@ -33,9 +33,6 @@ pub struct CommandOutcome {
     pub repeated: bool,
 }
 
-/// An event as recorded in the log; the same shape the log reader returns.
-pub type StoredEvent = RecordedEvent;
-
 /// Executes commands against aggregates stored in the `events` table.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -223,7 +220,7 @@ impl EventStore {
         tenant: TenantId,
         aggregate_type: &str,
         aggregate_id: &str,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut tx = tenant::begin(&self.pool, tenant).await?;
         let events = load_stream_rows(&mut tx, tenant, aggregate_type, aggregate_id).await?;
         tx.commit().await?;

@@ -124,23 +124,23 @@ impl Projection for OrganizationHierarchy {
                 name,
                 code,
             } => {
-                let inserted = sqlx::query(
+                let child = NewChild {
+                    parent: change.organization,
+                    id: division_id.as_uuid(),
+                    code: code.as_str(),
+                    name: name.as_str(),
+                };
+                insert_child(
+                    conn,
+                    &change,
+                    &child,
                     "insert into org_divisions (tenant_id, division_id, organization_id, code, name, status, path,
                          version, created_at, created_by, updated_at, updated_by)
                      select o.tenant_id, $3, o.organization_id, $4, $5, 'active', o.path || '/' || $4, $6, $7, $8, $7, $8
                      from org_organizations o where o.tenant_id = $1 and o.organization_id = $2",
+                    "the division's organization",
                 )
-                .bind(change.tenant)
-                .bind(change.organization)
-                .bind(division_id.as_uuid())
-                .bind(code.as_str())
-                .bind(name.as_str())
-                .bind(change.version)
-                .bind(change.at)
-                .bind(change.by)
-                .execute(&mut *conn)
                 .await?;
-                expect_one(inserted.rows_affected(), "the division's organization")?;
             }
             E::ProjectCreated {
                 project_id,
@@ -148,24 +148,24 @@ impl Projection for OrganizationHierarchy {
                 name,
                 code,
             } => {
-                let inserted = sqlx::query(
+                let child = NewChild {
+                    parent: division_id.as_uuid(),
+                    id: project_id.as_uuid(),
+                    code: code.as_str(),
+                    name: name.as_str(),
+                };
+                insert_child(
+                    conn,
+                    &change,
+                    &child,
                     "insert into org_projects (tenant_id, project_id, division_id, organization_id, code, name, status,
                          path, version, created_at, created_by, updated_at, updated_by)
                      select d.tenant_id, $3, d.division_id, d.organization_id, $4, $5, 'active', d.path || '/' || $4,
                             $6, $7, $8, $7, $8
                      from org_divisions d where d.tenant_id = $1 and d.division_id = $2",
+                    "the project's division",
                 )
-                .bind(change.tenant)
-                .bind(division_id.as_uuid())
-                .bind(project_id.as_uuid())
-                .bind(code.as_str())
-                .bind(name.as_str())
-                .bind(change.version)
-                .bind(change.at)
-                .bind(change.by)
-                .execute(&mut *conn)
                 .await?;
-                expect_one(inserted.rows_affected(), "the project's division")?;
             }
             E::SiteCreated {
                 site_id,
@@ -173,24 +173,24 @@ impl Projection for OrganizationHierarchy {
                 name,
                 code,
             } => {
-                let inserted = sqlx::query(
+                let child = NewChild {
+                    parent: project_id.as_uuid(),
+                    id: site_id.as_uuid(),
+                    code: code.as_str(),
+                    name: name.as_str(),
+                };
+                insert_child(
+                    conn,
+                    &change,
+                    &child,
                     "insert into org_sites (tenant_id, site_id, project_id, division_id, organization_id, code, name,
                          status, path, version, created_at, created_by, updated_at, updated_by)
                      select p.tenant_id, $3, p.project_id, p.division_id, p.organization_id, $4, $5, 'active',
                             p.path || '/' || $4, $6, $7, $8, $7, $8
                      from org_projects p where p.tenant_id = $1 and p.project_id = $2",
+                    "the site's project",
                 )
-                .bind(change.tenant)
-                .bind(project_id.as_uuid())
-                .bind(site_id.as_uuid())
-                .bind(code.as_str())
-                .bind(name.as_str())
-                .bind(change.version)
-                .bind(change.at)
-                .bind(change.by)
-                .execute(&mut *conn)
                 .await?;
-                expect_one(inserted.rows_affected(), "the site's project")?;
             }
             E::DivisionRenamed { division_id, name } => {
                 update_unit(
@@ -265,6 +265,38 @@ impl Projection for OrganizationHierarchy {
         .await?;
         expect_one(touched.rows_affected(), "the organization")
     }
+}
+
+/// A unit being created below `parent`.
+struct NewChild<'a> {
+    parent: Uuid,
+    id: Uuid,
+    code: &'a str,
+    name: &'a str,
+}
+
+/// Inserts a child row copied from its parent's row (ids, path) by `sql`, whose parameters are:
+/// $1 tenant, $2 parent id, $3 child id, $4 code, $5 name, $6 version, $7 at, $8 by. A missing
+/// parent is an inconsistency named by `parent_row`.
+async fn insert_child(
+    conn: &mut PgConnection,
+    change: &Change<'_>,
+    child: &NewChild<'_>,
+    sql: &str,
+    parent_row: &str,
+) -> Result<(), ProjectionError> {
+    let inserted = sqlx::query(sql)
+        .bind(change.tenant)
+        .bind(child.parent)
+        .bind(child.id)
+        .bind(child.code)
+        .bind(child.name)
+        .bind(change.version)
+        .bind(change.at)
+        .bind(change.by)
+        .execute(&mut *conn)
+        .await?;
+    expect_one(inserted.rows_affected(), parent_row)
 }
 
 /// Renames (`name` given) or archives (no name) the organization row.

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
 use vextrus_commands::{GlobalPosition, LogFilter, LogPosition, LogReader, RecordedEvent, tenant};
@@ -208,13 +208,13 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// One transaction: every event's effect, then the checkpoint after the last of them.
     async fn apply_batch(&self, events: &[&RecordedEvent]) -> Result<(), BatchError> {
-        let mut tx = self.pool.begin().await.map_err(BatchError::from_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(BatchError::Database)?;
         let mut current_tenant: Option<TenantId> = None;
         for (index, event) in events.iter().enumerate() {
             if current_tenant != Some(event.tenant_id) {
                 tenant::switch(&mut tx, event.tenant_id)
                     .await
-                    .map_err(BatchError::from_sqlx)?;
+                    .map_err(BatchError::Database)?;
                 current_tenant = Some(event.tenant_id);
             }
             match self.projection.apply(&mut tx, event).await {
@@ -240,8 +240,8 @@ impl<P: Projection> ProjectionRunner<P> {
         .bind(events.len() as i64)
         .execute(&mut *tx)
         .await
-        .map_err(BatchError::from_sqlx)?;
-        tx.commit().await.map_err(BatchError::from_sqlx)
+        .map_err(BatchError::Database)?;
+        tx.commit().await.map_err(BatchError::Database)
     }
 
     async fn record_stop(
@@ -280,53 +280,40 @@ impl<P: Projection> ProjectionRunner<P> {
             .execute(&self.pool)
             .await
             .map_err(FollowError::from_sqlx)?;
-        let row = sqlx::query(
-            "select transaction_id::text::bigint as transaction_id, global_position, events_applied, state,
-                    stopped_at, stop_reason
+        let (transaction_id, global_position, events_applied, state, stopped_at, stop_reason): (
+            i64,
+            i64,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+        ) = sqlx::query_as(
+            "select transaction_id::text::bigint, global_position, events_applied, state, stopped_at, stop_reason
              from projection_checkpoints where projection = $1",
         )
         .bind(P::NAME)
         .fetch_one(&self.pool)
         .await
         .map_err(FollowError::from_sqlx)?;
-        let decode = |error: std::num::TryFromIntError| {
-            FollowError::Fatal(sqlx::Error::Decode(Box::new(error)))
+        let unsigned = |value: i64| {
+            u64::try_from(value)
+                .map_err(|error| FollowError::Fatal(sqlx::Error::Decode(Box::new(error))))
         };
-        let position = LogPosition {
-            transaction_id: u64::try_from(
-                row.try_get::<i64, _>("transaction_id")
-                    .map_err(FollowError::Fatal)?,
-            )
-            .map_err(decode)?,
-            global_position: row.try_get("global_position").map_err(FollowError::Fatal)?,
-        };
-        let state = match row
-            .try_get::<String, _>("state")
-            .map_err(FollowError::Fatal)?
-            .as_str()
-        {
+        let state = match state.as_str() {
             "stopped" => ProjectionState::Stopped {
-                at: GlobalPosition::new(
-                    row.try_get::<Option<i64>, _>("stopped_at")
-                        .map_err(FollowError::Fatal)?
-                        .unwrap_or(0),
-                ),
-                reason: row
-                    .try_get::<Option<String>, _>("stop_reason")
-                    .map_err(FollowError::Fatal)?
-                    .unwrap_or_default(),
+                at: GlobalPosition::new(stopped_at.unwrap_or(0)),
+                reason: stop_reason.unwrap_or_default(),
             },
             _ => ProjectionState::Running,
         };
         Ok(ProjectionStatus {
             name: P::NAME,
             version: P::VERSION,
-            position,
-            events_applied: u64::try_from(
-                row.try_get::<i64, _>("events_applied")
-                    .map_err(FollowError::Fatal)?,
-            )
-            .map_err(decode)?,
+            position: LogPosition {
+                transaction_id: unsigned(transaction_id)?,
+                global_position,
+            },
+            events_applied: unsigned(events_applied)?,
             state,
         })
     }
@@ -361,10 +348,6 @@ enum BatchError {
 }
 
 impl BatchError {
-    fn from_sqlx(error: sqlx::Error) -> Self {
-        Self::Database(error)
-    }
-
     fn into_follow(self) -> FollowError {
         match self {
             Self::Database(error)
