@@ -8,6 +8,15 @@ use vextrus_commands::{DbRole, pool_options_for_role};
 /// The SQL migrations of `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The version of the newest migration this build carries.
+pub fn latest_migration() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Applies every pending migration as the connecting user, who becomes (or must be) the owner of
 /// the tables. Safe to run at every start: applied migrations are skipped.
 pub async fn migrate(options: &PgConnectOptions) -> Result<(), sqlx::migrate::MigrateError> {

@@ -5,6 +5,7 @@
 //! - [`postgres`]: a private PostgreSQL cluster from the installed server binaries, for users who
 //!   have no server (design.md D10), for the test suite and for benchmarks;
 //! - [`database`]: the embedded migrations and the connection pools, one per database role;
+//! - [`server`]: the API and the projection runners in one process, as `vextrus serve` runs them;
 //! - [`testkit`]: a fresh, migrated database per test on one cluster per test process.
 //!
 //! The subcommands themselves live in the binary (`src/main.rs`, `src/cli/`). The crates of the
@@ -13,4 +14,5 @@
 
 pub mod database;
 pub mod postgres;
+pub mod server;
 pub mod testkit;

@@ -1,12 +1,105 @@
 //! # vextrus-api
 //!
-//! The HTTP face of Vextrus (design.md D7, D8, D9). This crate will own the axum router:
+//! The HTTP API (axum): commands in, read models out (design.md D7, D8, D9).
 //!
-//! - authentication (bearer JWT) and the tenant context taken from the verified token, with
-//!   `X-Tenant-ID`, `X-Project-ID` and `X-Site-ID` validated against it;
-//! - command endpoints that hand commands to the event store of `vextrus-commands`
-//!   (`Idempotency-Key` becomes the command id, `If-Match` the expected version);
-//! - query endpoints over the read models of `vextrus-projections`, with read-your-writes waits;
-//! - the audit and operator endpoints, RFC 9457 problem+json errors, and the OpenAPI document.
+//! - [`router`] assembles every route with its layers: request ids (`X-Request-ID`, generated
+//!   when absent and echoed on the response), one tracing span per request that the handlers fill
+//!   with tenant, command and correlation ids, and the body limit.
+//! - [`auth`]: HS256 bearer tokens and roles. [`context`]: the tenant context of a request and
+//!   the one helper that opens a tenant-scoped read transaction.
+//! - [`hierarchy`]: the organization → division → project → site routes. Future bounded contexts
+//!   (finance) get a module of their own, merged in [`router`].
+//! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
+//! - [`consistency`]: read-your-writes through `?min_position=N`.
+//! - [`health`] and [`openapi`]: probes and the generated OpenAPI document.
 //!
-//! Nothing depends on this crate. Nothing is implemented here yet.
+//! The binary wires it to the event store, the read pool and the projection runners
+//! (`vextrus serve`); the API itself holds no state beyond [`AppState`].
+
+pub mod auth;
+pub mod consistency;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod hierarchy;
+pub mod openapi;
+mod state;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+
+pub use auth::{Claims, JwtKeys, Role};
+pub use error::ApiError;
+pub use state::{ApiSettings, AppState};
+
+/// Every route of the API, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings().body_limit;
+    Router::new()
+        .merge(hierarchy::router())
+        .merge(health::router())
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting and lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The span of one request. Handlers record the tenant, command and correlation ids once known.
+fn request_span(request: &Request<Body>) -> Span {
+    let request_id = request
+        .headers()
+        .get(context::REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        tenant_id = tracing::field::Empty,
+        command_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no resource exists at this path".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -2,6 +2,7 @@
 //! D10), and every secret also from a file (`*_FILE`).
 
 mod bench;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Vextrus: migrate, then serve the HTTP API and run the projections, until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Print a signed bearer token for the API.
+    Token(serve::TokenArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Measure performance and print the figures.
@@ -129,6 +134,8 @@ impl DatabaseArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
+            Command::Serve(serve) => serve.run(&self.database).await,
+            Command::Token(token) => token.run(&self.database.data_dir),
             Command::Migrate => {
                 let (options, cluster) = self.database.open().await?;
                 let result = database::migrate(&options)

@@ -1,0 +1,143 @@
+//! Read-your-writes (design.md D9): a query that carries `min_position=N` (the `position` of a
+//! command's response) waits, up to the configured bound, until the read model's projection has
+//! applied the event at N, then answers. If it has not in time, the answer is 503 with
+//! `Retry-After`.
+//!
+//! Positions are compared in commit order, as the projection reads them (design.md D3): the
+//! event's `(transaction_id, global_position)` against the projection's checkpoint. The check
+//! reads the checkpoint table, so it holds whether the projection runs in this process or
+//! elsewhere; in-process runners also wake waiting requests as soon as they commit a batch.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+use utoipa::IntoParams;
+
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How often the checkpoint is re-read when no in-process runner signals progress.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The `min_position` query parameter, shared by every query route.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Freshness {
+    /// Wait until the read model includes the event at this log position (a command response's
+    /// `position`). At most the server's read wait; then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+enum Progress {
+    Passed,
+    Behind,
+    /// No event of this tenant has that position.
+    Unknown,
+    Stopped {
+        at: i64,
+    },
+}
+
+/// Waits until `projection` has applied the event at `min_position`, if one was asked for.
+pub async fn wait_for(
+    state: &AppState,
+    context: &RequestContext,
+    projection: &'static str,
+    min_position: Option<i64>,
+) -> Result<(), ApiError> {
+    let Some(position) = min_position else {
+        return Ok(());
+    };
+    if position < 1 {
+        return Err(ApiError::invalid_param(
+            "min_position",
+            "must be at least 1",
+        ));
+    }
+    let wait = state.settings().read_wait;
+    let deadline = Instant::now() + wait;
+    // An in-process runner of this projection wakes the wait as soon as it commits a batch.
+    let mut wakeup = state
+        .projections()
+        .iter()
+        .find(|status| status.borrow().name == projection)
+        .cloned();
+    loop {
+        match progress(state, context, projection, position).await? {
+            Progress::Passed => return Ok(()),
+            Progress::Unknown => {
+                return Err(ApiError::invalid_param(
+                    "min_position",
+                    format!("no event of this tenant has log position {position}"),
+                ));
+            }
+            Progress::Stopped { at } => {
+                return Err(ApiError::NotCaughtUp {
+                    detail: format!(
+                        "the read model is stopped at log position {at} and waits for an operator"
+                    ),
+                    retry_after_secs: 30,
+                });
+            }
+            Progress::Behind => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ApiError::NotCaughtUp {
+                detail: format!(
+                    "the read model has not reached log position {position} within {} ms",
+                    wait.as_millis()
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        let nap = POLL_INTERVAL.min(deadline - now);
+        let runner_gone = match &mut wakeup {
+            Some(status) => matches!(
+                tokio::time::timeout(nap, status.changed()).await,
+                Ok(Err(_))
+            ),
+            None => {
+                tokio::time::sleep(nap).await;
+                false
+            }
+        };
+        if runner_gone {
+            wakeup = None;
+        }
+    }
+}
+
+async fn progress(
+    state: &AppState,
+    context: &RequestContext,
+    projection: &'static str,
+    position: i64,
+) -> Result<Progress, ApiError> {
+    let mut tx = context.read(state).await?;
+    let row: (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
+        "select e.global_position is not null,
+                coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false),
+                c.state,
+                c.stopped_at
+           from (select) as one
+           left join events e on e.global_position = $2
+           left join projection_checkpoints c on c.projection = $1",
+    )
+    .bind(projection)
+    .bind(position)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    tx.rollback().await.map_err(ApiError::database)?;
+    Ok(match row {
+        (false, _, _, _) => Progress::Unknown,
+        (true, true, _, _) => Progress::Passed,
+        (true, false, Some(state), Some(at)) if state == "stopped" => Progress::Stopped { at },
+        _ => Progress::Behind,
+    })
+}

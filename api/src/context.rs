@@ -1,0 +1,166 @@
+//! The tenant context of a request (design.md D7), and the one way the API reads read models.
+//!
+//! The tenant is the verified token's. `X-Tenant-ID`, when sent, must equal it (else 403).
+//! `X-Project-ID` and `X-Site-ID`, when sent, must name a project and a site of the tenant (else
+//! 404, the same answer as for any id the tenant cannot see) and, when both are sent, the site
+//! must belong to the project (else 422). The validated context travels into the audit metadata
+//! of every command the request issues.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+use vextrus_commands::{CommandMetadata, tenant};
+use vextrus_domain::TenantId;
+use vextrus_domain::ids::{ProjectId, SiteId};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const TENANT_HEADER: &str = "x-tenant-id";
+pub const PROJECT_HEADER: &str = "x-project-id";
+pub const SITE_HEADER: &str = "x-site-id";
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Who is asking, for which tenant, in which project or site.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    pub tenant: TenantId,
+    pub project: Option<ProjectId>,
+    pub site: Option<SiteId>,
+    /// `X-Request-ID` (generated when the client sent none).
+    pub request_id: Option<String>,
+    /// `X-Correlation-ID`: ties this request to the user action that caused it.
+    pub correlation_id: Option<Uuid>,
+}
+
+impl RequestContext {
+    /// Opens a read-only transaction that sees exactly this request's tenant: the one way the
+    /// API reads read models (through [`tenant::begin`], as `vextrus_reader`).
+    pub async fn read(&self, state: &AppState) -> Result<Transaction<'static, Postgres>, ApiError> {
+        tenant::begin(state.read_pool(), self.tenant)
+            .await
+            .map_err(ApiError::database)
+    }
+
+    /// Audit metadata for a command issued by this request. With an idempotency key, the command
+    /// id is derived from the key and `operation`, so one key names one kind of request.
+    pub fn command_metadata(
+        &self,
+        idempotency_key: Option<&str>,
+        operation: &str,
+    ) -> CommandMetadata {
+        let mut metadata = CommandMetadata::new(self.principal.subject.clone());
+        if let Some(key) = idempotency_key {
+            metadata = metadata.with_idempotency_key(&format!("{operation}\n{key}"));
+        }
+        if let Some(correlation_id) = self.correlation_id {
+            metadata = metadata.with_correlation_id(correlation_id);
+        }
+        if let Some(request_id) = &self.request_id {
+            metadata = metadata.with_request_id(request_id.clone());
+        }
+        if let Some(project) = self.project {
+            metadata
+                .request_metadata
+                .insert("project_id".into(), project.to_string().into());
+        }
+        if let Some(site) = self.site {
+            metadata
+                .request_metadata
+                .insert("site_id".into(), site.to_string().into());
+        }
+        let span = tracing::Span::current();
+        span.record("command_id", tracing::field::display(metadata.command_id()));
+        span.record(
+            "correlation_id",
+            tracing::field::display(metadata.correlation_id),
+        );
+        metadata
+    }
+
+    async fn validate_units(&self, state: &AppState) -> Result<(), ApiError> {
+        if self.project.is_none() && self.site.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.read(state).await?;
+        if let Some(project) = self.project {
+            let exists: bool = sqlx::query_scalar(
+                "select exists (select from org_projects where project_id = $1)",
+            )
+            .bind(project.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ApiError::database)?;
+            if !exists {
+                return Err(ApiError::NotFound(format!("project {project} not found")));
+            }
+        }
+        if let Some(site) = self.site {
+            let site_project: Option<Uuid> =
+                sqlx::query_scalar("select project_id from org_sites where site_id = $1")
+                    .bind(site.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(ApiError::database)?;
+            let Some(site_project) = site_project else {
+                return Err(ApiError::NotFound(format!("site {site} not found")));
+            };
+            if let Some(project) = self.project.filter(|p| p.as_uuid() != site_project) {
+                return Err(ApiError::RuleViolated {
+                    rule: "context-mismatch",
+                    detail: format!("site {site} does not belong to project {project}"),
+                });
+            }
+        }
+        tx.rollback().await.map_err(ApiError::database)
+    }
+}
+
+impl FromRequestParts<AppState> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let tenant = principal.tenant;
+        if let Some(claimed) = uuid_header(&parts.headers, TENANT_HEADER)? {
+            if claimed != tenant.as_uuid() {
+                return Err(ApiError::Forbidden(
+                    "X-Tenant-ID does not match the tenant of the token".into(),
+                ));
+            }
+        }
+        tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+        let context = Self {
+            tenant,
+            project: uuid_header(&parts.headers, PROJECT_HEADER)?.map(ProjectId::from_uuid),
+            site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
+            request_id: parts
+                .headers
+                .get(REQUEST_ID_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+            correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
+            principal,
+        };
+        context.validate_units(state).await?;
+        Ok(context)
+    }
+}
+
+fn uuid_header(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| Uuid::parse_str(text.trim()).ok())
+                .ok_or_else(|| ApiError::Malformed(format!("{name} must be a UUID")))
+        })
+        .transpose()
+}

@@ -1,0 +1,136 @@
+//! `/health/live` (the process answers) and `/health/ready` (it can do its job: the database is
+//! reachable, its migrations are this build's, and the projections run). Both are open to
+//! unauthenticated probes and reveal nothing about tenants.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use utoipa::ToSchema;
+use vextrus_projections::ProjectionState;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = Liveness)))]
+pub async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "live" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Check,
+    pub migrations: Check,
+    pub projections: Vec<ProjectionCheck>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectionCheck {
+    pub name: String,
+    /// `starting`, `running` or `stopped`.
+    pub state: String,
+    /// Log position of the last applied event.
+    pub position: i64,
+    /// Why it stopped, for a stopped projection.
+    pub detail: Option<String>,
+}
+
+/// Ready to serve: 200 when every check passes, else 503 with the same body.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness))
+)]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let latest = state.settings().latest_migration;
+    let applied: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("select coalesce(max(version), 0) from _sqlx_migrations where success")
+            .fetch_one(state.read_pool())
+            .await;
+    let (database, migrations) = match applied {
+        Ok(applied) => (
+            Check {
+                ok: true,
+                detail: "reachable".into(),
+            },
+            Check {
+                ok: applied >= latest,
+                detail: format!("database at migration {applied}, this build needs {latest}"),
+            },
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: database check failed");
+            (
+                Check {
+                    ok: false,
+                    detail: "unreachable".into(),
+                },
+                Check {
+                    ok: false,
+                    detail: "unknown".into(),
+                },
+            )
+        }
+    };
+    let projections: Vec<ProjectionCheck> = state
+        .projections()
+        .iter()
+        .map(|status| {
+            let status = status.borrow();
+            let (name, detail) = match &status.state {
+                ProjectionState::Starting => ("starting", None),
+                ProjectionState::Running => ("running", None),
+                ProjectionState::Stopped { at, reason } => (
+                    "stopped",
+                    Some(format!("stopped at log position {at}: {reason}")),
+                ),
+            };
+            ProjectionCheck {
+                name: status.name.to_owned(),
+                state: name.to_owned(),
+                position: status.position.global_position,
+                detail,
+            }
+        })
+        .collect();
+    let ready = database.ok
+        && migrations.ok
+        && projections
+            .iter()
+            .all(|projection| projection.state == "running");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database,
+            migrations,
+            projections,
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,183 @@
+//! The organization hierarchy over HTTP: commands (create, rename, archive, move) in
+//! [`commands`], queries (lists, single units, the tree) in [`queries`], and what they take and
+//! return in [`views`]. Every route lives under `/v1/organizations`, and units are addressed
+//! within their organization, whose stream is the aggregate that decides.
+
+pub mod commands;
+pub mod queries;
+pub mod views;
+
+use axum::Router;
+use axum::routing::{get, post};
+use utoipa::IntoParams;
+
+use crate::openapi::problem_responses;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    use commands::*;
+    use queries::*;
+    Router::new()
+        .route(
+            "/v1/organizations",
+            post(create_organization).get(list_organizations),
+        )
+        .route(
+            "/v1/organizations/{organization_id}",
+            get(get_organization).patch(rename_organization),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/archive",
+            post(archive_organization),
+        )
+        .route("/v1/organizations/{organization_id}/tree", get(get_tree))
+        .route(
+            "/v1/organizations/{organization_id}/divisions",
+            post(create_division).get(list_divisions),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/divisions/{division_id}",
+            get(get_division).patch(rename_division),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/divisions/{division_id}/archive",
+            post(archive_division),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/projects",
+            post(create_project).get(list_projects),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/projects/{project_id}",
+            get(get_project).patch(rename_project),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/projects/{project_id}/archive",
+            post(archive_project),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/sites",
+            post(create_site).get(list_sites),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/sites/{site_id}",
+            get(get_site).patch(rename_site),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/sites/{site_id}/archive",
+            post(archive_site),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/sites/{site_id}/move",
+            post(move_site),
+        )
+}
+
+/// Documents the `Idempotency-Key` header (read by [`crate::extract::IdempotencyKey`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    /// Up to 255 visible ASCII characters. A retry with the same key returns the first response
+    /// (with `Idempotent-Replayed: true`) and changes nothing. A creation's new id is derived
+    /// from the key.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+/// Documents the `If-Match` header (read by [`crate::extract::IfMatch`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchHeader {
+    /// The organization's ETag (e.g. `"3"`) from a previous response: the command runs only if
+    /// the organization is still at that version, else 409.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
+/// The error responses of a command route.
+pub struct CommandErrors;
+
+impl utoipa::IntoResponses for CommandErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed JSON, header or parameter"),
+            (401, "Missing, expired or invalid bearer token"),
+            (
+                403,
+                "The token's role does not allow this, or X-Tenant-ID differs from the token",
+            ),
+            (
+                404,
+                "The organization or unit does not exist in this tenant",
+            ),
+            (
+                409,
+                "Version conflict (If-Match), or the unit already exists",
+            ),
+            (413, "Request body too large"),
+            (415, "The body is not sent as application/json"),
+            (
+                422,
+                "Invalid fields, or a business rule forbids it (see `type`)",
+            ),
+        ])
+    }
+}
+
+/// The error responses of an archive route (no request body).
+pub struct ArchiveErrors;
+
+impl utoipa::IntoResponses for ArchiveErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed header"),
+            (401, "Missing, expired or invalid bearer token"),
+            (
+                403,
+                "The token's role does not allow this, or X-Tenant-ID differs from the token",
+            ),
+            (
+                404,
+                "The organization or unit does not exist in this tenant",
+            ),
+            (409, "Version conflict (If-Match)"),
+            (
+                422,
+                "A business rule forbids it, e.g. active children (see `type`)",
+            ),
+        ])
+    }
+}
+
+/// The error responses of a query route.
+pub struct QueryErrors;
+
+impl utoipa::IntoResponses for QueryErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed header or query parameter"),
+            (401, "Missing, expired or invalid bearer token"),
+            (403, "X-Tenant-ID differs from the token"),
+            (
+                404,
+                "The organization or unit does not exist in this tenant",
+            ),
+            (422, "Invalid parameter value"),
+            (
+                503,
+                "The read model did not reach `min_position` in time (see Retry-After)",
+            ),
+        ])
+    }
+}

@@ -1,0 +1,542 @@
+//! Query routes of the hierarchy, answered from the `org_*` read models through
+//! [`RequestContext::read`], so row-level security confines every statement to the caller's
+//! tenant: another tenant's id finds nothing and answers 404 exactly like a missing one.
+//!
+//! Lists are in path order (`MBL/DHK/PADMA/S1`) with keyset pagination on `(path, id)`; the
+//! cursor is opaque to clients.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+use vextrus_commands::Version;
+use vextrus_domain::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
+use vextrus_domain::values::Code;
+use vextrus_projections::Projection;
+use vextrus_projections::organization::OrganizationHierarchy;
+
+use super::QueryErrors;
+use super::views::{
+    DivisionNode, DivisionView, ListQuery, OrganizationTree, OrganizationView, Page, ProjectNode,
+    ProjectView, SiteView, TreeQuery, UnitStatus,
+};
+use crate::consistency::{self, Freshness};
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::extract::{PathIds, QueryParams, etag};
+use crate::state::AppState;
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 500;
+
+/// One read-model table and how its rows become views.
+struct Table {
+    name: &'static str,
+    id_column: &'static str,
+    columns: &'static str,
+    /// The parent filters that make sense for this level.
+    has_division: bool,
+    has_project: bool,
+}
+
+const ORGANIZATIONS: Table = Table {
+    name: "org_organizations",
+    id_column: "organization_id",
+    columns: "organization_id as id, code, name, bin, tin, base_currency, fiscal_year_start, \
+              status, path, version, created_at, created_by, updated_at, updated_by",
+    has_division: false,
+    has_project: false,
+};
+const DIVISIONS: Table = Table {
+    name: "org_divisions",
+    id_column: "division_id",
+    columns: "division_id as id, organization_id, code, name, status, path, version, \
+              created_at, created_by, updated_at, updated_by",
+    has_division: false,
+    has_project: false,
+};
+const PROJECTS: Table = Table {
+    name: "org_projects",
+    id_column: "project_id",
+    columns: "project_id as id, organization_id, division_id, code, name, status, path, version, \
+              created_at, created_by, updated_at, updated_by",
+    has_division: true,
+    has_project: false,
+};
+const SITES: Table = Table {
+    name: "org_sites",
+    id_column: "site_id",
+    columns: "site_id as id, organization_id, division_id, project_id, code, name, status, path, \
+              version, created_at, created_by, updated_at, updated_by",
+    has_division: true,
+    has_project: true,
+};
+
+/// A view's place in path order.
+trait Keyed {
+    fn key(&self) -> (&str, Uuid);
+}
+
+macro_rules! keyed {
+    ($($view:ty),*) => {$(
+        impl Keyed for $view {
+            fn key(&self) -> (&str, Uuid) {
+                (&self.path, self.id)
+            }
+        }
+    )*};
+}
+keyed!(OrganizationView, DivisionView, ProjectView, SiteView);
+
+/// Where the previous page ended.
+struct Cursor {
+    path: String,
+    id: Uuid,
+}
+
+impl Cursor {
+    fn encode(path: &str, id: Uuid) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{path}\n{id}"))
+    }
+
+    fn decode(text: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::invalid_param("after", "not a cursor returned by this list");
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+        let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (path, id) = decoded.split_once('\n').ok_or_else(invalid)?;
+        Ok(Self {
+            path: path.to_owned(),
+            id: Uuid::parse_str(id).map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// Validated filters of a list.
+#[derive(Default)]
+struct Filter {
+    organization: Option<Uuid>,
+    status: Option<UnitStatus>,
+    code: Option<Code>,
+    division: Option<Uuid>,
+    project: Option<Uuid>,
+    after: Option<Cursor>,
+    /// Rows to fetch; `None` for all.
+    limit: Option<u32>,
+}
+
+impl Filter {
+    fn from_query(table: &Table, query: &ListQuery) -> Result<Self, ApiError> {
+        if query.division_id.is_some() && !table.has_division {
+            return Err(ApiError::invalid_param(
+                "division_id",
+                "does not apply to this list",
+            ));
+        }
+        if query.project_id.is_some() && !table.has_project {
+            return Err(ApiError::invalid_param(
+                "project_id",
+                "does not apply to this list",
+            ));
+        }
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ApiError::invalid_param(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        Ok(Self {
+            organization: None,
+            status: query.status,
+            code: query
+                .code
+                .as_deref()
+                .map(Code::parse)
+                .transpose()
+                .map_err(|error| ApiError::invalid_param("code", error))?,
+            division: query.division_id,
+            project: query.project_id,
+            after: query.after.as_deref().map(Cursor::decode).transpose()?,
+            limit: Some(limit),
+        })
+    }
+}
+
+/// The rows of `table` that pass `filter`, in path order.
+async fn select<T>(
+    conn: &mut PgConnection,
+    table: &Table,
+    filter: &Filter,
+) -> Result<Vec<T>, ApiError>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {} from {} where true",
+        table.columns, table.name
+    ));
+    if let Some(organization) = filter.organization {
+        sql.push(" and organization_id = ").push_bind(organization);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" and status = ").push_bind(status.as_str());
+    }
+    if let Some(code) = &filter.code {
+        sql.push(" and code = ").push_bind(code.as_str().to_owned());
+    }
+    if let Some(division) = filter.division {
+        sql.push(" and division_id = ").push_bind(division);
+    }
+    if let Some(project) = filter.project {
+        sql.push(" and project_id = ").push_bind(project);
+    }
+    if let Some(after) = &filter.after {
+        sql.push(format!(" and (path, {}) > (", table.id_column))
+            .push_bind(after.path.clone())
+            .push(", ")
+            .push_bind(after.id)
+            .push(")");
+    }
+    sql.push(format!(" order by path, {}", table.id_column));
+    if let Some(limit) = filter.limit {
+        // One more than asked tells whether another page follows.
+        sql.push(" limit ").push_bind(i64::from(limit) + 1);
+    }
+    sql.build_query_as::<T>()
+        .fetch_all(conn)
+        .await
+        .map_err(ApiError::database)
+}
+
+/// Cuts the extra row off and turns it into the next cursor.
+fn page<T: Keyed>(mut rows: Vec<T>, limit: Option<u32>) -> Page<T> {
+    let limit = limit.map_or(usize::MAX, |limit| limit as usize);
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|last| {
+            let (path, id) = last.key();
+            Cursor::encode(path, id)
+        })
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+/// The organization's version (its ETag); `None` when the tenant has no such organization.
+async fn organization_version(
+    conn: &mut PgConnection,
+    organization: OrganizationId,
+) -> Result<Option<Version>, ApiError> {
+    sqlx::query_scalar::<_, i64>("select version from org_organizations where organization_id = $1")
+        .bind(organization.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map(|version| version.map(Version::new))
+        .map_err(ApiError::database)
+}
+
+fn with_etag<T: serde::Serialize>(version: Version, body: T) -> Response {
+    ([(header::ETAG, etag(version))], Json(body)).into_response()
+}
+
+/// Waits for `min_position` (if any), then opens the tenant's read transaction.
+async fn fresh_read(
+    state: &AppState,
+    context: &RequestContext,
+    min_position: Option<i64>,
+) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
+    consistency::wait_for(state, context, OrganizationHierarchy::NAME, min_position).await?;
+    context.read(state).await
+}
+
+/// Lists the tenant's organizations.
+#[utoipa::path(
+    get, path = "/v1/organizations", tag = "organizations",
+    params(ListQuery),
+    responses((status = 200, description = "A page of organizations", body = Page<OrganizationView>), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    context: RequestContext,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Page<OrganizationView>>, ApiError> {
+    let filter = Filter::from_query(&ORGANIZATIONS, &query)?;
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let rows = select(&mut tx, &ORGANIZATIONS, &filter).await?;
+    Ok(Json(page(rows, filter.limit)))
+}
+
+/// One organization. Its `ETag` is the version to send as `If-Match` for any unit in it.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}", tag = "organizations",
+    params(("organization_id" = Uuid, Path), Freshness),
+    responses((status = 200, description = "The organization", body = OrganizationView, headers(("ETag" = String))), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn get_organization(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(freshness): QueryParams<Freshness>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, freshness.min_position).await?;
+    let filter = Filter {
+        organization: Some(organization.as_uuid()),
+        ..Filter::default()
+    };
+    let view: OrganizationView = select(&mut tx, &ORGANIZATIONS, &filter)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
+    Ok(with_etag(Version::new(view.version), view))
+}
+
+/// An organization with its divisions, their projects and their sites, in path order.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/tree", tag = "organizations",
+    params(("organization_id" = Uuid, Path), TreeQuery),
+    responses((status = 200, description = "The organization's tree", body = OrganizationTree, headers(("ETag" = String))), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn get_tree(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<TreeQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let mut filter = Filter {
+        organization: Some(organization.as_uuid()),
+        ..Filter::default()
+    };
+    let view: OrganizationView = select(&mut tx, &ORGANIZATIONS, &filter)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
+    filter.status = query.status;
+    let divisions: Vec<DivisionView> = select(&mut tx, &DIVISIONS, &filter).await?;
+    let projects: Vec<ProjectView> = select(&mut tx, &PROJECTS, &filter).await?;
+    let sites: Vec<SiteView> = select(&mut tx, &SITES, &filter).await?;
+    let divisions = divisions
+        .into_iter()
+        .map(|division| DivisionNode {
+            projects: projects
+                .iter()
+                .filter(|project| project.division_id == division.id)
+                .map(|project| ProjectNode {
+                    sites: sites
+                        .iter()
+                        .filter(|site| site.project_id == project.id)
+                        .cloned()
+                        .collect(),
+                    project: project.clone(),
+                })
+                .collect(),
+            division,
+        })
+        .collect();
+    Ok(with_etag(
+        Version::new(view.version),
+        OrganizationTree {
+            organization: view,
+            divisions,
+        },
+    ))
+}
+
+/// Lists one level below an organization, 404 when the organization is not the tenant's.
+async fn list_units<T>(
+    state: &AppState,
+    context: &RequestContext,
+    organization: OrganizationId,
+    table: &Table,
+    query: &ListQuery,
+) -> Result<Response, ApiError>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin + Keyed + serde::Serialize,
+{
+    let mut filter = Filter::from_query(table, query)?;
+    filter.organization = Some(organization.as_uuid());
+    let mut tx = fresh_read(state, context, query.min_position).await?;
+    let version = organization_version(&mut tx, organization)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
+    let rows: Vec<T> = select(&mut tx, table, &filter).await?;
+    Ok(with_etag(version, page(rows, filter.limit)))
+}
+
+/// One unit below an organization, 404 unless it is in that organization of the tenant.
+async fn get_unit<T>(
+    state: &AppState,
+    context: &RequestContext,
+    organization: OrganizationId,
+    table: &Table,
+    id: Uuid,
+    min_position: Option<i64>,
+) -> Result<Response, ApiError>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin + serde::Serialize,
+{
+    let mut tx = fresh_read(state, context, min_position).await?;
+    let not_found = || {
+        let kind = table.id_column.trim_end_matches("_id");
+        ApiError::NotFound(format!("{kind} {id} not found"))
+    };
+    let version = organization_version(&mut tx, organization)
+        .await?
+        .ok_or_else(not_found)?;
+    let row: T = sqlx::query_as(&format!(
+        "select {} from {} where organization_id = $1 and {} = $2",
+        table.columns, table.name, table.id_column
+    ))
+    .bind(organization.as_uuid())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(not_found)?;
+    Ok(with_etag(version, row))
+}
+
+/// Lists an organization's divisions.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/divisions", tag = "divisions",
+    params(("organization_id" = Uuid, Path), ListQuery),
+    responses((status = 200, description = "A page of divisions", body = Page<DivisionView>), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn list_divisions(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    list_units::<DivisionView>(&state, &context, organization, &DIVISIONS, &query).await
+}
+
+/// One division.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/divisions/{division_id}", tag = "divisions",
+    params(("organization_id" = Uuid, Path), ("division_id" = Uuid, Path), Freshness),
+    responses((status = 200, description = "The division", body = DivisionView, headers(("ETag" = String))), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn get_division(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, division)): PathIds<(OrganizationId, DivisionId)>,
+    QueryParams(freshness): QueryParams<Freshness>,
+) -> Result<Response, ApiError> {
+    get_unit::<DivisionView>(
+        &state,
+        &context,
+        organization,
+        &DIVISIONS,
+        division.as_uuid(),
+        freshness.min_position,
+    )
+    .await
+}
+
+/// Lists an organization's projects (optionally of one division).
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/projects", tag = "projects",
+    params(("organization_id" = Uuid, Path), ListQuery),
+    responses((status = 200, description = "A page of projects", body = Page<ProjectView>), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    list_units::<ProjectView>(&state, &context, organization, &PROJECTS, &query).await
+}
+
+/// One project.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/projects/{project_id}", tag = "projects",
+    params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path), Freshness),
+    responses((status = 200, description = "The project", body = ProjectView, headers(("ETag" = String))), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn get_project(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, project)): PathIds<(OrganizationId, ProjectId)>,
+    QueryParams(freshness): QueryParams<Freshness>,
+) -> Result<Response, ApiError> {
+    get_unit::<ProjectView>(
+        &state,
+        &context,
+        organization,
+        &PROJECTS,
+        project.as_uuid(),
+        freshness.min_position,
+    )
+    .await
+}
+
+/// Lists an organization's sites (optionally of one division or project).
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/sites", tag = "sites",
+    params(("organization_id" = Uuid, Path), ListQuery),
+    responses((status = 200, description = "A page of sites", body = Page<SiteView>), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn list_sites(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    list_units::<SiteView>(&state, &context, organization, &SITES, &query).await
+}
+
+/// One site.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/sites/{site_id}", tag = "sites",
+    params(("organization_id" = Uuid, Path), ("site_id" = Uuid, Path), Freshness),
+    responses((status = 200, description = "The site", body = SiteView, headers(("ETag" = String))), QueryErrors),
+    security(("bearer" = []))
+)]
+pub async fn get_site(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, site)): PathIds<(OrganizationId, SiteId)>,
+    QueryParams(freshness): QueryParams<Freshness>,
+) -> Result<Response, ApiError> {
+    get_unit::<SiteView>(
+        &state,
+        &context,
+        organization,
+        &SITES,
+        site.as_uuid(),
+        freshness.min_position,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = Uuid::now_v7();
+        let cursor = Cursor::decode(&Cursor::encode("MBL/DHK", id)).unwrap();
+        assert_eq!((cursor.path.as_str(), cursor.id), ("MBL/DHK", id));
+        assert!(Cursor::decode("not-a-cursor").is_err());
+    }
+}

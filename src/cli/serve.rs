@@ -1,0 +1,228 @@
+//! `vextrus serve` (the whole system in one process) and `vextrus token` (a signed bearer token
+//! for a first user), with the signing secret they share.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use uuid::Uuid;
+use vextrus::database;
+use vextrus::server::{Server, ServerConfig};
+use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
+
+use super::DatabaseArgs;
+
+/// Where the token signing secret comes from.
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// HS256 secret for bearer tokens, at least 32 bytes. When neither this nor the file is set,
+    /// a random secret is generated once and kept in `<data-dir>/jwt-secret`.
+    #[arg(long, env = "VEXTRUS_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
+    /// A file holding the HS256 secret (for secrets mounted as files).
+    #[arg(long, env = "VEXTRUS_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    jwt_secret_file: Option<PathBuf>,
+}
+
+/// The file under the data directory that holds a generated development secret.
+const GENERATED_SECRET_FILE: &str = "jwt-secret";
+
+impl JwtArgs {
+    /// The configured keys; with nothing configured, the data directory's generated secret
+    /// (created on first use, readable only by its owner).
+    fn keys(&self, data_dir: &Path) -> anyhow::Result<JwtKeys> {
+        let (secret, variable) = match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(secret), _) => (secret.clone(), "VEXTRUS_JWT_SECRET".to_owned()),
+            (None, Some(file)) => (
+                std::fs::read_to_string(file)
+                    .with_context(|| {
+                        format!("VEXTRUS_JWT_SECRET_FILE: cannot read {}", file.display())
+                    })?
+                    .trim()
+                    .to_owned(),
+                "VEXTRUS_JWT_SECRET_FILE".to_owned(),
+            ),
+            (None, None) => {
+                let file = data_dir.join(GENERATED_SECRET_FILE);
+                (
+                    generated_secret(&file)?,
+                    format!("the generated secret in {}", file.display()),
+                )
+            }
+        };
+        JwtKeys::from_secret(secret.as_bytes()).with_context(|| variable.to_string())
+    }
+}
+
+fn generated_secret(file: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(file) {
+        Ok(secret) => return Ok(secret.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("reading {}", file.display())),
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Two v4 UUIDs: 244 bits from the operating system's random source, as 64 hex characters.
+    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        out.write_all(secret.as_bytes())?;
+    }
+    tracing::warn!(
+        file = %file.display(),
+        "no VEXTRUS_JWT_SECRET configured: generated a signing secret for local use"
+    );
+    Ok(secret)
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "VEXTRUS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "VEXTRUS_BODY_LIMIT", default_value_t = 64 * 1024)]
+    body_limit: usize,
+
+    /// How long a query with `min_position` waits for its read model, in milliseconds.
+    #[arg(long, env = "VEXTRUS_READ_WAIT_MS", default_value_t = 5000)]
+    read_wait_ms: u64,
+
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+impl ServeArgs {
+    pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
+        // Configuration first, so a bad variable fails before anything is started.
+        let listen: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "VEXTRUS_LISTEN (--listen) must be an address like 127.0.0.1:8080, not {:?}",
+                self.listen
+            )
+        })?;
+        if self.body_limit < 1024 {
+            bail!("VEXTRUS_BODY_LIMIT (--body-limit) must be at least 1024 bytes");
+        }
+        let keys = self.jwt.keys(&database.data_dir)?;
+        let mut config = ServerConfig::new(keys);
+        config.api = ApiSettings {
+            body_limit: self.body_limit,
+            read_wait: Duration::from_millis(self.read_wait_ms),
+            ..ApiSettings::default()
+        };
+
+        let (options, cluster) = database.open().await?;
+        let result = async {
+            database::migrate(&options)
+                .await
+                .context("applying migrations")?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("VEXTRUS_LISTEN: cannot listen on {listen}"))?;
+            let server = Server::start(&options, listener, config).await?;
+            print_welcome(server.local_addr());
+            server.run_until(shutdown_signal()).await?;
+            tracing::info!("stopped");
+            anyhow::Ok(())
+        }
+        .await;
+        super::stop(cluster).await;
+        result
+    }
+}
+
+fn print_welcome(addr: SocketAddr) {
+    println!("Vextrus is listening on http://{addr}");
+    println!("  OpenAPI:   http://{addr}/openapi.json");
+    println!("  Readiness: http://{addr}/health/ready");
+    println!("Mint a token (same data directory and secret):");
+    println!(
+        "  vextrus token --tenant $(cat /proc/sys/kernel/random/uuid) --subject you@example.com --roles admin"
+    );
+    println!("Stop with Ctrl-C.");
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => drop(signal.recv().await),
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight and projection batches");
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The tenant the token may act for (a UUID).
+    #[arg(long)]
+    tenant: Uuid,
+
+    /// Who the token identifies: recorded as the actor of every command.
+    #[arg(long)]
+    subject: String,
+
+    /// Comma-separated roles: admin, manager, operator, viewer.
+    #[arg(long, value_delimiter = ',', default_value = "viewer")]
+    roles: Vec<Role>,
+
+    /// Validity in hours.
+    #[arg(long, default_value_t = 24)]
+    ttl_hours: u32,
+
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+impl TokenArgs {
+    pub fn run(&self, data_dir: &Path) -> anyhow::Result<()> {
+        if vextrus_commands::ActorId::parse(&self.subject).is_err() {
+            bail!("--subject must be 1 to 200 characters without control characters");
+        }
+        if self.ttl_hours == 0 {
+            bail!("--ttl-hours must be at least 1");
+        }
+        let keys = self.jwt.keys(data_dir)?;
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: self.subject.clone(),
+            tenant: self.tenant,
+            roles: self
+                .roles
+                .iter()
+                .map(|role| role.as_str().to_owned())
+                .collect(),
+            exp: now + i64::from(self.ttl_hours) * 3600,
+            iat: Some(now),
+        };
+        println!("{}", keys.sign(&claims).context("signing the token")?);
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! The running system: the HTTP API and the projection runners in one process under one
+//! shutdown (design.md D4 single-node fan-out, D10). `vextrus serve` and the end-to-end tests
+//! start it the same way.
+//!
+//! Shutdown order: the API stops accepting and finishes the requests in flight (a query waiting
+//! for `min_position` still sees projections advance), then the runners finish their current
+//! batch and commit, then the pools close.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vextrus_api::{ApiSettings, AppState, JwtKeys};
+use vextrus_commands::{DbRole, EventStore, LogReader};
+use vextrus_projections::ProjectionRunner;
+use vextrus_projections::organization::OrganizationHierarchy;
+
+use crate::database;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("connecting to the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("serving HTTP: {0}")]
+    Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Projection(#[from] vextrus_projections::RunnerError),
+    #[error("a server task panicked: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub keys: JwtKeys,
+    pub api: ApiSettings,
+    /// Run the projection runners in this process (the single-node default). Off when they run
+    /// elsewhere, and in tests that need a read model that does not move.
+    pub run_projections: bool,
+    /// Connections per pool (writer, reader); the projector pool is smaller.
+    pub max_connections: u32,
+}
+
+impl ServerConfig {
+    pub fn new(keys: JwtKeys) -> Self {
+        Self {
+            keys,
+            api: ApiSettings::default(),
+            run_projections: true,
+            max_connections: 16,
+        }
+    }
+}
+
+/// A started server. Stop it with [`Server::shutdown`] or [`Server::run_until`].
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Connects the pools (one per database role) on the migrated database `database`, starts
+    /// the projection runners and serves the API on `listener`.
+    pub async fn start(
+        database: &PgConnectOptions,
+        listener: TcpListener,
+        mut config: ServerConfig,
+    ) -> Result<Self, ServerError> {
+        let pool_size = config.max_connections.max(2);
+        let writer = database::role_pool(database, DbRole::Writer, pool_size).await?;
+        let reader = database::role_pool(database, DbRole::Reader, pool_size).await?;
+        let projector = database::role_pool(database, DbRole::Projector, 4).await?;
+        let store = EventStore::new(writer);
+
+        let (stop_runners, runners_stopped) = watch::channel(false);
+        let mut runners = Vec::new();
+        let mut statuses = Vec::new();
+        if config.run_projections {
+            let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+            let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
+            statuses.push(runner.status());
+            runners.push(tokio::spawn(runner.run(signalled(runners_stopped))));
+        }
+
+        config.api.latest_migration = database::latest_migration();
+        let state = AppState::new(store, reader, config.keys, statuses, config.api);
+        let local_addr = listener.local_addr()?;
+        let (stop, http_stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let served = vextrus_api::serve(listener, state, signalled(http_stopped)).await;
+            // The API has drained; now let the runners commit their batch and stop.
+            stop_runners.send_replace(true);
+            for runner in runners {
+                runner.await??;
+            }
+            served.map_err(ServerError::from)
+        });
+        tracing::info!(%local_addr, "API listening");
+        Ok(Self {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// Where the API listens (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops gracefully and waits until everything has stopped.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.stop.send_replace(true);
+        self.task.await?
+    }
+
+    /// Runs until `signal` completes (then shuts down gracefully) or the server fails.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        tokio::select! {
+            () = signal => {}
+            finished = &mut self.task => return finished?,
+        }
+        self.shutdown().await
+    }
+}
+
+/// Completes once `flag` turns true (or its sender is gone).
+async fn signalled(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
