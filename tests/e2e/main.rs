@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_hierarchy;
+mod api_input;
+mod api_security;
+mod http;
 mod immutability;
 mod log_reader;
 mod private_postgres;
