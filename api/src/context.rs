@@ -139,17 +139,36 @@ impl FromRequestParts<AppState> for RequestContext {
             tenant,
             project: uuid_header(&parts.headers, PROJECT_HEADER)?.map(ProjectId::from_uuid),
             site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
-            request_id: parts
-                .headers
-                .get(REQUEST_ID_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
+            request_id: request_id(&parts.headers)?,
             correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
             principal,
         };
         context.validate_units(state).await?;
         Ok(context)
     }
+}
+
+/// The longest `X-Request-ID` recorded with events.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+fn request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .filter(|id| {
+                    id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::Malformed(format!(
+                        "X-Request-ID must be 1 to {MAX_REQUEST_ID_LEN} visible ASCII characters"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 fn uuid_header(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {

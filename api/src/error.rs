@@ -242,7 +242,10 @@ impl From<ExecuteError<OrganizationError>> for ApiError {
             },
             ExecuteError::ValueTaken { scope, value } => Self::RuleViolated {
                 rule: "duplicate-code",
-                detail: format!("{scope} {value} is already taken in this tenant"),
+                detail: format!(
+                    "{} {value} is already taken in this tenant",
+                    scope.replace('.', " ")
+                ),
             },
             ExecuteError::CommandIdReused { .. } => Self::RuleViolated {
                 rule: "idempotency-key-reused",

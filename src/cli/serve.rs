@@ -144,15 +144,26 @@ impl ServeArgs {
     }
 }
 
+/// Tells the user where to go next. Written so that a closed standard output (a log shipper gone,
+/// a pipe whose reader stopped) never takes the server down.
 fn print_welcome(addr: SocketAddr) {
-    println!("Vextrus is listening on http://{addr}");
-    println!("  OpenAPI:   http://{addr}/openapi.json");
-    println!("  Readiness: http://{addr}/health/ready");
-    println!("Mint a token (same data directory and secret):");
-    println!(
-        "  vextrus token --tenant $(cat /proc/sys/kernel/random/uuid) --subject you@example.com --roles admin"
-    );
-    println!("Stop with Ctrl-C.");
+    use std::io::Write;
+    let welcome = [
+        format!("Vextrus is listening on http://{addr}"),
+        format!("  OpenAPI:   http://{addr}/openapi.json"),
+        format!("  Readiness: http://{addr}/health/ready"),
+        "Mint a token (same data directory and secret):".to_owned(),
+        "  vextrus token --tenant $(cat /proc/sys/kernel/random/uuid) --subject you@example.com --roles admin".to_owned(),
+        "Stop with Ctrl-C.\n".to_owned(),
+    ]
+    .join("\n");
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(welcome.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot write to standard output");
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -317,6 +317,17 @@ async fn openapi_health_request_ids_and_unknown_routes() {
         .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
 
+    let admin = app.caller(&["viewer"]);
+    let too_long = admin
+        .send(
+            admin
+                .request(Method::GET, "/v1/organizations")
+                .header("X-Request-ID", "r".repeat(300)),
+        )
+        .await
+        .expect(400);
+    assert_eq!(too_long.problem(), "malformed-request");
+
     let nowhere = Reply::from(get("/v2/everything").await.unwrap())
         .await
         .expect(404);

@@ -6,6 +6,7 @@
 mod api_hierarchy;
 mod api_input;
 mod api_security;
+mod cli;
 mod http;
 mod immutability;
 mod log_reader;

@@ -1,0 +1,181 @@
+//! The `vextrus` binary itself: `serve` with its private PostgreSQL, `token`, and configuration
+//! checks at start.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_vextrus");
+
+fn vextrus(data_dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE_URL_FILE")
+        .env_remove("VEXTRUS_JWT_SECRET")
+        .env_remove("VEXTRUS_JWT_SECRET_FILE")
+        .env("VEXTRUS_DATA_DIR", data_dir)
+        .env("VEXTRUS_LOG", "warn");
+    command
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("vextrus-{name}-{}", uuid::Uuid::now_v7().simple()))
+}
+
+#[test]
+fn serve_refuses_bad_configuration_and_names_the_variable() {
+    let dir = scratch_dir("config");
+    for (variable, value) in [
+        ("VEXTRUS_LISTEN", "not-an-address"),
+        ("VEXTRUS_JWT_SECRET", "too short"),
+        ("DATABASE_URL", "mysql://localhost/x"),
+    ] {
+        let output = vextrus(&dir)
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(variable),
+            "{variable} not named in: {stderr}"
+        );
+    }
+    assert!(!dir.join("pg").exists(), "nothing was started");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `vextrus serve` process and the address it printed.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+fn serve(dir: &Path) -> Served {
+    let mut child = vextrus(dir)
+        .arg("serve")
+        .env("VEXTRUS_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("Vextrus is listening on ")
+                .map(|url| url.trim().to_owned())
+        })
+        .expect("serve exited without printing its address");
+    // Keep reading, as a terminal would, until the process ends.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, base }
+}
+
+impl Served {
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.child.wait().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn serve_runs_on_a_private_postgres_that_keeps_data_across_restarts() {
+    let dir = scratch_dir("serve");
+    let served = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve(&dir)
+    })
+    .await
+    .unwrap();
+    let tenant = uuid::Uuid::now_v7().to_string();
+    let token = vextrus(&dir)
+        .args([
+            "token",
+            "--tenant",
+            &tenant,
+            "--subject",
+            "cli-test",
+            "--roles",
+            "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/organizations", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Meghna Builders Ltd", "code": "MBL", "bin": "0028718210101", "tin": "123456789012"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = created["id"].as_str().expect("an id").to_owned();
+    let tree = client
+        .get(format!(
+            "{}/v1/organizations/{org}/tree?min_position={}",
+            served.base, created["position"]
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tree.status(), 200);
+
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        dir.join("pg/cluster/PG_VERSION").exists(),
+        "the cluster is kept"
+    );
+    assert!(
+        !dir.join("pg/cluster/postmaster.pid").exists(),
+        "PostgreSQL was stopped"
+    );
+
+    // Started again on the same data directory, the organization is still there.
+    let served = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve(&dir)
+    })
+    .await
+    .unwrap();
+    let again = client
+        .get(format!("{}/v1/organizations/{org}", served.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["code"], "MBL");
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
