@@ -190,6 +190,49 @@ impl LogReader {
         .await
     }
 
+    /// The events of one stream with sequence in `after + 1 ..= up_to`, in order: for a consumer
+    /// that received an event ahead of predecessors it has not applied (Kafka redelivery after a
+    /// rebalance) and must apply them first. These events are committed (a later one was
+    /// delivered), so no watermark applies.
+    #[tracing::instrument(level = "debug", skip(self), err(level = tracing::Level::DEBUG))]
+    pub async fn read_stream(
+        &self,
+        tenant: TenantId,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: i64,
+        up_to: i64,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        sqlx::query(&format!(
+            "select {}
+             from events
+             where tenant_id = $1 and aggregate_type = $2 and aggregate_id = $3
+               and sequence > $4 and sequence <= $5
+             order by sequence",
+            RECORDED_EVENT_COLUMNS
+        ))
+        .bind(tenant.as_uuid())
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(after)
+        .bind(up_to)
+        .try_map(|row: PgRow| RecordedEvent::from_row(&row))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// The event at `position`, if there is one (and the pool's role may see it).
+    pub async fn read_position(&self, position: i64) -> Result<Option<RecordedEvent>, sqlx::Error> {
+        sqlx::query(&format!(
+            "select {} from events where global_position = $1",
+            RECORDED_EVENT_COLUMNS
+        ))
+        .bind(position)
+        .try_map(|row: PgRow| RecordedEvent::from_row(&row))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     /// A tail that starts after `from`.
     pub fn tail(&self, from: LogPosition, filter: LogFilter) -> LogTail {
         LogTail {

@@ -20,5 +20,5 @@ pub mod organization;
 mod projection;
 mod runner;
 
-pub use projection::{Projection, ProjectionError};
+pub use projection::{Projection, ProjectionError, is_transient};
 pub use runner::{ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError};

@@ -17,7 +17,7 @@ pub enum ProjectionError {
 }
 
 /// True when retrying later may succeed: the connection failed, not the statement.
-pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
+pub fn is_transient(error: &sqlx::Error) -> bool {
     matches!(
         error,
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed

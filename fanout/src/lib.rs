@@ -1,0 +1,24 @@
+//! # vextrus-fanout
+//!
+//! Scale-out fan-out through Kafka (design.md D4), for when one process is not enough:
+//!
+//! - [`Relay`] tails the log with the log reader and produces every committed event to Kafka as
+//!   an [`EventEnvelope`] (one topic per aggregate type, key `tenant_id/aggregate_id`), and
+//!   checkpoints only what the brokers acknowledged. One relay is active per database; others
+//!   wait as hot standbys.
+//! - [`KafkaWorker`] runs a [`Projection`](vextrus_projections::Projection) as a member of that
+//!   projection's consumer group, deduplicating per stream in the read-model transaction and
+//!   committing offsets only after it.
+//! - [`KafkaConfig`]: brokers, topic naming and librdkafka pass-through settings.
+//!
+//! The single-node path (the projection runner tailing the log directly) needs none of this.
+
+mod config;
+pub mod envelope;
+mod relay;
+mod worker;
+
+pub use config::KafkaConfig;
+pub use envelope::EventEnvelope;
+pub use relay::{Relay, RelayError, RelayStatus};
+pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

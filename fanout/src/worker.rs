@@ -1,0 +1,490 @@
+//! Projection workers fed from Kafka: one consumer group per projection
+//! (`<topic prefix>projection.<name>`), the same [`Projection`] code as the single-node runner.
+//!
+//! Each message is applied in its own transaction together with the dedupe record, the last
+//! sequence applied per stream (`projection_stream_positions`), and its offset is committed only
+//! after that transaction commits:
+//!
+//! - an event at or below the recorded sequence is a duplicate (relay restart, rebalance,
+//!   consumer restart) and is skipped;
+//! - an event beyond the next expected one is preceded by its missing predecessors, read from the
+//!   log, so a stream is never applied out of order;
+//! - an event that cannot be applied (a poison event) is recorded in `projection_poison_events`
+//!   and its partition is paused; the worker's other partitions go on. `vextrus project skip`
+//!   sets `skip_requested`, and the worker then records the event as applied without applying
+//!   it and resumes the partition.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tracing::{error, info, instrument, warn};
+use vextrus_commands::{LogReader, RecordedEvent, tenant};
+use vextrus_projections::{Projection, ProjectionError, is_transient};
+
+use crate::config::KafkaConfig;
+use crate::envelope::EventEnvelope;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("creating the Kafka consumer: {0}")]
+    Consumer(#[from] rdkafka::error::KafkaError),
+}
+
+/// What a worker has done, for operators and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub events_applied: u64,
+    pub duplicates_skipped: u64,
+    /// Predecessors read from the log because their Kafka copy had not been applied.
+    pub gap_events_applied: u64,
+    /// Poison events this worker stopped a partition on (log positions).
+    pub poison_events: Vec<i64>,
+}
+
+/// Partitions stopped on a poison event: (topic, partition) → the event's offset.
+type Stopped = Arc<Mutex<HashMap<(String, i32), StoppedAt>>>;
+
+#[derive(Debug, Clone, Copy)]
+struct StoppedAt {
+    offset: i64,
+    global_position: i64,
+}
+
+/// Forgets stopped partitions that a rebalance takes away: their next owner finds the poison
+/// event again by itself.
+struct WorkerContext {
+    stopped: Stopped,
+}
+
+impl ClientContext for WorkerContext {}
+
+impl ConsumerContext for WorkerContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            for partition in partitions.elements() {
+                stopped.remove(&(partition.topic().to_owned(), partition.partition()));
+            }
+        }
+    }
+}
+
+enum Applied {
+    New { gap_events: u64 },
+    Duplicate,
+}
+
+enum ApplyError {
+    /// Retry: the database went away or another worker raced us.
+    Transient(sqlx::Error),
+    /// The event cannot be applied; retrying would fail again.
+    Poison(String),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        classify(error)
+    }
+}
+
+fn classify(error: sqlx::Error) -> ApplyError {
+    let unique_violation = matches!(&error, sqlx::Error::Database(e) if e.is_unique_violation());
+    if is_transient(&error) || unique_violation {
+        ApplyError::Transient(error)
+    } else {
+        ApplyError::Poison(format!("database: {error}"))
+    }
+}
+
+/// How often stopped partitions are checked for an operator's skip.
+const SKIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+pub struct KafkaWorker<P: Projection> {
+    projection: P,
+    pool: PgPool,
+    reader: LogReader,
+    kafka: KafkaConfig,
+    consumer_settings: Vec<(String, String)>,
+    status: watch::Sender<WorkerStatus>,
+}
+
+impl<P: Projection> KafkaWorker<P> {
+    /// `pool` must act as `vextrus_projector`; `reader` reads missing predecessors from the log.
+    pub fn new(projection: P, pool: PgPool, reader: LogReader, kafka: KafkaConfig) -> Self {
+        Self {
+            projection,
+            pool,
+            reader,
+            kafka,
+            consumer_settings: Vec::new(),
+            status: watch::Sender::new(WorkerStatus::default()),
+        }
+    }
+
+    /// Extra consumer properties (e.g. `session.timeout.ms`), over the pass-through ones.
+    pub fn consumer_setting(mut self, key: &str, value: &str) -> Self {
+        self.consumer_settings
+            .push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn status(&self) -> watch::Receiver<WorkerStatus> {
+        self.status.subscribe()
+    }
+
+    /// The consumer group of this projection.
+    pub fn group_id(&self) -> String {
+        format!("{}projection.{}", self.kafka.topic_prefix, P::NAME)
+    }
+
+    /// Consumes until `shutdown`; the message being applied is finished first.
+    #[instrument(name = "kafka_worker", skip_all, fields(projection = P::NAME))]
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        tokio::pin!(shutdown);
+        let stopped: Stopped = Arc::default();
+        let mut config = self.kafka.client_config();
+        config
+            .set("group.id", self.group_id())
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest");
+        for (key, value) in &self.consumer_settings {
+            config.set(key, value);
+        }
+        let consumer: StreamConsumer<WorkerContext> =
+            config.create_with_context(WorkerContext {
+                stopped: Arc::clone(&stopped),
+            })?;
+        let topics: Vec<String> = P::AGGREGATE_TYPES
+            .iter()
+            .map(|aggregate_type| self.kafka.topic(aggregate_type))
+            .collect();
+        let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_names)?;
+        info!(group = %self.group_id(), ?topics, "consuming");
+        let mut skip_check = tokio::time::interval(SKIP_CHECK_INTERVAL);
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = skip_check.tick() => {
+                    self.resume_skipped(&consumer, &stopped).await;
+                    continue;
+                }
+                message = consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    warn!(%error, "consuming");
+                    continue;
+                }
+            };
+            let key = (message.topic().to_owned(), message.partition());
+            let is_stopped = stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .is_some_and(|at| message.offset() >= at.offset);
+            if is_stopped {
+                continue;
+            }
+            self.handle(&consumer, &message, &stopped, shutdown.as_mut())
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Applies one message (retrying transient failures), commits its offset, or stops its
+    /// partition on a poison event.
+    async fn handle(
+        &self,
+        consumer: &StreamConsumer<WorkerContext>,
+        message: &BorrowedMessage<'_>,
+        stopped: &Stopped,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) {
+        let event = match EventEnvelope::from_json(message.payload()) {
+            Ok(envelope) => RecordedEvent::from(envelope),
+            Err(error) => {
+                // Not ours to apply and not an event we can point at: log and move on.
+                error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "skipping a message that is not an event envelope");
+                commit(consumer, message);
+                return;
+            }
+        };
+        if !P::AGGREGATE_TYPES.contains(&event.aggregate_type.as_str()) {
+            commit(consumer, message);
+            return;
+        }
+        loop {
+            match self.apply(&event).await {
+                Ok(applied) => {
+                    self.status.send_modify(|status| match applied {
+                        Applied::New { gap_events } => {
+                            status.events_applied += 1;
+                            status.gap_events_applied += gap_events;
+                        }
+                        Applied::Duplicate => status.duplicates_skipped += 1,
+                    });
+                    commit(consumer, message);
+                    return;
+                }
+                Err(ApplyError::Transient(error)) => {
+                    warn!(%error, position = event.global_position.get(), "retrying");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(RETRY_AFTER) => {}
+                    }
+                }
+                Err(ApplyError::Poison(reason)) => {
+                    self.stop_partition(consumer, message, &event, &reason, stopped)
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One event, its dedupe record and any missing predecessors, in one transaction.
+    async fn apply(&self, event: &RecordedEvent) -> Result<Applied, ApplyError> {
+        let mut tx = self.pool.begin().await?;
+        tenant::switch(&mut tx, event.tenant_id).await?;
+        let applied: Option<i64> = sqlx::query_scalar(
+            "select sequence from projection_stream_positions
+             where projection = $1 and aggregate_type = $2 and aggregate_id = $3
+             for update",
+        )
+        .bind(P::NAME)
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let last = applied.unwrap_or(0);
+        if event.sequence <= last {
+            return Ok(Applied::Duplicate);
+        }
+        let mut gap_events = 0;
+        if event.sequence > last + 1 {
+            let missing = self
+                .reader
+                .read_stream(
+                    event.tenant_id,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    last,
+                    event.sequence - 1,
+                )
+                .await?;
+            if missing.len() as i64 != event.sequence - 1 - last {
+                return Err(ApplyError::Poison(format!(
+                    "the log lacks events {}..{} of this stream",
+                    last + 1,
+                    event.sequence - 1
+                )));
+            }
+            for predecessor in &missing {
+                self.apply_one(&mut tx, predecessor).await?;
+            }
+            gap_events = missing.len() as u64;
+        }
+        self.apply_one(&mut tx, event).await?;
+        record_sequence(&mut tx, P::NAME, event, applied).await?;
+        tx.commit().await?;
+        Ok(Applied::New { gap_events })
+    }
+
+    async fn apply_one(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        self.projection
+            .apply(conn, event)
+            .await
+            .map_err(|error| match error {
+                ProjectionError::Database(error) => classify(error),
+                other => ApplyError::Poison(other.to_string()),
+            })
+    }
+
+    async fn stop_partition(
+        &self,
+        consumer: &StreamConsumer<WorkerContext>,
+        message: &BorrowedMessage<'_>,
+        event: &RecordedEvent,
+        reason: &str,
+        stopped: &Stopped,
+    ) {
+        let position = event.global_position.get();
+        error!(
+            position,
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "poison event: stopping its partition"
+        );
+        let recorded = sqlx::query(
+            "insert into projection_poison_events
+                 (projection, global_position, topic, kafka_partition, kafka_offset, reason)
+             values ($1, $2, $3, $4, $5, $6)
+             on conflict (projection, global_position) do update
+             set topic = excluded.topic, kafka_partition = excluded.kafka_partition,
+                 kafka_offset = excluded.kafka_offset, reason = excluded.reason, stopped_at = now()",
+        )
+        .bind(P::NAME)
+        .bind(position)
+        .bind(message.topic())
+        .bind(message.partition())
+        .bind(message.offset())
+        .bind(reason)
+        .execute(&self.pool)
+        .await;
+        if let Err(error) = recorded {
+            warn!(%error, "could not record the poison event");
+        }
+        let mut partition = TopicPartitionList::new();
+        partition.add_partition(message.topic(), message.partition());
+        if let Err(error) = consumer.pause(&partition) {
+            warn!(%error, "could not pause the partition");
+        }
+        stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                (message.topic().to_owned(), message.partition()),
+                StoppedAt {
+                    offset: message.offset(),
+                    global_position: position,
+                },
+            );
+        self.status
+            .send_modify(|status| status.poison_events.push(position));
+    }
+
+    /// Resumes stopped partitions whose poison event an operator chose to skip.
+    async fn resume_skipped(&self, consumer: &StreamConsumer<WorkerContext>, stopped: &Stopped) {
+        let candidates: Vec<((String, i32), StoppedAt)> = stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
+        for ((topic, partition), at) in candidates {
+            match self.skip_if_requested(at.global_position).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    warn!(%error, "checking for a skip");
+                    continue;
+                }
+            }
+            info!(position = at.global_position, %topic, partition, "operator skipped the poison event: resuming");
+            let mut list = TopicPartitionList::new();
+            if list
+                .add_partition_offset(&topic, partition, Offset::Offset(at.offset + 1))
+                .is_err()
+            {
+                continue;
+            }
+            stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(topic.clone(), partition));
+            if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+                warn!(%error, "committing past the skipped event");
+            }
+            if let Err(error) = consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(at.offset + 1),
+                Duration::from_secs(5),
+            ) {
+                warn!(%error, "seeking past the skipped event");
+            }
+            if let Err(error) = consumer.resume(&list) {
+                warn!(%error, "resuming the partition");
+            }
+        }
+    }
+
+    /// When an operator asked to skip the event at `position`, records it as applied (without
+    /// applying it) and returns true.
+    async fn skip_if_requested(&self, position: i64) -> Result<bool, sqlx::Error> {
+        let requested: bool = sqlx::query_scalar(
+            "select coalesce(bool_or(skip_requested), false) from projection_poison_events
+             where projection = $1 and global_position = $2",
+        )
+        .bind(P::NAME)
+        .bind(position)
+        .fetch_one(&self.pool)
+        .await?;
+        if !requested {
+            return Ok(false);
+        }
+        let Some(event) = self.reader.read_position(position).await? else {
+            return Ok(true);
+        };
+        let mut tx = self.pool.begin().await?;
+        tenant::switch(&mut tx, event.tenant_id).await?;
+        let applied: Option<i64> = sqlx::query_scalar(
+            "select sequence from projection_stream_positions
+             where projection = $1 and aggregate_type = $2 and aggregate_id = $3 for update",
+        )
+        .bind(P::NAME)
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if applied.is_none_or(|sequence| sequence < event.sequence) {
+            record_sequence(&mut tx, P::NAME, &event, applied).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Records `event` as the last applied of its stream (`previous` is what was recorded before).
+async fn record_sequence(
+    conn: &mut sqlx::PgConnection,
+    projection: &str,
+    event: &RecordedEvent,
+    previous: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let statement = if previous.is_some() {
+        "update projection_stream_positions set sequence = $5
+         where projection = $2 and aggregate_type = $3 and aggregate_id = $4 and tenant_id = $1"
+    } else {
+        // A plain insert: a worker racing us on the same new stream fails here and retries.
+        "insert into projection_stream_positions
+             (tenant_id, projection, aggregate_type, aggregate_id, sequence)
+         values ($1, $2, $3, $4, $5)"
+    };
+    sqlx::query(statement)
+        .bind(event.tenant_id.as_uuid())
+        .bind(projection)
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(event.sequence)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Commits the offset after `message`. Asynchronous: a lost commit only means a redelivery,
+/// which the dedupe record absorbs.
+fn commit(consumer: &StreamConsumer<WorkerContext>, message: &BorrowedMessage<'_>) {
+    if let Err(error) = consumer.commit_message(message, CommitMode::Async) {
+        tracing::debug!(%error, "offset commit refused; the message may be redelivered");
+    }
+}
