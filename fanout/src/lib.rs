@@ -10,15 +10,19 @@
 //!   projection's consumer group, deduplicating per stream in the read-model transaction and
 //!   committing offsets only after it.
 //! - [`KafkaConfig`]: brokers, topic naming and librdkafka pass-through settings.
+//! - [`EmbeddedKafka`]: librdkafka's in-process mock cluster, for trying the Kafka path with no
+//!   broker and for the tests.
 //!
 //! The single-node path (the projection runner tailing the log directly) needs none of this.
 
 mod config;
+mod embedded;
 pub mod envelope;
 mod relay;
 mod worker;
 
 pub use config::KafkaConfig;
+pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
 pub use relay::{Relay, RelayError, RelayStatus};
 pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

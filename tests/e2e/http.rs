@@ -21,6 +21,7 @@ pub struct TestApp {
     pub keys: JwtKeys,
     /// The table owner, for checks the application roles may not make.
     pub owner: PgPool,
+    pub db: TestDatabase,
     server: Server,
 }
 
@@ -44,6 +45,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestAp
             .unwrap(),
         keys,
         owner: db.owner_pool().await.unwrap(),
+        db,
         server,
     }
 }

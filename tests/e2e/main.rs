@@ -9,6 +9,7 @@ mod api_security;
 mod cli;
 mod http;
 mod immutability;
+mod kafka;
 mod log_reader;
 mod private_postgres;
 mod projections;

@@ -17,13 +17,6 @@ use vextrus_projections::{
 
 use crate::support::*;
 
-const READ_MODELS: [&str; 4] = [
-    "org_organizations",
-    "org_divisions",
-    "org_projects",
-    "org_sites",
-];
-
 /// A running projection and the means to stop it.
 struct Running {
     status: watch::Receiver<ProjectionStatus>,
@@ -116,16 +109,6 @@ async fn build_hierarchy(fx: &Fixture, tenant: TenantId) -> u64 {
             .unwrap();
     }
     9
-}
-
-/// Every row of a read-model table as JSON text, ordered, seen by the owner (all tenants).
-async fn dump(fx: &Fixture, table: &str) -> String {
-    sqlx::query_scalar(&format!(
-        "select coalesce(json_agg(t order by t.tenant_id, t.path)::text, '[]') from {table} t"
-    ))
-    .fetch_one(&fx.owner)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -343,7 +326,7 @@ async fn a_runner_killed_mid_stream_resumes_to_the_same_tables_as_an_uninterrupt
             break;
         }
     }
-    let interrupted: Vec<String> = dump_read_models(&fx).await;
+    let interrupted: Vec<String> = dump_read_models(&fx.owner).await;
 
     // Rebuild from scratch without interruption and compare.
     sqlx::raw_sql(
@@ -357,16 +340,8 @@ async fn a_runner_killed_mid_stream_resumes_to_the_same_tables_as_an_uninterrupt
     running.until_applied(events).await;
     running.shut_down().await;
     assert_eq!(
-        dump_read_models(&fx).await,
+        dump_read_models(&fx.owner).await,
         interrupted,
         "killed {kills} times"
     );
-}
-
-async fn dump_read_models(fx: &Fixture) -> Vec<String> {
-    let mut tables = Vec::new();
-    for table in READ_MODELS {
-        tables.push(dump(fx, table).await);
-    }
-    tables
 }

@@ -155,3 +155,30 @@ impl Jitter {
 pub fn random_seed() -> u64 {
     Uuid::now_v7().as_u128() as u64
 }
+
+/// The organization hierarchy's read-model tables.
+pub const READ_MODELS: [&str; 4] = [
+    "org_organizations",
+    "org_divisions",
+    "org_projects",
+    "org_sites",
+];
+
+/// Every row of a read-model table as JSON text, ordered, seen by the owner (all tenants).
+pub async fn dump(owner: &PgPool, table: &str) -> String {
+    sqlx::query_scalar(&format!(
+        "select coalesce(json_agg(t order by t.tenant_id, t.path)::text, '[]') from {table} t"
+    ))
+    .fetch_one(owner)
+    .await
+    .unwrap()
+}
+
+/// [`dump`] of every read-model table.
+pub async fn dump_read_models(owner: &PgPool) -> Vec<String> {
+    let mut tables = Vec::new();
+    for table in READ_MODELS {
+        tables.push(dump(owner, table).await);
+    }
+    tables
+}

@@ -1,0 +1,373 @@
+//! The Kafka path against a real Kafka-protocol broker: librdkafka's mock cluster, in process.
+//! Group scenarios use `session.timeout.ms=2000`, `heartbeat.interval.ms=200` and the mock's 1 s
+//! initial rebalance delay; the mock refuses offset commits while a group re-forms, so
+//! redeliveries happen and the assertions tolerate them.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::json;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use vextrus_commands::{DbRole, LogReader};
+use vextrus_fanout::{
+    EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus,
+};
+use vextrus_projections::organization::OrganizationHierarchy;
+use vextrus_projections::{ProjectionRunner, ProjectionState};
+
+use crate::http::*;
+use crate::support::dump_read_models;
+
+const PARTITIONS: i32 = 4;
+
+/// A broker with the organization topic, and the configuration pointing at it.
+fn broker() -> (EmbeddedKafka, KafkaConfig) {
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    let mut config = KafkaConfig::new(kafka.bootstrap_servers());
+    config.topic_prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    kafka
+        .create_topic(&config.topic("organization"), PARTITIONS)
+        .unwrap();
+    (kafka, config)
+}
+
+/// A task and the means to stop it.
+struct Task<S> {
+    status: watch::Receiver<S>,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl<S> Task<S> {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn start_relay(app: &TestApp, config: &KafkaConfig) -> Task<RelayStatus> {
+    let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let relay = Relay::new("main", pool.clone(), LogReader::new(pool), config.clone())
+        .poll_interval(Duration::from_millis(20));
+    let status = relay.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        relay.run(async { drop(stopped.await) }).await.unwrap();
+    });
+    Task {
+        status,
+        stop,
+        handle,
+    }
+}
+
+async fn start_worker(app: &TestApp, config: &KafkaConfig) -> Task<WorkerStatus> {
+    let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let worker = KafkaWorker::new(
+        OrganizationHierarchy,
+        pool.clone(),
+        LogReader::new(pool),
+        config.clone(),
+    )
+    .consumer_setting("session.timeout.ms", "2000")
+    .consumer_setting("heartbeat.interval.ms", "200")
+    .consumer_setting("topic.metadata.refresh.interval.ms", "500");
+    let status = worker.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        worker.run(async { drop(stopped.await) }).await.unwrap();
+    });
+    Task {
+        status,
+        stop,
+        handle,
+    }
+}
+
+/// Waits until the read models hold exactly `events` applied events across `workers`.
+async fn until_applied(workers: &[&Task<WorkerStatus>], events: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied: u64 = workers
+            .iter()
+            .map(|w| w.status.borrow().events_applied)
+            .sum();
+        if applied >= events {
+            assert_eq!(applied, events, "an event was applied twice");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {applied} of {events} events applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rebuilds the read models with the single-node runner from an empty state: the reference.
+async fn single_node_reference(app: &TestApp) -> Vec<String> {
+    for table in crate::support::READ_MODELS {
+        sqlx::query(&format!("delete from {table}"))
+            .execute(&app.owner)
+            .await
+            .unwrap();
+    }
+    sqlx::query("delete from projection_checkpoints")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    let events = app.event_count().await as u64;
+    let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let runner = ProjectionRunner::new(OrganizationHierarchy, pool.clone(), LogReader::new(pool))
+        .poll_interval(Duration::from_millis(20));
+    let mut status = runner.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle =
+        tokio::spawn(async move { runner.run(async { drop(stopped.await) }).await.unwrap() });
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|s| {
+            s.events_applied >= events || matches!(s.state, ProjectionState::Stopped { .. })
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = stop.send(());
+    handle.await.unwrap();
+    dump_read_models(&app.owner).await
+}
+
+/// Commands over HTTP for `tenants` tenants: hierarchies, renames, a move and an archive.
+async fn drive_commands(app: &TestApp, tenants: usize) {
+    for n in 0..tenants {
+        let admin = app.caller(&["admin"]);
+        let h = admin.create_hierarchy(&format!("ORG{n}")).await;
+        let org = &h.org;
+        let other = admin
+            .post(
+                &format!("/v1/organizations/{org}/projects"),
+                json!({"division_id": h.division, "name": "Two", "code": "P2"}),
+            )
+            .await
+            .expect(201)
+            .id();
+        admin
+            .post(
+                &format!("/v1/organizations/{org}/sites/{}/move", h.site),
+                json!({"to_project_id": other}),
+            )
+            .await
+            .expect(200);
+        admin
+            .patch(
+                &format!("/v1/organizations/{org}"),
+                json!({"name": format!("Renamed {n}")}),
+            )
+            .await
+            .expect(200);
+        admin
+            .post(
+                &format!("/v1/organizations/{org}/projects/{}/archive", h.project),
+                json!({}),
+            )
+            .await
+            .expect(200);
+    }
+}
+
+#[tokio::test]
+async fn commands_through_the_relay_and_two_workers_build_what_the_single_node_runner_builds() {
+    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let (first, second) = (
+        start_worker(&app, &config).await,
+        start_worker(&app, &config).await,
+    );
+    drive_commands(&app, 6).await;
+    let events = app.event_count().await as u64;
+    until_applied(&[&first, &second], events).await;
+    let through_kafka = dump_read_models(&app.owner).await;
+    let (a, b) = (
+        first.status.borrow().clone(),
+        second.status.borrow().clone(),
+    );
+    assert!(
+        a.events_applied > 0 && b.events_applied > 0,
+        "both workers had partitions: {a:?} {b:?}"
+    );
+    relay.stop().await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn a_relay_restarted_before_its_checkpoint_resends_and_the_read_models_stay_exact() {
+    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let (_kafka, config) = broker();
+    let worker = start_worker(&app, &config).await;
+    let mut relay = start_relay(&app, &config).await;
+    drive_commands(&app, 3).await;
+    let events = app.event_count().await as u64;
+    until_applied(&[&worker], events).await;
+    let status = relay
+        .status
+        .wait_for(|s| s.events_relayed >= events)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(status.events_relayed, events);
+    relay.stop().await;
+
+    // As if the relay had died after producing and before checkpointing: it starts over.
+    sqlx::query("update relay_checkpoints set transaction_id = '0', global_position = 0")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    relay = start_relay(&app, &config).await;
+    drive_commands(&app, 1).await;
+    let total = app.event_count().await as u64;
+    until_applied(&[&worker], total).await;
+    let duplicates = worker.status.borrow().duplicates_skipped;
+    assert!(
+        duplicates >= events,
+        "every re-sent event was skipped: {duplicates} < {events}"
+    );
+    let through_kafka = dump_read_models(&app.owner).await;
+    relay.stop().await;
+    worker.stop().await;
+    assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn the_message_envelope_carries_the_documented_fields_key_and_headers() {
+    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let admin = app.caller(&["admin"]);
+    let h = admin.create_hierarchy("MBL").await;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "envelope-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = config.topic("organization");
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions
+            .add_partition_offset(&topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let mut envelopes = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while envelopes.len() < 4 && std::time::Instant::now() < deadline {
+        // Never block the test's runtime thread: the relay runs on it.
+        let Some(message) = consumer.poll(Duration::ZERO) else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let message = message.unwrap();
+        let envelope = EventEnvelope::from_json(message.payload()).unwrap();
+        let key = std::str::from_utf8(message.key().unwrap())
+            .unwrap()
+            .to_owned();
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    String::from_utf8(h.value.unwrap().to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let raw: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        envelopes.push((key, headers, envelope, raw));
+    }
+    relay.stop().await;
+    assert_eq!(envelopes.len(), 4);
+    envelopes.sort_by_key(|(_, _, envelope, _)| envelope.sequence);
+    for (n, (key, headers, envelope, raw)) in envelopes.iter().enumerate() {
+        assert_eq!(key, &format!("{}/{}", admin.tenant, h.org));
+        assert_eq!(envelope.sequence, n as i64 + 1);
+        assert_eq!(envelope.envelope_version, 1);
+        assert_eq!(envelope.tenant_id, admin.tenant);
+        assert_eq!(envelope.aggregate_type, "organization");
+        assert_eq!(envelope.aggregate_id, h.org);
+        assert_eq!(envelope.metadata.actor, "e2e-user");
+        let expected_headers = [
+            ("vextrus-tenant-id", admin.tenant.to_string()),
+            ("vextrus-event-type", envelope.event_type.clone()),
+            ("vextrus-sequence", envelope.sequence.to_string()),
+            (
+                "vextrus-global-position",
+                envelope.global_position.to_string(),
+            ),
+            (
+                "vextrus-correlation-id",
+                envelope.metadata.correlation_id.to_string(),
+            ),
+            ("vextrus-envelope-version", "1".to_owned()),
+        ];
+        for (name, value) in expected_headers {
+            assert!(
+                headers.contains(&(name.to_owned(), value.clone())),
+                "{name}={value} in {headers:?}"
+            );
+        }
+        for field in [
+            "tenant_id",
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "global_position",
+            "transaction_id",
+            "event_type",
+            "event_version",
+            "payload",
+            "metadata",
+            "recorded_at",
+        ] {
+            assert!(raw.get(field).is_some(), "{field} missing from {raw}");
+        }
+        for field in [
+            "actor",
+            "command_id",
+            "correlation_id",
+            "causation_id",
+            "request_id",
+            "request_metadata",
+        ] {
+            assert!(
+                raw["metadata"].get(field).is_some(),
+                "metadata.{field} missing"
+            );
+        }
+    }
+    let types: Vec<&str> = envelopes
+        .iter()
+        .map(|(_, _, e, _)| e.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "OrganizationCreated",
+            "DivisionCreated",
+            "ProjectCreated",
+            "SiteCreated"
+        ]
+    );
+}
