@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vextrus_api::{ApiSettings, AppState, JwtKeys};
 use vextrus_commands::{DbRole, EventStore, LogReader};
+use vextrus_domain::organization::Organization;
+use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
 use vextrus_projections::ProjectionRunner;
 use vextrus_projections::organization::OrganizationHierarchy;
 
@@ -28,8 +30,31 @@ pub enum ServerError {
     Http(#[from] std::io::Error),
     #[error(transparent)]
     Projection(#[from] vextrus_projections::RunnerError),
+    #[error(transparent)]
+    Relay(#[from] vextrus_fanout::RelayError),
+    #[error(transparent)]
+    Worker(#[from] vextrus_fanout::WorkerError),
     #[error("a server task panicked: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// The aggregate types whose events are relayed: one topic each.
+pub const AGGREGATE_TYPES: &[&str] = &[<Organization as cqrs_es::Aggregate>::TYPE];
+
+/// The name of the relay (its lock and checkpoint).
+pub const RELAY_NAME: &str = "main";
+
+/// How committed events reach the projections (design.md D4).
+#[derive(Debug, Clone)]
+pub enum Fanout {
+    /// The projection runner tails the log in this process: the single-node default.
+    InProcess,
+    /// The relay and a Kafka worker per projection run in this process against these brokers
+    /// (e.g. the embedded mock cluster of `serve --embedded-kafka`), whose topics exist.
+    Kafka(KafkaConfig),
+    /// Projections run elsewhere (`vextrus relay` and `vextrus project` processes); this
+    /// process serves the API only.
+    Elsewhere,
 }
 
 /// How to run the server.
@@ -37,9 +62,9 @@ pub enum ServerError {
 pub struct ServerConfig {
     pub keys: JwtKeys,
     pub api: ApiSettings,
-    /// Run the projection runners in this process (the single-node default). Off when they run
-    /// elsewhere, and in tests that need a read model that does not move.
-    pub run_projections: bool,
+    /// Where projections run. `Elsewhere` also suits tests that need a read model that does not
+    /// move.
+    pub fanout: Fanout,
     /// Connections per pool (writer, reader); the projector pool is smaller.
     pub max_connections: u32,
 }
@@ -49,7 +74,7 @@ impl ServerConfig {
         Self {
             keys,
             api: ApiSettings::default(),
-            run_projections: true,
+            fanout: Fanout::InProcess,
             max_connections: 16,
         }
     }
@@ -77,13 +102,25 @@ impl Server {
         let store = EventStore::new(writer);
 
         let (stop_runners, runners_stopped) = watch::channel(false);
-        let mut runners = Vec::new();
+        let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
         let mut statuses = Vec::new();
-        if config.run_projections {
-            let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
-            let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
-            statuses.push(runner.status());
-            runners.push(tokio::spawn(runner.run(signalled(runners_stopped))));
+        let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+        match &config.fanout {
+            Fanout::InProcess => {
+                let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
+                statuses.push(runner.status());
+                let stopped = signalled(runners_stopped);
+                runners.push(tokio::spawn(async move { Ok(runner.run(stopped).await?) }));
+            }
+            Fanout::Kafka(kafka) => {
+                let relay = Relay::new(RELAY_NAME, projector.clone(), log.clone(), kafka.clone());
+                let stopped = signalled(runners_stopped.clone());
+                runners.push(tokio::spawn(async move { Ok(relay.run(stopped).await?) }));
+                let worker = KafkaWorker::new(OrganizationHierarchy, projector, log, kafka.clone());
+                let stopped = signalled(runners_stopped);
+                runners.push(tokio::spawn(async move { Ok(worker.run(stopped).await?) }));
+            }
+            Fanout::Elsewhere => {}
         }
 
         config.api.latest_migration = database::latest_migration();

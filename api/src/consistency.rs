@@ -3,10 +3,12 @@
 //! applied the event at N, then answers. If it has not in time, the answer is 503 with
 //! `Retry-After`.
 //!
-//! Positions are compared in commit order, as the projection reads them (design.md D3): the
-//! event's `(transaction_id, global_position)` against the projection's checkpoint. The check
-//! reads the checkpoint table, so it holds whether the projection runs in this process or
-//! elsewhere; in-process runners also wake waiting requests as soon as they commit a batch.
+//! Positions are compared in commit order, as the single-node runner reads them (design.md D3):
+//! the event's `(transaction_id, global_position)` against the projection's checkpoint. Workers
+//! fed from Kafka apply streams in parallel and keep no single checkpoint; for them the event
+//! counts as applied once its stream's recorded sequence has reached it. The check reads tables,
+//! so it holds wherever the projection runs; in-process runners also wake waiting requests as
+//! soon as they commit a batch.
 
 use std::time::Duration;
 
@@ -121,12 +123,16 @@ async fn progress(
     let mut tx = context.read(state).await?;
     let row: (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
         "select e.global_position is not null,
-                coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false),
+                coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false)
+                    or coalesce(s.sequence >= e.sequence, false),
                 c.state,
                 c.stopped_at
            from (select) as one
            left join events e on e.global_position = $2
-           left join projection_checkpoints c on c.projection = $1",
+           left join projection_checkpoints c on c.projection = $1
+           left join projection_stream_positions s
+                  on s.projection = $1 and s.tenant_id = e.tenant_id
+                 and s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id",
     )
     .bind(projection)
     .bind(position)

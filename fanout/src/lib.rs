@@ -24,5 +24,5 @@ mod worker;
 pub use config::KafkaConfig;
 pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
-pub use relay::{Relay, RelayError, RelayStatus};
+pub use relay::{Relay, RelayError, RelayStatus, create_topics};
 pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

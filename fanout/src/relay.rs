@@ -304,3 +304,41 @@ fn message_headers(event: &RecordedEvent) -> OwnedHeaders {
         &crate::envelope::ENVELOPE_VERSION.to_string(),
     )
 }
+
+/// Creates the topics of `aggregate_types` with the configured partition count, where the
+/// brokers allow it. Existing topics are left as they are; a refusal (no permission, a broker
+/// that does not serve CreateTopics) is logged, and producing then relies on the cluster's
+/// auto-creation or on topics made by an operator.
+pub async fn create_topics(kafka: &KafkaConfig, aggregate_types: &[&str]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let admin: AdminClient<DefaultClientContext> = match kafka.client_config().create() {
+        Ok(admin) => admin,
+        Err(error) => {
+            tracing::warn!(%error, "cannot create topics: no admin client");
+            return;
+        }
+    };
+    let names: Vec<String> = aggregate_types.iter().map(|t| kafka.topic(t)).collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(-1)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
+    match admin.create_topics(&topics, &options).await {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(topic) => info!(%topic, partitions = kafka.partitions, "topic created"),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => tracing::warn!(%topic, ?code, "topic not created"),
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "topics not created"),
+    }
+}

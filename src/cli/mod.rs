@@ -2,6 +2,7 @@
 //! D10), and every secret also from a file (`*_FILE`).
 
 mod bench;
+mod kafka;
 mod serve;
 
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a signed bearer token for the API.
     Token(serve::TokenArgs),
+    /// Scale-out: produce the event log to Kafka (needs KAFKA_BROKERS and DATABASE_URL).
+    Relay(kafka::KafkaArgs),
+    /// Scale-out: run the projections as Kafka consumers (needs KAFKA_BROKERS and DATABASE_URL).
+    Project(kafka::KafkaArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Measure performance and print the figures.
@@ -136,6 +141,8 @@ impl Cli {
         match self.command {
             Command::Serve(serve) => serve.run(&self.database).await,
             Command::Token(token) => token.run(&self.database.data_dir),
+            Command::Relay(kafka) => kafka::relay(&self.database, &kafka).await,
+            Command::Project(kafka) => kafka::project(&self.database, &kafka).await,
             Command::Migrate => {
                 let (options, cluster) = self.database.open().await?;
                 let result = database::migrate(&options)

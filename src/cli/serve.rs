@@ -9,10 +9,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use uuid::Uuid;
 use vextrus::database;
-use vextrus::server::{Server, ServerConfig};
+use vextrus::server::{AGGREGATE_TYPES, Fanout, Server, ServerConfig};
 use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
+use vextrus_fanout::EmbeddedKafka;
 
 use super::DatabaseArgs;
+use super::kafka::KafkaArgs;
 
 /// Where the token signing secret comes from.
 #[derive(Debug, Args)]
@@ -100,6 +102,14 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_READ_WAIT_MS", default_value_t = 5000)]
     read_wait_ms: u64,
 
+    /// Run the Kafka path in this process against librdkafka's in-process mock cluster: the
+    /// relay and the projection workers, with no broker to install.
+    #[arg(long, conflicts_with = "kafka_brokers")]
+    embedded_kafka: bool,
+
+    #[command(flatten)]
+    kafka: KafkaArgs,
+
     #[command(flatten)]
     jwt: JwtArgs,
 }
@@ -124,6 +134,27 @@ impl ServeArgs {
             ..ApiSettings::default()
         };
 
+        // Fan-out: in-process by default; KAFKA_BROKERS: this process serves the API and relay
+        // and workers run elsewhere; --embedded-kafka: all of it here, on a mock cluster.
+        let mut embedded = None;
+        if self.embedded_kafka {
+            let kafka = EmbeddedKafka::start(1).context("starting the embedded Kafka cluster")?;
+            let kafka_config = self.kafka.config(kafka.bootstrap_servers())?;
+            for aggregate_type in AGGREGATE_TYPES {
+                kafka.create_topic(&kafka_config.topic(aggregate_type), kafka_config.partitions)?;
+            }
+            tracing::info!(
+                brokers = kafka.bootstrap_servers(),
+                "embedded Kafka (librdkafka mock cluster) is running"
+            );
+            config.fanout = Fanout::Kafka(kafka_config);
+            embedded = Some(kafka);
+        } else if let Some(brokers) = &self.kafka.kafka_brokers {
+            self.kafka.config(brokers)?;
+            tracing::info!(%brokers, "KAFKA_BROKERS is set: serving the API; run `vextrus relay` and `vextrus project` for the projections");
+            config.fanout = Fanout::Elsewhere;
+        }
+
         let (options, cluster) = database.open().await?;
         let result = async {
             database::migrate(&options)
@@ -139,6 +170,7 @@ impl ServeArgs {
             anyhow::Ok(())
         }
         .await;
+        drop(embedded);
         super::stop(cluster).await;
         result
     }
@@ -167,7 +199,7 @@ fn print_welcome(addr: SocketAddr) {
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

@@ -6,6 +6,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use vextrus::server::Fanout;
+
 use crate::http::*;
 
 #[tokio::test]
@@ -131,7 +133,7 @@ async fn invalid_bodies_get_a_problem_and_write_nothing() {
 async fn min_position_waits_a_bounded_time_then_answers_503() {
     // No projection runs, so the read model never catches up.
     let app = spawn_app_with(|config| {
-        config.run_projections = false;
+        config.fanout = Fanout::Elsewhere;
         config.api.read_wait = Duration::from_millis(300);
     })
     .await;
@@ -171,7 +173,7 @@ async fn min_position_waits_a_bounded_time_then_answers_503() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_requests_in_flight() {
     let app = spawn_app_with(|config| {
-        config.run_projections = false;
+        config.fanout = Fanout::Elsewhere;
         config.api.read_wait = Duration::from_millis(1500);
     })
     .await;

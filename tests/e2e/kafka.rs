@@ -19,6 +19,8 @@ use vextrus_fanout::{
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{ProjectionRunner, ProjectionState};
 
+use vextrus::server::Fanout;
+
 use crate::http::*;
 use crate::support::dump_read_models;
 
@@ -185,7 +187,7 @@ async fn drive_commands(app: &TestApp, tenants: usize) {
 
 #[tokio::test]
 async fn commands_through_the_relay_and_two_workers_build_what_the_single_node_runner_builds() {
-    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
     let (_kafka, config) = broker();
     let relay = start_relay(&app, &config).await;
     let (first, second) = (
@@ -212,7 +214,7 @@ async fn commands_through_the_relay_and_two_workers_build_what_the_single_node_r
 
 #[tokio::test]
 async fn a_relay_restarted_before_its_checkpoint_resends_and_the_read_models_stay_exact() {
-    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
     let (_kafka, config) = broker();
     let worker = start_worker(&app, &config).await;
     let mut relay = start_relay(&app, &config).await;
@@ -250,7 +252,7 @@ async fn a_relay_restarted_before_its_checkpoint_resends_and_the_read_models_sta
 
 #[tokio::test]
 async fn the_message_envelope_carries_the_documented_fields_key_and_headers() {
-    let app = spawn_app_with(|config| config.run_projections = false).await;
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
     let (_kafka, config) = broker();
     let relay = start_relay(&app, &config).await;
     let admin = app.caller(&["admin"]);
@@ -370,4 +372,26 @@ async fn the_message_envelope_carries_the_documented_fields_key_and_headers() {
             "SiteCreated"
         ]
     );
+}
+
+#[tokio::test]
+async fn the_all_in_one_kafka_shape_serves_read_your_writes() {
+    // As `vextrus serve --embedded-kafka`: API, relay and worker in one process.
+    let (_kafka, config) = broker();
+    let app = spawn_app_with(|server| server.fanout = Fanout::Kafka(config.clone())).await;
+    let admin = app.caller(&["admin"]);
+    let h = admin.create_hierarchy("MBL").await;
+    // Workers keep no single checkpoint: min_position is answered from the per-stream record.
+    let tree = admin
+        .get(&format!(
+            "/v1/organizations/{}/tree?min_position={}",
+            h.org, h.position
+        ))
+        .await
+        .expect(200);
+    assert_eq!(
+        tree.body["divisions"][0]["projects"][0]["sites"][0]["path"],
+        "MBL/DHK/PADMA/S1"
+    );
+    app.shutdown().await;
 }

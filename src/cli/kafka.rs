@@ -1,0 +1,105 @@
+//! Kafka settings (design.md D4, D10) and the scale-out subcommands: `vextrus relay` and
+//! `vextrus project`.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use vextrus::database;
+use vextrus::server::{AGGREGATE_TYPES, RELAY_NAME};
+use vextrus_commands::{DbRole, LogReader};
+use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
+use vextrus_projections::organization::OrganizationHierarchy;
+
+use super::DatabaseArgs;
+
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port,...`). Set: `serve` runs only the API and the relay
+    /// and workers run as `vextrus relay` / `vextrus project`. Any other `KAFKA_<KEY>` variable
+    /// passes through to librdkafka (`KAFKA_SECURITY_PROTOCOL=SASL_SSL` → `security.protocol`).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Prefix of topic names; each aggregate type has its topic, e.g. `vextrus.organization`.
+    #[arg(long, env = "KAFKA_TOPIC_PREFIX", default_value = KafkaConfig::DEFAULT_TOPIC_PREFIX)]
+    pub kafka_topic_prefix: String,
+
+    /// Partitions of the topics the relay creates on start (where the brokers allow it).
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = KafkaConfig::DEFAULT_PARTITIONS)]
+    pub kafka_topic_partitions: i32,
+}
+
+impl KafkaArgs {
+    /// The configuration for `brokers` (the configured ones, or an embedded cluster's).
+    pub fn config(&self, brokers: &str) -> anyhow::Result<KafkaConfig> {
+        let prefix = &self.kafka_topic_prefix;
+        let valid = prefix.len() <= 200
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            bail!("KAFKA_TOPIC_PREFIX may contain only letters, digits, '.', '_' and '-'");
+        }
+        if !(1..=10_000).contains(&self.kafka_topic_partitions) {
+            bail!("KAFKA_TOPIC_PARTITIONS must be between 1 and 10000");
+        }
+        let mut config = KafkaConfig::new(brokers).with_environment(std::env::vars());
+        config.topic_prefix = prefix.clone();
+        config.partitions = self.kafka_topic_partitions;
+        Ok(config)
+    }
+
+    /// The configured brokers' configuration; an error naming `KAFKA_BROKERS` when unset.
+    fn required(&self, command: &str) -> anyhow::Result<KafkaConfig> {
+        match self
+            .kafka_brokers
+            .as_deref()
+            .filter(|b| !b.trim().is_empty())
+        {
+            Some(brokers) => self.config(brokers),
+            None => bail!("KAFKA_BROKERS must be set for `vextrus {command}`"),
+        }
+    }
+}
+
+/// The database of a scale-out process: always a configured server, shared with the API.
+async fn shared_database(
+    database: &DatabaseArgs,
+    command: &str,
+) -> anyhow::Result<sqlx::postgres::PgConnectOptions> {
+    database.external()?.with_context(|| {
+        format!("DATABASE_URL must be set for `vextrus {command}`: it runs beside `vextrus serve` on the same database")
+    })
+}
+
+/// `vextrus relay`: produces the log to Kafka until Ctrl-C; a second instance waits as a standby.
+pub async fn relay(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
+    let config = kafka.required("relay")?;
+    let options = shared_database(database, "relay").await?;
+    database::migrate(&options)
+        .await
+        .context("applying migrations")?;
+    let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
+    vextrus_fanout::create_topics(&config, AGGREGATE_TYPES).await;
+    let relay = Relay::new(RELAY_NAME, pool.clone(), LogReader::new(pool), config);
+    relay.run(super::serve::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `vextrus project`: runs every projection as a member of its Kafka consumer group until
+/// Ctrl-C. Start as many as there are partitions to share.
+pub async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
+    let config = kafka.required("project")?;
+    let options = shared_database(database, "project").await?;
+    database::migrate(&options)
+        .await
+        .context("applying migrations")?;
+    let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
+    let worker = KafkaWorker::new(
+        OrganizationHierarchy,
+        pool.clone(),
+        LogReader::new(pool),
+        config,
+    );
+    worker.run(super::serve::shutdown_signal()).await?;
+    Ok(())
+}
