@@ -395,3 +395,151 @@ async fn the_all_in_one_kafka_shape_serves_read_your_writes() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_worker_stopped_mid_stream_hands_its_partitions_over_without_loss_or_doubles() {
+    let app = spawn_app_with(|server| server.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let (first, second) = (
+        start_worker(&app, &config).await,
+        start_worker(&app, &config).await,
+    );
+    drive_commands(&app, 4).await;
+    let before = app.event_count().await as u64;
+    until_applied(&[&first, &second], before).await;
+    // Stop one worker while commands keep coming; the other takes its partitions.
+    let first_applied = first.status.borrow().events_applied;
+    first.stop().await;
+    drive_commands(&app, 4).await;
+    let total = app.event_count().await as u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied = first_applied + second.status.borrow().events_applied;
+        if applied >= total {
+            assert_eq!(applied, total, "an event was applied twice");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {applied} of {total} applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let through_kafka = dump_read_models(&app.owner).await;
+    relay.stop().await;
+    second.stop().await;
+    assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn a_broker_taken_down_and_brought_back_delays_fan_out_but_loses_nothing() {
+    let app = spawn_app_with(|server| server.fanout = Fanout::Elsewhere).await;
+    let (kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let worker = start_worker(&app, &config).await;
+    drive_commands(&app, 2).await;
+    until_applied(&[&worker], app.event_count().await as u64).await;
+
+    kafka.cluster().unwrap().broker_down(1).unwrap();
+    // Commands still succeed: the log is in PostgreSQL; fan-out waits for the broker.
+    drive_commands(&app, 2).await;
+    let total = app.event_count().await as u64;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        worker.status.borrow().events_applied < total,
+        "nothing can arrive while the broker is down"
+    );
+    kafka.cluster().unwrap().broker_up(1).unwrap();
+
+    until_applied(&[&worker], total).await;
+    let through_kafka = dump_read_models(&app.owner).await;
+    relay.stop().await;
+    worker.stop().await;
+    assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn each_stream_keeps_its_order_across_partitions_under_concurrent_load() {
+    let app = spawn_app_with(|server| server.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    // 8 organizations renamed concurrently, 15 times each.
+    let mut organizations = Vec::new();
+    for n in 0..8 {
+        let admin = app.caller(&["admin"]);
+        let org = admin.create_organization(&format!("O{n}")).await.id();
+        organizations.push((admin.tenant, admin.token.clone(), org));
+    }
+    let mut tasks = Vec::new();
+    for (_, token, org) in organizations.clone() {
+        let (client, url) = (
+            app.client.clone(),
+            app.url(&format!("/v1/organizations/{org}")),
+        );
+        tasks.push(tokio::spawn(async move {
+            for round in 0..15 {
+                let response = client
+                    .patch(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"name": format!("Round {round}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = app.event_count().await as u64;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        relay.status.clone().wait_for(|s| s.events_relayed >= total),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    relay.stop().await;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "order-reader")
+        .create()
+        .unwrap();
+    let topic = config.topic("organization");
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions
+            .add_partition_offset(&topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let mut sequences: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut partitions_used = std::collections::HashSet::new();
+    let mut received = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while received < total && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let envelope = EventEnvelope::from_json(message.payload()).unwrap();
+        partitions_used.insert(message.partition());
+        sequences
+            .entry(envelope.key())
+            .or_default()
+            .push(envelope.sequence);
+        received += 1;
+    }
+    assert_eq!(received, total);
+    assert!(
+        partitions_used.len() > 1,
+        "the streams spread over partitions"
+    );
+    for (key, seen) in sequences {
+        let expected: Vec<i64> = (1..=16).collect();
+        assert_eq!(seen, expected, "stream {key} out of order");
+    }
+}
