@@ -543,3 +543,120 @@ async fn each_stream_keeps_its_order_across_partitions_under_concurrent_load() {
         assert_eq!(seen, expected, "stream {key} out of order");
     }
 }
+
+#[tokio::test]
+async fn a_second_relay_waits_as_a_standby_and_takes_over() {
+    let app = spawn_app_with(|server| server.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let mut active = start_relay(&app, &config).await;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        active.status.wait_for(|s| s.active),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut standby = start_relay(&app, &config).await;
+    drive_commands(&app, 1).await;
+    let first = app.event_count().await as u64;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        active.status.wait_for(|s| s.events_relayed >= first),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!standby.status.borrow().active, "only one relay is active");
+
+    active.stop().await;
+    drive_commands(&app, 1).await;
+    let total = app.event_count().await as u64;
+    let took_over = tokio::time::timeout(
+        Duration::from_secs(30),
+        standby
+            .status
+            .wait_for(|s| s.active && s.events_relayed >= total),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    // It resumed from the first relay's checkpoint rather than from the start.
+    assert_eq!(took_over.events_relayed, total);
+    standby.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_stops_only_its_partition_until_an_operator_skips_it() {
+    let app = spawn_app_with(|server| server.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let worker = start_worker(&app, &config).await;
+    // An event no projection can read, appended by the owner (as a buggy release might have).
+    let poison_tenant = uuid::Uuid::now_v7();
+    let poison_stream = uuid::Uuid::now_v7().to_string();
+    let poison_position: i64 = sqlx::query_scalar(
+        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, actor, command_id, correlation_id)
+         values ($1, 'organization', $2, 1, 'OrganizationCreated', '1', '{\"garbage\": true}', 'bug',
+                 gen_random_uuid(), gen_random_uuid())
+         returning global_position",
+    )
+    .bind(poison_tenant)
+    .bind(&poison_stream)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    drive_commands(&app, 6).await;
+    let total = app.event_count().await as u64;
+
+    // The other partitions go on: some events are applied while the poison's partition waits.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while worker.status.borrow().poison_events.is_empty()
+        || worker.status.borrow().events_applied == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            worker.status.borrow()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(worker.status.borrow().poison_events, vec![poison_position]);
+    let reason: String = sqlx::query_scalar(
+        "select reason from projection_poison_events where projection = 'organization_hierarchy' and global_position = $1",
+    )
+    .bind(poison_position)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert!(!reason.is_empty());
+    let applied: Option<i64> = sqlx::query_scalar(
+        "select sequence from projection_stream_positions where aggregate_id = $1",
+    )
+    .bind(&poison_stream)
+    .fetch_optional(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(applied, None, "the poison event waits for an operator");
+
+    sqlx::query(
+        "update projection_poison_events set skip_requested = true where global_position = $1",
+    )
+    .bind(poison_position)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    // Everything but the skipped event is applied; the skip is recorded as the stream's position.
+    until_applied(&[&worker], total - 1).await;
+    let recorded: i64 = sqlx::query_scalar(
+        "select sequence from projection_stream_positions where aggregate_id = $1",
+    )
+    .bind(&poison_stream)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
+    relay.stop().await;
+    worker.stop().await;
+}
