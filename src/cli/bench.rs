@@ -38,6 +38,8 @@ use vextrus_domain::{TenantId, UniqueValues};
 pub enum BenchCommand {
     /// Append throughput and latency: vextrus vs a raw INSERT vs postgres-es.
     Append(AppendArgs),
+    /// Commit → read-model lag at a fixed rate: the single-node runner vs the Kafka path.
+    Lag(super::lag::LagArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +60,7 @@ impl BenchCommand {
     pub async fn run(self, external: Option<PgConnectOptions>) -> anyhow::Result<()> {
         match self {
             Self::Append(args) => append(args, external).await,
+            Self::Lag(args) => super::lag::lag(args, external).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod kafka;
+mod lag;
 mod serve;
 
 use std::path::PathBuf;

@@ -1,0 +1,345 @@
+//! `vextrus bench lag`: how long after a command commits its effect is visible in the read
+//! model, for the single-node runner and for the Kafka path (relay → broker → worker, on the
+//! embedded mock cluster), at a fixed command rate, in one run.
+//!
+//! Each path gets a fresh database. The driver renames `--streams` organizations round robin at
+//! `--rate` commands/s for `--seconds`; a monitor reads `org_organizations.version` every
+//! millisecond (as `vextrus_reader`, like the API) and pairs each newly visible version with the
+//! instant its command returned. Latency is visible-at minus committed-at, measured identically
+//! for both paths.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+use vextrus::database;
+use vextrus::postgres::{Durability, PostgresOptions, PrivatePostgres};
+use vextrus_commands::{
+    ActorId, CommandMetadata, DbRole, EventStore, ExecuteError, LogReader, Version, tenant,
+};
+use vextrus_domain::TenantId;
+use vextrus_domain::ids::OrganizationId;
+use vextrus_domain::organization::{NewOrganization, Organization, OrganizationCommand};
+use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+use vextrus_fanout::{EmbeddedKafka, KafkaConfig, KafkaWorker, Relay};
+use vextrus_projections::ProjectionRunner;
+use vextrus_projections::organization::OrganizationHierarchy;
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// Commands per second.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Measured seconds per path.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Organizations renamed round robin.
+    #[arg(long, default_value_t = 200)]
+    streams: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    SingleNode,
+    Kafka,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SingleNode => "single-node",
+            Self::Kafka => "kafka",
+        }
+    }
+}
+
+pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::Result<()> {
+    if !(1..=20_000).contains(&args.rate) {
+        bail!("--rate must be between 1 and 20000 commands/s");
+    }
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) || args.streams == 0 {
+        bail!("--seconds must be in (0, 3600] and --streams at least 1");
+    }
+    let (admin, cluster) = match external {
+        Some(options) => (options, None),
+        None => {
+            println!(
+                "DATABASE_URL is not set: starting a throwaway private PostgreSQL (durable settings)"
+            );
+            let cluster = tokio::task::spawn_blocking(|| {
+                PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Durable))
+            })
+            .await??;
+            (cluster.connect_options("postgres"), Some(cluster))
+        }
+    };
+    println!(
+        "lag at {} commands/s for {} s per path, {} streams",
+        args.rate, args.seconds, args.streams
+    );
+    let mut results = Vec::new();
+    for path in [Path::SingleNode, Path::Kafka] {
+        let mut latencies = measure(&admin, path, &args).await?;
+        latencies.sort_unstable();
+        let p = |q: f64| percentile(&latencies, q);
+        println!(
+            "{:>12}: {} commands, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            path.name(),
+            latencies.len(),
+            p(0.50),
+            p(0.95),
+            p(0.99),
+            p(1.0)
+        );
+        results.push(p(0.99));
+    }
+    println!(
+        "lag p99: single-node={:.0}ms kafka={:.0}ms at {} commands/s",
+        results[0], results[1], args.rate
+    );
+    super::stop(cluster).await;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let index = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Commit and visibility instants, paired by (stream index, version), whichever comes first.
+#[derive(Default)]
+struct Pairing {
+    committed: HashMap<(usize, i64), Instant>,
+    seen: HashMap<(usize, i64), Instant>,
+    latencies: Vec<Duration>,
+}
+
+impl Pairing {
+    fn committed(&mut self, key: (usize, i64), at: Instant) {
+        match self.seen.remove(&key) {
+            Some(seen) => self.latencies.push(seen.saturating_duration_since(at)),
+            None => drop(self.committed.insert(key, at)),
+        }
+    }
+
+    fn seen(&mut self, key: (usize, i64), at: Instant) {
+        match self.committed.remove(&key) {
+            Some(committed) => self.latencies.push(at.saturating_duration_since(committed)),
+            None => drop(self.seen.insert(key, at)),
+        }
+    }
+}
+
+async fn measure(
+    admin: &PgConnectOptions,
+    path: Path,
+    args: &LagArgs,
+) -> anyhow::Result<Vec<Duration>> {
+    let name = format!(
+        "vextrus_lag_{}_{}",
+        path.name().replace('-', "_"),
+        &Uuid::now_v7().simple().to_string()[..12]
+    );
+    let mut conn = PgConnection::connect_with(admin)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let options = admin.clone().database(&name);
+    database::migrate(&options).await?;
+    let writer = database::role_pool(&options, DbRole::Writer, 16).await?;
+    let projector = database::role_pool(&options, DbRole::Projector, 4).await?;
+    let reader = database::role_pool(&options, DbRole::Reader, 2).await?;
+    let store = EventStore::new(writer);
+    let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = async { drop(stopped.await) };
+    let mut embedded = None;
+    let fanout = match path {
+        Path::SingleNode => {
+            let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
+            tokio::spawn(async move { runner.run(stopped).await.map_err(anyhow::Error::from) })
+        }
+        Path::Kafka => {
+            let kafka = EmbeddedKafka::start(1)?;
+            let config = KafkaConfig::new(kafka.bootstrap_servers());
+            kafka.create_topic(&config.topic("organization"), 6)?;
+            embedded = Some(kafka);
+            let relay = Relay::new("lag", projector.clone(), log.clone(), config.clone());
+            let worker = KafkaWorker::new(OrganizationHierarchy, projector, log, config)
+                .consumer_setting("fetch.wait.max.ms", "5");
+            tokio::spawn(async move {
+                let (relay_stop, relay_stopped) = oneshot::channel::<()>();
+                let relay = tokio::spawn(relay.run(async { drop(relay_stopped.await) }));
+                worker.run(stopped).await?;
+                let _ = relay_stop.send(());
+                relay.await??;
+                anyhow::Ok(())
+            })
+        }
+    };
+
+    let tenant = TenantId::new();
+    let actor = ActorId::parse("bench").map_err(|_| anyhow::anyhow!("actor"))?;
+    let mut organizations = Vec::with_capacity(args.streams);
+    for n in 0..args.streams {
+        let organization = OrganizationId::new();
+        let command = OrganizationCommand::CreateOrganization(NewOrganization {
+            organization_id: organization,
+            name: Name::parse("Bench Builders Ltd")?,
+            code: Code::parse(&format!("B{n}"))?,
+            bin: Bin::parse("0028718210101")?,
+            tin: Tin::parse("123456789012")?,
+            base_currency: CurrencyCode::bdt(),
+            fiscal_year_start: FiscalYearStart::default(),
+        });
+        store
+            .execute::<Organization>(
+                tenant,
+                &organization.to_string(),
+                command,
+                &(),
+                &CommandMetadata::new(actor.clone()),
+                Some(Version::NONE),
+            )
+            .await?;
+        organizations.push(organization);
+    }
+    let index: HashMap<Uuid, usize> = organizations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.as_uuid(), i))
+        .collect();
+    // Every organization visible at version 1 before the clock starts.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while visible_versions(&reader, tenant).await?.len() < args.streams {
+        if Instant::now() > deadline {
+            bail!(
+                "{}: the read model did not catch up with the setup",
+                path.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let pairing = Arc::new(Mutex::new(Pairing::default()));
+    let (monitor_stop, mut monitor_stopped) = oneshot::channel::<()>();
+    let monitor = tokio::spawn({
+        let (pairing, reader) = (Arc::clone(&pairing), reader.clone());
+        let mut last_seen = vec![1i64; args.streams];
+        async move {
+            loop {
+                if monitor_stopped.try_recv().is_ok() {
+                    return anyhow::Ok(());
+                }
+                let rows = visible_versions(&reader, tenant).await?;
+                let now = Instant::now();
+                {
+                    let mut pairing = pairing.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (organization, version) in rows {
+                        let Some(&i) = index.get(&organization) else {
+                            continue;
+                        };
+                        for seen in last_seen[i] + 1..=version {
+                            pairing.seen((i, seen), now);
+                        }
+                        last_seen[i] = last_seen[i].max(version);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+
+    let total = (f64::from(args.rate) * args.seconds).round() as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut commands = Vec::with_capacity(total);
+    for n in 0..total {
+        ticker.tick().await;
+        let (store, pairing, actor) = (store.clone(), Arc::clone(&pairing), actor.clone());
+        let i = n % args.streams;
+        let organization = organizations[i];
+        commands.push(tokio::spawn(async move {
+            let name = Name::parse(&format!("Round {n}"))?;
+            for _attempt in 0..5 {
+                let result = store
+                    .execute::<Organization>(
+                        tenant,
+                        &organization.to_string(),
+                        OrganizationCommand::RenameOrganization { name: name.clone() },
+                        &(),
+                        &CommandMetadata::new(actor.clone()),
+                        None,
+                    )
+                    .await;
+                match result {
+                    Ok(outcome) => {
+                        pairing
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .committed((i, outcome.version.get()), Instant::now());
+                        return anyhow::Ok(());
+                    }
+                    Err(ExecuteError::Conflict { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            bail!("organization {i}: five conflicts in a row")
+        }));
+    }
+    for command in commands {
+        command.await??;
+    }
+    // Let the tail of the run become visible.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pairing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .latencies
+        .len()
+        < total
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "{}: not every command became visible within 60 s",
+                path.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = monitor_stop.send(());
+    monitor.await??;
+    let _ = stop.send(());
+    fanout.await??;
+    drop(embedded);
+    let latencies = std::mem::take(
+        &mut pairing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .latencies,
+    );
+    Ok(latencies)
+}
+
+/// (organization id, version) of every organization of `tenant`, as the API would read them.
+async fn visible_versions(
+    reader: &PgPool,
+    tenant_id: TenantId,
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    let mut tx = tenant::begin(reader, tenant_id).await?;
+    let rows = sqlx::query_as("select organization_id, version from org_organizations")
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(rows)
+}
