@@ -171,7 +171,8 @@ async fn measure(
         }
         Path::Kafka => {
             let kafka = EmbeddedKafka::start(1)?;
-            let config = KafkaConfig::new(kafka.bootstrap_servers());
+            let config =
+                KafkaConfig::new(kafka.bootstrap_servers()).with_environment(std::env::vars());
             kafka.create_topic(&config.topic("organization"), 6)?;
             embedded = Some(kafka);
             let relay = Relay::new("lag", projector.clone(), log.clone(), config.clone());
