@@ -1,9 +1,9 @@
 //! Projection workers fed from Kafka: one consumer group per projection
 //! (`<topic prefix>projection.<name>`), the same [`Projection`] code as the single-node runner.
 //!
-//! Each message is applied in its own transaction together with the dedupe record, the last
-//! sequence applied per stream (`projection_stream_positions`), and its offset is committed only
-//! after that transaction commits:
+//! Messages that have arrived together (up to 200) are applied in one transaction together with
+//! the dedupe record, the last sequence applied per stream (`projection_stream_positions`), and
+//! their offsets are committed only after that transaction commits:
 //!
 //! - an event at or below the recorded sequence is a duplicate (relay restart, rebalance,
 //!   consumer restart) and is skipped;
@@ -105,6 +105,18 @@ fn classify(error: sqlx::Error) -> ApplyError {
     }
 }
 
+/// The most messages applied in one transaction.
+const MAX_BATCH: usize = 200;
+
+/// True when `message`'s partition is stopped at or before it.
+fn is_stopped(stopped: &Stopped, message: &BorrowedMessage<'_>) -> bool {
+    stopped
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&(message.topic().to_owned(), message.partition()))
+        .is_some_and(|at| message.offset() >= at.offset)
+}
+
 /// How often stopped partitions are checked for an operator's skip.
 const SKIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -189,19 +201,78 @@ impl<P: Projection> KafkaWorker<P> {
                     continue;
                 }
             };
-            let key = (message.topic().to_owned(), message.partition());
-            let is_stopped = stopped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .is_some_and(|at| message.offset() >= at.offset);
-            if is_stopped {
-                continue;
+            // Whatever else has already arrived joins the batch: one transaction for all.
+            let mut batch = vec![message];
+            while batch.len() < MAX_BATCH {
+                match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(message),
+                    _ => break,
+                }
             }
-            self.handle(&consumer, &message, &stopped, shutdown.as_mut())
+            batch.retain(|message| !is_stopped(&stopped, message));
+            self.handle_batch(&consumer, batch, &stopped, shutdown.as_mut())
                 .await;
         }
         Ok(())
+    }
+
+    /// Applies a batch in one transaction and commits its offsets; when any event of it is a
+    /// poison event (or a message is not an envelope), falls back to one message at a time so
+    /// that only the poison's partition stops.
+    async fn handle_batch(
+        &self,
+        consumer: &StreamConsumer<WorkerContext>,
+        batch: Vec<BorrowedMessage<'_>>,
+        stopped: &Stopped,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) {
+        let events: Option<Vec<RecordedEvent>> = batch
+            .iter()
+            .map(|message| {
+                EventEnvelope::from_json(message.payload())
+                    .ok()
+                    .map(RecordedEvent::from)
+                    .filter(|event| P::AGGREGATE_TYPES.contains(&event.aggregate_type.as_str()))
+            })
+            .collect();
+        if let Some(events) = events.filter(|events| events.len() > 1) {
+            loop {
+                match self.apply_batch(&events).await {
+                    Ok(outcomes) => {
+                        self.status.send_modify(|status| {
+                            for applied in outcomes {
+                                match applied {
+                                    Applied::New { gap_events } => {
+                                        status.events_applied += 1;
+                                        status.gap_events_applied += gap_events;
+                                    }
+                                    Applied::Duplicate => status.duplicates_skipped += 1,
+                                }
+                            }
+                        });
+                        for message in &batch {
+                            commit(consumer, message);
+                        }
+                        return;
+                    }
+                    Err(ApplyError::Transient(error)) => {
+                        warn!(%error, "retrying the batch");
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            () = tokio::time::sleep(RETRY_AFTER) => {}
+                        }
+                    }
+                    Err(ApplyError::Poison(_)) => break,
+                }
+            }
+        }
+        for message in &batch {
+            if is_stopped(stopped, message) {
+                continue;
+            }
+            self.handle(consumer, message, stopped, shutdown.as_mut())
+                .await;
+        }
     }
 
     /// Applies one message (retrying transient failures), commits its offset, or stops its
@@ -258,7 +329,29 @@ impl<P: Projection> KafkaWorker<P> {
     /// One event, its dedupe record and any missing predecessors, in one transaction.
     async fn apply(&self, event: &RecordedEvent) -> Result<Applied, ApplyError> {
         let mut tx = self.pool.begin().await?;
-        tenant::switch(&mut tx, event.tenant_id).await?;
+        let applied = self.apply_in(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Several events in one transaction: the whole batch, or nothing.
+    async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<Vec<Applied>, ApplyError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(self.apply_in(&mut tx, event).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// One event and its dedupe record, inside the caller's transaction.
+    async fn apply_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<Applied, ApplyError> {
+        tenant::switch(&mut *tx, event.tenant_id).await?;
         let applied: Option<i64> = sqlx::query_scalar(
             "select sequence from projection_stream_positions
              where projection = $1 and aggregate_type = $2 and aggregate_id = $3
@@ -293,13 +386,12 @@ impl<P: Projection> KafkaWorker<P> {
                 )));
             }
             for predecessor in &missing {
-                self.apply_one(&mut tx, predecessor).await?;
+                self.apply_one(&mut *tx, predecessor).await?;
             }
             gap_events = missing.len() as u64;
         }
-        self.apply_one(&mut tx, event).await?;
-        record_sequence(&mut tx, P::NAME, event, applied).await?;
-        tx.commit().await?;
+        self.apply_one(&mut *tx, event).await?;
+        record_sequence(&mut *tx, P::NAME, event, applied).await?;
         Ok(Applied::New { gap_events })
     }
 
