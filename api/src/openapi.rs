@@ -2,6 +2,7 @@
 //! drift from the code.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use axum::Json;
 use utoipa::openapi::response::{Response, ResponseBuilder, ResponsesBuilder};
@@ -97,6 +98,8 @@ pub fn problem_responses(statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Res
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    // The document depends on the code only: build it on first use, not per request.
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(ApiDoc::openapi))
 }

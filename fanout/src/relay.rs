@@ -192,24 +192,22 @@ impl Relay {
     }
 
     async fn load_checkpoint(&self) -> Result<(LogPosition, u64), RelayError> {
-        let row: (String, i64, i64) = sqlx::query_as(
+        let (transaction_id, global_position, relayed): (i64, i64, i64) = sqlx::query_as(
             "insert into relay_checkpoints (relay) values ($1)
              on conflict (relay) do update set relay = excluded.relay
-             returning transaction_id::text, global_position, events_relayed",
+             returning transaction_id::text::bigint, global_position, events_relayed",
         )
         .bind(&self.name)
         .fetch_one(&self.pool)
         .await?;
-        let transaction_id = row
-            .0
-            .parse::<u64>()
-            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        let unsigned =
+            |value: i64| u64::try_from(value).map_err(|error| sqlx::Error::Decode(Box::new(error)));
         Ok((
             LogPosition {
-                transaction_id,
-                global_position: row.1,
+                transaction_id: unsigned(transaction_id)?,
+                global_position,
             },
-            u64::try_from(row.2).unwrap_or(0),
+            unsigned(relayed)?,
         ))
     }
 

@@ -83,6 +83,18 @@ enum Applied {
     Duplicate,
 }
 
+impl WorkerStatus {
+    fn count(&mut self, applied: Applied) {
+        match applied {
+            Applied::New { gap_events } => {
+                self.events_applied += 1;
+                self.gap_events_applied += gap_events;
+            }
+            Applied::Duplicate => self.duplicates_skipped += 1,
+        }
+    }
+}
+
 enum ApplyError {
     /// Retry: the database went away or another worker raced us.
     Transient(sqlx::Error),
@@ -240,15 +252,9 @@ impl<P: Projection> KafkaWorker<P> {
                 match self.apply_batch(&events).await {
                     Ok(outcomes) => {
                         self.status.send_modify(|status| {
-                            for applied in outcomes {
-                                match applied {
-                                    Applied::New { gap_events } => {
-                                        status.events_applied += 1;
-                                        status.gap_events_applied += gap_events;
-                                    }
-                                    Applied::Duplicate => status.duplicates_skipped += 1,
-                                }
-                            }
+                            outcomes
+                                .into_iter()
+                                .for_each(|applied| status.count(applied))
                         });
                         for message in &batch {
                             commit(consumer, message);
@@ -300,13 +306,7 @@ impl<P: Projection> KafkaWorker<P> {
         loop {
             match self.apply(&event).await {
                 Ok(applied) => {
-                    self.status.send_modify(|status| match applied {
-                        Applied::New { gap_events } => {
-                            status.events_applied += 1;
-                            status.gap_events_applied += gap_events;
-                        }
-                        Applied::Duplicate => status.duplicates_skipped += 1,
-                    });
+                    self.status.send_modify(|status| status.count(applied));
                     commit(consumer, message);
                     return;
                 }
@@ -352,16 +352,7 @@ impl<P: Projection> KafkaWorker<P> {
         event: &RecordedEvent,
     ) -> Result<Applied, ApplyError> {
         tenant::switch(&mut *tx, event.tenant_id).await?;
-        let applied: Option<i64> = sqlx::query_scalar(
-            "select sequence from projection_stream_positions
-             where projection = $1 and aggregate_type = $2 and aggregate_id = $3
-             for update",
-        )
-        .bind(P::NAME)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let applied = applied_sequence(&mut *tx, P::NAME, event).await?;
         let last = applied.unwrap_or(0);
         if event.sequence <= last {
             return Ok(Applied::Duplicate);
@@ -529,21 +520,32 @@ impl<P: Projection> KafkaWorker<P> {
         };
         let mut tx = self.pool.begin().await?;
         tenant::switch(&mut tx, event.tenant_id).await?;
-        let applied: Option<i64> = sqlx::query_scalar(
-            "select sequence from projection_stream_positions
-             where projection = $1 and aggregate_type = $2 and aggregate_id = $3 for update",
-        )
-        .bind(P::NAME)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let applied = applied_sequence(&mut tx, P::NAME, &event).await?;
         if applied.is_none_or(|sequence| sequence < event.sequence) {
             record_sequence(&mut tx, P::NAME, &event, applied).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The last sequence of `event`'s stream the projection applied, locked until the transaction
+/// ends so that two workers cannot both apply the next one.
+async fn applied_sequence(
+    conn: &mut sqlx::PgConnection,
+    projection: &str,
+    event: &RecordedEvent,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select sequence from projection_stream_positions
+         where projection = $1 and aggregate_type = $2 and aggregate_id = $3
+         for update",
+    )
+    .bind(projection)
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Records `event` as the last applied of its stream (`previous` is what was recorded before).

@@ -158,6 +158,22 @@ impl System {
     }
 }
 
+/// The server a benchmark runs on: `DATABASE_URL`'s, or a throwaway private cluster with
+/// PostgreSQL's durable defaults (every commit flushed), which the caller must stop.
+pub(super) async fn bench_server(
+    external: Option<PgConnectOptions>,
+) -> anyhow::Result<(PgConnectOptions, Option<PrivatePostgres>)> {
+    if let Some(options) = external {
+        return Ok((options, None));
+    }
+    println!("DATABASE_URL is not set: starting a throwaway private PostgreSQL (durable settings)");
+    let cluster = tokio::task::spawn_blocking(|| {
+        PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Durable))
+    })
+    .await??;
+    Ok((cluster.connect_options("postgres"), Some(cluster)))
+}
+
 /// The databases the bench writes to, and the private cluster if it started one.
 struct BenchServer {
     admin: PgConnectOptions,
@@ -168,19 +184,7 @@ struct BenchServer {
 
 impl BenchServer {
     async fn start(external: Option<PgConnectOptions>) -> anyhow::Result<Self> {
-        let (admin, cluster) = match external {
-            Some(options) => (options, None),
-            None => {
-                println!(
-                    "DATABASE_URL is not set: starting a throwaway private PostgreSQL (durable settings)"
-                );
-                let cluster = tokio::task::spawn_blocking(|| {
-                    PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Durable))
-                })
-                .await??;
-                (cluster.connect_options("postgres"), Some(cluster))
-            }
-        };
+        let (admin, cluster) = bench_server(external).await?;
         let run = Uuid::now_v7().simple().to_string();
         let server = Self {
             vextrus_db: format!("vextrus_bench_{}", &run[..12]),

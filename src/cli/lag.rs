@@ -19,7 +19,6 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use vextrus::database;
-use vextrus::postgres::{Durability, PostgresOptions, PrivatePostgres};
 use vextrus_commands::{
     ActorId, CommandMetadata, DbRole, EventStore, ExecuteError, LogReader, Version, tenant,
 };
@@ -66,19 +65,7 @@ pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::R
     if !(args.seconds > 0.0 && args.seconds <= 3600.0) || args.streams == 0 {
         bail!("--seconds must be in (0, 3600] and --streams at least 1");
     }
-    let (admin, cluster) = match external {
-        Some(options) => (options, None),
-        None => {
-            println!(
-                "DATABASE_URL is not set: starting a throwaway private PostgreSQL (durable settings)"
-            );
-            let cluster = tokio::task::spawn_blocking(|| {
-                PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Durable))
-            })
-            .await??;
-            (cluster.connect_options("postgres"), Some(cluster))
-        }
-    };
+    let (admin, cluster) = super::bench::bench_server(external).await?;
     println!(
         "lag at {} commands/s for {} s per path, {} streams",
         args.rate, args.seconds, args.streams

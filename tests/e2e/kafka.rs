@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use tokio::sync::{oneshot, watch};
@@ -35,6 +35,36 @@ fn broker() -> (EmbeddedKafka, KafkaConfig) {
         .create_topic(&config.topic("organization"), PARTITIONS)
         .unwrap();
     (kafka, config)
+}
+
+/// Up to `count` messages of the organization topic, from the beginning of every partition, in
+/// the order a plain consumer receives them (each partition's order kept); waits at most 30 s.
+async fn read_topic(config: &KafkaConfig, count: usize) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "topic-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = config.topic("organization");
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions
+            .add_partition_offset(&topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while messages.len() < count && std::time::Instant::now() < deadline {
+        // Never block the test's runtime thread: a relay may run on it.
+        let Some(message) = consumer.poll(Duration::ZERO) else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        messages.push(message.unwrap().detach());
+    }
+    messages
 }
 
 /// A task and the means to stop it.
@@ -258,29 +288,8 @@ async fn the_message_envelope_carries_the_documented_fields_key_and_headers() {
     let admin = app.caller(&["admin"]);
     let h = admin.create_hierarchy("MBL").await;
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("group.id", "envelope-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let topic = config.topic("organization");
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        partitions
-            .add_partition_offset(&topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
     let mut envelopes = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while envelopes.len() < 4 && std::time::Instant::now() < deadline {
-        // Never block the test's runtime thread: the relay runs on it.
-        let Some(message) = consumer.poll(Duration::ZERO) else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let message = message.unwrap();
+    for message in read_topic(&config, 4).await {
         let envelope = EventEnvelope::from_json(message.payload()).unwrap();
         let key = std::str::from_utf8(message.key().unwrap())
             .unwrap()
@@ -503,28 +512,10 @@ async fn each_stream_keeps_its_order_across_partitions_under_concurrent_load() {
     .unwrap();
     relay.stop().await;
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("group.id", "order-reader")
-        .create()
-        .unwrap();
-    let topic = config.topic("organization");
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        partitions
-            .add_partition_offset(&topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
     let mut sequences: std::collections::HashMap<String, Vec<i64>> = Default::default();
     let mut partitions_used = std::collections::HashSet::new();
     let mut received = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while received < total && std::time::Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message.unwrap();
+    for message in read_topic(&config, total as usize).await {
         let envelope = EventEnvelope::from_json(message.payload()).unwrap();
         partitions_used.insert(message.partition());
         sequences
