@@ -8,17 +8,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use vextrus_api::{ApiSettings, AppState, JwtKeys};
+use vextrus_api::health::{ProjectionCheck, RelayCheck};
+use vextrus_api::{ApiSettings, AppState, Background, JwtKeys};
 use vextrus_commands::{DbRole, EventStore, LogReader};
 use vextrus_domain::organization::Organization;
-use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
-use vextrus_projections::ProjectionRunner;
+use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus};
 use vextrus_projections::organization::OrganizationHierarchy;
+use vextrus_projections::{Projection, ProjectionRunner};
 
 use crate::database;
 
@@ -103,20 +105,26 @@ impl Server {
 
         let (stop_runners, runners_stopped) = watch::channel(false);
         let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
-        let mut statuses = Vec::new();
+        let mut background = Background::default();
         let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
         match &config.fanout {
             Fanout::InProcess => {
                 let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
-                statuses.push(runner.status());
+                background.runners.push(runner.status());
                 let stopped = signalled(runners_stopped);
                 runners.push(tokio::spawn(async move { Ok(runner.run(stopped).await?) }));
             }
             Fanout::Kafka(kafka) => {
                 let relay = Relay::new(RELAY_NAME, projector.clone(), log.clone(), kafka.clone());
+                let status = relay.status();
+                background.relay = Some(Arc::new(move || relay_check(&status.borrow())));
                 let stopped = signalled(runners_stopped.clone());
                 runners.push(tokio::spawn(async move { Ok(relay.run(stopped).await?) }));
                 let worker = KafkaWorker::new(OrganizationHierarchy, projector, log, kafka.clone());
+                let status = worker.status();
+                background.projections.push(Arc::new(move || {
+                    worker_check(OrganizationHierarchy::NAME, &status.borrow())
+                }));
                 let stopped = signalled(runners_stopped);
                 runners.push(tokio::spawn(async move { Ok(worker.run(stopped).await?) }));
             }
@@ -124,7 +132,7 @@ impl Server {
         }
 
         config.api.latest_migration = database::latest_migration();
-        let state = AppState::new(store, reader, config.keys, statuses, config.api);
+        let state = AppState::new(store, reader, config.keys, background, config.api);
         let local_addr = listener.local_addr()?;
         let (stop, http_stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -162,6 +170,37 @@ impl Server {
             finished = &mut self.task => return finished?,
         }
         self.shutdown().await
+    }
+}
+
+/// A Kafka worker as readiness reports it: stopped while any of its partitions waits on a
+/// poison event.
+fn worker_check(projection: &str, status: &WorkerStatus) -> ProjectionCheck {
+    let (state, detail) = match (status.running, status.stopped_on.first()) {
+        (false, _) => ("starting", None),
+        (true, None) => ("running", None),
+        (true, Some(first)) => (
+            "stopped",
+            Some(format!(
+                "partitions stopped on poison events at log positions {:?}; \
+                 skip one with `vextrus project skip {projection} --position {first}`",
+                status.stopped_on
+            )),
+        ),
+    };
+    ProjectionCheck {
+        name: projection.to_owned(),
+        state: state.to_owned(),
+        position: status.highest_position,
+        detail,
+    }
+}
+
+fn relay_check(status: &RelayStatus) -> RelayCheck {
+    RelayCheck {
+        state: if status.active { "active" } else { "standby" }.to_owned(),
+        position: status.position.global_position,
+        events_relayed: status.events_relayed,
     }
 }
 

@@ -34,6 +34,9 @@ pub enum TestkitError {
 struct TestServer {
     /// Connection options for the server's maintenance database (`postgres`).
     admin: PgConnectOptions,
+    /// A database's URL is `url_prefix + name + url_suffix` (for child processes).
+    url_prefix: String,
+    url_suffix: String,
     template: String,
     /// Kept alive for the whole process; its watchdog stops it when the process ends.
     _cluster: Option<PrivatePostgres>,
@@ -45,21 +48,29 @@ static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 async fn server() -> Result<&'static TestServer, TestkitError> {
     SERVER
         .get_or_try_init(|| async {
-            let (admin, cluster) = match std::env::var("TEST_DATABASE_URL") {
-                Ok(url) => (
-                    url.parse::<PgConnectOptions>()
-                        .map_err(TestkitError::BadUrl)?,
-                    None,
-                ),
-                Err(_) => {
-                    let cluster = tokio::task::spawn_blocking(|| {
-                        PrivatePostgres::start(&PostgresOptions::throwaway(Durability::Throwaway))
-                    })
-                    .await
-                    .map_err(|join| sqlx::Error::Protocol(join.to_string()))??;
-                    (cluster.connect_options("postgres"), Some(cluster))
-                }
-            };
+            let (admin, (url_prefix, url_suffix), cluster) =
+                match std::env::var("TEST_DATABASE_URL") {
+                    Ok(url) => (
+                        url.parse::<PgConnectOptions>()
+                            .map_err(TestkitError::BadUrl)?,
+                        split_around_database(&url),
+                        None,
+                    ),
+                    Err(_) => {
+                        let cluster = tokio::task::spawn_blocking(|| {
+                            PrivatePostgres::start(&PostgresOptions::throwaway(
+                                Durability::Throwaway,
+                            ))
+                        })
+                        .await
+                        .map_err(|join| sqlx::Error::Protocol(join.to_string()))??;
+                        (
+                            cluster.connect_options("postgres"),
+                            (cluster.url(""), String::new()),
+                            Some(cluster),
+                        )
+                    }
+                };
             let template = format!("vextrus_template_{}", uuid::Uuid::now_v7().simple());
             let mut conn = PgConnection::connect_with(&admin).await?;
             sqlx::query(&format!("create database {template}"))
@@ -69,6 +80,8 @@ async fn server() -> Result<&'static TestServer, TestkitError> {
             database::migrate(&admin.clone().database(&template)).await?;
             Ok(TestServer {
                 admin,
+                url_prefix,
+                url_suffix,
                 template,
                 _cluster: cluster,
             })
@@ -81,6 +94,22 @@ pub struct TestDatabase {
     pub name: String,
     /// Connects as the owner (the server's superuser in a private cluster).
     pub options: PgConnectOptions,
+    /// The same as a `postgres://` URL, for a child process's `DATABASE_URL`.
+    pub url: String,
+}
+
+/// `postgres://user@host/db?opts` → (`postgres://user@host/`, `?opts`).
+fn split_around_database(url: &str) -> (String, String) {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let prefix = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash + 1],
+        None => return (format!("{base}/"), query.to_owned()),
+    };
+    (prefix.to_owned(), query.to_owned())
 }
 
 impl TestDatabase {
@@ -103,6 +132,7 @@ impl TestDatabase {
         conn.close().await?;
         Ok(Self {
             options: server.admin.clone().database(&name),
+            url: format!("{}{name}{}", server.url_prefix, server.url_suffix),
             name,
         })
     }

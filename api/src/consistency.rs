@@ -64,7 +64,8 @@ pub async fn wait_for(
     let deadline = Instant::now() + wait;
     // An in-process runner of this projection wakes the wait as soon as it commits a batch.
     let mut wakeup = state
-        .projections()
+        .background()
+        .runners
         .iter()
         .find(|status| status.borrow().name == projection)
         .cloned();

@@ -1,6 +1,7 @@
 //! `/health/live` (the process answers) and `/health/ready` (it can do its job: the database is
-//! reachable, its migrations are this build's, and the projections run). Both are open to
-//! unauthenticated probes and reveal nothing about tenants.
+//! reachable, its migrations are this build's, and the projections in this process run, none
+//! stopped on a poison event). Both are open to unauthenticated probes and reveal nothing about
+//! tenants.
 
 use axum::Json;
 use axum::Router;
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
-use vextrus_projections::ProjectionState;
+use vextrus_projections::{ProjectionState, ProjectionStatus};
 
 use crate::state::AppState;
 
@@ -37,6 +38,10 @@ pub struct Readiness {
     pub database: Check,
     pub migrations: Check,
     pub projections: Vec<ProjectionCheck>,
+    /// The relay, when this process runs one (`serve --embedded-kafka`). A standby is healthy:
+    /// another process holds the relay lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayCheck>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,6 +59,35 @@ pub struct ProjectionCheck {
     pub position: i64,
     /// Why it stopped, for a stopped projection.
     pub detail: Option<String>,
+}
+
+impl ProjectionCheck {
+    /// An in-process runner's check.
+    pub fn of_runner(status: &ProjectionStatus) -> Self {
+        let (state, detail) = match &status.state {
+            ProjectionState::Starting => ("starting", None),
+            ProjectionState::Running => ("running", None),
+            ProjectionState::Stopped { at, reason } => (
+                "stopped",
+                Some(format!("stopped at log position {at}: {reason}")),
+            ),
+        };
+        Self {
+            name: status.name.to_owned(),
+            state: state.to_owned(),
+            position: status.position.global_position,
+            detail,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelayCheck {
+    /// `active` (holds the relay lock and produces) or `standby`.
+    pub state: String,
+    /// Log position of the last event the brokers acknowledged.
+    pub position: i64,
+    pub events_relayed: u64,
 }
 
 /// Ready to serve: 200 when every check passes, else 503 with the same body.
@@ -92,27 +126,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             )
         }
     };
-    let projections: Vec<ProjectionCheck> = state
-        .projections()
+    let background = state.background();
+    let projections: Vec<ProjectionCheck> = background
+        .runners
         .iter()
-        .map(|status| {
-            let status = status.borrow();
-            let (name, detail) = match &status.state {
-                ProjectionState::Starting => ("starting", None),
-                ProjectionState::Running => ("running", None),
-                ProjectionState::Stopped { at, reason } => (
-                    "stopped",
-                    Some(format!("stopped at log position {at}: {reason}")),
-                ),
-            };
-            ProjectionCheck {
-                name: status.name.to_owned(),
-                state: name.to_owned(),
-                position: status.position.global_position,
-                detail,
-            }
-        })
+        .map(|status| ProjectionCheck::of_runner(&status.borrow()))
+        .chain(background.projections.iter().map(|probe| probe()))
         .collect();
+    let relay = background.relay.as_ref().map(|probe| probe());
     let ready = database.ok
         && migrations.ok
         && projections
@@ -130,6 +151,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             database,
             migrations,
             projections,
+            relay,
         }),
     )
         .into_response()

@@ -41,7 +41,7 @@ use tracing::{Level, Span};
 
 pub use auth::{Claims, JwtKeys, Role};
 pub use error::ApiError;
-pub use state::{ApiSettings, AppState};
+pub use state::{ApiSettings, AppState, Background, Probe};
 
 /// Every route of the API, ready to serve.
 pub fn router(state: AppState) -> Router {

@@ -10,6 +10,24 @@ use vextrus_commands::EventStore;
 use vextrus_projections::ProjectionStatus;
 
 use crate::auth::JwtKeys;
+use crate::health::{ProjectionCheck, RelayCheck};
+
+/// Reports a background component's state to `/health/ready`. The server builds these from the
+/// components' own status channels, so the API does not depend on the crates that run them.
+pub type Probe<T> = Arc<dyn Fn() -> T + Send + Sync>;
+
+/// The background components running in this process, as `/health/ready` and the `min_position`
+/// waits see them. Empty when projections run in other processes.
+#[derive(Clone, Default)]
+pub struct Background {
+    /// In-process projection runners: reported, and they wake `min_position` waits as they
+    /// commit.
+    pub runners: Vec<watch::Receiver<ProjectionStatus>>,
+    /// Other projections in this process (Kafka workers).
+    pub projections: Vec<Probe<ProjectionCheck>>,
+    /// The relay, when this process runs one.
+    pub relay: Option<Probe<RelayCheck>>,
+}
 
 /// Tunables of the HTTP API.
 #[derive(Debug, Clone)]
@@ -40,26 +58,26 @@ struct Shared {
     store: EventStore,
     read_pool: PgPool,
     keys: JwtKeys,
-    projections: Vec<watch::Receiver<ProjectionStatus>>,
+    background: Background,
     settings: ApiSettings,
 }
 
 impl AppState {
     /// `store` appends as `vextrus_writer`; `read_pool` must act as `vextrus_reader`, so every
-    /// query is confined to its tenant by row-level security. `projections` are the in-process
-    /// runners' progress (empty when projections run elsewhere).
+    /// query is confined to its tenant by row-level security. `background` is what runs beside
+    /// the API in this process.
     pub fn new(
         store: EventStore,
         read_pool: PgPool,
         keys: JwtKeys,
-        projections: Vec<watch::Receiver<ProjectionStatus>>,
+        background: Background,
         settings: ApiSettings,
     ) -> Self {
         Self(Arc::new(Shared {
             store,
             read_pool,
             keys,
-            projections,
+            background,
             settings,
         }))
     }
@@ -76,8 +94,8 @@ impl AppState {
         &self.0.keys
     }
 
-    pub fn projections(&self) -> &[watch::Receiver<ProjectionStatus>] {
-        &self.0.projections
+    pub fn background(&self) -> &Background {
+        &self.0.background
     }
 
     pub fn settings(&self) -> &ApiSettings {

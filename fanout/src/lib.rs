@@ -10,6 +10,7 @@
 //!   projection's consumer group, deduplicating per stream in the read-model transaction and
 //!   committing offsets only after it.
 //! - [`KafkaConfig`]: brokers, topic naming and librdkafka pass-through settings.
+//! - [`poison`]: the partitions stopped on a poison event, and an operator's deliberate skip.
 //! - [`EmbeddedKafka`]: librdkafka's in-process mock cluster, for trying the Kafka path with no
 //!   broker and for the tests.
 //!
@@ -18,11 +19,13 @@
 mod config;
 mod embedded;
 pub mod envelope;
+pub mod poison;
 mod relay;
 mod worker;
 
 pub use config::KafkaConfig;
 pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
+pub use poison::{PoisonEvent, poison_events, request_skip};
 pub use relay::{Relay, RelayError, RelayStatus, create_topics};
 pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

@@ -46,8 +46,14 @@ pub struct WorkerStatus {
     pub duplicates_skipped: u64,
     /// Predecessors read from the log because their Kafka copy had not been applied.
     pub gap_events_applied: u64,
-    /// Poison events this worker stopped a partition on (log positions).
+    /// Poison events this worker stopped a partition on (log positions), skipped ones included.
     pub poison_events: Vec<i64>,
+    /// The poison events its partitions are stopped on now, waiting for an operator.
+    pub stopped_on: Vec<i64>,
+    /// The highest log position it has applied (events arrive in log order per stream only).
+    pub highest_position: i64,
+    /// True from subscribing until shutdown.
+    pub running: bool,
 }
 
 /// Partitions stopped on a poison event: (topic, partition) → the event's offset.
@@ -59,10 +65,23 @@ struct StoppedAt {
     global_position: i64,
 }
 
+/// Publishes which poison events the partitions are stopped on.
+fn publish_stopped(stopped: &Stopped, status: &watch::Sender<WorkerStatus>) {
+    let mut positions: Vec<i64> = stopped
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .map(|at| at.global_position)
+        .collect();
+    positions.sort_unstable();
+    status.send_modify(|status| status.stopped_on = positions);
+}
+
 /// Forgets stopped partitions that a rebalance takes away: their next owner finds the poison
 /// event again by itself.
 struct WorkerContext {
     stopped: Stopped,
+    status: watch::Sender<WorkerStatus>,
 }
 
 impl ClientContext for WorkerContext {}
@@ -74,6 +93,8 @@ impl ConsumerContext for WorkerContext {
             for partition in partitions.elements() {
                 stopped.remove(&(partition.topic().to_owned(), partition.partition()));
             }
+            drop(stopped);
+            publish_stopped(&self.stopped, &self.status);
         }
     }
 }
@@ -84,7 +105,8 @@ enum Applied {
 }
 
 impl WorkerStatus {
-    fn count(&mut self, applied: Applied) {
+    fn count(&mut self, applied: Applied, event: &RecordedEvent) {
+        self.highest_position = self.highest_position.max(event.global_position.get());
         match applied {
             Applied::New { gap_events } => {
                 self.events_applied += 1;
@@ -187,6 +209,7 @@ impl<P: Projection> KafkaWorker<P> {
         let consumer: StreamConsumer<WorkerContext> =
             config.create_with_context(WorkerContext {
                 stopped: Arc::clone(&stopped),
+                status: self.status.clone(),
             })?;
         let topics: Vec<String> = P::AGGREGATE_TYPES
             .iter()
@@ -195,6 +218,7 @@ impl<P: Projection> KafkaWorker<P> {
         let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_names)?;
         info!(group = %self.group_id(), ?topics, "consuming");
+        self.status.send_modify(|status| status.running = true);
         let mut skip_check = tokio::time::interval(SKIP_CHECK_INTERVAL);
         loop {
             let message = tokio::select! {
@@ -225,6 +249,7 @@ impl<P: Projection> KafkaWorker<P> {
             self.handle_batch(&consumer, batch, &stopped, shutdown.as_mut())
                 .await;
         }
+        self.status.send_modify(|status| status.running = false);
         Ok(())
     }
 
@@ -252,9 +277,9 @@ impl<P: Projection> KafkaWorker<P> {
                 match self.apply_batch(&events).await {
                     Ok(outcomes) => {
                         self.status.send_modify(|status| {
-                            outcomes
-                                .into_iter()
-                                .for_each(|applied| status.count(applied))
+                            for (applied, event) in outcomes.into_iter().zip(&events) {
+                                status.count(applied, event);
+                            }
                         });
                         for message in &batch {
                             commit(consumer, message);
@@ -306,7 +331,8 @@ impl<P: Projection> KafkaWorker<P> {
         loop {
             match self.apply(&event).await {
                 Ok(applied) => {
-                    self.status.send_modify(|status| status.count(applied));
+                    self.status
+                        .send_modify(|status| status.count(applied, &event));
                     commit(consumer, message);
                     return;
                 }
@@ -453,6 +479,7 @@ impl<P: Projection> KafkaWorker<P> {
             );
         self.status
             .send_modify(|status| status.poison_events.push(position));
+        publish_stopped(stopped, &self.status);
     }
 
     /// Resumes stopped partitions whose poison event an operator chose to skip.
@@ -484,6 +511,7 @@ impl<P: Projection> KafkaWorker<P> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&(topic.clone(), partition));
+            publish_stopped(stopped, &self.status);
             if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                 warn!(%error, "committing past the skipped event");
             }

@@ -1,12 +1,13 @@
-//! Kafka settings (design.md D4, D10) and the scale-out subcommands: `vextrus relay` and
-//! `vextrus project`.
+//! Kafka settings (design.md D4, D10) and the scale-out subcommands: `vextrus relay`,
+//! `vextrus project` and `vextrus project skip`.
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use vextrus::database;
 use vextrus::server::{AGGREGATE_TYPES, RELAY_NAME};
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
+use vextrus_projections::Projection;
 use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::DatabaseArgs;
@@ -61,6 +62,86 @@ impl KafkaArgs {
     }
 }
 
+/// `vextrus project`: the Kafka workers, or an operator's action on them.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    #[command(subcommand)]
+    action: Option<ProjectAction>,
+
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectAction {
+    /// Skip a poison event deliberately: the worker owning its partition records it as applied
+    /// without applying it, and resumes the partition. The read model will lack that event's
+    /// effect; replay the projection once its code is fixed.
+    Skip {
+        /// The projection whose partition is stopped, e.g. `organization_hierarchy`.
+        projection: String,
+        /// The poison event's log position (in the worker's log, `/health/ready`, and
+        /// `projection_poison_events`).
+        #[arg(long)]
+        position: i64,
+    },
+}
+
+impl ProjectArgs {
+    pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
+        match &self.action {
+            None => project(database, &self.kafka).await,
+            Some(ProjectAction::Skip {
+                projection,
+                position,
+            }) => skip(database, projection, *position).await,
+        }
+    }
+}
+
+/// The projections that can run as Kafka workers.
+const PROJECTIONS: &[&str] = &[OrganizationHierarchy::NAME];
+
+/// `vextrus project skip`: asks the workers to skip the poison event at `position`.
+async fn skip(database: &DatabaseArgs, projection: &str, position: i64) -> anyhow::Result<()> {
+    if !PROJECTIONS.contains(&projection) {
+        bail!("unknown projection `{projection}`; the projections are: {PROJECTIONS:?}");
+    }
+    let (options, cluster) = database.open().await.context(
+        "opening the database (while `vextrus serve` runs on its private PostgreSQL, set \
+         DATABASE_URL to the URL it logged at start)",
+    )?;
+    let result = async {
+        database::migrate(&options)
+            .await
+            .context("applying migrations")?;
+        let pool = database::role_pool(&options, DbRole::Projector, 1).await?;
+        if let Some(event) = vextrus_fanout::request_skip(&pool, projection, position).await? {
+            println!(
+                "skip requested: {projection} at log position {position} (topic {}, partition {}, offset {}; \
+                 stopped because: {}). The worker owning the partition resumes within seconds.",
+                event.topic, event.kafka_partition, event.kafka_offset, event.reason
+            );
+            return Ok(());
+        }
+        let stopped: Vec<i64> = vextrus_fanout::poison_events(&pool, projection)
+            .await?
+            .into_iter()
+            .filter(|event| !event.skip_requested)
+            .map(|event| event.global_position)
+            .collect();
+        if stopped.is_empty() {
+            bail!("{projection} is not stopped on any poison event");
+        }
+        bail!(
+            "{projection} did not stop at log position {position}; it is stopped at log positions {stopped:?}"
+        )
+    }
+    .await;
+    super::stop(cluster).await;
+    result
+}
+
 /// The database of a scale-out process: always a configured server, shared with the API.
 async fn shared_database(
     database: &DatabaseArgs,
@@ -87,7 +168,7 @@ pub async fn relay(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result
 
 /// `vextrus project`: runs every projection as a member of its Kafka consumer group until
 /// Ctrl-C. Start as many as there are partitions to share.
-pub async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
+async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
     let config = kafka.required("project")?;
     let options = shared_database(database, "project").await?;
     database::migrate(&options)

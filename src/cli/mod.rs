@@ -43,8 +43,9 @@ enum Command {
     Token(serve::TokenArgs),
     /// Scale-out: produce the event log to Kafka (needs KAFKA_BROKERS and DATABASE_URL).
     Relay(kafka::KafkaArgs),
-    /// Scale-out: run the projections as Kafka consumers (needs KAFKA_BROKERS and DATABASE_URL).
-    Project(kafka::KafkaArgs),
+    /// Scale-out: run the projections as Kafka consumers (needs KAFKA_BROKERS and DATABASE_URL);
+    /// `project skip` skips a poison event.
+    Project(kafka::ProjectArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Measure performance and print the figures.
@@ -143,7 +144,7 @@ impl Cli {
             Command::Serve(serve) => serve.run(&self.database).await,
             Command::Token(token) => token.run(&self.database.data_dir),
             Command::Relay(kafka) => kafka::relay(&self.database, &kafka).await,
-            Command::Project(kafka) => kafka::project(&self.database, &kafka).await,
+            Command::Project(project) => project.run(&self.database).await,
             Command::Migrate => {
                 let (options, cluster) = self.database.open().await?;
                 let result = database::migrate(&options)

@@ -10,7 +10,8 @@ use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_vextrus");
 
-fn vextrus(data_dir: &Path) -> Command {
+/// The binary with a clean environment, on `data_dir`.
+pub fn vextrus(data_dir: &Path) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_remove("DATABASE_URL")

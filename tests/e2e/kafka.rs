@@ -17,7 +17,7 @@ use vextrus_fanout::{
     EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus,
 };
 use vextrus_projections::organization::OrganizationHierarchy;
-use vextrus_projections::{ProjectionRunner, ProjectionState};
+use vextrus_projections::{Projection, ProjectionRunner, ProjectionState};
 
 use vextrus::server::Fanout;
 
@@ -583,21 +583,7 @@ async fn a_poison_event_stops_only_its_partition_until_an_operator_skips_it() {
     let (_kafka, config) = broker();
     let relay = start_relay(&app, &config).await;
     let worker = start_worker(&app, &config).await;
-    // An event no projection can read, appended by the owner (as a buggy release might have).
-    let poison_tenant = uuid::Uuid::now_v7();
-    let poison_stream = uuid::Uuid::now_v7().to_string();
-    let poison_position: i64 = sqlx::query_scalar(
-        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, actor, command_id, correlation_id)
-         values ($1, 'organization', $2, 1, 'OrganizationCreated', '1', '{\"garbage\": true}', 'bug',
-                 gen_random_uuid(), gen_random_uuid())
-         returning global_position",
-    )
-    .bind(poison_tenant)
-    .bind(&poison_stream)
-    .fetch_one(&app.owner)
-    .await
-    .unwrap();
+    let (poison_stream, poison_position) = append_poison_event(&app).await;
     drive_commands(&app, 6).await;
     let total = app.event_count().await as u64;
 
@@ -614,6 +600,7 @@ async fn a_poison_event_stops_only_its_partition_until_an_operator_skips_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(worker.status.borrow().poison_events, vec![poison_position]);
+    assert_eq!(worker.status.borrow().stopped_on, vec![poison_position]);
     let reason: String = sqlx::query_scalar(
         "select reason from projection_poison_events where projection = 'organization_hierarchy' and global_position = $1",
     )
@@ -631,13 +618,18 @@ async fn a_poison_event_stops_only_its_partition_until_an_operator_skips_it() {
     .unwrap();
     assert_eq!(applied, None, "the poison event waits for an operator");
 
-    sqlx::query(
-        "update projection_poison_events set skip_requested = true where global_position = $1",
-    )
-    .bind(poison_position)
-    .execute(&app.owner)
-    .await
-    .unwrap();
+    let projector = app.db.role_pool(DbRole::Projector, 1).await.unwrap();
+    let not_stopped_there =
+        vextrus_fanout::request_skip(&projector, OrganizationHierarchy::NAME, poison_position + 1)
+            .await
+            .unwrap();
+    assert_eq!(not_stopped_there, None);
+    let skipped =
+        vextrus_fanout::request_skip(&projector, OrganizationHierarchy::NAME, poison_position)
+            .await
+            .unwrap()
+            .expect("the poison event is recorded");
+    assert_eq!(skipped.reason, reason);
     // Everything but the skipped event is applied; the skip is recorded as the stream's position.
     // (When no other stream shares the poison's partition, the rest was applied before the skip,
     // so wait for the skip itself too.)
@@ -657,6 +649,118 @@ async fn a_poison_event_stops_only_its_partition_until_an_operator_skips_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(recorded, Some(1));
+    assert!(worker.status.borrow().stopped_on.is_empty());
     relay.stop().await;
     worker.stop().await;
+}
+
+/// Appends an event no projection can read, as the owner (as a buggy release might have):
+/// its stream and log position.
+async fn append_poison_event(app: &TestApp) -> (String, i64) {
+    let stream = uuid::Uuid::now_v7().to_string();
+    let position: i64 = sqlx::query_scalar(
+        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, actor, command_id, correlation_id)
+         values ($1, 'organization', $2, 1, 'OrganizationCreated', '1', '{\"garbage\": true}', 'bug',
+                 gen_random_uuid(), gen_random_uuid())
+         returning global_position",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(&stream)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    (stream, position)
+}
+
+/// Polls `/health/ready` until `accept` holds for its body; the last status and body.
+async fn until_ready_reports(
+    app: &TestApp,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = app
+            .client
+            .get(format!("{}/health/ready", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if accept(&body) {
+            return (status, body);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_all_in_one_shape_reports_a_poison_event_until_skipped_with_the_cli() {
+    let (_kafka, config) = broker();
+    let app = spawn_app_with(|server| server.fanout = Fanout::Kafka(config.clone())).await;
+    let admin = app.caller(&["admin"]);
+    let h = admin.create_hierarchy("MBL").await;
+    let (status, ready) = until_ready_reports(&app, |body| {
+        body["relay"]["position"].as_i64() >= Some(h.position)
+            && body["projections"][0]["position"].as_i64() >= Some(h.position)
+    })
+    .await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["relay"]["state"], "active");
+    assert_eq!(ready["projections"][0]["name"], "organization_hierarchy");
+    assert_eq!(ready["projections"][0]["state"], "running");
+
+    let (_, position) = append_poison_event(&app).await;
+    let (status, ready) =
+        until_ready_reports(&app, |body| body["projections"][0]["state"] == "stopped").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["ready"], false);
+    let detail = ready["projections"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("[{position}]"))
+            && detail.contains(&format!("--position {position}")),
+        "{detail}"
+    );
+
+    // The operator's command: a wrong position is refused and names the right one.
+    let skip = |at: i64| {
+        crate::cli::vextrus(&std::env::temp_dir())
+            .env("DATABASE_URL", &app.db.url)
+            .args(["project", "skip", "organization_hierarchy", "--position"])
+            .arg(at.to_string())
+            .output()
+            .unwrap()
+    };
+    let wrong = skip(position + 1000);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr.contains(&format!("stopped at log positions [{position}]")),
+        "{stderr}"
+    );
+    let skipped = skip(position);
+    let stdout = String::from_utf8_lossy(&skipped.stdout);
+    assert!(
+        skipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    assert!(stdout.contains("skip requested"), "{stdout}");
+
+    let (status, ready) =
+        until_ready_reports(&app, |body| body["projections"][0]["state"] == "running").await;
+    assert_eq!(status, 200, "{ready}");
+    // Events after the skipped one are applied again.
+    let later = admin.create_hierarchy("NBL").await;
+    let tree = admin
+        .get(&format!(
+            "/v1/organizations/{}/tree?min_position={}",
+            later.org, later.position
+        ))
+        .await
+        .expect(200);
+    assert_eq!(tree.body["organization"]["code"], "NBL");
+    app.shutdown().await;
 }
