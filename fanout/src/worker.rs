@@ -28,7 +28,9 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
 use vextrus_commands::{LogReader, RecordedEvent, tenant};
-use vextrus_projections::{Projection, ProjectionError, is_transient};
+use vextrus_projections::{
+    BatchFailure, FedBy, Projection, apply_batch, hold_off_swaps, is_transient, register,
+};
 
 use crate::config::KafkaConfig;
 use crate::envelope::EventEnvelope;
@@ -198,6 +200,9 @@ impl<P: Projection> KafkaWorker<P> {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
         tokio::pin!(shutdown);
         let stopped: Stopped = Arc::default();
+        if let Err(error) = register(&self.pool, P::NAME, P::VERSION, FedBy::Kafka).await {
+            warn!(%error, "could not record that Kafka feeds the projection");
+        }
         let mut config = self.kafka.client_config();
         config
             .set("group.id", self.group_id())
@@ -354,28 +359,41 @@ impl<P: Projection> KafkaWorker<P> {
 
     /// One event, its dedupe record and any missing predecessors, in one transaction.
     async fn apply(&self, event: &RecordedEvent) -> Result<Applied, ApplyError> {
-        let mut tx = self.pool.begin().await?;
-        let applied = self.apply_in(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(applied)
+        let mut outcomes = self.apply_batch(std::slice::from_ref(event)).await?;
+        Ok(outcomes.pop().unwrap_or(Applied::Duplicate))
     }
 
-    /// Several events in one transaction: the whole batch, or nothing.
+    /// Several events in one transaction: the whole batch, or nothing. The dedupe records are
+    /// written as the events are admitted; the projection then applies every admitted event
+    /// (and missing predecessor) in one go.
     async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<Vec<Applied>, ApplyError> {
         let mut tx = self.pool.begin().await?;
+        // A replay's swap replaces the read model and the dedupe record together, between batches.
+        hold_off_swaps(&mut tx, P::NAME).await?;
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut admitted = Vec::with_capacity(events.len());
         for event in events {
-            outcomes.push(self.apply_in(&mut tx, event).await?);
+            outcomes.push(self.admit(&mut tx, event, &mut admitted).await?);
         }
+        let admitted: Vec<&RecordedEvent> = admitted.iter().collect();
+        apply_batch(&self.projection, &mut tx, &admitted)
+            .await
+            .map_err(|failure| match failure {
+                BatchFailure::Event { error, .. } => ApplyError::Poison(error.to_string()),
+                BatchFailure::Database(error) => classify(error),
+            })?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    /// One event and its dedupe record, inside the caller's transaction.
-    async fn apply_in(
+    /// Decides whether `event` is new, inside the caller's transaction: if so, adds it (after
+    /// any missing predecessors read from the log) to `admitted` and records it as the stream's
+    /// last applied event.
+    async fn admit(
         &self,
         tx: &mut sqlx::PgConnection,
         event: &RecordedEvent,
+        admitted: &mut Vec<RecordedEvent>,
     ) -> Result<Applied, ApplyError> {
         tenant::switch(&mut *tx, event.tenant_id).await?;
         let applied = applied_sequence(&mut *tx, P::NAME, event).await?;
@@ -402,28 +420,12 @@ impl<P: Projection> KafkaWorker<P> {
                     event.sequence - 1
                 )));
             }
-            for predecessor in &missing {
-                self.apply_one(&mut *tx, predecessor).await?;
-            }
             gap_events = missing.len() as u64;
+            admitted.extend(missing);
         }
-        self.apply_one(&mut *tx, event).await?;
+        admitted.push(event.clone());
         record_sequence(&mut *tx, P::NAME, event, applied).await?;
         Ok(Applied::New { gap_events })
-    }
-
-    async fn apply_one(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ApplyError> {
-        self.projection
-            .apply(conn, event)
-            .await
-            .map_err(|error| match error {
-                ProjectionError::Database(error) => classify(error),
-                other => ApplyError::Poison(other.to_string()),
-            })
     }
 
     async fn stop_partition(
@@ -566,12 +568,13 @@ async fn applied_sequence(
 ) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "select sequence from projection_stream_positions
-         where projection = $1 and aggregate_type = $2 and aggregate_id = $3
+         where tenant_id = $4 and projection = $1 and aggregate_type = $2 and aggregate_id = $3
          for update",
     )
     .bind(projection)
     .bind(&event.aggregate_type)
     .bind(&event.aggregate_id)
+    .bind(event.tenant_id.as_uuid())
     .fetch_optional(conn)
     .await
 }

@@ -20,5 +20,10 @@ pub mod organization;
 mod projection;
 mod runner;
 
-pub use projection::{Projection, ProjectionError, is_transient};
-pub use runner::{ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError};
+pub use projection::{
+    BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
+};
+pub use runner::{
+    FedBy, ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError, hold_off_swaps,
+    register,
+};

@@ -24,22 +24,104 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     )
 }
 
-/// A read model built from the log. The runner calls [`apply`](Projection::apply) for each event
-/// of [`AGGREGATE_TYPES`](Projection::AGGREGATE_TYPES), in commit order, inside a transaction whose
-/// tenant is the event's.
+/// Where a projection's rows are read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The live tables (schema `public`), under forced row-level security: rows are read and
+    /// written one tenant at a time, with that tenant set on the transaction, so a projection bug
+    /// cannot touch another tenant's rows.
+    Live,
+    /// A replay's shadow tables (schema `vextrus_replay`), which get their row-level security
+    /// only when they are swapped in: rows of all tenants are written together.
+    Shadow,
+}
+
+impl Target {
+    /// The schema of the tables.
+    pub fn schema(self) -> &'static str {
+        match self {
+            Self::Live => "public",
+            Self::Shadow => SHADOW_SCHEMA,
+        }
+    }
+}
+
+/// The schema of replay's shadow tables (`migrations/0008_replay.sql`).
+pub const SHADOW_SCHEMA: &str = "vextrus_replay";
+
+/// A read model built from the log, in batches: [`load`](Projection::load) what the events need,
+/// [`apply`](Projection::apply) them one by one in memory, [`save`](Projection::save) the rows
+/// that changed. The single-node runner, the Kafka workers and replay all run this same code; a
+/// replay keeps its rows in memory from batch to batch and so never needs to load.
+///
+/// Events arrive in commit order for each stream, never out of it; events of different tenants
+/// never touch the same rows.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the key of the projection's checkpoint.
     const NAME: &'static str;
     /// Bumped when the projection's output changes, so that it gets rebuilt.
     const VERSION: i32;
-    /// The tables this projection owns (and a rebuild replaces).
+    /// The tables this projection owns (and a rebuild replaces), in schema `public`.
     const TABLES: &'static [&'static str];
     /// The aggregate types whose events it reads; others are never fetched.
     const AGGREGATE_TYPES: &'static [&'static str];
 
-    fn apply(
+    /// The rows a batch works on, in memory.
+    type Rows: Default + Send + Sync;
+
+    /// Reads into `rows` whatever applying `events` will read and `rows` does not hold yet.
+    fn load(
         &self,
         conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+        target: Target,
+        rows: &mut Self::Rows,
+        events: &[&RecordedEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Applies one event to `rows`, with no I/O. When it fails, `rows` is as it was.
+    fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError>;
+
+    /// Writes the rows changed since the last save and marks them saved; returns how many rows
+    /// it wrote.
+    fn save(
+        &self,
+        conn: &mut PgConnection,
+        target: Target,
+        rows: &mut Self::Rows,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+}
+
+/// Loads, applies and saves `events` in the caller's transaction: a whole batch. On failure the
+/// caller rolls back; the error says whether an event (and which) or the database failed.
+pub async fn apply_batch<P: Projection>(
+    projection: &P,
+    conn: &mut PgConnection,
+    events: &[&RecordedEvent],
+) -> Result<u64, BatchFailure> {
+    let mut rows = P::Rows::default();
+    projection
+        .load(conn, Target::Live, &mut rows, events)
+        .await
+        .map_err(BatchFailure::Database)?;
+    for (index, event) in events.iter().enumerate() {
+        projection
+            .apply(&mut rows, event)
+            .map_err(|error| BatchFailure::Event { index, error })?;
+    }
+    projection
+        .save(conn, Target::Live, &mut rows)
+        .await
+        .map_err(BatchFailure::Database)
+}
+
+/// Why [`apply_batch`] failed.
+#[derive(Debug)]
+pub enum BatchFailure {
+    /// The event at `index` cannot be applied: a poison event.
+    Event {
+        index: usize,
+        error: ProjectionError,
+    },
+    /// The database failed while loading or saving.
+    Database(sqlx::Error),
 }

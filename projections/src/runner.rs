@@ -7,10 +7,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
-use vextrus_commands::{GlobalPosition, LogFilter, LogPosition, LogReader, RecordedEvent, tenant};
-use vextrus_domain::TenantId;
+use vextrus_commands::{GlobalPosition, LogFilter, LogPosition, LogReader, RecordedEvent};
 
-use crate::projection::{Projection, ProjectionError, is_transient};
+use crate::projection::{BatchFailure, Projection, ProjectionError, apply_batch, is_transient};
 
 /// Where a projection is and what it is doing, as the runner last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,9 +101,16 @@ impl<P: Projection> ProjectionRunner<P> {
         loop {
             match self.follow(shutdown.as_mut()).await {
                 Ok(()) => return Ok(()),
-                Err(FollowError::Stopped) => {
-                    shutdown.await;
-                    return Ok(());
+                Err(FollowError::Stopped { generation }) => {
+                    // Wait for an operator: a replay that swaps in a rebuilt read model moves
+                    // the generation, and the runner goes on from the new checkpoint.
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = self.generation_moved(generation) => {}
+                    }
+                }
+                Err(FollowError::Moved) => {
+                    info!("a replay swapped the read model: reloading the checkpoint")
                 }
                 Err(FollowError::Transient(error)) => {
                     warn!(%error, "database unavailable; retrying");
@@ -129,14 +135,14 @@ impl<P: Projection> ProjectionRunner<P> {
         &self,
         mut shutdown: Pin<&mut S>,
     ) -> Result<(), FollowError> {
-        let checkpoint = self.load_checkpoint().await?;
+        let (checkpoint, generation) = self.load_checkpoint().await?;
         if let ProjectionState::Stopped { at, reason } = &checkpoint.state {
             error!(
                 position = at.get(),
                 reason, "projection is stopped at a poison event"
             );
             self.status.send_replace(checkpoint);
-            return Err(FollowError::Stopped);
+            return Err(FollowError::Stopped { generation });
         }
         info!(
             position = checkpoint.position.global_position,
@@ -169,21 +175,36 @@ impl<P: Projection> ProjectionRunner<P> {
             if fresh.is_empty() {
                 continue;
             }
-            match self.apply_batch(&fresh).await {
-                Ok(()) => self.committed(&fresh, &mut position, &mut events_applied),
-                Err(BatchError::Poison { index, error }) => {
-                    // Commit what came before the poison event, then record the stop.
-                    let (applied, poison) = (&fresh[..index], fresh[index]);
-                    if !applied.is_empty() {
-                        self.apply_batch(applied)
-                            .await
-                            .map_err(BatchError::into_follow)?;
-                        self.committed(applied, &mut position, &mut events_applied);
-                    }
-                    self.record_stop(poison, &error).await?;
-                    return Err(FollowError::Stopped);
+            match self.apply_batch(&fresh, generation).await {
+                Ok(Batch::Committed) => self.committed(&fresh, &mut position, &mut events_applied),
+                Ok(Batch::Moved) => return Err(FollowError::Moved),
+                Err(BatchFailure::Database(error)) if is_transient(&error) => {
+                    return Err(FollowError::Transient(error));
                 }
-                Err(other) => return Err(other.into_follow()),
+                Err(_) => {
+                    // Some event cannot be applied: commit the events one at a time up to it,
+                    // then record the stop there.
+                    for event in fresh {
+                        match self.apply_batch(&[event], generation).await {
+                            Ok(Batch::Committed) => {
+                                self.committed(&[event], &mut position, &mut events_applied)
+                            }
+                            Ok(Batch::Moved) => return Err(FollowError::Moved),
+                            Err(BatchFailure::Database(error)) if is_transient(&error) => {
+                                return Err(FollowError::Transient(error));
+                            }
+                            Err(BatchFailure::Database(error)) => {
+                                self.record_stop(event, &ProjectionError::Database(error))
+                                    .await?;
+                                return Err(FollowError::Stopped { generation });
+                            }
+                            Err(BatchFailure::Event { error, .. }) => {
+                                self.record_stop(event, &error).await?;
+                                return Err(FollowError::Stopped { generation });
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -207,26 +228,22 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     /// One transaction: every event's effect, then the checkpoint after the last of them.
-    async fn apply_batch(&self, events: &[&RecordedEvent]) -> Result<(), BatchError> {
-        let mut tx = self.pool.begin().await.map_err(BatchError::Database)?;
-        let mut current_tenant: Option<TenantId> = None;
-        for (index, event) in events.iter().enumerate() {
-            if current_tenant != Some(event.tenant_id) {
-                tenant::switch(&mut tx, event.tenant_id)
-                    .await
-                    .map_err(BatchError::Database)?;
-                current_tenant = Some(event.tenant_id);
-            }
-            match self.projection.apply(&mut tx, event).await {
-                Ok(()) => {}
-                Err(ProjectionError::Database(error)) if is_transient(&error) => {
-                    return Err(BatchError::Database(error));
-                }
-                Err(error) => return Err(BatchError::Poison { index, error }),
-            }
+    /// Nothing is applied when a replay has swapped the read model since `generation`.
+    async fn apply_batch(
+        &self,
+        events: &[&RecordedEvent],
+        generation: i64,
+    ) -> Result<Batch, BatchFailure> {
+        let mut tx = self.pool.begin().await.map_err(BatchFailure::Database)?;
+        let current = hold_off_swaps(&mut tx, P::NAME)
+            .await
+            .map_err(BatchFailure::Database)?;
+        if current != generation {
+            return Ok(Batch::Moved);
         }
+        apply_batch(&self.projection, &mut tx, events).await?;
         let Some(last) = events.last() else {
-            return Ok(());
+            return Ok(Batch::Committed);
         };
         sqlx::query(
             "update projection_checkpoints
@@ -240,8 +257,25 @@ impl<P: Projection> ProjectionRunner<P> {
         .bind(events.len() as i64)
         .execute(&mut *tx)
         .await
-        .map_err(BatchError::Database)?;
-        tx.commit().await.map_err(BatchError::Database)
+        .map_err(BatchFailure::Database)?;
+        tx.commit().await.map_err(BatchFailure::Database)?;
+        Ok(Batch::Committed)
+    }
+
+    /// Completes once the checkpoint's generation is no longer `generation`.
+    async fn generation_moved(&self, generation: i64) {
+        loop {
+            tokio::time::sleep(GENERATION_CHECK_INTERVAL).await;
+            let current: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "select generation from projection_checkpoints where projection = $1",
+            )
+            .bind(P::NAME)
+            .fetch_one(&self.pool)
+            .await;
+            if current.is_ok_and(|current| current != generation) {
+                return;
+            }
+        }
     }
 
     async fn record_stop(
@@ -273,22 +307,23 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(())
     }
 
-    async fn load_checkpoint(&self) -> Result<ProjectionStatus, FollowError> {
-        sqlx::query("insert into projection_checkpoints (projection, version) values ($1, $2) on conflict do nothing")
-            .bind(P::NAME)
-            .bind(P::VERSION)
-            .execute(&self.pool)
+    /// The checkpoint and its generation; creates it on first start, and records that the
+    /// runner feeds this projection.
+    async fn load_checkpoint(&self) -> Result<(ProjectionStatus, i64), FollowError> {
+        register(&self.pool, P::NAME, P::VERSION, FedBy::Log)
             .await
             .map_err(FollowError::from_sqlx)?;
-        let (transaction_id, global_position, events_applied, state, stopped_at, stop_reason): (
+        let (transaction_id, global_position, events_applied, state, stopped_at, stop_reason, generation): (
             i64,
             i64,
             i64,
             String,
             Option<i64>,
             Option<String>,
+            i64,
         ) = sqlx::query_as(
-            "select transaction_id::text::bigint, global_position, events_applied, state, stopped_at, stop_reason
+            "select transaction_id::text::bigint, global_position, events_applied, state, stopped_at, stop_reason,
+                    generation
              from projection_checkpoints where projection = $1",
         )
         .bind(P::NAME)
@@ -306,7 +341,7 @@ impl<P: Projection> ProjectionRunner<P> {
             },
             _ => ProjectionState::Running,
         };
-        Ok(ProjectionStatus {
+        let status = ProjectionStatus {
             name: P::NAME,
             version: P::VERSION,
             position: LogPosition {
@@ -315,13 +350,89 @@ impl<P: Projection> ProjectionRunner<P> {
             },
             events_applied: unsigned(events_applied)?,
             state,
-        })
+        };
+        Ok((status, generation))
     }
 }
 
+/// What feeds a projection's live tables (`projection_checkpoints.fed_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FedBy {
+    /// The single-node runner, tailing the log.
+    Log,
+    /// Kafka workers.
+    Kafka,
+}
+
+impl FedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Kafka => "kafka",
+        }
+    }
+}
+
+/// Creates the projection's checkpoint row if it is missing and records what feeds it.
+pub async fn register(
+    pool: &PgPool,
+    projection: &str,
+    version: i32,
+    fed_by: FedBy,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into projection_checkpoints (projection, version, fed_by) values ($1, $2, $3)
+         on conflict (projection) do update set fed_by = excluded.fed_by
+         where projection_checkpoints.fed_by <> excluded.fed_by",
+    )
+    .bind(projection)
+    .bind(version)
+    .bind(fed_by.as_str())
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+/// Called first in every transaction that applies events to a projection's live tables: waits
+/// while a replay swaps its read model, then keeps the swap out until the transaction ends
+/// (a shared advisory lock; the swap takes it exclusively). Returns the checkpoint's generation,
+/// which a swap moves.
+pub async fn hold_off_swaps(
+    conn: &mut sqlx::PgConnection,
+    projection: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "select pg_advisory_xact_lock_shared(hashtextextended('vextrus.projection/' || $1, 0))",
+    )
+    .bind(projection)
+    .execute(&mut *conn)
+    .await?;
+    // A statement of its own: its snapshot is taken after the lock, so it sees a swap that
+    // committed while we waited.
+    sqlx::query_scalar("select generation from projection_checkpoints where projection = $1")
+        .bind(projection)
+        .fetch_optional(conn)
+        .await
+        .map(|generation| generation.unwrap_or(0))
+}
+
+/// How often a stopped runner looks for a replay that swapped its read model.
+const GENERATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What became of a batch.
+enum Batch {
+    Committed,
+    /// A replay swapped the read model since the runner loaded its checkpoint: nothing applied.
+    Moved,
+}
+
 enum FollowError {
-    /// The projection is stopped at a poison event.
-    Stopped,
+    /// The projection is stopped at a poison event; `generation` is the checkpoint's then.
+    Stopped {
+        generation: i64,
+    },
+    /// A replay swapped the read model: reload the checkpoint.
+    Moved,
     /// The database is unreachable; try again later.
     Transient(sqlx::Error),
     Fatal(sqlx::Error),
@@ -333,31 +444,6 @@ impl FollowError {
             Self::Transient(error)
         } else {
             Self::Fatal(error)
-        }
-    }
-}
-
-enum BatchError {
-    /// The event at `index` cannot be applied.
-    Poison {
-        index: usize,
-        error: ProjectionError,
-    },
-    /// The database failed, not the event.
-    Database(sqlx::Error),
-}
-
-impl BatchError {
-    fn into_follow(self) -> FollowError {
-        match self {
-            Self::Database(error)
-            | Self::Poison {
-                error: ProjectionError::Database(error),
-                ..
-            } => FollowError::from_sqlx(error),
-            Self::Poison { error, .. } => {
-                FollowError::Fatal(sqlx::Error::Protocol(error.to_string()))
-            }
         }
     }
 }

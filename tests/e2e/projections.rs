@@ -12,7 +12,7 @@ use vextrus_domain::ids::{DivisionId, ProjectId, SiteId};
 use vextrus_domain::organization::OrganizationCommand;
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{
-    Projection, ProjectionError, ProjectionRunner, ProjectionState, ProjectionStatus,
+    Projection, ProjectionError, ProjectionRunner, ProjectionState, ProjectionStatus, Target,
 };
 
 use crate::support::*;
@@ -219,19 +219,42 @@ impl Projection for EventCounter {
     const TABLES: &'static [&'static str] = &["test_event_counts"];
     const AGGREGATE_TYPES: &'static [&'static str] = &["organization"];
 
-    async fn apply(
+    /// Events counted per tenant, not yet saved.
+    type Rows = std::collections::BTreeMap<uuid::Uuid, i64>;
+
+    async fn load(
+        &self,
+        _conn: &mut PgConnection,
+        _target: Target,
+        _rows: &mut Self::Rows,
+        _events: &[&RecordedEvent],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        *rows.entry(event.tenant_id.as_uuid()).or_default() += 1;
+        Ok(())
+    }
+
+    async fn save(
         &self,
         conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "insert into test_event_counts (tenant_id, events) values ($1, 1)
-             on conflict (tenant_id) do update set events = test_event_counts.events + 1",
-        )
-        .bind(event.tenant_id.as_uuid())
-        .execute(conn)
-        .await?;
-        Ok(())
+        _target: Target,
+        rows: &mut Self::Rows,
+    ) -> Result<u64, sqlx::Error> {
+        let written = rows.len() as u64;
+        for (tenant, events) in std::mem::take(rows) {
+            sqlx::query(
+                "insert into test_event_counts (tenant_id, events) values ($1, $2)
+                 on conflict (tenant_id) do update set events = test_event_counts.events + $2",
+            )
+            .bind(tenant)
+            .bind(events)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(written)
     }
 }
 
