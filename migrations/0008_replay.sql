@@ -46,8 +46,9 @@ revoke all on projection_replays from public;
 grant select on projection_replays to vextrus_projector, vextrus_reader;
 
 -- Creates vextrus_replay.<table> shaped like public.<table>: columns, defaults, checks, and the
--- primary key and unique constraints under their own names (replay's upserts need them). Other
--- indexes, row-level security and grants come with vextrus_replay_finish, after the bulk load.
+-- primary key and unique constraints under their own names (replay's upserts need them). The
+-- other indexes come after the bulk load (vextrus_replay_index); row-level security, policies and
+-- grants in the swap's transaction (vextrus_replay_protect), after the last rows are written.
 create function vextrus_replay_prepare(read_models text[]) returns void
     language plpgsql
     as $$
@@ -73,9 +74,30 @@ begin
 end
 $$;
 
--- Gives each shadow table what its live table has besides rows: the other indexes (same names),
--- row-level security (enabled and forced alike), the same policies and the same grants.
-create function vextrus_replay_finish(read_models text[]) returns void
+-- Gives each shadow table the live table's other indexes, under the same names.
+create function vextrus_replay_index(read_models text[]) returns void
+    language plpgsql
+    as $$
+declare
+    read_model text;
+    item record;
+begin
+    foreach read_model in array read_models loop
+        for item in
+            select pg_get_indexdef(i.indexrelid) as definition
+            from pg_index i
+            where i.indrelid = format('public.%I', read_model)::regclass
+              and not exists (select from pg_constraint c where c.conindid = i.indexrelid)
+        loop
+            execute regexp_replace(item.definition, ' ON public\.', ' ON vextrus_replay.');
+        end loop;
+    end loop;
+end
+$$;
+
+-- Gives each shadow table its live table's protection: row-level security (enabled and forced
+-- alike), the same policies and the same grants.
+create function vextrus_replay_protect(read_models text[]) returns void
     language plpgsql
     as $$
 declare
@@ -85,14 +107,6 @@ declare
 begin
     foreach read_model in array read_models loop
         live := format('public.%I', read_model)::regclass;
-        for item in
-            select pg_get_indexdef(i.indexrelid) as definition
-            from pg_index i
-            where i.indrelid = live
-              and not exists (select from pg_constraint c where c.conindid = i.indexrelid)
-        loop
-            execute regexp_replace(item.definition, ' ON public\.', ' ON vextrus_replay.');
-        end loop;
         if (select relrowsecurity from pg_class where oid = live) then
             execute format('alter table vextrus_replay.%I enable row level security', read_model);
         end if;
@@ -139,5 +153,6 @@ end
 $$;
 
 revoke all on function vextrus_replay_prepare(text[]) from public;
-revoke all on function vextrus_replay_finish(text[]) from public;
+revoke all on function vextrus_replay_index(text[]) from public;
+revoke all on function vextrus_replay_protect(text[]) from public;
 revoke all on function vextrus_replay_swap(text[]) from public;

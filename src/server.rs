@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +21,7 @@ use vextrus_domain::organization::Organization;
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus};
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{Projection, ProjectionRunner};
+use vextrus_replay::rebuild_if_outdated;
 
 use crate::database;
 
@@ -36,6 +37,8 @@ pub enum ServerError {
     Relay(#[from] vextrus_fanout::RelayError),
     #[error(transparent)]
     Worker(#[from] vextrus_fanout::WorkerError),
+    #[error(transparent)]
+    Rebuild(#[from] vextrus_replay::ReplayError),
     #[error("a server task panicked: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -101,6 +104,11 @@ impl Server {
         let writer = database::role_pool(database, DbRole::Writer, pool_size).await?;
         let reader = database::role_pool(database, DbRole::Reader, pool_size).await?;
         let projector = database::role_pool(database, DbRole::Projector, 4).await?;
+        // Replays create and swap tables: the owner's connections, for a version rebuild.
+        let owner = PgPoolOptions::new()
+            .max_connections(3)
+            .connect_with(database.clone())
+            .await?;
         let store = EventStore::new(writer);
 
         let (stop_runners, runners_stopped) = watch::channel(false);
@@ -109,10 +117,19 @@ impl Server {
         let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
         match &config.fanout {
             Fanout::InProcess => {
-                let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
+                let runner =
+                    ProjectionRunner::new(OrganizationHierarchy, projector.clone(), log.clone());
                 background.runners.push(runner.status());
                 let stopped = signalled(runners_stopped);
-                runners.push(tokio::spawn(async move { Ok(runner.run(stopped).await?) }));
+                let rebuild = rebuild_if_outdated(OrganizationHierarchy, owner, log);
+                runners.push(tokio::spawn(async move {
+                    tokio::pin!(stopped);
+                    tokio::select! {
+                        rebuilt = rebuild => { rebuilt?; }
+                        () = &mut stopped => return Ok(()),
+                    }
+                    Ok(runner.run(stopped).await?)
+                }));
             }
             Fanout::Kafka(kafka) => {
                 let relay = Relay::new(RELAY_NAME, projector.clone(), log.clone(), kafka.clone());
@@ -120,19 +137,39 @@ impl Server {
                 background.relay = Some(Arc::new(move || relay_check(&status.borrow())));
                 let stopped = signalled(runners_stopped.clone());
                 runners.push(tokio::spawn(async move { Ok(relay.run(stopped).await?) }));
-                let worker = KafkaWorker::new(OrganizationHierarchy, projector, log, kafka.clone());
+                let worker = KafkaWorker::new(
+                    OrganizationHierarchy,
+                    projector.clone(),
+                    log.clone(),
+                    kafka.clone(),
+                );
                 let status = worker.status();
                 background.projections.push(Arc::new(move || {
                     worker_check(OrganizationHierarchy::NAME, &status.borrow())
                 }));
                 let stopped = signalled(runners_stopped);
-                runners.push(tokio::spawn(async move { Ok(worker.run(stopped).await?) }));
+                let rebuild = rebuild_if_outdated(OrganizationHierarchy, owner, log);
+                runners.push(tokio::spawn(async move {
+                    tokio::pin!(stopped);
+                    tokio::select! {
+                        rebuilt = rebuild => { rebuilt?; }
+                        () = &mut stopped => return Ok(()),
+                    }
+                    Ok(worker.run(stopped).await?)
+                }));
             }
             Fanout::Elsewhere => {}
         }
 
         config.api.latest_migration = database::latest_migration();
-        let state = AppState::new(store, reader, config.keys, background, config.api);
+        let state = AppState::new(
+            store,
+            reader,
+            projector,
+            config.keys,
+            background,
+            config.api,
+        );
         let local_addr = listener.local_addr()?;
         let (stop, http_stopped) = watch::channel(false);
         let task = tokio::spawn(async move {

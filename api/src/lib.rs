@@ -11,7 +11,8 @@
 //!   (finance) get a module of their own, merged in [`router`].
 //! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
 //! - [`consistency`]: read-your-writes through `?min_position=N`.
-//! - [`health`] and [`openapi`]: probes and the generated OpenAPI document.
+//! - [`health`] and [`openapi`]: probes and the generated OpenAPI document; [`ops`]: the
+//!   operators' projection status.
 //!
 //! The binary wires it to the event store, the read pool and the projection runners
 //! (`vextrus serve`); the API itself holds no state beyond [`AppState`].
@@ -24,6 +25,7 @@ pub mod extract;
 pub mod health;
 pub mod hierarchy;
 pub mod openapi;
+pub mod ops;
 mod state;
 
 use std::future::Future;
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(hierarchy::router())
         .merge(health::router())
+        .merge(ops::router())
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

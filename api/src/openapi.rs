@@ -45,6 +45,7 @@ use crate::{health, hierarchy};
         hierarchy::queries::get_site,
         health::live,
         health::ready,
+        crate::ops::projections,
         openapi_json,
     ),
     components(schemas(Problem, InvalidParam)),

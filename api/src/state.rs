@@ -57,6 +57,7 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     store: EventStore,
     read_pool: PgPool,
+    ops_pool: PgPool,
     keys: JwtKeys,
     background: Background,
     settings: ApiSettings,
@@ -64,11 +65,13 @@ struct Shared {
 
 impl AppState {
     /// `store` appends as `vextrus_writer`; `read_pool` must act as `vextrus_reader`, so every
-    /// query is confined to its tenant by row-level security. `background` is what runs beside
-    /// the API in this process.
+    /// query is confined to its tenant by row-level security. `ops_pool` reads the whole log for
+    /// operators' status (`vextrus_projector`). `background` is what runs beside the API in this
+    /// process.
     pub fn new(
         store: EventStore,
         read_pool: PgPool,
+        ops_pool: PgPool,
         keys: JwtKeys,
         background: Background,
         settings: ApiSettings,
@@ -76,6 +79,7 @@ impl AppState {
         Self(Arc::new(Shared {
             store,
             read_pool,
+            ops_pool,
             keys,
             background,
             settings,
@@ -88,6 +92,10 @@ impl AppState {
 
     pub fn read_pool(&self) -> &PgPool {
         &self.0.read_pool
+    }
+
+    pub fn ops_pool(&self) -> &PgPool {
+        &self.0.ops_pool
     }
 
     pub fn keys(&self) -> &JwtKeys {

@@ -17,6 +17,13 @@
 //! Scale-out (Kafka consumers, issue 4) and replay (issue 5) will feed the same projections.
 
 pub mod organization;
+
+/// Every projection of this build: name, version and the aggregate types it reads.
+pub const CATALOG: &[(&str, i32, &[&str])] = &[(
+    organization::OrganizationHierarchy::NAME,
+    organization::OrganizationHierarchy::VERSION,
+    organization::OrganizationHierarchy::AGGREGATE_TYPES,
+)];
 mod projection;
 mod runner;
 

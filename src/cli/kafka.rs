@@ -7,7 +7,7 @@ use vextrus::database;
 use vextrus::server::{AGGREGATE_TYPES, RELAY_NAME};
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
-use vextrus_projections::Projection;
+use vextrus_projections::CATALOG;
 use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::DatabaseArgs;
@@ -99,13 +99,11 @@ impl ProjectArgs {
     }
 }
 
-/// The projections that can run as Kafka workers.
-const PROJECTIONS: &[&str] = &[OrganizationHierarchy::NAME];
-
 /// `vextrus project skip`: asks the workers to skip the poison event at `position`.
 async fn skip(database: &DatabaseArgs, projection: &str, position: i64) -> anyhow::Result<()> {
-    if !PROJECTIONS.contains(&projection) {
-        bail!("unknown projection `{projection}`; the projections are: {PROJECTIONS:?}");
+    if !CATALOG.iter().any(|(name, ..)| *name == projection) {
+        let names: Vec<&str> = CATALOG.iter().map(|(name, ..)| *name).collect();
+        bail!("unknown projection `{projection}`; the projections are: {names:?}");
     }
     let (options, cluster) = database.open().await.context(
         "opening the database (while `vextrus serve` runs on its private PostgreSQL, set \
@@ -175,6 +173,16 @@ async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<(
         .await
         .context("applying migrations")?;
     let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
+    // A projection whose version changed is rebuilt first (by one worker; the others wait).
+    let owner = sqlx::PgPool::connect_with(options.clone()).await?;
+    vextrus_replay::rebuild_if_outdated(
+        OrganizationHierarchy,
+        owner.clone(),
+        LogReader::new(pool.clone()),
+    )
+    .await
+    .context("rebuilding the projection for its new version")?;
+    owner.close().await;
     let worker = KafkaWorker::new(
         OrganizationHierarchy,
         pool.clone(),

@@ -4,6 +4,7 @@
 mod bench;
 mod kafka;
 mod lag;
+mod replay;
 mod serve;
 
 use std::path::PathBuf;
@@ -46,6 +47,11 @@ enum Command {
     /// Scale-out: run the projections as Kafka consumers (needs KAFKA_BROKERS and DATABASE_URL);
     /// `project skip` skips a poison event.
     Project(kafka::ProjectArgs),
+    /// Rebuild a projection's read model from the log, without downtime (all tenants or one).
+    Replay(replay::ReplayArgs),
+    /// Operators' view of the projections.
+    #[command(subcommand)]
+    Projections(replay::ProjectionsCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Measure performance and print the figures.
@@ -145,6 +151,8 @@ impl Cli {
             Command::Token(token) => token.run(&self.database.data_dir),
             Command::Relay(kafka) => kafka::relay(&self.database, &kafka).await,
             Command::Project(project) => project.run(&self.database).await,
+            Command::Replay(replay) => replay.run(&self.database).await,
+            Command::Projections(projections) => projections.run(&self.database).await,
             Command::Migrate => {
                 let (options, cluster) = self.database.open().await?;
                 let result = database::migrate(&options)

@@ -178,7 +178,7 @@ async fn single_node_reference(app: &TestApp) -> Vec<String> {
 }
 
 /// Commands over HTTP for `tenants` tenants: hierarchies, renames, a move and an archive.
-async fn drive_commands(app: &TestApp, tenants: usize) {
+pub async fn drive_commands(app: &TestApp, tenants: usize) {
     for n in 0..tenants {
         let admin = app.caller(&["admin"]);
         let h = admin.create_hierarchy(&format!("ORG{n}")).await;

@@ -13,5 +13,6 @@ mod kafka;
 mod log_reader;
 mod private_postgres;
 mod projections;
+mod replay;
 mod store;
 mod support;

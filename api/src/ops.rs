@@ -1,0 +1,41 @@
+//! Operations endpoints, for the `operator` role: the projections' status, the same document as
+//! `vextrus projections status --json`. It holds no tenant data (versions, positions, counts).
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use vextrus_projections::CATALOG;
+use vextrus_replay::ProjectionReport;
+
+use crate::auth::Role;
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/ops/projections", get(projections))
+}
+
+/// Every projection: version, position, lag behind the log (events and seconds), state
+/// (`running`, `stopped` on a poison event, `rebuilding`), and its latest replay.
+#[utoipa::path(
+    get, path = "/v1/ops/projections", tag = "operations",
+    responses(
+        (status = 200, description = "Every projection's status: name, version, built_version, fed_by, position, lag_events, lag_seconds, state, detail, last_replay"),
+        (status = 401, description = "No valid token", body = crate::error::Problem),
+        (status = 403, description = "Not an operator", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn projections(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
+    context
+        .principal
+        .require_any(&[Role::Operator], "reading the projections' status")?;
+    let reports = vextrus_replay::projection_reports(state.ops_pool(), CATALOG)
+        .await
+        .map_err(ApiError::database)?;
+    Ok(Json(reports))
+}
