@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -104,11 +105,11 @@ impl Server {
         let writer = database::role_pool(database, DbRole::Writer, pool_size).await?;
         let reader = database::role_pool(database, DbRole::Reader, pool_size).await?;
         let projector = database::role_pool(database, DbRole::Projector, 4).await?;
-        // Replays create and swap tables: the owner's connections, for a version rebuild.
+        // Replays create and swap tables: the owner's connections, only opened for a version
+        // rebuild.
         let owner = PgPoolOptions::new()
             .max_connections(3)
-            .connect_with(database.clone())
-            .await?;
+            .connect_lazy_with(database.clone());
         let store = EventStore::new(writer);
 
         let (stop_runners, runners_stopped) = watch::channel(false);
@@ -120,16 +121,9 @@ impl Server {
                 let runner =
                     ProjectionRunner::new(OrganizationHierarchy, projector.clone(), log.clone());
                 background.runners.push(runner.status());
-                let stopped = signalled(runners_stopped);
-                let rebuild = rebuild_if_outdated(OrganizationHierarchy, owner, log);
-                runners.push(tokio::spawn(async move {
-                    tokio::pin!(stopped);
-                    tokio::select! {
-                        rebuilt = rebuild => { rebuilt?; }
-                        () = &mut stopped => return Ok(()),
-                    }
-                    Ok(runner.run(stopped).await?)
-                }));
+                let run = |stopped| async move { Ok(runner.run(signalled(stopped)).await?) };
+                let current = when_current(OrganizationHierarchy, owner, log, runners_stopped, run);
+                runners.push(tokio::spawn(current));
             }
             Fanout::Kafka(kafka) => {
                 let relay = Relay::new(RELAY_NAME, projector.clone(), log.clone(), kafka.clone());
@@ -147,16 +141,9 @@ impl Server {
                 background.projections.push(Arc::new(move || {
                     worker_check(OrganizationHierarchy::NAME, &status.borrow())
                 }));
-                let stopped = signalled(runners_stopped);
-                let rebuild = rebuild_if_outdated(OrganizationHierarchy, owner, log);
-                runners.push(tokio::spawn(async move {
-                    tokio::pin!(stopped);
-                    tokio::select! {
-                        rebuilt = rebuild => { rebuilt?; }
-                        () = &mut stopped => return Ok(()),
-                    }
-                    Ok(worker.run(stopped).await?)
-                }));
+                let run = |stopped| async move { Ok(worker.run(signalled(stopped)).await?) };
+                let current = when_current(OrganizationHierarchy, owner, log, runners_stopped, run);
+                runners.push(tokio::spawn(current));
             }
             Fanout::Elsewhere => {}
         }
@@ -239,6 +226,27 @@ fn relay_check(status: &RelayStatus) -> RelayCheck {
         position: status.position.global_position,
         events_relayed: status.events_relayed,
     }
+}
+
+/// Runs a projection's live component (`run`) once its read model is at this build's version:
+/// rebuilt first if it is not, while the old tables serve reads. Returns early if the server
+/// stops during the rebuild (the live tables stay untouched).
+async fn when_current<P, F>(
+    projection: P,
+    owner: PgPool,
+    log: LogReader,
+    mut stop: watch::Receiver<bool>,
+    run: impl FnOnce(watch::Receiver<bool>) -> F,
+) -> Result<(), ServerError>
+where
+    P: Projection + Clone,
+    F: Future<Output = Result<(), ServerError>>,
+{
+    tokio::select! {
+        rebuilt = rebuild_if_outdated(projection, owner, log) => { rebuilt?; }
+        _ = stop.wait_for(|stop| *stop) => return Ok(()),
+    }
+    run(stop).await
 }
 
 /// Completes once `flag` turns true (or its sender is gone).

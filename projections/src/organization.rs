@@ -106,6 +106,29 @@ struct UnitRow {
     stamp: Stamp,
 }
 
+impl UnitRow {
+    /// A new, active unit created by `event` below a parent at `parent_path`; `parents` are the
+    /// organization, division and project ids (nil where the level has none).
+    fn new(
+        (organization_id, division_id, project_id): (Uuid, Uuid, Uuid),
+        parent_path: &str,
+        code: &str,
+        name: &str,
+        event: &RecordedEvent,
+    ) -> Self {
+        Self {
+            organization_id,
+            division_id,
+            project_id,
+            code: code.to_owned(),
+            name: name.to_owned(),
+            status: Status::Active,
+            path: format!("{parent_path}/{code}"),
+            stamp: Stamp::new(event),
+        }
+    }
+}
+
 /// A level below the organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
@@ -318,6 +341,9 @@ impl Projection for OrganizationHierarchy {
         }
         let schema = target.schema();
         for (tenant, (organizations, units)) in wanted {
+            if organizations.is_empty() && units.iter().all(HashSet::is_empty) {
+                continue;
+            }
             if target == Target::Live {
                 tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
             }
@@ -464,16 +490,8 @@ impl Projection for OrganizationHierarchy {
                 name,
                 code,
             } => {
-                let child = UnitRow {
-                    organization_id: organization,
-                    division_id: Uuid::nil(),
-                    project_id: Uuid::nil(),
-                    code: code.as_str().to_owned(),
-                    name: name.as_str().to_owned(),
-                    status: Status::Active,
-                    path: format!("{}/{}", org.path, code.as_str()),
-                    stamp: Stamp::new(event),
-                };
+                let parents = (organization, Uuid::nil(), Uuid::nil());
+                let child = UnitRow::new(parents, &org.path, code.as_str(), name.as_str(), event);
                 create_unit(rows, Unit::Division, (tenant, division_id.as_uuid()), child)?;
             }
             E::ProjectCreated {
@@ -486,16 +504,9 @@ impl Projection for OrganizationHierarchy {
                     .divisions
                     .get((tenant, division_id.as_uuid()))
                     .ok_or_else(|| missing("the project's division"))?;
-                let child = UnitRow {
-                    organization_id: division.organization_id,
-                    division_id: division_id.as_uuid(),
-                    project_id: Uuid::nil(),
-                    code: code.as_str().to_owned(),
-                    name: name.as_str().to_owned(),
-                    status: Status::Active,
-                    path: format!("{}/{}", division.path, code.as_str()),
-                    stamp: Stamp::new(event),
-                };
+                let parents = (division.organization_id, division_id.as_uuid(), Uuid::nil());
+                let child =
+                    UnitRow::new(parents, &division.path, code.as_str(), name.as_str(), event);
                 create_unit(rows, Unit::Project, (tenant, project_id.as_uuid()), child)?;
             }
             E::SiteCreated {
@@ -508,16 +519,13 @@ impl Projection for OrganizationHierarchy {
                     .projects
                     .get((tenant, project_id.as_uuid()))
                     .ok_or_else(|| missing("the site's project"))?;
-                let child = UnitRow {
-                    organization_id: project.organization_id,
-                    division_id: project.division_id,
-                    project_id: project_id.as_uuid(),
-                    code: code.as_str().to_owned(),
-                    name: name.as_str().to_owned(),
-                    status: Status::Active,
-                    path: format!("{}/{}", project.path, code.as_str()),
-                    stamp: Stamp::new(event),
-                };
+                let parents = (
+                    project.organization_id,
+                    project.division_id,
+                    project_id.as_uuid(),
+                );
+                let child =
+                    UnitRow::new(parents, &project.path, code.as_str(), name.as_str(), event);
                 create_unit(rows, Unit::Site, (tenant, site_id.as_uuid()), child)?;
             }
             E::DivisionRenamed { division_id, name } => {

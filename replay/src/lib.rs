@@ -167,8 +167,9 @@ struct Build<R> {
     position: LogPosition,
     events: u64,
     rows_written: u64,
-    /// The last sequence per stream: the Kafka workers' dedupe record after a swap.
-    streams: HashMap<(Uuid, String, String), i64>,
+    /// The last sequence per stream: the Kafka workers' dedupe record after a swap. Tracked
+    /// only for a projection fed by Kafka.
+    streams: Option<HashMap<(Uuid, String, String), i64>>,
 }
 
 impl<P: Projection> Replay<P> {
@@ -289,7 +290,7 @@ impl<P: Projection> Replay<P> {
             position: LogPosition::START,
             events: 0,
             rows_written: 0,
-            streams: HashMap::new(),
+            streams: kafka_fed.then(HashMap::new),
         };
         let mut conn = self.owner.acquire().await?;
 
@@ -359,7 +360,7 @@ impl<P: Projection> Replay<P> {
             self.report(reporter, &build, Phase::Swapping, on_progress)
                 .await;
             let position = self
-                .swap(&mut conn, &mut build, filter, kafka_fed, bounded_by_runner)
+                .swap(&mut conn, &mut build, filter, bounded_by_runner)
                 .await?;
             Outcome::Swapped { position }
         };
@@ -394,14 +395,16 @@ impl<P: Projection> Replay<P> {
                     position: event.global_position.get(),
                     reason: error.to_string(),
                 })?;
-            build.streams.insert(
-                (
-                    event.tenant_id.as_uuid(),
-                    event.aggregate_type.clone(),
-                    event.aggregate_id.clone(),
-                ),
-                event.sequence,
-            );
+            if let Some(streams) = &mut build.streams {
+                streams.insert(
+                    (
+                        event.tenant_id.as_uuid(),
+                        event.aggregate_type.clone(),
+                        event.aggregate_id.clone(),
+                    ),
+                    event.sequence,
+                );
+            }
             build.position = event.position();
         }
         build.events += page.len() as u64;
@@ -423,33 +426,49 @@ impl<P: Projection> Replay<P> {
         reporter: &mut Reporter,
         on_progress: &mut (impl FnMut(&Progress) + Send),
     ) -> Result<(), ReplayError> {
-        loop {
-            let upper = if bounded_by_runner {
-                Some(runner_checkpoint(&mut *conn, P::NAME).await?)
-            } else {
-                None
-            };
-            let page = self
-                .reader
-                .read_batch(build.position, filter, self.options.page_size)
-                .await?;
-            let page = bounded(page, upper);
-            if page.is_empty() {
-                return Ok(());
-            }
-            self.apply_page(&mut *conn, build, &page).await?;
+        while self
+            .next_page(&mut *conn, build, filter, bounded_by_runner)
+            .await?
+        {
             self.report(reporter, build, Phase::Building, on_progress)
                 .await;
         }
+        Ok(())
     }
 
-    /// The swap transaction; returns the position the live read model is at afterwards.
+    /// Reads and applies the next page after the build's position (bounded by the runner's
+    /// checkpoint when asked); false when there was none.
+    async fn next_page(
+        &self,
+        conn: &mut PgConnection,
+        build: &mut Build<P::Rows>,
+        filter: &LogFilter,
+        bounded_by_runner: bool,
+    ) -> Result<bool, ReplayError> {
+        let upper = if bounded_by_runner {
+            Some(runner_checkpoint(&mut *conn, P::NAME).await?)
+        } else {
+            None
+        };
+        let page = self
+            .reader
+            .read_batch(build.position, filter, self.options.page_size)
+            .await?;
+        let page = bounded(page, upper);
+        if page.is_empty() {
+            return Ok(false);
+        }
+        self.apply_page(conn, build, &page).await?;
+        Ok(true)
+    }
+
+    /// The swap transaction; returns the position the live read model is at afterwards. For a
+    /// projection fed by Kafka, the dedupe record is replaced with the rebuilt one too.
     async fn swap(
         &self,
         conn: &mut PgConnection,
         build: &mut Build<P::Rows>,
         filter: &LogFilter,
-        kafka_fed: bool,
         bounded_by_runner: bool,
     ) -> Result<LogPosition, ReplayError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -460,34 +479,22 @@ impl<P: Projection> Replay<P> {
             .execute(&mut *tx)
             .await?;
         // The last events, now that nothing live moves.
-        loop {
-            let upper = if bounded_by_runner {
-                Some(runner_checkpoint(&mut tx, P::NAME).await?)
-            } else {
-                None
-            };
-            let page = self
-                .reader
-                .read_batch(build.position, filter, self.options.page_size)
-                .await?;
-            let page = bounded(page, upper);
-            if page.is_empty() {
-                break;
-            }
-            self.apply_page(&mut tx, build, &page).await?;
-        }
+        while self
+            .next_page(&mut tx, build, filter, bounded_by_runner)
+            .await?
+        {}
         match self.options.tenant {
             None => {
                 sqlx::query("select vextrus_replay_protect($1)")
                     .bind(P::TABLES)
                     .execute(&mut *tx)
                     .await?;
-                if kafka_fed {
+                if let Some(streams) = &build.streams {
                     sqlx::query("delete from projection_stream_positions where projection = $1")
                         .bind(P::NAME)
                         .execute(&mut *tx)
                         .await?;
-                    insert_stream_positions(&mut tx, P::NAME, &build.streams).await?;
+                    insert_stream_positions(&mut tx, P::NAME, streams).await?;
                 }
                 sqlx::query("select vextrus_replay_swap($1)")
                     .bind(P::TABLES)
@@ -536,7 +543,7 @@ impl<P: Projection> Replay<P> {
                     .execute(&mut *tx)
                     .await?;
                 }
-                if kafka_fed {
+                if let Some(streams) = &build.streams {
                     sqlx::query(
                         "delete from projection_stream_positions where projection = $1 and tenant_id = $2",
                     )
@@ -544,7 +551,7 @@ impl<P: Projection> Replay<P> {
                     .bind(tenant.as_uuid())
                     .execute(&mut *tx)
                     .await?;
-                    insert_stream_positions(&mut tx, P::NAME, &build.streams).await?;
+                    insert_stream_positions(&mut tx, P::NAME, streams).await?;
                 }
             }
         }

@@ -7,7 +7,6 @@ use vextrus::database;
 use vextrus::server::{AGGREGATE_TYPES, RELAY_NAME};
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
-use vextrus_projections::CATALOG;
 use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::DatabaseArgs;
@@ -101,18 +100,9 @@ impl ProjectArgs {
 
 /// `vextrus project skip`: asks the workers to skip the poison event at `position`.
 async fn skip(database: &DatabaseArgs, projection: &str, position: i64) -> anyhow::Result<()> {
-    if !CATALOG.iter().any(|(name, ..)| *name == projection) {
-        let names: Vec<&str> = CATALOG.iter().map(|(name, ..)| *name).collect();
-        bail!("unknown projection `{projection}`; the projections are: {names:?}");
-    }
-    let (options, cluster) = database.open().await.context(
-        "opening the database (while `vextrus serve` runs on its private PostgreSQL, set \
-         DATABASE_URL to the URL it logged at start)",
-    )?;
+    super::known_projection(projection)?;
+    let (options, cluster) = database.open_for_operator().await?;
     let result = async {
-        database::migrate(&options)
-            .await
-            .context("applying migrations")?;
         let pool = database::role_pool(&options, DbRole::Projector, 1).await?;
         if let Some(event) = vextrus_fanout::request_skip(&pool, projection, position).await? {
             println!(

@@ -144,6 +144,39 @@ impl DatabaseArgs {
     }
 }
 
+impl DatabaseArgs {
+    /// The migrated database for an operator's command that runs beside `vextrus serve`, and the
+    /// private cluster if it had to start one (stop it when done).
+    async fn open_for_operator(
+        &self,
+    ) -> anyhow::Result<(PgConnectOptions, Option<PrivatePostgres>)> {
+        let (options, cluster) = self.open().await.context(
+            "opening the database (while `vextrus serve` runs on its private PostgreSQL, set \
+             DATABASE_URL to the URL it logged at start)",
+        )?;
+        if let Err(error) = database::migrate(&options).await {
+            stop(cluster).await;
+            return Err(error).context("applying migrations");
+        }
+        Ok((options, cluster))
+    }
+}
+
+/// Refuses a projection name this build does not have, listing those it has.
+fn known_projection(name: &str) -> anyhow::Result<()> {
+    if vextrus_projections::CATALOG
+        .iter()
+        .any(|(known, ..)| *known == name)
+    {
+        return Ok(());
+    }
+    let names: Vec<&str> = vextrus_projections::CATALOG
+        .iter()
+        .map(|(known, ..)| *known)
+        .collect();
+    bail!("unknown projection `{name}`; the projections are: {names:?}")
+}
+
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {

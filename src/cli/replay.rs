@@ -53,13 +53,7 @@ pub enum ProjectionsCommand {
 async fn pools(
     database: &DatabaseArgs,
 ) -> anyhow::Result<(PgPool, PgPool, Option<vextrus::postgres::PrivatePostgres>)> {
-    let (options, cluster) = database.open().await.context(
-        "opening the database (while `vextrus serve` runs on its private PostgreSQL, set \
-         DATABASE_URL to the URL it logged at start)",
-    )?;
-    database::migrate(&options)
-        .await
-        .context("applying migrations")?;
+    let (options, cluster) = database.open_for_operator().await?;
     let owner = PgPool::connect_with(options.clone()).await?;
     let projector = database::role_pool(&options, DbRole::Projector, 4).await?;
     Ok((owner, projector, cluster))
@@ -67,16 +61,7 @@ async fn pools(
 
 impl ReplayArgs {
     pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
-        if !PROJECTIONS
-            .iter()
-            .any(|(name, ..)| *name == self.projection)
-        {
-            let names: Vec<&str> = PROJECTIONS.iter().map(|(name, ..)| *name).collect();
-            bail!(
-                "unknown projection `{}`; the projections are: {names:?}",
-                self.projection
-            );
-        }
+        super::known_projection(&self.projection)?;
         let (owner, projector, cluster) = pools(database).await?;
         let options = ReplayOptions {
             tenant: self.tenant.map(TenantId::from_uuid),

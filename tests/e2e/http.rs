@@ -168,6 +168,14 @@ impl Caller<'_> {
         self.send(self.request(Method::GET, path)).await
     }
 
+    /// The tree of `organization`, once the read model has passed log position `position`.
+    pub async fn tree_after(&self, organization: &str, position: i64) -> Reply {
+        self.get(&format!(
+            "/v1/organizations/{organization}/tree?min_position={position}"
+        ))
+        .await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(self.request(Method::POST, path).json(&body))
             .await

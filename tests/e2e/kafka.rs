@@ -391,13 +391,7 @@ async fn the_all_in_one_kafka_shape_serves_read_your_writes() {
     let admin = app.caller(&["admin"]);
     let h = admin.create_hierarchy("MBL").await;
     // Workers keep no single checkpoint: min_position is answered from the per-stream record.
-    let tree = admin
-        .get(&format!(
-            "/v1/organizations/{}/tree?min_position={}",
-            h.org, h.position
-        ))
-        .await
-        .expect(200);
+    let tree = admin.tree_after(&h.org, h.position).await.expect(200);
     assert_eq!(
         tree.body["divisions"][0]["projects"][0]["sites"][0]["path"],
         "MBL/DHK/PADMA/S1"
@@ -755,10 +749,7 @@ async fn the_all_in_one_shape_reports_a_poison_event_until_skipped_with_the_cli(
     // Events after the skipped one are applied again.
     let later = admin.create_hierarchy("NBL").await;
     let tree = admin
-        .get(&format!(
-            "/v1/organizations/{}/tree?min_position={}",
-            later.org, later.position
-        ))
+        .tree_after(&later.org, later.position)
         .await
         .expect(200);
     assert_eq!(tree.body["organization"]["code"], "NBL");

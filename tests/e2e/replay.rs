@@ -109,10 +109,7 @@ async fn a_full_replay_rebuilds_exactly_the_live_tables_and_the_runner_goes_on_f
     let admin = app.caller(&["admin"]);
     let later = admin.create_hierarchy("LATER").await;
     let tree = admin
-        .get(&format!(
-            "/v1/organizations/{}/tree?min_position={}",
-            later.org, later.position
-        ))
+        .tree_after(&later.org, later.position)
         .await
         .expect(200);
     assert_eq!(tree.body["organization"]["code"], "LATER");
