@@ -176,7 +176,9 @@ impl LogReader {
                and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                and ($3::uuid is null or tenant_id = $3)
                and ($4::text[] is null or aggregate_type = any($4))
-             order by transaction_id, global_position
+             -- Qualified: the bare name would be the output column (a bigint cast) and sort
+             -- the whole tail instead of walking events_tail_idx.
+             order by events.transaction_id, events.global_position
              limit $5",
             RECORDED_EVENT_COLUMNS
         ))
