@@ -16,7 +16,7 @@
 //! Database roles: the store's pool should run as `vextrus_writer` and the reader's as
 //! `vextrus_projector` (see `migrations/0001_roles.sql`); [`pool_options_for_role`] does that.
 
-mod codec;
+pub mod codec;
 mod error;
 pub mod log;
 mod metadata;

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -188,7 +189,15 @@ impl LogReader {
         .bind(filter.aggregate_types.as_deref())
         .bind(i64::from(limit))
         .try_map(|row: PgRow| RecordedEvent::from_row(&row))
-        .fetch_all(&self.pool)
+        .fetch(&self.pool)
+        // Sized once: a replay reads pages of thousands of events.
+        .try_fold(
+            Vec::with_capacity(limit.min(100_000) as usize),
+            |mut events, event| async move {
+                events.push(event);
+                Ok(events)
+            },
+        )
         .await
     }
 

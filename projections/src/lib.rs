@@ -16,6 +16,7 @@
 //!
 //! Scale-out (Kafka consumers, issue 4) and replay (issue 5) will feed the same projections.
 
+mod copy;
 pub mod organization;
 
 /// Every projection of this build: name, version and the aggregate types it reads.
@@ -27,6 +28,7 @@ pub const CATALOG: &[(&str, i32, &[&str])] = &[(
 mod projection;
 mod runner;
 
+pub use copy::CopyIn;
 pub use projection::{
     BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
 };

@@ -14,13 +14,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 use vextrus_commands::{RecordedEvent, tenant};
 use vextrus_domain::TenantId;
 use vextrus_domain::organization::{Organization, OrganizationEvent};
 
-use crate::projection::{Projection, ProjectionError, Target};
+use crate::copy::CopyIn;
+use crate::projection::{Projection, ProjectionError, SHADOW_SCHEMA, Target};
 
 /// Builds the organization hierarchy read model from `organization` events.
 #[derive(Debug, Default, Clone, Copy)]
@@ -166,10 +167,11 @@ impl Unit {
     }
 }
 
-/// Rows of one table, and which of them changed since the last save.
+/// Rows of one table, and which of them changed since the last save. Rows are boxed: a replay
+/// holds every row of the read model, and growing the map then moves keys and pointers only.
 #[derive(Debug)]
 struct Table<R> {
-    rows: HashMap<Key, R>,
+    rows: HashMap<Key, Box<R>>,
     changed: HashSet<Key>,
 }
 
@@ -184,23 +186,53 @@ impl<R> Default for Table<R> {
 
 impl<R> Table<R> {
     fn get(&self, key: Key) -> Option<&R> {
-        self.rows.get(&key)
+        self.rows.get(&key).map(|row| &**row)
     }
 
+    /// Adds or replaces a row, marked changed.
     fn put(&mut self, key: Key, row: R) {
-        self.rows.insert(key, row);
+        self.rows.insert(key, Box::new(row));
         self.changed.insert(key);
     }
 
-    /// The changed rows, grouped by tenant, and forgets that they changed.
-    fn take_changed(&mut self) -> BTreeMap<Uuid, Vec<(Uuid, &R)>> {
-        let mut by_tenant: BTreeMap<Uuid, Vec<(Uuid, &R)>> = BTreeMap::new();
-        for key in self.changed.drain() {
-            if let Some(row) = self.rows.get(&key) {
-                by_tenant.entry(key.0).or_default().push((key.1, row));
-            }
+    /// A row loaded as it is stored: not changed.
+    fn loaded(&mut self, key: Key, row: R) {
+        self.rows.insert(key, Box::new(row));
+    }
+
+    /// Changes an existing row in place, marked changed; `None` when there is no such row.
+    fn change(&mut self, key: Key, change: impl FnOnce(&mut R)) -> Option<()> {
+        let row = self.rows.get_mut(&key)?;
+        change(row);
+        self.changed.insert(key);
+        Some(())
+    }
+
+    /// The keys of the changed rows, grouped by tenant in key order, and forgets that they
+    /// changed.
+    fn take_changed_keys(&mut self) -> BTreeMap<Uuid, Vec<Uuid>> {
+        let mut by_tenant: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for (tenant, id) in self.changed.drain() {
+            by_tenant.entry(tenant).or_default().push(id);
+        }
+        for ids in by_tenant.values_mut() {
+            ids.sort_unstable();
         }
         by_tenant
+    }
+
+    /// The changed rows, grouped by tenant in key order, and forgets that they changed.
+    fn take_changed(&mut self) -> BTreeMap<Uuid, Vec<(Uuid, &R)>> {
+        let keys = self.take_changed_keys();
+        keys.into_iter()
+            .map(|(tenant, ids)| {
+                let rows = ids
+                    .into_iter()
+                    .filter_map(|id| self.get((tenant, id)).map(|row| (id, row)))
+                    .collect();
+                (tenant, rows)
+            })
+            .collect()
     }
 }
 
@@ -371,7 +403,7 @@ impl Projection for OrganizationHierarchy {
                         path: row.try_get("path")?,
                         stamp: stamp_of(&row)?,
                     };
-                    rows.organizations.rows.insert((tenant, id), loaded);
+                    rows.organizations.loaded((tenant, id), loaded);
                 }
             }
             for unit in Unit::ALL {
@@ -414,7 +446,7 @@ impl Projection for OrganizationHierarchy {
                         path: row.try_get("path")?,
                         stamp: stamp_of(&row)?,
                     };
-                    rows.units_mut(unit).rows.insert((tenant, id), loaded);
+                    rows.units_mut(unit).loaded((tenant, id), loaded);
                 }
             }
         }
@@ -470,10 +502,10 @@ impl Projection for OrganizationHierarchy {
         // Every other event changes a row of an existing organization, then moves the
         // organization's version (the If-Match of all its units). Everything is checked before
         // anything changes.
-        let mut org = rows
+        let org_key = (tenant, organization);
+        let org = rows
             .organizations
-            .get((tenant, organization))
-            .cloned()
+            .get(org_key)
             .ok_or_else(|| missing("the organization"))?;
         // Renames and archivals of the organization stamp it as changed; every other event only
         // moves its version.
@@ -483,8 +515,15 @@ impl Projection for OrganizationHierarchy {
         );
         match decoded {
             E::OrganizationCreated { .. } => {}
-            E::OrganizationRenamed { name, .. } => name.as_str().clone_into(&mut org.name),
-            E::OrganizationArchived { .. } => org.status = Status::Archived,
+            E::OrganizationRenamed { name, .. } => {
+                rows.organizations.change(org_key, |org| {
+                    name.as_str().clone_into(&mut org.name);
+                });
+            }
+            E::OrganizationArchived { .. } => {
+                rows.organizations
+                    .change(org_key, |org| org.status = Status::Archived);
+            }
             E::DivisionCreated {
                 division_id,
                 name,
@@ -605,12 +644,13 @@ impl Projection for OrganizationHierarchy {
                 )?;
             }
         }
-        if changes_organization {
-            org.stamp.touch(event);
-        } else {
-            org.stamp.version = event.sequence;
-        }
-        rows.organizations.put((tenant, organization), org);
+        rows.organizations.change(org_key, |org| {
+            if changes_organization {
+                org.stamp.touch(event);
+            } else {
+                org.stamp.version = event.sequence;
+            }
+        });
         Ok(())
     }
 
@@ -750,6 +790,140 @@ impl Projection for OrganizationHierarchy {
         }
         Ok(written)
     }
+
+    async fn copy_to_shadow(
+        &self,
+        pool: &PgPool,
+        rows: &mut HierarchyRows,
+    ) -> Result<u64, sqlx::Error> {
+        let organizations = rows.organizations.take_changed_keys();
+        let [divisions, projects, sites] =
+            Unit::ALL.map(|unit| rows.units_mut(unit).take_changed_keys());
+        // Two connections, so that the server writes the sites (about half the rows) while it
+        // writes the other levels.
+        let upper = async {
+            let mut conn = pool.acquire().await?;
+            let mut written =
+                Self::copy_organizations(&mut conn, &rows.organizations, &organizations).await?;
+            written +=
+                Self::copy_units(&mut conn, Unit::Division, &rows.divisions, &divisions).await?;
+            written +=
+                Self::copy_units(&mut conn, Unit::Project, &rows.projects, &projects).await?;
+            Ok::<_, sqlx::Error>(written)
+        };
+        let lower = async {
+            let mut conn = pool.acquire().await?;
+            Self::copy_units(&mut conn, Unit::Site, &rows.sites, &sites).await
+        };
+        let (upper, lower) = tokio::try_join!(upper, lower)?;
+        Ok(upper + lower)
+    }
+}
+
+impl OrganizationHierarchy {
+    async fn copy_organizations(
+        conn: &mut PgConnection,
+        table: &Table<OrganizationRow>,
+        changed: &BTreeMap<Uuid, Vec<Uuid>>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut copy = CopyIn::start(
+            conn,
+            &format!("{SHADOW_SCHEMA}.org_organizations"),
+            &[
+                "tenant_id",
+                "organization_id",
+                "code",
+                "name",
+                "bin",
+                "tin",
+                "base_currency",
+                "fiscal_year_start",
+                "status",
+                "path",
+                "version",
+                "created_at",
+                "created_by",
+                "updated_at",
+                "updated_by",
+            ],
+        )
+        .await?;
+        for (tenant, ids) in changed {
+            for id in ids {
+                let Some(row) = table.get((*tenant, *id)) else {
+                    continue;
+                };
+                copy.uuid(*tenant)
+                    .uuid(*id)
+                    .text(&row.code)
+                    .text(&row.name)
+                    .text(&row.bin)
+                    .text(&row.tin)
+                    .text(&row.base_currency)
+                    .text(&row.fiscal_year_start)
+                    .text(row.status.as_str())
+                    .text(&row.path);
+                copy_stamp(&mut copy, &row.stamp);
+                copy.end_row().await?;
+            }
+        }
+        copy.finish().await
+    }
+
+    async fn copy_units(
+        conn: &mut PgConnection,
+        unit: Unit,
+        table: &Table<UnitRow>,
+        changed: &BTreeMap<Uuid, Vec<Uuid>>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut columns = vec!["tenant_id", unit.id_column(), "organization_id"];
+        columns.extend(unit.parents());
+        columns.extend([
+            "code",
+            "name",
+            "status",
+            "path",
+            "version",
+            "created_at",
+            "created_by",
+            "updated_at",
+            "updated_by",
+        ]);
+        let mut copy =
+            CopyIn::start(conn, &format!("{SHADOW_SCHEMA}.{}", unit.table()), &columns).await?;
+        for (tenant, ids) in changed {
+            for id in ids {
+                let Some(row) = table.get((*tenant, *id)) else {
+                    continue;
+                };
+                copy.uuid(*tenant).uuid(*id).uuid(row.organization_id);
+                match unit {
+                    Unit::Division => {}
+                    Unit::Project => {
+                        copy.uuid(row.division_id);
+                    }
+                    Unit::Site => {
+                        copy.uuid(row.project_id).uuid(row.division_id);
+                    }
+                }
+                copy.text(&row.code)
+                    .text(&row.name)
+                    .text(row.status.as_str())
+                    .text(&row.path);
+                copy_stamp(&mut copy, &row.stamp);
+                copy.end_row().await?;
+            }
+        }
+        copy.finish().await
+    }
+}
+
+fn copy_stamp(copy: &mut CopyIn<'_>, stamp: &Stamp) {
+    copy.int(stamp.version)
+        .timestamp(stamp.created_at)
+        .text(&stamp.created_by)
+        .timestamp(stamp.updated_at)
+        .text(&stamp.updated_by);
 }
 
 /// Changed rows as one group per tenant on the live tables (`Some(tenant)`: set it first), or
@@ -860,13 +1034,10 @@ fn change_unit(
     event: &RecordedEvent,
     change: impl FnOnce(&mut UnitRow),
 ) -> Result<(), ProjectionError> {
-    let table = rows.units_mut(unit);
-    let mut row = table
-        .get(key)
-        .cloned()
-        .ok_or_else(|| missing(&format!("{unit:?} {}", key.1)))?;
-    change(&mut row);
-    row.stamp.touch(event);
-    table.put(key, row);
-    Ok(())
+    rows.units_mut(unit)
+        .change(key, |row| {
+            change(row);
+            row.stamp.touch(event);
+        })
+        .ok_or_else(|| missing(&format!("{unit:?} {}", key.1)))
 }

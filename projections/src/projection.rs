@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use vextrus_commands::RecordedEvent;
 
 /// Why a projection could not apply an event. Every variant but a lost connection makes the event
@@ -46,7 +46,7 @@ impl Target {
     }
 }
 
-/// The schema of replay's shadow tables (`migrations/0008_replay.sql`).
+/// The schema of replay's shadow tables (`migrations/0008_replay.sql`, `0009_replay_bulk_copy.sql`).
 pub const SHADOW_SCHEMA: &str = "vextrus_replay";
 
 /// A read model built from the log, in batches: [`load`](Projection::load) what the events need,
@@ -87,6 +87,16 @@ pub trait Projection: Send + Sync + 'static {
         &self,
         conn: &mut PgConnection,
         target: Target,
+        rows: &mut Self::Rows,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Writes every row changed since the last save into the shadow tables, which hold none of
+    /// them yet (a replay's freshly prepared tables, before their keys exist): one COPY per table
+    /// ([`CopyIn`](crate::CopyIn)), on as many of `pool`'s connections as it likes. Marks them
+    /// saved; returns how many rows it wrote.
+    fn copy_to_shadow(
+        &self,
+        pool: &PgPool,
         rows: &mut Self::Rows,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 }

@@ -2,13 +2,16 @@
 //!
 //! Rebuilding a projection's read model from the log without downtime (design.md D6).
 //!
-//! [`Replay`] runs the projection's own code (the same `load`/`apply`/`save` as the live runner
-//! and the Kafka workers) from position 0 into shadow tables (schema `vextrus_replay`, shaped like
-//! the live ones), keeping the rows in memory and saving each page of events with one multi-row
-//! upsert per table. Pages are read ahead while the previous one is applied. Then:
+//! [`Replay`] runs the projection's own code (the same `apply` as the live runner and the Kafka
+//! workers) over the log from position 0, keeping the rebuilt rows in memory; pages are read
+//! ahead while the previous one is applied. Then:
 //!
-//! 1. it catches up to the log's head outside any lock, builds the shadow's other indexes, and
-//! 2. in one short transaction it takes the projection's swap lock (live batches finish and
+//! 1. it writes the rows into bare shadow tables (schema `vextrus_replay`, shaped like the live
+//!    ones) with COPY (`copy_to_shadow`), then adds their keys and, for a full swap, their other
+//!    indexes: building an index over loaded rows is cheaper than maintaining it row by row;
+//! 2. it catches up to the log's head outside any lock, saving each page with the projection's
+//!    multi-row upserts (`save`);
+//! 3. in one short transaction it takes the projection's swap lock (live batches finish and
 //!    wait), applies the last few events, gives the shadow tables their row-level security,
 //!    policies and grants, and swaps them in (`vextrus_replay_swap`) — or, for one tenant,
 //!    replaces that tenant's rows only. The checkpoint moves with it, and the runner, seeing a new
@@ -90,9 +93,11 @@ impl Default for ReplayOptions {
 /// What a replay is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Applying the log into the shadow tables.
+    /// Applying the log to the rebuilt rows, in memory.
     Building,
-    /// Creating the shadow's other indexes.
+    /// Writing the rebuilt rows into the shadow tables.
+    Writing,
+    /// Creating the shadow tables' keys and indexes.
     Indexing,
     /// In the swap transaction.
     Swapping,
@@ -323,7 +328,7 @@ impl<P: Projection> Replay<P> {
             }
         });
         while let Some(page) = incoming.recv().await {
-            self.apply_page(&mut conn, &mut build, &page?).await?;
+            self.apply_events(&mut build, &page?)?;
             self.report(reporter, &build, Phase::Building, on_progress)
                 .await;
             self.throttle(reporter.started, build.events).await;
@@ -331,6 +336,29 @@ impl<P: Projection> Replay<P> {
         read_ahead.await.map_err(|join| {
             ReplayError::Database(sqlx::Error::Protocol(format!("log reader: {join}")))
         })?;
+
+        // The rebuilt rows into the bare shadow tables, then their keys (and, for a swap of
+        // every tenant, their other indexes).
+        self.report(reporter, &build, Phase::Writing, on_progress)
+            .await;
+        build.rows_written += self
+            .projection
+            .copy_to_shadow(&self.owner, &mut build.rows)
+            .await?;
+        self.report(reporter, &build, Phase::Indexing, on_progress)
+            .await;
+        sqlx::query("select vextrus_replay_constrain($1)")
+            .bind(P::TABLES)
+            .execute(&mut *conn)
+            .await?;
+        let full_swap = self.options.tenant.is_none() && !self.options.dry_run;
+        if full_swap {
+            sqlx::query("select vextrus_replay_index($1)")
+                .bind(P::TABLES)
+                .execute(&mut *conn)
+                .await?;
+        }
+
         // Whatever arrived meanwhile, still outside any lock.
         self.catch_up(
             &mut conn,
@@ -349,14 +377,6 @@ impl<P: Projection> Replay<P> {
             self.drop_shadow(&mut conn).await?;
             Outcome::DryRun { differences }
         } else {
-            if self.options.tenant.is_none() {
-                self.report(reporter, &build, Phase::Indexing, on_progress)
-                    .await;
-                sqlx::query("select vextrus_replay_index($1)")
-                    .bind(P::TABLES)
-                    .execute(&mut *conn)
-                    .await?;
-            }
             self.report(reporter, &build, Phase::Swapping, on_progress)
                 .await;
             let position = self
@@ -381,10 +401,9 @@ impl<P: Projection> Replay<P> {
         Ok(summary)
     }
 
-    /// Applies one page in memory and saves the rows it changed to the shadow tables.
-    async fn apply_page(
+    /// Applies one page to the rows in memory.
+    fn apply_events(
         &self,
-        conn: &mut PgConnection,
         build: &mut Build<P::Rows>,
         page: &[RecordedEvent],
     ) -> Result<(), ReplayError> {
@@ -408,10 +427,6 @@ impl<P: Projection> Replay<P> {
             build.position = event.position();
         }
         build.events += page.len() as u64;
-        build.rows_written += self
-            .projection
-            .save(conn, Target::Shadow, &mut build.rows)
-            .await?;
         Ok(())
     }
 
@@ -458,7 +473,11 @@ impl<P: Projection> Replay<P> {
         if page.is_empty() {
             return Ok(false);
         }
-        self.apply_page(conn, build, &page).await?;
+        self.apply_events(build, &page)?;
+        build.rows_written += self
+            .projection
+            .save(conn, Target::Shadow, &mut build.rows)
+            .await?;
         Ok(true)
     }
 

@@ -40,6 +40,8 @@ pub enum BenchCommand {
     Append(AppendArgs),
     /// Commit → read-model lag at a fixed rate: the single-node runner vs the Kafka path.
     Lag(super::lag::LagArgs),
+    /// Full replay of the organization projection vs the rate of scanning the same log.
+    Replay(super::replay_bench::ReplayBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +63,7 @@ impl BenchCommand {
         match self {
             Self::Append(args) => append(args, external).await,
             Self::Lag(args) => super::lag::lag(args, external).await,
+            Self::Replay(args) => super::replay_bench::replay(args, external).await,
         }
     }
 }

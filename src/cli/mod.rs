@@ -5,6 +5,7 @@ mod bench;
 mod kafka;
 mod lag;
 mod replay;
+mod replay_bench;
 mod serve;
 
 use std::path::PathBuf;

@@ -134,7 +134,7 @@ fn print_summary(projection: &str, summary: &Summary) {
 }
 
 /// A progress bar on a terminal; a log line every few seconds otherwise.
-struct ProgressDisplay {
+pub(super) struct ProgressDisplay {
     bar: Option<ProgressBar>,
     last_line: std::sync::Mutex<Instant>,
 }
@@ -142,7 +142,7 @@ struct ProgressDisplay {
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
 impl ProgressDisplay {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
@@ -158,9 +158,10 @@ impl ProgressDisplay {
         }
     }
 
-    fn update(&self, progress: &Progress) {
+    pub(super) fn update(&self, progress: &Progress) {
         let phase = match progress.phase {
             Phase::Building => "building",
+            Phase::Writing => "writing",
             Phase::Indexing => "indexing",
             Phase::Swapping => "swapping",
             Phase::Comparing => "comparing",
@@ -190,7 +191,7 @@ impl ProgressDisplay {
         );
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -256,6 +256,25 @@ impl Projection for EventCounter {
         }
         Ok(written)
     }
+
+    async fn copy_to_shadow(
+        &self,
+        pool: &sqlx::PgPool,
+        rows: &mut Self::Rows,
+    ) -> Result<u64, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        let mut copy = vextrus_projections::CopyIn::start(
+            &mut conn,
+            "vextrus_replay.test_event_counts",
+            &["tenant_id", "events"],
+        )
+        .await?;
+        for (tenant, events) in std::mem::take(rows) {
+            copy.uuid(tenant).int(events);
+            copy.end_row().await?;
+        }
+        copy.finish().await
+    }
 }
 
 #[tokio::test]

@@ -284,11 +284,12 @@ async fn an_interrupted_replay_leaves_the_live_tables_alone_and_can_run_again() 
         "still running when interrupted"
     );
     assert_eq!(dump_read_models(&app.owner).await, before, "live untouched");
-    let shadow_rows: i64 = sqlx::query_scalar("select count(*) from vextrus_replay.org_divisions")
-        .fetch_one(&app.owner)
-        .await
-        .unwrap();
-    assert!(shadow_rows > 0, "it had started building");
+    let shadow_prepared: bool =
+        sqlx::query_scalar("select to_regclass('vextrus_replay.org_divisions') is not null")
+            .fetch_one(&app.owner)
+            .await
+            .unwrap();
+    assert!(shadow_prepared, "it had started building");
 
     replay(&app, ReplayOptions::default()).await.unwrap();
     let rebuilt = dump_read_models(&app.owner).await;
