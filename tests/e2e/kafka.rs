@@ -280,6 +280,108 @@ async fn a_relay_restarted_before_its_checkpoint_resends_and_the_read_models_sta
     assert_eq!(through_kafka, single_node_reference(&app).await);
 }
 
+/// The Kafka workers' dedupe record differs from the log's stream heads: rows (stream, sequence)
+/// that one has and the other has not, for tenants matching `tenant` (all when `None`).
+async fn stream_positions_off_the_log(app: &TestApp, tenant: Option<uuid::Uuid>) -> i64 {
+    sqlx::query_scalar(
+        "with heads as (
+             select tenant_id, aggregate_type, aggregate_id, max(sequence) as sequence from events
+             where aggregate_type = 'organization' group by 1, 2, 3),
+         recorded as (
+             select tenant_id, aggregate_type, aggregate_id, sequence from projection_stream_positions
+             where projection = 'organization_hierarchy')
+         select count(*) from (
+             (select * from heads except select * from recorded)
+             union all
+             (select * from recorded except select * from heads)) off
+         where $1::uuid is null or tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap()
+}
+
+async fn replay_fed_by_kafka(app: &TestApp, tenant: Option<vextrus_domain::TenantId>) {
+    let projector = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let summary = vextrus_replay::Replay::new(
+        OrganizationHierarchy,
+        app.owner.clone(),
+        LogReader::new(projector),
+        vextrus_replay::ReplayOptions {
+            tenant,
+            ..vextrus_replay::ReplayOptions::default()
+        },
+    )
+    .run(|_| {})
+    .await
+    .unwrap();
+    assert!(matches!(
+        summary.outcome,
+        vextrus_replay::Outcome::Swapped { .. }
+    ));
+}
+
+#[tokio::test]
+async fn replays_of_a_kafka_fed_projection_replace_the_dedupe_record_and_the_workers_go_on() {
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let worker = start_worker(&app, &config).await;
+    drive_commands(&app, 3).await;
+    let events = app.event_count().await as u64;
+    until_applied(&[&worker], events).await;
+    let fed_by: String = sqlx::query_scalar(
+        "select fed_by from projection_checkpoints where projection = 'organization_hierarchy'",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(fed_by, "kafka");
+    let built = dump_read_models(&app.owner).await;
+    let tenants: Vec<uuid::Uuid> =
+        sqlx::query_scalar("select distinct tenant_id from org_organizations order by 1")
+            .fetch_all(&app.owner)
+            .await
+            .unwrap();
+
+    // One tenant: its rows and its dedupe record are rebuilt, whatever had happened to them.
+    sqlx::query("update org_organizations set name = 'CORRUPTED' where tenant_id = $1")
+        .bind(tenants[0])
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    sqlx::query("delete from projection_stream_positions where tenant_id = $1")
+        .bind(tenants[0])
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    assert!(stream_positions_off_the_log(&app, Some(tenants[0])).await > 0);
+    replay_fed_by_kafka(&app, Some(vextrus_domain::TenantId::from_uuid(tenants[0]))).await;
+    assert_eq!(dump_read_models(&app.owner).await, built);
+    assert_eq!(stream_positions_off_the_log(&app, None).await, 0);
+
+    // Every tenant: the tables and the whole dedupe record are swapped.
+    sqlx::query("update projection_stream_positions set sequence = 1 where tenant_id = $1")
+        .bind(tenants[1])
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    replay_fed_by_kafka(&app, None).await;
+    assert_eq!(dump_read_models(&app.owner).await, built);
+    assert_eq!(stream_positions_off_the_log(&app, None).await, 0);
+
+    // The worker goes on into the swapped tables: later events are applied once, none twice.
+    drive_commands(&app, 1).await;
+    let total = app.event_count().await as u64;
+    until_applied(&[&worker], total).await;
+    assert_eq!(stream_positions_off_the_log(&app, None).await, 0);
+    let through_kafka = dump_read_models(&app.owner).await;
+    relay.stop().await;
+    worker.stop().await;
+    assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
 #[tokio::test]
 async fn the_message_envelope_carries_the_documented_fields_key_and_headers() {
     let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
