@@ -22,7 +22,7 @@ use vextrus_domain::organization::Organization;
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus};
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{Projection, ProjectionRunner};
-use vextrus_replay::rebuild_if_outdated;
+use vextrus_replay::{Progress, rebuild_if_outdated};
 
 use crate::database;
 
@@ -122,7 +122,18 @@ impl Server {
                     ProjectionRunner::new(OrganizationHierarchy, projector.clone(), log.clone());
                 background.runners.push(runner.status());
                 let run = |stopped| async move { Ok(runner.run(signalled(stopped)).await?) };
-                let current = when_current(OrganizationHierarchy, owner, log, runners_stopped, run);
+                let (rebuild, progress) = watch::channel(None);
+                background
+                    .rebuilds
+                    .push((OrganizationHierarchy::NAME, progress));
+                let current = when_current(
+                    OrganizationHierarchy,
+                    owner,
+                    log,
+                    rebuild,
+                    runners_stopped,
+                    run,
+                );
                 runners.push(tokio::spawn(current));
             }
             Fanout::Kafka(kafka) => {
@@ -142,7 +153,18 @@ impl Server {
                     worker_check(OrganizationHierarchy::NAME, &status.borrow())
                 }));
                 let run = |stopped| async move { Ok(worker.run(signalled(stopped)).await?) };
-                let current = when_current(OrganizationHierarchy, owner, log, runners_stopped, run);
+                let (rebuild, progress) = watch::channel(None);
+                background
+                    .rebuilds
+                    .push((OrganizationHierarchy::NAME, progress));
+                let current = when_current(
+                    OrganizationHierarchy,
+                    owner,
+                    log,
+                    rebuild,
+                    runners_stopped,
+                    run,
+                );
                 runners.push(tokio::spawn(current));
             }
             Fanout::Elsewhere => {}
@@ -231,10 +253,12 @@ fn relay_check(status: &RelayStatus) -> RelayCheck {
 /// Runs a projection's live component (`run`) once its read model is at this build's version:
 /// rebuilt first if it is not, while the old tables serve reads. Returns early if the server
 /// stops during the rebuild (the live tables stay untouched).
+/// A rebuild's progress goes to `rebuild` (readiness reports it).
 async fn when_current<P, F>(
     projection: P,
     owner: PgPool,
     log: LogReader,
+    rebuild: watch::Sender<Option<Progress>>,
     mut stop: watch::Receiver<bool>,
     run: impl FnOnce(watch::Receiver<bool>) -> F,
 ) -> Result<(), ServerError>
@@ -242,8 +266,14 @@ where
     P: Projection + Clone,
     F: Future<Output = Result<(), ServerError>>,
 {
+    let report = |progress: &Progress| {
+        rebuild.send_replace(Some(*progress));
+    };
     tokio::select! {
-        rebuilt = rebuild_if_outdated(projection, owner, log) => { rebuilt?; }
+        rebuilt = rebuild_if_outdated(projection, owner, log, report) => {
+            rebuild.send_replace(None);
+            rebuilt?;
+        }
         _ = stop.wait_for(|stop| *stop) => return Ok(()),
     }
     run(stop).await

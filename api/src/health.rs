@@ -12,6 +12,7 @@ use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vextrus_projections::{ProjectionState, ProjectionStatus};
+use vextrus_replay::Progress;
 
 use crate::state::AppState;
 
@@ -53,7 +54,8 @@ pub struct Check {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectionCheck {
     pub name: String,
-    /// `starting`, `running` or `stopped`.
+    /// `starting`, `running`, `rebuilding` (after a version change; the previous version serves
+    /// reads until the swap) or `stopped`.
     pub state: String,
     /// Log position of the last applied event.
     pub position: i64,
@@ -77,6 +79,23 @@ impl ProjectionCheck {
             state: state.to_owned(),
             position: status.position.global_position,
             detail,
+        }
+    }
+}
+
+impl ProjectionCheck {
+    /// This projection while its version rebuild runs: ready, since the previous version serves.
+    fn rebuilding(self, progress: &Progress) -> Self {
+        Self {
+            state: "rebuilding".to_owned(),
+            detail: Some(format!(
+                "rebuilding after a version change ({} {}/{} events); the previous version serves \
+                 reads until the swap",
+                progress.phase.as_str(),
+                progress.events_done,
+                progress.events_total
+            )),
+            ..self
         }
     }
 }
@@ -132,13 +151,24 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .iter()
         .map(|status| ProjectionCheck::of_runner(&status.borrow()))
         .chain(background.projections.iter().map(|probe| probe()))
+        .map(|check| {
+            let rebuild = background
+                .rebuilds
+                .iter()
+                .find(|(name, _)| *name == check.name)
+                .and_then(|(_, progress)| *progress.borrow());
+            match rebuild {
+                Some(progress) => check.rebuilding(&progress),
+                None => check,
+            }
+        })
         .collect();
     let relay = background.relay.as_ref().map(|probe| probe());
     let ready = database.ok
         && migrations.ok
         && projections
             .iter()
-            .all(|projection| projection.state == "running");
+            .all(|projection| projection.state == "running" || projection.state == "rebuilding");
     let status = if ready {
         StatusCode::OK
     } else {

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use vextrus_commands::EventStore;
 use vextrus_projections::ProjectionStatus;
+use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
 use crate::health::{ProjectionCheck, RelayCheck};
@@ -27,6 +28,9 @@ pub struct Background {
     pub projections: Vec<Probe<ProjectionCheck>>,
     /// The relay, when this process runs one.
     pub relay: Option<Probe<RelayCheck>>,
+    /// Version rebuilds this process runs before a projection starts, by projection name: the
+    /// latest progress while one runs, `None` otherwise.
+    pub rebuilds: Vec<(&'static str, watch::Receiver<Option<Progress>>)>,
 }
 
 /// Tunables of the HTTP API.

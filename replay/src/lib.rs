@@ -105,6 +105,18 @@ pub enum Phase {
     Comparing,
 }
 
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Building => "building",
+            Self::Writing => "writing",
+            Self::Indexing => "indexing",
+            Self::Swapping => "swapping",
+            Self::Comparing => "comparing",
+        }
+    }
+}
+
 /// How far a replay got; reported after every page.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -785,12 +797,13 @@ fn describe(summary: &Summary) -> String {
 }
 
 /// When the projection's recorded version is not this build's, rebuilds it (the old read model
-/// serves until the swap). If another process is already rebuilding it, waits for that. Returns
-/// the summary of a rebuild this call ran.
+/// serves until the swap), calling `on_progress` as [`Replay::run`] does. If another process is
+/// already rebuilding it, waits for that. Returns the summary of a rebuild this call ran.
 pub async fn rebuild_if_outdated<P: Projection + Clone>(
     projection: P,
     owner: PgPool,
     reader: LogReader,
+    mut on_progress: impl FnMut(&Progress) + Send,
 ) -> Result<Option<Summary>, ReplayError> {
     loop {
         let recorded: Option<i32> =
@@ -813,10 +826,28 @@ pub async fn rebuild_if_outdated<P: Projection + Clone>(
                     ..ReplayOptions::default()
                 };
                 match Replay::new(projection.clone(), owner.clone(), reader.clone(), options)
-                    .run(|_| {})
+                    .run(&mut on_progress)
                     .await
                 {
                     Err(ReplayError::AlreadyRunning(_)) => {
+                        // Another process rebuilds it: its progress, as it records it.
+                        let theirs: Option<(i64, i64, i64, f64)> = sqlx::query_as(
+                            "select events_done, events_total, rows_written,
+                                    extract(epoch from now() - started_at)::float8
+                             from projection_replays where projection = $1 and state = 'building'
+                             order by started_at desc limit 1",
+                        )
+                        .bind(P::NAME)
+                        .fetch_optional(&owner)
+                        .await?;
+                        let (done, total, rows, seconds) = theirs.unwrap_or_default();
+                        on_progress(&Progress {
+                            phase: Phase::Building,
+                            events_done: u64::try_from(done).unwrap_or(0),
+                            events_total: u64::try_from(total).unwrap_or(0),
+                            rows_written: u64::try_from(rows).unwrap_or(0),
+                            elapsed: Duration::from_secs_f64(seconds.max(0.0)),
+                        });
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                     other => return other.map(Some),

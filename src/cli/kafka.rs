@@ -169,6 +169,7 @@ async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<(
         OrganizationHierarchy,
         owner.clone(),
         LogReader::new(pool.clone()),
+        |_| {},
     )
     .await
     .context("rebuilding the projection for its new version")?;

@@ -159,13 +159,7 @@ impl ProgressDisplay {
     }
 
     pub(super) fn update(&self, progress: &Progress) {
-        let phase = match progress.phase {
-            Phase::Building => "building",
-            Phase::Writing => "writing",
-            Phase::Indexing => "indexing",
-            Phase::Swapping => "swapping",
-            Phase::Comparing => "comparing",
-        };
+        let phase = progress.phase.as_str();
         if let Some(bar) = &self.bar {
             bar.set_length(progress.events_total);
             bar.set_position(progress.events_done);

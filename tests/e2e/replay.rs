@@ -348,6 +348,7 @@ async fn a_version_change_rebuilds_the_projection_to_what_a_fresh_build_gives() 
         OrganizationHierarchy,
         app.owner.clone(),
         LogReader::new(projector.clone()),
+        |_| {},
     )
     .await
     .unwrap();
@@ -366,10 +367,81 @@ async fn a_version_change_rebuilds_the_projection_to_what_a_fresh_build_gives() 
         OrganizationHierarchy,
         app.owner.clone(),
         LogReader::new(projector),
+        |_| {},
     )
     .await
     .unwrap();
     assert!(again.is_none());
+    app.shutdown().await;
+}
+
+/// Polls `/health/ready` of `base` until the organization projection is in `state`; the status.
+async fn until_projection_state(base: &str, state: &str) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if body["projections"][0]["state"] == state {
+            return (status, body);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {state}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_rebuilding_a_new_version_is_ready_while_the_old_version_serves() {
+    let app = spawn_app().await;
+    drive_commands(&app, 1).await;
+    until_caught_up(&app).await;
+    let fresh = dump_read_models(&app.owner).await;
+    sqlx::query(
+        "update projection_checkpoints set version = 0 where projection = 'organization_hierarchy'",
+    )
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    // Another process's rebuild, as far as the replay lock says.
+    let mut other = app.owner.acquire().await.unwrap().detach();
+    sqlx::query(
+        "select pg_advisory_lock(hashtextextended('vextrus.replay/organization_hierarchy', 0))",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+
+    // A second server on the same database (a rolling deploy of the new version).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = vextrus::server::ServerConfig::new(app.keys.clone());
+    let second = vextrus::server::Server::start(&app.db.options, listener, config)
+        .await
+        .unwrap();
+    let base = format!("http://{}", second.local_addr());
+    let (status, body) = until_projection_state(&base, "rebuilding").await;
+    assert_eq!(status, 200, "the previous version serves: {body}");
+    assert!(body["ready"].as_bool().unwrap());
+    let detail = body["projections"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("rebuilding after a version change"),
+        "{detail}"
+    );
+
+    sqlx::Connection::close(other).await.unwrap();
+    let (status, _) = until_projection_state(&base, "running").await;
+    assert_eq!(status, 200);
+    assert_eq!(dump_read_models(&app.owner).await, fresh);
+    let version: i32 = sqlx::query_scalar(
+        "select version from projection_checkpoints where projection = 'organization_hierarchy'",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(version, 1);
+    second.shutdown().await.unwrap();
     app.shutdown().await;
 }
 
