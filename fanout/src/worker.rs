@@ -56,6 +56,8 @@ pub struct WorkerStatus {
     pub highest_position: i64,
     /// True from subscribing until shutdown.
     pub running: bool,
+    /// Partitions assigned to this worker now (after the group's latest rebalance).
+    pub partitions: usize,
 }
 
 /// Partitions stopped on a poison event: (topic, partition) → the event's offset.
@@ -79,8 +81,9 @@ fn publish_stopped(stopped: &Stopped, status: &watch::Sender<WorkerStatus>) {
     status.send_modify(|status| status.stopped_on = positions);
 }
 
-/// Forgets stopped partitions that a rebalance takes away: their next owner finds the poison
-/// event again by itself.
+/// Publishes how many partitions the worker holds after each rebalance, and forgets stopped
+/// partitions that a rebalance takes away: their next owner finds the poison event again by
+/// itself.
 struct WorkerContext {
     stopped: Stopped,
     status: watch::Sender<WorkerStatus>,
@@ -89,7 +92,12 @@ struct WorkerContext {
 impl ClientContext for WorkerContext {}
 
 impl ConsumerContext for WorkerContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let assigned = consumer
+            .assignment()
+            .map_or(0, |assignment| assignment.count());
+        self.status
+            .send_modify(|status| status.partitions = assigned);
         if let Rebalance::Revoke(partitions) = rebalance {
             let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
             for partition in partitions.elements() {

@@ -220,10 +220,21 @@ async fn commands_through_the_relay_and_two_workers_build_what_the_single_node_r
     let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
     let (_kafka, config) = broker();
     let relay = start_relay(&app, &config).await;
-    let (first, second) = (
+    let (mut first, mut second) = (
         start_worker(&app, &config).await,
         start_worker(&app, &config).await,
     );
+    // Both in the group before any event: otherwise the first could take every event before
+    // the group rebalances to the second.
+    for worker in [&mut first, &mut second] {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            worker.status.wait_for(|status| status.partitions > 0),
+        )
+        .await
+        .expect("each worker holds partitions")
+        .unwrap();
+    }
     drive_commands(&app, 6).await;
     let events = app.event_count().await as u64;
     until_applied(&[&first, &second], events).await;
