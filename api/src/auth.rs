@@ -109,18 +109,27 @@ pub enum Role {
     Manager,
     /// Runs and watches projection replays (operations endpoints).
     Operator,
+    /// Reads the tenant's audit trail (the `/v1/audit` routes).
+    Auditor,
     /// Reads only.
     Viewer,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::Operator, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Operator,
+        Role::Auditor,
+        Role::Viewer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Admin => "admin",
             Self::Manager => "manager",
             Self::Operator => "operator",
+            Self::Auditor => "auditor",
             Self::Viewer => "viewer",
         }
     }
@@ -134,7 +143,7 @@ impl FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role {s:?}; roles are admin, manager, operator, viewer")
+                format!("unknown role {s:?}; roles are admin, manager, operator, auditor, viewer")
             })
     }
 }

@@ -6,9 +6,11 @@
 //! must belong to the project (else 422). The validated context travels into the audit metadata
 //! of every command the request issues.
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use vextrus_commands::{CommandMetadata, tenant};
@@ -36,6 +38,10 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// `X-Correlation-ID`: ties this request to the user action that caused it.
     pub correlation_id: Option<Uuid>,
+    /// The peer address of the connection (no proxy headers are trusted).
+    pub client_address: Option<IpAddr>,
+    /// The `User-Agent` header, cut to [`MAX_USER_AGENT_LEN`] bytes.
+    pub user_agent: Option<String>,
 }
 
 impl RequestContext {
@@ -55,8 +61,14 @@ impl RequestContext {
         operation: &str,
     ) -> CommandMetadata {
         let mut metadata = CommandMetadata::new(self.principal.subject.clone());
+        metadata.actor_roles = self
+            .principal
+            .roles
+            .iter()
+            .map(|role| role.as_str().to_owned())
+            .collect();
         if let Some(key) = idempotency_key {
-            metadata = metadata.with_idempotency_key(&format!("{operation}\n{key}"));
+            metadata = metadata.with_idempotency_key(operation, key);
         }
         if let Some(correlation_id) = self.correlation_id {
             metadata = metadata.with_correlation_id(correlation_id);
@@ -64,16 +76,10 @@ impl RequestContext {
         if let Some(request_id) = &self.request_id {
             metadata = metadata.with_request_id(request_id.clone());
         }
-        if let Some(project) = self.project {
-            metadata
-                .request_metadata
-                .insert("project_id".into(), project.to_string().into());
-        }
-        if let Some(site) = self.site {
-            metadata
-                .request_metadata
-                .insert("site_id".into(), site.to_string().into());
-        }
+        metadata.client_address = self.client_address;
+        metadata.user_agent = self.user_agent.clone();
+        metadata.project_id = self.project.map(|project| project.as_uuid());
+        metadata.site_id = self.site.map(|site| site.as_uuid());
         let span = tracing::Span::current();
         span.record("command_id", tracing::field::display(metadata.command_id()));
         span.record(
@@ -141,6 +147,11 @@ impl FromRequestParts<AppState> for RequestContext {
             site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
             request_id: request_id(&parts.headers)?,
             correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
+            client_address: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip().to_canonical()),
+            user_agent: user_agent(&parts.headers),
             principal,
         };
         context.validate_units(state).await?;
@@ -169,6 +180,21 @@ fn request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                 })
         })
         .transpose()
+}
+
+/// The longest `User-Agent` recorded with events; longer ones are cut (on a character boundary).
+pub const MAX_USER_AGENT_LEN: usize = 512;
+
+/// The `User-Agent`, lossily decoded and cut to [`MAX_USER_AGENT_LEN`]: it is recorded for
+/// auditors, never refused.
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::USER_AGENT)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mut end = text.len().min(MAX_USER_AGENT_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
 }
 
 fn uuid_header(headers: &HeaderMap, name: &str) -> Result<Option<Uuid>, ApiError> {

@@ -10,6 +10,8 @@
 //! - [`hierarchy`]: the organization → division → project → site routes. Future bounded contexts
 //!   (finance) get a module of their own, merged in [`router`].
 //! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
+//! - [`audit`]: the audit trail for auditors (history, activity, correlation, search, export,
+//!   signed checkpoints), read under row-level security.
 //! - [`consistency`]: read-your-writes through `?min_position=N`.
 //! - [`health`] and [`openapi`]: probes and the generated OpenAPI document; [`ops`]: the
 //!   operators' projection status.
@@ -17,6 +19,7 @@
 //! The binary wires it to the event store, the read pool and the projection runners
 //! (`vextrus serve`); the API itself holds no state beyond [`AppState`].
 
+pub mod audit;
 pub mod auth;
 pub mod consistency;
 pub mod context;
@@ -29,6 +32,7 @@ pub mod ops;
 mod state;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
@@ -50,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit;
     Router::new()
         .merge(hierarchy::router())
+        .merge(audit::router())
         .merge(health::router())
         .merge(ops::router())
         .route("/openapi.json", get(openapi::openapi_json))
@@ -76,9 +81,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address is recorded with every command (audit metadata).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The span of one request. Handlers record the tenant, command and correlation ids once known.

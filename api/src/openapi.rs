@@ -46,15 +46,21 @@ use crate::{health, hierarchy};
         health::live,
         health::ready,
         crate::ops::projections,
+        crate::audit::stream_history,
+        crate::audit::user_activity,
+        crate::audit::correlation,
+        crate::audit::search,
+        crate::audit::checkpoints,
         openapi_json,
     ),
-    components(schemas(Problem, InvalidParam)),
+    components(schemas(Problem, InvalidParam, crate::audit::CheckpointView)),
     modifiers(&BearerAuth),
     tags(
         (name = "organizations", description = "Companies: the root of the hierarchy and its aggregate"),
         (name = "divisions", description = "Divisions of an organization"),
         (name = "projects", description = "Construction projects of a division"),
         (name = "sites", description = "Physical sites of a project"),
+        (name = "audit", description = "The audit trail (auditor and admin roles): who changed what, when, on whose behalf"),
         (name = "operations", description = "Health and API description"),
     )
 )]

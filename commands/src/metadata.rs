@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -124,19 +125,30 @@ impl fmt::Display for GlobalPosition {
     }
 }
 
-/// The audit metadata of one command, stored on each of its events.
+/// The audit metadata of one command, stored on each of its events (the `events` columns of the
+/// same names; `migrations/0010_audit_trail.sql`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandMetadata {
     pub actor: ActorId,
+    /// The actor's roles when the command was issued, as the verified token named them.
+    pub actor_roles: Vec<String>,
     command_id: CommandId,
-    idempotent: bool,
+    /// The client's `Idempotency-Key`, verbatim, when it sent one.
+    idempotency_key: Option<String>,
     /// Shared by everything one user action caused, across commands and services.
     pub correlation_id: Uuid,
     /// The command or event that directly caused this command, if any.
     pub causation_id: Option<Uuid>,
     /// The HTTP request that carried the command (`X-Request-ID`).
     pub request_id: Option<String>,
-    /// Further request context for auditors (client address, user agent, ...), a JSON object.
+    /// The peer address of the connection that carried the command.
+    pub client_address: Option<IpAddr>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The project and site the request named as its context (`X-Project-ID`, `X-Site-ID`).
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    /// Anything further for auditors, a JSON object (empty unless a caller adds to it).
     pub request_metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -146,11 +158,16 @@ impl CommandMetadata {
         let command_id = CommandId::new();
         Self {
             actor,
+            actor_roles: Vec::new(),
             command_id,
-            idempotent: false,
+            idempotency_key: None,
             correlation_id: command_id.as_uuid(),
             causation_id: None,
             request_id: None,
+            client_address: None,
+            user_agent: None,
+            project_id: None,
+            site_id: None,
             request_metadata: serde_json::Map::new(),
         }
     }
@@ -163,13 +180,20 @@ impl CommandMetadata {
     /// the store records the outcome and answers a repeat with it. A command without a key has a
     /// fresh id that can never repeat, and nothing is recorded beyond its events.
     pub fn is_idempotent(&self) -> bool {
-        self.idempotent
+        self.idempotency_key.is_some()
     }
 
-    /// Makes the command idempotent under the client's `key` (its `Idempotency-Key`).
-    pub fn with_idempotency_key(mut self, key: &str) -> Self {
-        self.command_id = CommandId::from_idempotency_key(key);
-        self.idempotent = true;
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// Makes the command idempotent under the client's `key` (its `Idempotency-Key`) within
+    /// `scope` (the kind of request), so one key names one kind of request: the command id is
+    /// derived from both, and the key is recorded verbatim.
+    pub fn with_idempotency_key(mut self, scope: &str, key: &str) -> Self {
+        self.command_id = CommandId::from_idempotency_key(&format!("{scope}\n{key}"));
+        self.idempotency_key = Some(key.to_owned());
         self
     }
 

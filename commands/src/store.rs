@@ -62,7 +62,7 @@ impl EventStore {
     /// 1. one snapshot: the command id's recorded outcome (a repeat returns it at once) and the
     ///    stream's events;
     /// 2. one committed call: the new events in one multi-row INSERT, their unique claims and, for
-    ///    an idempotent command ([`CommandMetadata::idempotent`]), its outcome.
+    ///    an idempotent command ([`CommandMetadata::is_idempotent`]), its outcome.
     ///
     /// With `expected_version`, the command runs only if the stream is exactly at that version.
     /// `Some(Version::NONE)` declares a new stream (a creation under a freshly generated id): it
@@ -413,11 +413,17 @@ struct Append {
     claim_scopes: Vec<String>,
     claim_values: Vec<String>,
     actor: String,
+    actor_roles: Vec<String>,
     command_id: Uuid,
+    idempotency_key: Option<String>,
     record_command: bool,
     correlation_id: Uuid,
     causation_id: Option<Uuid>,
     request_id: Option<String>,
+    client_address: Option<String>,
+    user_agent: Option<String>,
+    project_id: Option<Uuid>,
+    site_id: Option<Uuid>,
     request_metadata: Value,
 }
 
@@ -443,11 +449,17 @@ impl Append {
             claim_scopes: Vec::new(),
             claim_values: Vec::new(),
             actor: metadata.actor.as_str().to_owned(),
+            actor_roles: metadata.actor_roles.clone(),
             command_id: metadata.command_id().as_uuid(),
+            idempotency_key: metadata.idempotency_key().map(str::to_owned),
             record_command: metadata.is_idempotent(),
             correlation_id: metadata.correlation_id,
             causation_id: metadata.causation_id,
             request_id: metadata.request_id.clone(),
+            client_address: metadata.client_address.map(|address| address.to_string()),
+            user_agent: metadata.user_agent.clone(),
+            project_id: metadata.project_id,
+            site_id: metadata.site_id,
             request_metadata: Value::Object(metadata.request_metadata.clone()),
         };
         for (offset, event) in (1..).zip(events) {
@@ -476,7 +488,8 @@ impl Append {
     /// the position of the last event, if any.
     async fn run(&self, pool: &PgPool) -> Result<Option<GlobalPosition>, sqlx::Error> {
         let last_position: Option<i64> = sqlx::query_scalar(
-            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16::inet, $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(self.tenant)
         .bind(&self.aggregate_type)
@@ -487,10 +500,16 @@ impl Append {
         .bind(&self.event_versions)
         .bind(&self.payloads)
         .bind(&self.actor)
+        .bind(&self.actor_roles)
         .bind(self.command_id)
+        .bind(&self.idempotency_key)
         .bind(self.correlation_id)
         .bind(self.causation_id)
         .bind(&self.request_id)
+        .bind(&self.client_address)
+        .bind(&self.user_agent)
+        .bind(self.project_id)
+        .bind(self.site_id)
         .bind(&self.request_metadata)
         .bind(&self.claim_scopes)
         .bind(&self.claim_values)

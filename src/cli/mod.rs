@@ -1,6 +1,7 @@
 //! Subcommands and their configuration. Every option can come from the environment (design.md
 //! D10), and every secret also from a file (`*_FILE`).
 
+mod audit;
 mod bench;
 mod kafka;
 mod lag;
@@ -53,6 +54,9 @@ enum Command {
     /// Operators' view of the projections.
     #[command(subcommand)]
     Projections(replay::ProjectionsCommand),
+    /// Tamper evidence for the event log: verify the hash chains, sign checkpoints.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Measure performance and print the figures.
@@ -187,6 +191,7 @@ impl Cli {
             Command::Project(project) => project.run(&self.database).await,
             Command::Replay(replay) => replay.run(&self.database).await,
             Command::Projections(projections) => projections.run(&self.database).await,
+            Command::Audit(audit) => audit.run(&self.database).await,
             Command::Migrate => {
                 let (options, cluster) = self.database.open().await?;
                 let result = database::migrate(&options)

@@ -232,7 +232,7 @@ pub struct TokenArgs {
     #[arg(long)]
     subject: String,
 
-    /// Comma-separated roles: admin, manager, operator, viewer.
+    /// Comma-separated roles: admin, manager, operator, auditor, viewer.
     #[arg(long, value_delimiter = ',', default_value = "viewer")]
     roles: Vec<Role>,
 

@@ -439,14 +439,15 @@ async fn project_and_site_headers_must_name_units_of_the_tenant_that_belong_toge
         .await
         .expect(200);
     assert_eq!(renamed.header("x-request-id"), Some("req-audit-1"));
-    let (metadata, request_id): (Value, Option<String>) = sqlx::query_as(
-        "select request_metadata, request_id from events where global_position = $1",
-    )
-    .bind(renamed.position())
-    .fetch_one(&app.owner)
-    .await
-    .unwrap();
-    assert_eq!(metadata["site_id"], h.site.as_str());
-    assert_eq!(metadata["project_id"], h.project.as_str());
+    let (project, site, request_id): (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as(
+            "select project_id::text, site_id::text, request_id from events where global_position = $1",
+        )
+        .bind(renamed.position())
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(site.as_deref(), Some(h.site.as_str()));
+    assert_eq!(project.as_deref(), Some(h.project.as_str()));
     assert_eq!(request_id.as_deref(), Some("req-audit-1"));
 }

@@ -201,7 +201,7 @@ async fn a_repeated_command_id_returns_the_first_outcome_and_writes_nothing() {
     let tenant = TenantId::new();
     let org = OrganizationId::new();
     let id = org.to_string();
-    let meta = metadata().with_idempotency_key("create-mbl-1");
+    let meta = metadata().with_idempotency_key("test", "create-mbl-1");
 
     let first = fx
         .execute(tenant, &id, create_organization(org, "MBL"), &meta, None)
@@ -225,7 +225,7 @@ async fn only_commands_with_an_idempotency_key_are_recorded_for_repeats() {
     let fx = fixture().await;
     let tenant = TenantId::new();
     let (keyed, unkeyed) = (OrganizationId::new(), OrganizationId::new());
-    let key = metadata().with_idempotency_key("create-keyed");
+    let key = metadata().with_idempotency_key("test", "create-keyed");
     fx.execute(
         tenant,
         &keyed.to_string(),
@@ -265,7 +265,7 @@ async fn concurrent_repeats_of_one_command_write_it_once() {
     let fx = fixture().await;
     let tenant = TenantId::new();
     let (_, id) = fx.create_organization(tenant, "MBL").await;
-    let meta = metadata().with_idempotency_key("add-dhaka");
+    let meta = metadata().with_idempotency_key("test", "add-dhaka");
     let command = OrganizationCommand::CreateDivision {
         division_id: DivisionId::new(),
         name: name("Dhaka"),
@@ -299,7 +299,7 @@ async fn concurrent_repeats_of_one_command_write_it_once() {
 async fn a_command_id_reused_on_another_stream_is_refused() {
     let fx = fixture().await;
     let tenant = TenantId::new();
-    let meta = metadata().with_idempotency_key("k");
+    let meta = metadata().with_idempotency_key("test", "k");
     let first = OrganizationId::new();
     fx.execute(
         tenant,

@@ -1,0 +1,283 @@
+//! The audit queries: one stream's history, a user's activity, a correlation, and a tenant-wide
+//! search, each a page at a time after an opaque cursor.
+//!
+//! They run on a connection whose transaction has the tenant set ([`vextrus_commands::tenant`]),
+//! as a role under row-level security on `events`, and also name the tenant in the SQL so the
+//! tenant-first indexes apply. A stream's history is in sequence order. Everything else is in
+//! commit order `(transaction_id, global_position)` and stops at the watermark, like the log
+//! reader (design.md D3): a page never skips an event that commits late.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+use vextrus_commands::LogPosition;
+use vextrus_domain::TenantId;
+
+/// One event with everything the trail records about it.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct AuditEvent {
+    /// The event's place in the whole log (`global_position`).
+    pub position: i64,
+    /// The appending transaction (`xid8` as text): commit order, for cursors.
+    #[serde(skip)]
+    pub transaction_id: String,
+    pub tenant_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    /// What the event says changed, as the domain recorded it.
+    pub data: Value,
+    /// When the database recorded it (the appending transaction's start).
+    pub recorded_at: DateTime<Utc>,
+    /// Who: the token's subject.
+    pub actor: String,
+    /// The actor's roles when it acted.
+    pub actor_roles: Vec<String>,
+    pub command_id: Uuid,
+    /// The client's `Idempotency-Key`, when it sent one.
+    pub idempotency_key: Option<String>,
+    /// Shared by everything one user action caused.
+    pub correlation_id: Uuid,
+    /// The command or event that caused this one, if any.
+    pub causation_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    /// The peer address of the request.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// The project and site the request named as its context.
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    /// Further request context (older events carry their project and site here).
+    pub request_metadata: Value,
+    /// This event's link in its stream's hash chain (hex SHA-256).
+    pub hash: String,
+    /// The state change the event made (entity history only): `{"/path": {"before": …, "after": …}}`.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Value>,
+}
+
+/// The select list of [`AuditEvent`].
+const AUDIT_COLUMNS: &str = "global_position as position, transaction_id::text as transaction_id, tenant_id, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload as data, recorded_at, actor, \
+     actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
+     host(client_address) as client_address, user_agent, project_id, site_id, request_metadata, \
+     encode(hash, 'hex') as hash";
+
+/// A half-open time range `[from, to)` on `recorded_at`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Which events a trail query returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrailQuery {
+    /// Every event of one stream (an entity's history), in sequence order.
+    Stream {
+        aggregate_type: String,
+        aggregate_id: String,
+    },
+    /// Everything one actor did in a time range.
+    Actor { actor: String, range: TimeRange },
+    /// Everything sharing a correlation id.
+    Correlation { correlation_id: Uuid },
+    /// A tenant-wide search.
+    Search {
+        aggregate_type: Option<String>,
+        event_type: Option<String>,
+        range: TimeRange,
+    },
+}
+
+/// Where a page ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailCursor {
+    /// After this sequence of the stream.
+    Sequence(i64),
+    /// After this place in commit order.
+    Log(LogPosition),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a cursor returned by this query")]
+pub struct InvalidCursor;
+
+impl TrailCursor {
+    /// The cursor after `event` in `query`'s order.
+    pub fn after(query: &TrailQuery, event: &AuditEvent) -> Result<Self, InvalidCursor> {
+        Ok(match query {
+            TrailQuery::Stream { .. } => Self::Sequence(event.sequence),
+            _ => Self::Log(LogPosition {
+                transaction_id: event.transaction_id.parse().map_err(|_| InvalidCursor)?,
+                global_position: event.position,
+            }),
+        })
+    }
+
+    /// Opaque text for clients.
+    pub fn encode(&self) -> String {
+        let text = match self {
+            Self::Sequence(sequence) => format!("s{sequence}"),
+            Self::Log(position) => {
+                format!("l{}.{}", position.transaction_id, position.global_position)
+            }
+        };
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// Reads a cursor back, refusing one that does not belong to `query`'s kind of order.
+    pub fn decode(query: &TrailQuery, text: &str) -> Result<Self, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| InvalidCursor)?;
+        let cursor = if let Some(sequence) = text.strip_prefix('s') {
+            Self::Sequence(sequence.parse().map_err(|_| InvalidCursor)?)
+        } else if let Some(position) = text.strip_prefix('l') {
+            let (transaction_id, global_position) =
+                position.split_once('.').ok_or(InvalidCursor)?;
+            Self::Log(LogPosition {
+                transaction_id: transaction_id.parse().map_err(|_| InvalidCursor)?,
+                global_position: global_position.parse().map_err(|_| InvalidCursor)?,
+            })
+        } else {
+            return Err(InvalidCursor);
+        };
+        match (query, cursor) {
+            (TrailQuery::Stream { .. }, Self::Sequence(_)) => Ok(cursor),
+            (TrailQuery::Stream { .. }, Self::Log(_)) | (_, Self::Sequence(_)) => {
+                Err(InvalidCursor)
+            }
+            (_, Self::Log(_)) => Ok(cursor),
+        }
+    }
+}
+
+/// Up to `limit` events of `tenant` that `query` selects, after `after`, in the query's order.
+/// `conn` must be in a transaction whose tenant is `tenant`.
+pub async fn fetch_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    query: &TrailQuery,
+    after: Option<TrailCursor>,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {AUDIT_COLUMNS} from events where tenant_id = "
+    ));
+    sql.push_bind(tenant.as_uuid());
+    let in_commit_order = !matches!(query, TrailQuery::Stream { .. });
+    match query {
+        TrailQuery::Stream {
+            aggregate_type,
+            aggregate_id,
+        } => {
+            sql.push(" and aggregate_type = ")
+                .push_bind(aggregate_type.clone())
+                .push(" and aggregate_id = ")
+                .push_bind(aggregate_id.clone());
+        }
+        TrailQuery::Actor { actor, range } => {
+            sql.push(" and actor = ").push_bind(actor.clone());
+            push_range(&mut sql, range);
+        }
+        TrailQuery::Correlation { correlation_id } => {
+            sql.push(" and correlation_id = ")
+                .push_bind(*correlation_id);
+        }
+        TrailQuery::Search {
+            aggregate_type,
+            event_type,
+            range,
+        } => {
+            if let Some(aggregate_type) = aggregate_type {
+                sql.push(" and aggregate_type = ")
+                    .push_bind(aggregate_type.clone());
+            }
+            if let Some(event_type) = event_type {
+                sql.push(" and event_type = ").push_bind(event_type.clone());
+            }
+            push_range(&mut sql, range);
+        }
+    }
+    match after {
+        Some(TrailCursor::Sequence(sequence)) => {
+            sql.push(" and sequence > ").push_bind(sequence);
+        }
+        Some(TrailCursor::Log(position)) => {
+            sql.push(" and (transaction_id, global_position) > (")
+                .push_bind(position.transaction_id.to_string())
+                .push("::text::xid8, ")
+                .push_bind(position.global_position)
+                .push(")");
+        }
+        None => {}
+    }
+    if in_commit_order {
+        sql.push(
+            " and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              order by events.transaction_id, events.global_position",
+        );
+    } else {
+        sql.push(" order by sequence");
+    }
+    sql.push(" limit ").push_bind(i64::from(limit));
+    sql.build_query_as::<AuditEvent>().fetch_all(conn).await
+}
+
+fn push_range(sql: &mut QueryBuilder<'_, Postgres>, range: &TimeRange) {
+    if let Some(from) = range.from {
+        sql.push(" and recorded_at >= ").push_bind(from);
+    }
+    if let Some(to) = range.to {
+        sql.push(" and recorded_at < ").push_bind(to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_kind_of_query() {
+        let stream = TrailQuery::Stream {
+            aggregate_type: "organization".into(),
+            aggregate_id: "x".into(),
+        };
+        let correlation = TrailQuery::Correlation {
+            correlation_id: Uuid::nil(),
+        };
+        let by_sequence = TrailCursor::Sequence(7);
+        let by_log = TrailCursor::Log(LogPosition {
+            transaction_id: 900,
+            global_position: 42,
+        });
+        assert_eq!(
+            TrailCursor::decode(&stream, &by_sequence.encode()),
+            Ok(by_sequence)
+        );
+        assert_eq!(
+            TrailCursor::decode(&correlation, &by_log.encode()),
+            Ok(by_log)
+        );
+        assert_eq!(
+            TrailCursor::decode(&stream, &by_log.encode()),
+            Err(InvalidCursor)
+        );
+        assert_eq!(
+            TrailCursor::decode(&correlation, &by_sequence.encode()),
+            Err(InvalidCursor)
+        );
+        assert_eq!(TrailCursor::decode(&stream, "garbage!"), Err(InvalidCursor));
+        assert_eq!(
+            TrailCursor::decode(&stream, &URL_SAFE_NO_PAD.encode("sX")),
+            Err(InvalidCursor)
+        );
+    }
+}
