@@ -20,7 +20,7 @@ pub type EventHash = [u8; HASH_LEN];
 /// The select list of [`ChainRow`] over `events`.
 pub const CHAIN_COLUMNS: &str = "tenant_id, aggregate_type, aggregate_id, sequence, global_position, \
      transaction_id::text as transaction_id, event_type, event_version, payload::text as payload, actor, \
-     actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
+     to_jsonb(actor_roles)::text as actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
      client_address::text as client_address, user_agent, project_id, site_id, \
      request_metadata::text as request_metadata, \
      (extract(epoch from recorded_at) * 1000000)::bigint as recorded_at_micros, hash";
@@ -38,7 +38,8 @@ pub struct ChainRow {
     pub event_version: String,
     pub payload: String,
     pub actor: String,
-    pub actor_roles: Vec<String>,
+    /// The roles as a jsonb array in its text form.
+    pub actor_roles: String,
     pub command_id: Uuid,
     pub idempotency_key: Option<String>,
     pub correlation_id: Uuid,
@@ -71,10 +72,7 @@ impl ChainRow {
         message.field(Some(&self.event_version));
         message.field(Some(&self.payload));
         message.field(Some(&self.actor));
-        message.field(Some(&self.actor_roles.len().to_string()));
-        for role in &self.actor_roles {
-            message.field(Some(role));
-        }
+        message.field(Some(&self.actor_roles));
         message.field(Some(&self.command_id.to_string()));
         message.field(self.idempotency_key.as_deref());
         message.field(Some(&self.correlation_id.to_string()));
@@ -155,7 +153,7 @@ mod tests {
             event_version: "1".into(),
             payload: r#"{"name": "Meghna"}"#.into(),
             actor: "user-1".into(),
-            actor_roles: vec!["admin".into()],
+            actor_roles: r#"["admin"]"#.into(),
             command_id: Uuid::nil(),
             idempotency_key: None,
             correlation_id: Uuid::nil(),
@@ -183,7 +181,7 @@ mod tests {
         changed.sequence = 2;
         assert_ne!(base, changed.expected_hash(None));
         let mut changed = row();
-        changed.actor_roles.clear();
+        changed.actor_roles = "[]".into();
         assert_ne!(base, changed.expected_hash(None));
     }
 

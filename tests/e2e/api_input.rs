@@ -253,6 +253,14 @@ async fn openapi_health_request_ids_and_unknown_routes() {
         ("get", "/health/live"),
         ("get", "/health/ready"),
         ("get", "/v1/ops/projections"),
+        (
+            "get",
+            "/v1/audit/streams/{aggregate_type}/{aggregate_id}/events",
+        ),
+        ("get", "/v1/audit/users/{actor}/events"),
+        ("get", "/v1/audit/correlations/{correlation_id}/events"),
+        ("get", "/v1/audit/events"),
+        ("get", "/v1/audit/checkpoints"),
         ("get", "/openapi.json"),
     ];
     let documented: usize = doc["paths"]

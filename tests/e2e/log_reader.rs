@@ -34,37 +34,6 @@ async fn insert_raw(
     .unwrap()
 }
 
-/// Waits until every transaction that had started by now has finished. The watermark counts
-/// every running transaction of the cluster, other tests' included, so exact reads wait for it.
-async fn settle(owner: &PgPool) {
-    let horizon: String =
-        sqlx::query_scalar("select pg_snapshot_xmax(pg_current_snapshot())::text")
-            .fetch_one(owner)
-            .await
-            .unwrap();
-    settle_past(owner, horizon.parse::<u64>().unwrap() - 1).await;
-}
-
-/// Waits until the watermark has passed transaction `xid`.
-async fn settle_past(owner: &PgPool, xid: u64) {
-    let passed = async {
-        loop {
-            let xmin: String =
-                sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text")
-                    .fetch_one(owner)
-                    .await
-                    .unwrap();
-            if xmin.parse::<u64>().unwrap() > xid {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), passed)
-        .await
-        .expect("other transactions finished");
-}
-
 fn positions(events: &[RecordedEvent]) -> Vec<i64> {
     events.iter().map(|e| e.global_position.get()).collect()
 }

@@ -6,6 +6,7 @@
 mod api_hierarchy;
 mod api_input;
 mod api_security;
+mod audit;
 mod cli;
 mod http;
 mod immutability;
@@ -16,3 +17,4 @@ mod projections;
 mod replay;
 mod store;
 mod support;
+mod tamper;
