@@ -16,8 +16,12 @@ alter table events
     add column project_id      uuid,
     add column site_id         uuid,
     -- SHA-256 over this event's content and metadata and the previous event's hash in the same
-    -- stream (see vextrus_event_hash). Set by the database on insert; no role may supply it.
-    add column hash            bytea;
+    -- stream (see vextrus_event_hash), and that previous hash (null for a stream's first event),
+    -- kept so a verifier can tell an altered event (its own hash fails) from one whose predecessor
+    -- was replaced or moved (its link fails). Set by the database on insert; no role may supply
+    -- them.
+    add column hash            bytea,
+    add column previous_hash   bytea;
 
 -- One field of the hashed message, unambiguous whatever it contains: `<bytes>:<value>,` or `-,`
 -- for null (a netstring variant).
@@ -88,6 +92,7 @@ begin
                 using errcode = 'check_violation';
         end if;
     end if;
+    new.previous_hash := previous;
     new.hash := vextrus_event_hash(new, previous);
     return new;
 end
@@ -111,10 +116,10 @@ begin
         if e.sequence = 1 then
             previous := null;
         end if;
-        previous := vextrus_event_hash(e, previous);
-        update events set hash = previous
+        update events set previous_hash = previous, hash = vextrus_event_hash(e, previous)
         where tenant_id = e.tenant_id and aggregate_type = e.aggregate_type
-          and aggregate_id = e.aggregate_id and sequence = e.sequence;
+          and aggregate_id = e.aggregate_id and sequence = e.sequence
+        returning hash into previous;
     end loop;
 end
 $$;

@@ -23,7 +23,7 @@ pub const CHAIN_COLUMNS: &str = "tenant_id, aggregate_type, aggregate_id, sequen
      to_jsonb(actor_roles)::text as actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
      client_address::text as client_address, user_agent, project_id, site_id, \
      request_metadata::text as request_metadata, \
-     (extract(epoch from recorded_at) * 1000000)::bigint as recorded_at_micros, hash";
+     (extract(epoch from recorded_at) * 1000000)::bigint as recorded_at_micros, hash, previous_hash";
 
 /// One event as the hash covers it, with the hash stored beside it.
 #[derive(Debug, Clone, FromRow)]
@@ -53,6 +53,8 @@ pub struct ChainRow {
     pub recorded_at_micros: i64,
     /// As stored; `None` only if someone removed it.
     pub hash: Option<Vec<u8>>,
+    /// The predecessor's hash this event was chained to, as stored (`None` for a first event).
+    pub previous_hash: Option<Vec<u8>>,
 }
 
 impl ChainRow {
@@ -166,6 +168,7 @@ mod tests {
             request_metadata: "{}".into(),
             recorded_at_micros: 1_700_000_000_000_000,
             hash: None,
+            previous_hash: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `vextrus audit verify`: walks every stream in order, recomputes each event's hash from its
-//! content, its metadata and the stored hash of the event before it, and reports every event that
-//! does not match and every gap where events were removed.
+//! content, its metadata and the predecessor hash stored with it, checks that this predecessor
+//! hash is the stored hash of the event before it, and reports every event that does not match
+//! (altered), every link that does not hold (unlinked) and every gap where events were removed.
 //!
 //! What the chain alone cannot see: the *last* events of a stream removed, or a whole stream
 //! rewritten with freshly computed hashes. Signed checkpoints ([`crate::checkpoint`]) cover those
@@ -18,9 +19,12 @@ use crate::chain::{CHAIN_COLUMNS, ChainRow, EventHash};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Tampering {
-    /// The stored hash does not match the event's content and metadata chained to the stored
-    /// hash of the event before it: this event (or its hash) was changed, or moved.
+    /// The stored hash does not match the event's content and metadata: this event (or its
+    /// hash) was changed, or moved to another place in its stream.
     Altered,
+    /// The event is intact, but the event before it is not the one it was chained to: that one
+    /// was replaced, moved, or rewritten with a recomputed hash.
+    Unlinked,
     /// Sequences `first..=last` of the stream are missing before this event: they were removed.
     Missing { first: i64, last: i64 },
 }
@@ -49,6 +53,11 @@ impl std::fmt::Display for Finding {
             Tampering::Altered => write!(
                 f,
                 "ALTERED  position {} ({stream} sequence {}): content, metadata or order differ from its hash",
+                self.global_position, self.sequence
+            ),
+            Tampering::Unlinked => write!(
+                f,
+                "UNLINKED position {} ({stream} sequence {}): the event before it is not the one it was chained to",
                 self.global_position, self.sequence
             ),
             Tampering::Missing { first, last } => write!(
@@ -149,11 +158,10 @@ fn check(report: &mut ChainReport, walk: &mut Walk, row: &ChainRow) {
             first: walk.last_sequence + 1,
             last: row.sequence - 1,
         }));
-    } else {
-        let expected = row.expected_hash(walk.last_hash.as_ref().map(|hash| hash.as_slice()));
-        if row.stored_hash() != Some(expected) {
-            report.findings.push(finding(Tampering::Altered));
-        }
+    } else if row.stored_hash() != Some(row.expected_hash(row.previous_hash.as_deref())) {
+        report.findings.push(finding(Tampering::Altered));
+    } else if row.previous_hash.as_deref() != walk.last_hash.as_ref().map(|hash| hash.as_slice()) {
+        report.findings.push(finding(Tampering::Unlinked));
     }
     walk.last_sequence = row.sequence;
     // The next link is checked against what is stored, so one altered event is reported once,

@@ -176,7 +176,7 @@ async fn verify_names_a_deleted_event_and_both_events_of_a_swap() {
     );
 
     // Swap the order of two events of the other stream: each now sits where its hash says it
-    // does not belong.
+    // does not belong, and the event after them follows the wrong predecessor.
     let (tenant, stream) = &streams[1];
     let second = position(&fx.owner, *tenant, stream, 2).await;
     let third = position(&fx.owner, *tenant, stream, 3).await;
@@ -195,6 +195,13 @@ async fn verify_names_a_deleted_event_and_both_events_of_a_swap() {
         [
             finding(*tenant, stream, 2, third, Tampering::Altered),
             finding(*tenant, stream, 3, second, Tampering::Altered),
+            finding(
+                *tenant,
+                stream,
+                4,
+                position(&fx.owner, *tenant, stream, 4).await,
+                Tampering::Unlinked
+            ),
         ],
         "{found:?}"
     );
@@ -211,9 +218,9 @@ async fn rewrite_chain(owner: &PgPool, tenant: TenantId, stream: &str) {
              begin
                  for e in select * from events where tenant_id = '{tenant}' and aggregate_id = '{stream}'
                           order by sequence loop
-                     previous := vextrus_event_hash(e, previous);
-                     update events set hash = previous
-                     where tenant_id = e.tenant_id and aggregate_id = e.aggregate_id and sequence = e.sequence;
+                     update events set previous_hash = previous, hash = vextrus_event_hash(e, previous)
+                     where tenant_id = e.tenant_id and aggregate_id = e.aggregate_id and sequence = e.sequence
+                     returning hash into previous;
                  end loop;
              end $$"
         ),
