@@ -162,6 +162,10 @@ impl utoipa::IntoResponses for AuditErrors {
                 "Not an auditor or admin, or X-Tenant-ID differs from the token",
             ),
             (
+                404,
+                "A path that names nothing, e.g. a correlation id that is not a UUID (an unknown or foreign stream, user or correlation is an empty list, not 404)",
+            ),
+            (
                 422,
                 "Invalid parameter value, or a filter this list does not take",
             ),
