@@ -29,7 +29,7 @@ create function vextrus_hash_field(value text) returns text
     language sql immutable parallel safe
     return case when value is null then '-' else octet_length(value)::text || ':' || value end || ',';
 
--- The hash of event `e` chained to `previous` (null for a stream's first event). This is the
+-- The hash of an event chained to `previous` (null for a stream's first event). This is the
 -- definition auditors reimplement (README, "Auditing"): SHA-256 of the UTF-8 message
 --
 --   'vextrus-event-v1,' then, each as a field: hex(previous), tenant_id, aggregate_type,
@@ -39,37 +39,54 @@ create function vextrus_hash_field(value text) returns text
 --   user_agent, project_id, site_id, request_metadata (jsonb text form),
 --   recorded_at (microseconds since the Unix epoch)
 --
--- Changing any of them, or the chain's order, changes the hash. A single expression without
--- subqueries, so the planner inlines it into the trigger (a non-inlined SQL function call costs
--- far more than the hash).
-create function vextrus_event_hash(e events, previous bytea) returns bytea
+-- Changing any of them, or the chain's order, changes the hash. It takes the columns one by one
+-- and is a single expression, so the planner inlines it into its callers: the trigger passes
+-- NEW's fields without copying the row for each (a row-typed argument built from NEW, or a
+-- non-inlined SQL function call, costs several times the hash itself).
+create function vextrus_event_hash_of(
+    previous bytea, tenant_id uuid, aggregate_type text, aggregate_id text, sequence bigint,
+    global_position bigint, transaction_id xid8, event_type text, event_version text, payload jsonb,
+    actor text, actor_roles text[], command_id uuid, idempotency_key text, correlation_id uuid,
+    causation_id uuid, request_id text, client_address inet, user_agent text, project_id uuid,
+    site_id uuid, request_metadata jsonb, recorded_at timestamptz
+) returns bytea
     language sql stable parallel safe
     return sha256(convert_to(
         'vextrus-event-v1,'
         || vextrus_hash_field(encode(previous, 'hex'))
-        || vextrus_hash_field(e.tenant_id::text)
-        || vextrus_hash_field(e.aggregate_type)
-        || vextrus_hash_field(e.aggregate_id)
-        || vextrus_hash_field(e.sequence::text)
-        || vextrus_hash_field(e.global_position::text)
-        || vextrus_hash_field(e.transaction_id::text)
-        || vextrus_hash_field(e.event_type)
-        || vextrus_hash_field(e.event_version)
-        || vextrus_hash_field(e.payload::text)
-        || vextrus_hash_field(e.actor)
-        || vextrus_hash_field(to_jsonb(e.actor_roles)::text)
-        || vextrus_hash_field(e.command_id::text)
-        || vextrus_hash_field(e.idempotency_key)
-        || vextrus_hash_field(e.correlation_id::text)
-        || vextrus_hash_field(e.causation_id::text)
-        || vextrus_hash_field(e.request_id)
-        || vextrus_hash_field(e.client_address::text)
-        || vextrus_hash_field(e.user_agent)
-        || vextrus_hash_field(e.project_id::text)
-        || vextrus_hash_field(e.site_id::text)
-        || vextrus_hash_field(e.request_metadata::text)
-        || vextrus_hash_field(((extract(epoch from e.recorded_at) * 1000000)::bigint)::text),
+        || vextrus_hash_field(tenant_id::text)
+        || vextrus_hash_field(aggregate_type)
+        || vextrus_hash_field(aggregate_id)
+        || vextrus_hash_field(sequence::text)
+        || vextrus_hash_field(global_position::text)
+        || vextrus_hash_field(transaction_id::text)
+        || vextrus_hash_field(event_type)
+        || vextrus_hash_field(event_version)
+        || vextrus_hash_field(payload::text)
+        || vextrus_hash_field(actor)
+        || vextrus_hash_field(to_jsonb(actor_roles)::text)
+        || vextrus_hash_field(command_id::text)
+        || vextrus_hash_field(idempotency_key)
+        || vextrus_hash_field(correlation_id::text)
+        || vextrus_hash_field(causation_id::text)
+        || vextrus_hash_field(request_id)
+        || vextrus_hash_field(client_address::text)
+        || vextrus_hash_field(user_agent)
+        || vextrus_hash_field(project_id::text)
+        || vextrus_hash_field(site_id::text)
+        || vextrus_hash_field(request_metadata::text)
+        || vextrus_hash_field(((extract(epoch from recorded_at) * 1000000)::bigint)::text),
         'UTF8'));
+
+-- The hash of stored event `e` chained to `previous`: for auditors' SQL, e.g.
+-- `select vextrus_event_hash(e, e.previous_hash) = e.hash from events e`.
+create function vextrus_event_hash(e events, previous bytea) returns bytea
+    language sql stable parallel safe
+    return vextrus_event_hash_of(
+        previous, e.tenant_id, e.aggregate_type, e.aggregate_id, e.sequence, e.global_position,
+        e.transaction_id, e.event_type, e.event_version, e.payload, e.actor, e.actor_roles,
+        e.command_id, e.idempotency_key, e.correlation_id, e.causation_id, e.request_id,
+        e.client_address, e.user_agent, e.project_id, e.site_id, e.request_metadata, e.recorded_at);
 
 -- 2. The chain, computed on insert inside the appending transaction. The previous event of the
 --    stream is committed already (the store appends version + 1 after loading version) or was
@@ -93,7 +110,12 @@ begin
         end if;
     end if;
     new.previous_hash := previous;
-    new.hash := vextrus_event_hash(new, previous);
+    new.hash := vextrus_event_hash_of(
+        previous, new.tenant_id, new.aggregate_type, new.aggregate_id, new.sequence,
+        new.global_position, new.transaction_id, new.event_type, new.event_version, new.payload,
+        new.actor, new.actor_roles, new.command_id, new.idempotency_key, new.correlation_id,
+        new.causation_id, new.request_id, new.client_address, new.user_agent, new.project_id,
+        new.site_id, new.request_metadata, new.recorded_at);
     return new;
 end
 $$;
