@@ -1,13 +1,15 @@
 //! The per-stream hash chain, recomputed outside the database.
 //!
-//! The database computes each event's hash on insert (`vextrus_event_hash` in
+//! The database computes each event's hash on insert (`vextrus_event_hash_of` in
 //! `migrations/0010_audit_trail.sql`); this module is an independent implementation of the same
-//! definition, so `vextrus audit verify` does not take the database's word for it. Every field is
-//! written as `<byte length>:<value>,` (or `-,` for null), so no choice of values can shift bytes
-//! from one field into another. Values come from the database in their text forms (`payload::text`
-//! is the canonical jsonb rendering, `client_address::text` the inet one).
+//! definition, so `vextrus audit verify` does not take the database's word for it. The hashed
+//! message is a JSON array in PostgreSQL's jsonb text form: `, ` between elements, strings escaped
+//! as PostgreSQL's `escape_json` does, and the jsonb values (payload, roles, request metadata)
+//! embedded in the text form the database renders them in.
 
-use ring::digest::{Context, SHA256};
+use std::fmt::Write;
+
+use ring::digest::{SHA256, digest};
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -61,32 +63,41 @@ impl ChainRow {
     /// The hash this event must have if it follows `previous` (`None` for a stream's first event)
     /// and nothing about it changed.
     pub fn expected_hash(&self, previous: Option<&[u8]>) -> EventHash {
-        let mut message = Message(Context::new(&SHA256));
-        message.0.update(b"vextrus-event-v1,");
-        message.field(previous.map(hex).as_deref());
-        message.field(Some(&self.tenant_id.to_string()));
-        message.field(Some(&self.aggregate_type));
-        message.field(Some(&self.aggregate_id));
-        message.field(Some(&self.sequence.to_string()));
-        message.field(Some(&self.global_position.to_string()));
-        message.field(Some(&self.transaction_id));
-        message.field(Some(&self.event_type));
-        message.field(Some(&self.event_version));
-        message.field(Some(&self.payload));
-        message.field(Some(&self.actor));
-        message.field(Some(&self.actor_roles));
-        message.field(Some(&self.command_id.to_string()));
-        message.field(self.idempotency_key.as_deref());
-        message.field(Some(&self.correlation_id.to_string()));
-        message.field(self.causation_id.map(|id| id.to_string()).as_deref());
-        message.field(self.request_id.as_deref());
-        message.field(self.client_address.as_deref());
-        message.field(self.user_agent.as_deref());
-        message.field(self.project_id.map(|id| id.to_string()).as_deref());
-        message.field(self.site_id.map(|id| id.to_string()).as_deref());
-        message.field(Some(&self.request_metadata));
-        message.field(Some(&self.recorded_at_micros.to_string()));
-        message.finish()
+        let mut hash = [0; HASH_LEN];
+        hash.copy_from_slice(digest(&SHA256, self.message(previous).as_bytes()).as_ref());
+        hash
+    }
+
+    /// The hashed text: the jsonb array `vextrus_event_hash_of` builds, as PostgreSQL prints it.
+    pub fn message(&self, previous: Option<&[u8]>) -> String {
+        let mut message = Message(String::with_capacity(512 + self.payload.len()));
+        message.0.push('[');
+        message.string(Some("vextrus-event-v1"));
+        message.string(previous.map(hex).as_deref());
+        message.string(Some(&self.tenant_id.to_string()));
+        message.string(Some(&self.aggregate_type));
+        message.string(Some(&self.aggregate_id));
+        message.number(self.sequence);
+        message.number(self.global_position);
+        message.string(Some(&self.transaction_id));
+        message.string(Some(&self.event_type));
+        message.string(Some(&self.event_version));
+        message.json(&self.payload);
+        message.string(Some(&self.actor));
+        message.json(&self.actor_roles);
+        message.string(Some(&self.command_id.to_string()));
+        message.string(self.idempotency_key.as_deref());
+        message.string(Some(&self.correlation_id.to_string()));
+        message.string(self.causation_id.map(|id| id.to_string()).as_deref());
+        message.string(self.request_id.as_deref());
+        message.string(self.client_address.as_deref());
+        message.string(self.user_agent.as_deref());
+        message.string(self.project_id.map(|id| id.to_string()).as_deref());
+        message.string(self.site_id.map(|id| id.to_string()).as_deref());
+        message.json(&self.request_metadata);
+        message.number(self.recorded_at_micros);
+        message.0.push(']');
+        message.0
     }
 
     /// The stored hash, when it has the right length.
@@ -95,31 +106,56 @@ impl ChainRow {
     }
 }
 
-struct Message(Context);
+/// A jsonb array being printed.
+struct Message(String);
 
 impl Message {
-    fn field(&mut self, value: Option<&str>) {
-        match value {
-            None => self.0.update(b"-,"),
-            Some(value) => {
-                self.0.update(value.len().to_string().as_bytes());
-                self.0.update(b":");
-                self.0.update(value.as_bytes());
-                self.0.update(b",");
-            }
+    fn separate(&mut self) {
+        if !self.0.ends_with('[') {
+            self.0.push_str(", ");
         }
     }
 
-    fn finish(self) -> EventHash {
-        let mut hash = [0; HASH_LEN];
-        hash.copy_from_slice(self.0.finish().as_ref());
-        hash
+    /// A string as PostgreSQL's `escape_json` writes it, or `null`.
+    fn string(&mut self, value: Option<&str>) {
+        self.separate();
+        let Some(value) = value else {
+            self.0.push_str("null");
+            return;
+        };
+        self.0.push('"');
+        for c in value.chars() {
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                '\u{8}' => self.0.push_str("\\b"),
+                '\u{c}' => self.0.push_str("\\f"),
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push_str("\\t"),
+                c if u32::from(c) < 0x20 => {
+                    let _ = write!(self.0, "\\u{:04x}", u32::from(c));
+                }
+                c => self.0.push(c),
+            }
+        }
+        self.0.push('"');
+    }
+
+    fn number(&mut self, value: i64) {
+        self.separate();
+        let _ = write!(self.0, "{value}");
+    }
+
+    /// A value already in jsonb text form.
+    fn json(&mut self, text: &str) {
+        self.separate();
+        self.0.push_str(text);
     }
 }
 
 /// Lower-case hex, as PostgreSQL's `encode(…, 'hex')` writes it.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
     bytes
         .iter()
         .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
@@ -186,6 +222,20 @@ mod tests {
         let mut changed = row();
         changed.actor_roles = "[]".into();
         assert_ne!(base, changed.expected_hash(None));
+    }
+
+    #[test]
+    fn the_message_is_printed_as_postgresql_prints_the_jsonb_array() {
+        let mut row = row();
+        row.user_agent = Some("tab\there \"q\" \\ \u{1}".into());
+        let message = row.message(None);
+        assert!(message.starts_with(r#"["vextrus-event-v1", null, "00000000-0000-0000-0000-000000000000", "organization", "a", 1, 7, "750", "#));
+        // What PostgreSQL 15 prints for `jsonb_build_array(E'tab\there "q" \\ \u0001')::text`.
+        assert!(
+            message.contains(r#", "tab\there \"q\" \\ \u0001", "#),
+            "{message}"
+        );
+        assert!(message.ends_with(r#", {}, 1700000000000000]"#), "{message}");
     }
 
     #[test]

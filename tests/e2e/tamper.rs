@@ -20,7 +20,9 @@ fn full_metadata() -> CommandMetadata {
         .with_request_id("req-tamper");
     metadata.actor_roles = vec!["admin".into(), "manager".into()];
     metadata.client_address = Some("10.1.2.3".parse().unwrap());
-    metadata.user_agent = Some("tamper-test/1.0 (\"quoted\", ünïcode)".into());
+    // Quotes, a backslash, non-ASCII and control characters: the escaping must agree with the
+    // database's, byte for byte.
+    metadata.user_agent = Some("tamper-test/1.0 (\"quoted\", ünïcode, \\)\t\u{1}\u{7f}".into());
     metadata.project_id = Some(uuid::Uuid::now_v7());
     metadata.site_id = Some(uuid::Uuid::now_v7());
     metadata.request_metadata.insert(
