@@ -18,6 +18,7 @@ use vextrus_domain::TenantId;
 use vextrus_domain::ids::{ProjectId, SiteId};
 
 use crate::auth::Principal;
+use crate::client_address::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,7 +39,8 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// `X-Correlation-ID`: ties this request to the user action that caused it.
     pub correlation_id: Option<Uuid>,
-    /// The peer address of the connection (no proxy headers are trusted).
+    /// The peer address of the connection, or the client behind trusted proxies
+    /// ([`crate::client_address`]).
     pub client_address: Option<IpAddr>,
     /// The `User-Agent` header, cut to [`MAX_USER_AGENT_LEN`] bytes.
     pub user_agent: Option<String>,
@@ -147,10 +149,11 @@ impl FromRequestParts<AppState> for RequestContext {
             site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
             request_id: request_id(&parts.headers)?,
             correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
-            client_address: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| peer.ip().to_canonical()),
+            client_address: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
+                |ConnectInfo(peer)| {
+                    client_address(peer.ip(), &parts.headers, &state.settings().trusted_proxies)
+                },
+            ),
             user_agent: user_agent(&parts.headers),
             principal,
         };

@@ -12,6 +12,8 @@
 //! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
 //! - [`audit`]: the audit trail for auditors (history, activity, correlation, search, export,
 //!   signed checkpoints), read under row-level security.
+//! - [`client_address`]: the address recorded with commands (the peer, or `X-Forwarded-For`
+//!   behind trusted proxies).
 //! - [`consistency`]: read-your-writes through `?min_position=N`.
 //! - [`health`] and [`openapi`]: probes and the generated OpenAPI document; [`ops`]: the
 //!   operators' projection status.
@@ -21,6 +23,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 pub mod consistency;
 pub mod context;
 pub mod error;

@@ -11,6 +11,7 @@ use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
+use crate::client_address::IpNetwork;
 use crate::health::{ProjectionCheck, RelayCheck};
 
 /// Reports a background component's state to `/health/ready`. The server builds these from the
@@ -42,6 +43,9 @@ pub struct ApiSettings {
     pub read_wait: Duration,
     /// The newest migration this build knows; `/health/ready` checks the database has it.
     pub latest_migration: i64,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_address`]); none by
+    /// default.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +54,7 @@ impl Default for ApiSettings {
             body_limit: 64 * 1024,
             read_wait: Duration::from_secs(5),
             latest_migration: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use uuid::Uuid;
 use vextrus::database;
 use vextrus::server::{AGGREGATE_TYPES, Fanout, Server, ServerConfig};
+use vextrus_api::client_address::IpNetwork;
 use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
 use vextrus_fanout::EmbeddedKafka;
 
@@ -102,6 +103,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_READ_WAIT_MS", default_value_t = 5000)]
     read_wait_ms: u64,
 
+    /// Comma-separated proxies (addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`) whose
+    /// `X-Forwarded-For` names the client address recorded with commands. None by default: the
+    /// TCP peer is recorded.
+    #[arg(long, env = "VEXTRUS_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
+
     /// Run the Kafka path in this process against librdkafka's in-process mock cluster: the
     /// relay and the projection workers, with no broker to install.
     #[arg(long, conflicts_with = "kafka_brokers")]
@@ -128,9 +135,18 @@ impl ServeArgs {
         }
         let keys = self.jwt.keys(&database.data_dir)?;
         let mut config = ServerConfig::new(keys);
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .flat_map(|list| list.split(','))
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| entry.parse::<IpNetwork>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("VEXTRUS_TRUSTED_PROXIES (--trusted-proxies)")?;
         config.api = ApiSettings {
             body_limit: self.body_limit,
             read_wait: Duration::from_millis(self.read_wait_ms),
+            trusted_proxies,
             ..ApiSettings::default()
         };
 

@@ -641,3 +641,47 @@ async fn a_large_export_streams_in_bounded_memory() {
         bytes / 1_000_000
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
+    // The test client connects from 127.0.0.1: as a trusted proxy, its X-Forwarded-For counts.
+    let app = spawn_app_with(|config| {
+        config.api.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let admin = app.caller(&["admin"]);
+    let created = admin
+        .send(
+            admin
+                .request(Method::POST, "/v1/organizations")
+                .header("X-Forwarded-For", "198.51.100.23, 127.0.0.1")
+                .json(&organization_body("MBL")),
+        )
+        .await
+        .expect(201);
+    let org = created.id();
+    let history = admin
+        .get(&format!("/v1/audit/streams/organization/{org}/events"))
+        .await
+        .expect(200);
+    assert_eq!(history.body["items"][0]["client_address"], "198.51.100.23");
+
+    // Without trusted proxies (the default) the header is ignored: the peer is recorded.
+    let plain = spawn_app().await;
+    let admin = plain.caller(&["admin"]);
+    let org = admin
+        .send(
+            admin
+                .request(Method::POST, "/v1/organizations")
+                .header("X-Forwarded-For", "198.51.100.23")
+                .json(&organization_body("MBL")),
+        )
+        .await
+        .expect(201)
+        .id();
+    let history = admin
+        .get(&format!("/v1/audit/streams/organization/{org}/events"))
+        .await
+        .expect(200);
+    assert_eq!(history.body["items"][0]["client_address"], "127.0.0.1");
+}

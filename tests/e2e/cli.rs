@@ -34,6 +34,7 @@ fn serve_refuses_bad_configuration_and_names_the_variable() {
         ("VEXTRUS_LISTEN", "not-an-address"),
         ("VEXTRUS_JWT_SECRET", "too short"),
         ("DATABASE_URL", "mysql://localhost/x"),
+        ("VEXTRUS_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network"),
     ] {
         let output = vextrus(&dir)
             .arg("serve")
