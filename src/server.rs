@@ -122,15 +122,11 @@ impl Server {
                     ProjectionRunner::new(OrganizationHierarchy, projector.clone(), log.clone());
                 background.runners.push(runner.status());
                 let run = |stopped| async move { Ok(runner.run(signalled(stopped)).await?) };
-                let (rebuild, progress) = watch::channel(None);
-                background
-                    .rebuilds
-                    .push((OrganizationHierarchy::NAME, progress));
-                let current = when_current(
+                let current = rebuild_then_run(
+                    &mut background,
                     OrganizationHierarchy,
                     owner,
                     log,
-                    rebuild,
                     runners_stopped,
                     run,
                 );
@@ -153,15 +149,11 @@ impl Server {
                     worker_check(OrganizationHierarchy::NAME, &status.borrow())
                 }));
                 let run = |stopped| async move { Ok(worker.run(signalled(stopped)).await?) };
-                let (rebuild, progress) = watch::channel(None);
-                background
-                    .rebuilds
-                    .push((OrganizationHierarchy::NAME, progress));
-                let current = when_current(
+                let current = rebuild_then_run(
+                    &mut background,
                     OrganizationHierarchy,
                     owner,
                     log,
-                    rebuild,
                     runners_stopped,
                     run,
                 );
@@ -250,10 +242,29 @@ fn relay_check(status: &RelayStatus) -> RelayCheck {
     }
 }
 
-/// Runs a projection's live component (`run`) once its read model is at this build's version:
-/// rebuilt first if it is not, while the old tables serve reads. Returns early if the server
-/// stops during the rebuild (the live tables stay untouched).
-/// A rebuild's progress goes to `rebuild` (readiness reports it).
+/// The task that runs a projection's live component (`run`) once its read model is at this
+/// build's version: rebuilt first if it is not, while the old tables serve reads. The rebuild's
+/// progress is registered in `background`, where readiness reports it.
+fn rebuild_then_run<P, R, F>(
+    background: &mut Background,
+    projection: P,
+    owner: PgPool,
+    log: LogReader,
+    stop: watch::Receiver<bool>,
+    run: R,
+) -> impl Future<Output = Result<(), ServerError>> + use<P, R, F>
+where
+    P: Projection + Clone,
+    R: FnOnce(watch::Receiver<bool>) -> F,
+    F: Future<Output = Result<(), ServerError>>,
+{
+    let (rebuild, progress) = watch::channel(None);
+    background.rebuilds.push((P::NAME, progress));
+    when_current(projection, owner, log, rebuild, stop, run)
+}
+
+/// [`rebuild_then_run`]'s task. Returns early if the server stops during the rebuild (the live
+/// tables stay untouched).
 async fn when_current<P, F>(
     projection: P,
     owner: PgPool,

@@ -12,7 +12,7 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{SecondsFormat, SubsecRound, Utc};
 use futures_util::TryStreamExt;
 use ring::digest::{Context, SHA256};
 use ring::rand::SystemRandom;
@@ -23,7 +23,7 @@ use uuid::Uuid;
 use vextrus_commands::LogPosition;
 use vextrus_domain::TenantId;
 
-use crate::chain::{HASH_LEN, hex, unhex};
+use crate::chain::{hex, unhex};
 
 /// The first line of every signed checkpoint statement.
 const STATEMENT_HEADER: &str = "vextrus-audit-checkpoint-v1";
@@ -269,6 +269,9 @@ pub async fn create_checkpoints(
     key: &SigningKey,
     tenant: Option<TenantId>,
 ) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    // Microseconds, as the statement states it and the column stores it.
+    let now = Utc::now().trunc_subsecs(6);
+    let created_at = now.to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut statements = Vec::new();
     {
         // One snapshot: every transaction below its xmin is finished and visible in it.
@@ -284,7 +287,6 @@ pub async fn create_checkpoints(
                     .await?
             }
         };
-        let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         for tenant_id in tenants {
             let last: Option<(String, i64)> = sqlx::query_as(
                 "select transaction_id::text, global_position from events
@@ -321,9 +323,6 @@ pub async fn create_checkpoints(
     for statement in statements {
         let message = statement.message();
         let signature = key.sign(message.as_bytes());
-        let created_at = DateTime::parse_from_rfc3339(&statement.created_at)
-            .map(|at| at.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
         let checkpoint_id: i64 = sqlx::query_scalar(
             "insert into audit_checkpoints (tenant_id, transaction_id, global_position, event_count, stream_count,
                                             heads_digest, created_at, public_key, message, signature)
@@ -336,7 +335,7 @@ pub async fn create_checkpoints(
         .bind(statement.events)
         .bind(statement.streams)
         .bind(unhex(&statement.heads_sha256).unwrap_or_default())
-        .bind(created_at)
+        .bind(now)
         .bind(key.public_key())
         .bind(&message)
         .bind(&signature)
@@ -501,9 +500,6 @@ pub async fn verify_checkpoints(
     }
     Ok(checks)
 }
-
-/// Makes sure `HASH_LEN` and the digest agree (SHA-256 everywhere).
-const _: () = assert!(HASH_LEN == 32);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,6 @@
 //! The audit API: history, activity, correlation and search return exactly what was written
 //! through the API with complete metadata; exports stream; no auditor sees another tenant.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -555,24 +552,11 @@ async fn a_large_export_streams_in_bounded_memory() {
 
     // A server process of its own, so its memory is the export's alone.
     let dir = std::env::temp_dir().join(format!("vextrus-export-{}", Uuid::now_v7().simple()));
-    let mut child = crate::cli::vextrus(&dir)
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("VEXTRUS_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .env("VEXTRUS_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("Vextrus is listening on ")
-                .map(|url| url.trim().to_owned())
-        })
-        .expect("serve printed its address");
-    std::thread::spawn(move || lines.for_each(drop));
+    let crate::cli::Served { mut child, base } = crate::cli::serve_with(&dir, |serve| {
+        serve
+            .env("DATABASE_URL", &db.url)
+            .env("VEXTRUS_JWT_SECRET", std::str::from_utf8(SECRET).unwrap());
+    });
 
     let keys = JwtKeys::from_secret(SECRET).unwrap();
     let token = keys

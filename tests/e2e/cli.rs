@@ -53,18 +53,22 @@ fn serve_refuses_bad_configuration_and_names_the_variable() {
 }
 
 /// A `vextrus serve` process and the address it printed.
-struct Served {
-    child: Child,
-    base: String,
+pub struct Served {
+    pub child: Child,
+    pub base: String,
 }
 
 fn serve(dir: &Path) -> Served {
-    let mut child = vextrus(dir)
-        .arg("serve")
-        .env("VEXTRUS_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    serve_with(dir, |_| {})
+}
+
+/// `vextrus serve` on a free port, with `configure` adding to its environment; waits until it
+/// prints its address.
+pub fn serve_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Served {
+    let mut command = vextrus(dir);
+    command.arg("serve").env("VEXTRUS_LISTEN", "127.0.0.1:0");
+    configure(&mut command);
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = lines
         .by_ref()
