@@ -5,7 +5,11 @@
 //! directory, so it never competes for a TCP port and nothing outside this machine can reach it.
 //!
 //! PostgreSQL refuses to run as root. When we are root (CI, containers), the server runs as the
-//! `postgres` system user that Debian's server package creates, via `runuser`.
+//! `postgres` system user that Debian's server package creates, via `runuser`. That user must be
+//! able to enter the cluster's directory; below a private folder (root's 0700 home, a
+//! `mktemp -d` folder) it cannot, and we never loosen folders that are not ours. There the cluster
+//! moves to [`SHARED_CLUSTERS`] and the data directory keeps a symbolic link to it, so later runs
+//! from the same folder find the same data.
 //!
 //! A watchdog process (`setsid sh`) outlives us. It holds the read end of a pipe whose write end
 //! only we hold, so it wakes when our process ends, however it ends; it then stops the very
@@ -24,6 +28,9 @@ use sqlx::postgres::PgConnectOptions;
 pub const SUPERUSER: &str = "vextrus";
 /// Names the socket file (`.s.PGSQL.5432`); no TCP port is opened.
 const PORT: u16 = 5432;
+/// Where a cluster lives when we are root and the `postgres` user cannot enter the data
+/// directory.
+pub const SHARED_CLUSTERS: &str = "/var/lib/vextrus";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
@@ -44,6 +51,11 @@ pub enum PostgresError {
          stop it or choose another data directory"
     )]
     AlreadyRunning(PathBuf),
+    #[error(
+        "the postgres user cannot enter {dir} ({reason}); set VEXTRUS_DATA_DIR to a directory it \
+         can reach, such as {SHARED_CLUSTERS}, or set DATABASE_URL"
+    )]
+    Unreachable { dir: PathBuf, reason: String },
     #[error("{step} failed: {detail}")]
     Step { step: &'static str, detail: String },
     #[error("{step}: {source}")]
@@ -112,7 +124,10 @@ pub struct PrivatePostgres {
     /// Set when we are root: the server runs as this unprivileged user.
     run_as: Option<ServerUser>,
     remove_on_stop: bool,
+    /// Holds `cluster/` and the server log; the postgres user can enter it.
     root_dir: PathBuf,
+    /// The link in the data directory when the cluster was moved to [`SHARED_CLUSTERS`].
+    link: Option<PathBuf>,
     /// The write end of the watchdog's pipe: closing it (dropping it, or our process ending)
     /// wakes the watchdog.
     watchdog: Option<ChildStdin>,
@@ -127,6 +142,71 @@ struct ServerUser {
 
 impl ServerUser {
     const NAME: &'static str = "postgres";
+
+    /// Whether this user can enter `dir` (search permission on it and every folder above it,
+    /// ACLs and groups included: the kernel decides, not our reading of mode bits).
+    fn can_enter(self, dir: &Path) -> bool {
+        Command::new("runuser")
+            .args(["-u", Self::NAME, "--", "test", "-x"])
+            .arg(dir)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+/// The directory the server's files go to, for `requested` when we are root, and the link left in
+/// `requested` if they had to move: `requested` itself when `user` can enter its parent; else,
+/// the first time, a new directory under [`SHARED_CLUSTERS`] that `requested` then links to; and
+/// on later runs, wherever the link points.
+fn reachable_root(
+    requested: &Path,
+    user: ServerUser,
+) -> Result<(PathBuf, Option<PathBuf>), PostgresError> {
+    let io = |step| move |source| PostgresError::Io { step, source };
+    if fs::symlink_metadata(requested).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        let target =
+            fs::canonicalize(requested).map_err(io("following the data directory's link"))?;
+        return Ok((target, Some(requested.to_owned())));
+    }
+    let parent = requested.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).map_err(io("creating the data directory"))?;
+    if user.can_enter(parent) {
+        return Ok((requested.to_owned(), None));
+    }
+    let unreachable = |reason: &str| PostgresError::Unreachable {
+        dir: parent.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if requested.exists() {
+        return Err(unreachable(
+            "a folder above it is private, and it already holds files",
+        ));
+    }
+    let shared = Path::new(SHARED_CLUSTERS);
+    fs::create_dir_all(shared).map_err(|_| {
+        unreachable(&format!(
+            "a folder above it is private, and {SHARED_CLUSTERS} cannot be created"
+        ))
+    })?;
+    if !user.can_enter(shared) {
+        return Err(unreachable(&format!(
+            "a folder above it is private, and so is {SHARED_CLUSTERS}"
+        )));
+    }
+    let target = shared.join(format!("pg-{}", uuid::Uuid::now_v7().simple()));
+    create_private_dir(&target, Some(user))?;
+    std::os::unix::fs::symlink(&target, requested).map_err(io("linking the data directory"))?;
+    tracing::info!(
+        data_dir = %requested.display(),
+        cluster = %target.display(),
+        "the postgres user cannot enter the data directory (a folder above it is private): \
+         the cluster lives in a shared folder, linked from the data directory"
+    );
+    Ok((target, Some(requested.to_owned())))
 }
 
 impl PrivatePostgres {
@@ -138,11 +218,24 @@ impl PrivatePostgres {
         } else {
             None
         };
-        let root_dir = absolute(&options.data_dir)?;
+        let (root_dir, link) = match run_as {
+            Some(user) => reachable_root(&absolute(&options.data_dir)?, user)?,
+            None => (absolute(&options.data_dir)?, None),
+        };
         let cluster_dir = root_dir.join("cluster");
         // Unix socket paths are limited to ~107 bytes, so the socket lives in a short temp path.
+        let socket_base = match run_as {
+            Some(user) => [std::env::temp_dir(), PathBuf::from("/tmp")]
+                .into_iter()
+                .find(|dir| user.can_enter(dir))
+                .ok_or_else(|| PostgresError::Unreachable {
+                    dir: std::env::temp_dir(),
+                    reason: "for its socket; nor /tmp".to_owned(),
+                })?,
+            None => std::env::temp_dir(),
+        };
         let socket_dir =
-            std::env::temp_dir().join(format!("vextrus-sock-{}", uuid::Uuid::now_v7().simple()));
+            socket_base.join(format!("vextrus-sock-{}", uuid::Uuid::now_v7().simple()));
         for path in [&bin_dir, &cluster_dir, &socket_dir] {
             if path.to_string_lossy().contains(['\'', '"']) {
                 return Err(PostgresError::UnsafePath(path.clone()));
@@ -158,6 +251,7 @@ impl PrivatePostgres {
             run_as,
             remove_on_stop: options.remove_on_stop,
             root_dir,
+            link,
             watchdog: None,
         };
         if !cluster.cluster_dir.join("PG_VERSION").exists() {
@@ -203,6 +297,9 @@ impl PrivatePostgres {
         drop(self.watchdog.take());
         if self.remove_on_stop {
             let _ = fs::remove_dir_all(&self.root_dir);
+            if let Some(link) = &self.link {
+                let _ = fs::remove_file(link);
+            }
         }
         let _ = fs::remove_dir_all(&self.socket_dir);
         result
@@ -281,6 +378,9 @@ impl PrivatePostgres {
         let mut cleanup = format!("rm -rf '{}'", self.socket_dir.display());
         if self.remove_on_stop {
             cleanup.push_str(&format!("; rm -rf '{}'", self.root_dir.display()));
+            if let Some(link) = &self.link {
+                cleanup.push_str(&format!("; rm -f '{}'", link.display()));
+            }
         }
         // `read` returns at end of input: when our process is gone. SIGINT is PostgreSQL's fast
         // shutdown. The pid check keeps a later server on the same directory safe.
@@ -324,8 +424,11 @@ impl PrivatePostgres {
             }
             None => Command::new(&binary),
         };
+        // The server binaries look up their own path relative to the working directory and
+        // return to it; ours may be a folder that `postgres` cannot enter.
         let output = command
             .args(args)
+            .current_dir("/")
             .stdin(Stdio::null())
             .output()
             .map_err(|source| PostgresError::Io { step, source })?;

@@ -552,7 +552,7 @@ async fn a_large_export_streams_in_bounded_memory() {
 
     // A server process of its own, so its memory is the export's alone.
     let dir = std::env::temp_dir().join(format!("vextrus-export-{}", Uuid::now_v7().simple()));
-    let crate::cli::Served { mut child, base } = crate::cli::serve_with(&dir, |serve| {
+    let served = crate::cli::serve_with(&dir, |serve| {
         serve
             .env("DATABASE_URL", &db.url)
             .env("VEXTRUS_JWT_SECRET", std::str::from_utf8(SECRET).unwrap());
@@ -568,6 +568,7 @@ async fn a_large_export_streams_in_bounded_memory() {
             iat: None,
         })
         .unwrap();
+    let base = served.base.clone();
     let client = reqwest::Client::new();
     // Warm up: one page through the same code path.
     let warm = client
@@ -578,7 +579,7 @@ async fn a_large_export_streams_in_bounded_memory() {
         .unwrap();
     assert_eq!(warm.status(), 200);
     warm.bytes().await.unwrap();
-    let (_, rss_before) = memory_kib(child.id());
+    let (_, rss_before) = memory_kib(served.child.id());
 
     let mut response = client
         .get(format!("{base}/v1/audit/events?format=ndjson"))
@@ -601,10 +602,10 @@ async fn a_large_export_streams_in_bounded_memory() {
                 last_line = chunk[start..end].to_vec();
             }
         }
-        peak_rss = peak_rss.max(memory_kib(child.id()).1);
+        peak_rss = peak_rss.max(memory_kib(served.child.id()).1);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Dropping the server stops it.
+    drop(served);
     let _ = std::fs::remove_dir_all(&dir);
 
     assert_eq!(newlines, EVENTS as usize, "every event exported once");

@@ -93,6 +93,38 @@ impl Served {
         assert!(killed.success());
         self.child.wait().unwrap()
     }
+
+    /// Polls `/health/ready` until it answers 200 (projections start after the listener).
+    async fn wait_until_ready(&self, client: &reqwest::Client) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = client
+                .get(format!("{}/health/ready", self.base))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            if status == 200 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready after 60 s: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A test that fails midway must not leave its server running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[tokio::test]
@@ -184,4 +216,103 @@ async fn serve_runs_on_a_private_postgres_that_keeps_data_across_restarts() {
         .unwrap();
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's first command as a fresh machine's root user runs it: from a folder of mode 0700
+/// (root's home, `mktemp -d`), which the `postgres` user that runs the server cannot enter.
+#[tokio::test]
+async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    if !std::fs::metadata("/proc/self")
+        .is_ok_and(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0)
+    {
+        eprintln!("not root: the server runs as this user, nothing to relocate");
+        return;
+    }
+    let folder = scratch_dir("private-home");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let in_folder = |command: &mut Command| {
+        command.env_remove("VEXTRUS_DATA_DIR").current_dir(&folder);
+    };
+    let start = || {
+        let folder = folder.clone();
+        tokio::task::spawn_blocking(move || {
+            serve_with(&folder, |command| {
+                command.env_remove("VEXTRUS_DATA_DIR").current_dir(&folder);
+            })
+        })
+    };
+
+    let served = start().await.unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    served.wait_until_ready(&client).await;
+    let tenant = uuid::Uuid::now_v7().to_string();
+    let mut token = vextrus(&folder);
+    in_folder(&mut token);
+    let token = token
+        .args([
+            "token",
+            "--tenant",
+            &tenant,
+            "--subject",
+            "root",
+            "--roles",
+            "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let created = client
+        .post(format!("{}/v1/organizations", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Meghna Builders Ltd", "code": "MBL", "bin": "0028718210101", "tin": "123456789012"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let org = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+
+    // The folder was not loosened; the cluster lives in the shared folder, linked from it.
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let link = folder.join(".vextrus/pg");
+    let cluster = std::fs::read_link(&link).expect(".vextrus/pg links to the cluster");
+    assert!(
+        cluster.starts_with(vextrus::postgres::SHARED_CLUSTERS),
+        "{}",
+        cluster.display()
+    );
+    assert!(cluster.join("cluster/PG_VERSION").exists());
+
+    let served = start().await.unwrap();
+    served.wait_until_ready(&client).await;
+    let again = client
+        .get(format!("{}/v1/organizations/{org}", served.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "the organization was kept");
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&cluster);
+    let _ = std::fs::remove_dir_all(&folder);
 }
