@@ -6,6 +6,7 @@
 //!   have no server (design.md D10), for the test suite and for benchmarks;
 //! - [`database`]: the embedded migrations and the connection pools, one per database role;
 //! - [`server`]: the API and the projection runners in one process, as `vextrus serve` runs them;
+//! - [`demo`]: the sample tenant of `vextrus serve --demo`;
 //! - [`testkit`]: a fresh, migrated database per test on one cluster per test process.
 //!
 //! The subcommands themselves live in the binary (`src/main.rs`, `src/cli/`). The crates of the
@@ -13,6 +14,7 @@
 //! reader) ← `vextrus-projections` ← `vextrus-replay` / `vextrus-api` ← this package.
 
 pub mod database;
+pub mod demo;
 pub mod postgres;
 pub mod server;
 pub mod testkit;

@@ -21,6 +21,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, Row};
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use vextrus_audit::{AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page};
@@ -31,7 +32,7 @@ use crate::auth::Role;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::extract::{PathIds, QueryParams};
-use crate::openapi::problem_responses;
+use crate::openapi::{problem_responses, text};
 use crate::state::AppState;
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -67,83 +68,245 @@ pub enum Format {
     Csv,
 }
 
-/// Parameters of the audit lists. Not every list takes every filter; a filter a list does not
-/// take is refused (422).
+/// What every audit list takes, whichever filters its route offers.
+#[derive(Debug, Default)]
+struct TrailParams {
+    limit: Option<u32>,
+    after: Option<String>,
+    format: Option<Format>,
+}
+
+/// The time window of activity and search: `[from, to)`. A window that holds no instant (`to`
+/// at or before `from`) is not an error: it finds nothing.
+fn range(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
+    let instant = |name: &str, text: Option<&str>| {
+        text.map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::invalid_param(
+                        name,
+                        "must be an RFC 3339 instant, e.g. 2026-11-22T09:00:00Z",
+                    )
+                })
+        })
+        .transpose()
+    };
+    Ok(TimeRange {
+        from: instant("from", from)?,
+        to: instant("to", to)?,
+    })
+}
+
+fn sequence_cursor() -> Object {
+    text::parameter(
+        TrailCursor::SEQUENCE_PATTERN,
+        "The `next_cursor` of the previous page.",
+        "42",
+    )
+}
+
+fn log_cursor() -> Object {
+    text::parameter(
+        TrailCursor::LOG_PATTERN,
+        "The `next_cursor` of the previous page.",
+        "7781.1042",
+    )
+}
+
+/// An aggregate type as the log records it, e.g. `organization`.
+const AGGREGATE_TYPE_PATTERN: &str = "^[a-z][a-z0-9_]{0,63}$";
+/// An event type as the log records it, e.g. `SiteRenamed`.
+const EVENT_TYPE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_]{0,127}$";
+/// A stream id: visible ASCII (ids are UUIDs today).
+const STREAM_ID_PATTERN: &str = "^[!-~]{1,200}$";
+/// An actor: a token subject, any text without NUL (which PostgreSQL cannot store).
+const ACTOR_PATTERN: &str = "^[^\\x00]{1,255}$";
+
+fn aggregate_type() -> Object {
+    text::parameter(
+        AGGREGATE_TYPE_PATTERN,
+        "An aggregate type, e.g. `organization`.",
+        "organization",
+    )
+}
+
+fn stream_id() -> Object {
+    text::parameter(
+        STREAM_ID_PATTERN,
+        "The stream's id, e.g. the organization id.",
+        "01a200c6-b2ab-753e-8e7c-63c67713aeeb",
+    )
+}
+
+fn actor() -> Object {
+    text::parameter(
+        ACTOR_PATTERN,
+        "The actor: the token subject that issued the commands.",
+        "you@example.com",
+    )
+}
+
+/// The stream a history is of. A path outside these patterns names nothing (404).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct StreamPath {
+    #[param(schema_with = aggregate_type)]
+    pub aggregate_type: String,
+    #[param(schema_with = stream_id)]
+    pub aggregate_id: String,
+}
+
+/// The actor whose activity is listed. A path outside the pattern names nothing (404).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ActorPath {
+    #[param(schema_with = actor)]
+    pub actor: String,
+}
+
+fn event_type() -> Object {
+    text::parameter(
+        EVENT_TYPE_PATTERN,
+        "Only this event type, e.g. `SiteRenamed`.",
+        "SiteRenamed",
+    )
+}
+
+/// A text filter that must match its pattern.
+fn checked(
+    name: &str,
+    pattern: &'static str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(value) if !text::matches(pattern, &value) => Err(ApiError::invalid_param(
+            name,
+            format!("must match {pattern}"),
+        )),
+        value => Ok(value),
+    }
+}
+
+/// Paging and format of a stream's history and of a correlation.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct TrailParams {
-    /// Page size for `format=json`, 1 to 1000 (default 100).
+pub struct HistoryParams {
+    /// `json` (default): a page of at most this many events, 1 to 1000 (default 100);
+    /// `ndjson` or `csv`: export at most this many (default all).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    #[param(schema_with = sequence_cursor)]
     pub after: Option<String>,
     /// `json` (default), `ndjson` or `csv`.
     #[param(inline)]
     pub format: Option<Format>,
-    /// Only events recorded at or after this instant (RFC 3339). Activity and search only.
+}
+
+/// A correlation is in commit order, so its cursor is a log place.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CorrelationParams {
+    /// `json` (default): a page of at most this many events, 1 to 1000 (default 100);
+    /// `ndjson` or `csv`: export at most this many (default all).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    #[param(schema_with = log_cursor)]
+    pub after: Option<String>,
+    /// `json` (default), `ndjson` or `csv`.
+    #[param(inline)]
+    pub format: Option<Format>,
+}
+
+/// A user's activity: paging, format and a time window.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityParams {
+    /// `json` (default): a page of at most this many events, 1 to 1000 (default 100);
+    /// `ndjson` or `csv`: export at most this many (default all).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    #[param(schema_with = log_cursor)]
+    pub after: Option<String>,
+    /// `json` (default), `ndjson` or `csv`.
+    #[param(inline)]
+    pub format: Option<Format>,
+    /// Only events recorded at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Only events recorded before this instant (RFC 3339). Activity and search only.
+    /// Only events recorded before this instant (RFC 3339); at or before `from` finds nothing.
+    #[param(format = DateTime)]
     pub to: Option<String>,
-    /// Only this aggregate type, e.g. `organization`. Search only.
+}
+
+/// The tenant-wide search: paging, format, a time window and type filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// `json` (default): a page of at most this many events, 1 to 1000 (default 100);
+    /// `ndjson` or `csv`: export at most this many (default all).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    #[param(schema_with = log_cursor)]
+    pub after: Option<String>,
+    /// `json` (default), `ndjson` or `csv`.
+    #[param(inline)]
+    pub format: Option<Format>,
+    /// Only events recorded at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Only events recorded before this instant (RFC 3339); at or before `from` finds nothing.
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    #[param(schema_with = aggregate_type)]
     pub aggregate_type: Option<String>,
-    /// Only this event type, e.g. `SiteRenamed`. Search only.
+    #[param(schema_with = event_type)]
     pub event_type: Option<String>,
 }
 
-impl TrailParams {
-    fn refuse(&self, names: &[&str]) -> Result<(), ApiError> {
-        let given = [
-            ("from", self.from.is_some()),
-            ("to", self.to.is_some()),
-            ("aggregate_type", self.aggregate_type.is_some()),
-            ("event_type", self.event_type.is_some()),
-        ];
-        match given
-            .iter()
-            .find(|(name, present)| *present && names.contains(name))
-        {
-            Some((name, _)) => Err(ApiError::invalid_param(name, "does not apply to this list")),
-            None => Ok(()),
-        }
-    }
-
-    fn range(&self) -> Result<TimeRange, ApiError> {
-        let parse = |name: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|text| {
-                    DateTime::parse_from_rfc3339(text)
-                        .map(|at| at.with_timezone(&Utc))
-                        .map_err(|_| {
-                            ApiError::invalid_param(
-                                name,
-                                "must be an RFC 3339 instant, e.g. 2026-11-22T09:00:00Z",
-                            )
-                        })
-                })
-                .transpose()
-        };
-        let range = TimeRange {
-            from: parse("from", &self.from)?,
-            to: parse("to", &self.to)?,
-        };
-        if let (Some(from), Some(to)) = (range.from, range.to) {
-            if from >= to {
-                return Err(ApiError::invalid_param("to", "must be later than `from`"));
-            }
-        }
-        Ok(range)
-    }
-}
-
 /// A page of the trail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TrailPage {
     pub items: Vec<AuditEvent>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// The answer of a trail list: a page of JSON, or an export.
+pub struct TrailResponses;
+
+impl utoipa::IntoResponses for TrailResponses {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
+        use utoipa::openapi::{ContentBuilder, Ref};
+        ResponsesBuilder::new()
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description(
+                        "`format=json`: a page of events; `ndjson`: every event, one JSON object \
+                         (an `AuditEvent`) per line; `csv`: a header row, then one event per row",
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("TrailPage")))
+                            .build(),
+                    )
+                    .content("application/x-ndjson", ContentBuilder::new().build())
+                    .content("text/csv", ContentBuilder::new().build()),
+            )
+            .build()
+            .responses
+    }
 }
 
 /// The error responses of an audit route.
@@ -166,9 +329,10 @@ impl utoipa::IntoResponses for AuditErrors {
                 "A path that names nothing, e.g. a correlation id that is not a UUID (an unknown or foreign stream, user or correlation is an empty list, not 404)",
             ),
             (
-                422,
-                "Invalid parameter value, or a filter this list does not take",
+                409,
+                "X-Site-ID names a site outside the project of X-Project-ID",
             ),
+            (422, "Invalid parameter value"),
         ])
     }
 }
@@ -178,71 +342,117 @@ impl utoipa::IntoResponses for AuditErrors {
 #[utoipa::path(
     get, path = "/v1/audit/streams/{aggregate_type}/{aggregate_id}/events", tag = "audit",
     params(
-        ("aggregate_type" = String, Path, description = "e.g. `organization`"),
-        ("aggregate_id" = String, Path, description = "The stream's id, e.g. the organization id"),
-        TrailParams,
+        StreamPath,
+        HistoryParams,
     ),
-    responses(
-        (status = 200, description = "`{items, next_cursor}` (json), or the export (ndjson, csv). Items: position, tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, data, recorded_at, actor, actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, client_address, user_agent, project_id, site_id, request_metadata, hash, change"),
-        AuditErrors,
-    ),
+    responses(TrailResponses, AuditErrors),
     security(("bearer" = []))
 )]
 pub async fn stream_history(
     State(state): State<AppState>,
     context: RequestContext,
-    PathIds((aggregate_type, aggregate_id)): PathIds<(String, String)>,
-    QueryParams(params): QueryParams<TrailParams>,
+    PathIds(StreamPath {
+        aggregate_type,
+        aggregate_id,
+    }): PathIds<StreamPath>,
+    QueryParams(params): QueryParams<HistoryParams>,
 ) -> Result<Response, ApiError> {
-    params.refuse(&["from", "to", "aggregate_type", "event_type"])?;
+    if !text::matches(AGGREGATE_TYPE_PATTERN, &aggregate_type)
+        || !text::matches(STREAM_ID_PATTERN, &aggregate_id)
+    {
+        return Err(ApiError::NotFound("no resource exists at this path".into()));
+    }
+    let HistoryParams {
+        limit,
+        after,
+        format,
+    } = params;
     let query = TrailQuery::Stream {
         aggregate_type,
         aggregate_id,
     };
-    answer(state, context, query, params).await
+    answer(
+        state,
+        context,
+        query,
+        TrailParams {
+            limit,
+            after,
+            format,
+        },
+    )
+    .await
 }
 
 /// A user's activity: everything one actor did, in commit order, optionally within
 /// `[from, to)`.
 #[utoipa::path(
     get, path = "/v1/audit/users/{actor}/events", tag = "audit",
-    params(("actor" = String, Path, description = "The actor: the token subject that issued the commands"), TrailParams),
-    responses((status = 200, description = "`{items, next_cursor}` (json), or the export (ndjson, csv)"), AuditErrors),
+    params(ActorPath, ActivityParams),
+    responses(TrailResponses, AuditErrors),
     security(("bearer" = []))
 )]
 pub async fn user_activity(
     State(state): State<AppState>,
     context: RequestContext,
-    PathIds(actor): PathIds<String>,
-    QueryParams(params): QueryParams<TrailParams>,
+    PathIds(ActorPath { actor }): PathIds<ActorPath>,
+    QueryParams(params): QueryParams<ActivityParams>,
 ) -> Result<Response, ApiError> {
-    params.refuse(&["aggregate_type", "event_type"])?;
+    if !text::matches(ACTOR_PATTERN, &actor) {
+        return Err(ApiError::NotFound("no resource exists at this path".into()));
+    }
+    let ActivityParams {
+        limit,
+        after,
+        format,
+        from,
+        to,
+    } = params;
     let query = TrailQuery::Actor {
         actor,
-        range: params.range()?,
+        range: range(from.as_deref(), to.as_deref())?,
     };
-    answer(state, context, query, params).await
+    answer(
+        state,
+        context,
+        query,
+        TrailParams {
+            limit,
+            after,
+            format,
+        },
+    )
+    .await
 }
 
 /// Everything one user action caused: every event sharing a correlation id, in commit order.
 #[utoipa::path(
     get, path = "/v1/audit/correlations/{correlation_id}/events", tag = "audit",
-    params(("correlation_id" = Uuid, Path, description = "The `X-Correlation-ID` (or, when none was sent, the first command's id)"), TrailParams),
-    responses((status = 200, description = "`{items, next_cursor}` (json), or the export (ndjson, csv)"), AuditErrors),
+    params(("correlation_id" = Uuid, Path, description = "The `X-Correlation-ID` (or, when none was sent, the first command's id)"), CorrelationParams),
+    responses(TrailResponses, AuditErrors),
     security(("bearer" = []))
 )]
 pub async fn correlation(
     State(state): State<AppState>,
     context: RequestContext,
     PathIds(correlation_id): PathIds<Uuid>,
-    QueryParams(params): QueryParams<TrailParams>,
+    QueryParams(params): QueryParams<CorrelationParams>,
 ) -> Result<Response, ApiError> {
-    params.refuse(&["from", "to", "aggregate_type", "event_type"])?;
+    let CorrelationParams {
+        limit,
+        after,
+        format,
+    } = params;
+    let query = TrailQuery::Correlation { correlation_id };
     answer(
         state,
         context,
-        TrailQuery::Correlation { correlation_id },
-        params,
+        query,
+        TrailParams {
+            limit,
+            after,
+            format,
+        },
     )
     .await
 }
@@ -250,21 +460,40 @@ pub async fn correlation(
 /// A tenant-wide search by aggregate type, event type and time range, in commit order.
 #[utoipa::path(
     get, path = "/v1/audit/events", tag = "audit",
-    params(TrailParams),
-    responses((status = 200, description = "`{items, next_cursor}` (json), or the export (ndjson, csv)"), AuditErrors),
+    params(SearchParams),
+    responses(TrailResponses, AuditErrors),
     security(("bearer" = []))
 )]
 pub async fn search(
     State(state): State<AppState>,
     context: RequestContext,
-    QueryParams(params): QueryParams<TrailParams>,
+    QueryParams(params): QueryParams<SearchParams>,
 ) -> Result<Response, ApiError> {
+    let SearchParams {
+        limit,
+        after,
+        format,
+        from,
+        to,
+        aggregate_type,
+        event_type,
+    } = params;
     let query = TrailQuery::Search {
-        aggregate_type: params.aggregate_type.clone(),
-        event_type: params.event_type.clone(),
-        range: params.range()?,
+        aggregate_type: checked("aggregate_type", AGGREGATE_TYPE_PATTERN, aggregate_type)?,
+        event_type: checked("event_type", EVENT_TYPE_PATTERN, event_type)?,
+        range: range(from.as_deref(), to.as_deref())?,
     };
-    answer(state, context, query, params).await
+    answer(
+        state,
+        context,
+        query,
+        TrailParams {
+            limit,
+            after,
+            format,
+        },
+    )
+    .await
 }
 
 fn require_auditor(context: &RequestContext) -> Result<(), ApiError> {
@@ -286,23 +515,27 @@ async fn answer(
         .map(|text| TrailCursor::decode(&query, text))
         .transpose()
         .map_err(|error| ApiError::invalid_param("after", error))?;
-    let format = params.format.unwrap_or_default();
-    if format != Format::Json {
-        if params.limit.is_some() {
-            return Err(ApiError::invalid_param(
-                "limit",
-                "an export has no pages; leave `limit` out",
-            ));
-        }
-        return Ok(export(state, context.tenant, query, after, format));
-    }
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+    if params
+        .limit
+        .is_some_and(|limit| !(1..=MAX_PAGE_SIZE).contains(&limit))
+    {
         return Err(ApiError::invalid_param(
             "limit",
             format!("must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
+    let format = params.format.unwrap_or_default();
+    if format != Format::Json {
+        return Ok(export(
+            state,
+            context.tenant,
+            query,
+            after,
+            params.limit,
+            format,
+        ));
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     let mut tx = context.read(&state).await?;
     // One more than asked tells whether another page follows.
     let mut items = fetch_page(&mut tx, context.tenant, &query, after, limit + 1)
@@ -333,28 +566,40 @@ fn export(
     tenant: TenantId,
     query: TrailQuery,
     after: Option<TrailCursor>,
+    limit: Option<u32>,
     format: Format,
 ) -> Response {
     struct Cursor {
         after: Option<TrailCursor>,
-        done: bool,
+        /// Events still to export.
+        left: u64,
     }
-    let pages = stream::try_unfold(Cursor { after, done: false }, move |cursor| {
+    let start = Cursor {
+        after,
+        left: limit.map_or(u64::MAX, u64::from),
+    };
+    let pages = stream::try_unfold(start, move |cursor| {
         let (state, query) = (state.clone(), query.clone());
         async move {
-            if cursor.done {
+            if cursor.left == 0 {
                 return Ok::<_, ExportError>(None);
             }
+            let page_size = u32::try_from(cursor.left.min(u64::from(EXPORT_PAGE_SIZE)))
+                .unwrap_or(EXPORT_PAGE_SIZE);
             let mut tx = tenant::begin(state.read_pool(), tenant).await?;
-            let events =
-                fetch_page(&mut tx, tenant, &query, cursor.after, EXPORT_PAGE_SIZE).await?;
+            let events = fetch_page(&mut tx, tenant, &query, cursor.after, page_size).await?;
             tx.rollback().await?;
             let Some(last) = events.last() else {
                 return Ok(None);
             };
             let next = Cursor {
                 after: Some(TrailCursor::after(&query, last)?),
-                done: events.len() < EXPORT_PAGE_SIZE as usize,
+                // A short page is the last one.
+                left: if events.len() < page_size as usize {
+                    0
+                } else {
+                    cursor.left - u64::from(page_size)
+                },
             };
             Ok(Some((encode(&events, format)?, next)))
         }
@@ -599,6 +844,17 @@ fn diff(before: &Value, after: &Value, path: String, out: &mut Map<String, Value
     }
 }
 
+/// The checkpoints' cursor: the last checkpoint id shown.
+const CHECKPOINT_CURSOR_PATTERN: &str = "^[0-9]{1,18}$";
+
+fn checkpoint_cursor() -> Object {
+    text::parameter(
+        CHECKPOINT_CURSOR_PATTERN,
+        "The `next_cursor` of the previous page.",
+        "12",
+    )
+}
+
 /// The checkpoints' parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -607,7 +863,7 @@ pub struct CheckpointParams {
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    #[param(schema_with = checkpoint_cursor)]
     pub after: Option<String>,
 }
 
@@ -635,7 +891,7 @@ pub struct CheckpointView {
 #[utoipa::path(
     get, path = "/v1/audit/checkpoints", tag = "audit",
     params(CheckpointParams),
-    responses((status = 200, description = "`{items, next_cursor}` of checkpoints"), AuditErrors),
+    responses((status = 200, description = "A page of checkpoints", body = CheckpointPage), AuditErrors),
     security(("bearer" = []))
 )]
 pub async fn checkpoints(
@@ -656,7 +912,11 @@ pub async fn checkpoints(
         .as_deref()
         .map(|text| {
             text.parse::<i64>()
-                .map_err(|_| ApiError::invalid_param("after", "not a cursor returned by this list"))
+                .ok()
+                .filter(|_| text::matches(CHECKPOINT_CURSOR_PATTERN, text))
+                .ok_or_else(|| {
+                    ApiError::invalid_param("after", "not a cursor returned by this list")
+                })
         })
         .transpose()?
         .unwrap_or(0);
@@ -705,7 +965,8 @@ pub async fn checkpoints(
     Ok(Json(CheckpointPage { items, next_cursor }))
 }
 
-#[derive(Debug, Serialize)]
+/// A page of checkpoints. Pass `next_cursor` as `after` for the next page; absent on the last.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckpointPage {
     pub items: Vec<CheckpointView>,
     #[serde(skip_serializing_if = "Option::is_none")]

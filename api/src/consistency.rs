@@ -1,7 +1,8 @@
 //! Read-your-writes (design.md D9): a query that carries `min_position=N` (the `position` of a
 //! command's response) waits, up to the configured bound, until the read model's projection has
 //! applied the event at N, then answers. If it has not in time, the answer is 503 with
-//! `Retry-After`.
+//! `Retry-After`. A position that is not an event of the caller's tenant has nothing to wait for
+//! and answers at once.
 //!
 //! Positions are compared in commit order, as the single-node runner reads them (design.md D3):
 //! the event's `(transaction_id, global_position)` against the projection's checkpoint. Workers
@@ -38,7 +39,7 @@ enum Progress {
     Passed,
     Behind,
     /// No event of this tenant has that position.
-    Unknown,
+    NotThisTenants,
     Stopped {
         at: i64,
     },
@@ -71,13 +72,10 @@ pub async fn wait_for(
         .cloned();
     loop {
         match progress(state, context, projection, position).await? {
-            Progress::Passed => return Ok(()),
-            Progress::Unknown => {
-                return Err(ApiError::invalid_param(
-                    "min_position",
-                    format!("no event of this tenant has log position {position}"),
-                ));
-            }
+            // A command's response only ever names an event of its own tenant, so a position
+            // that is none of this tenant's events has nothing of it to wait for. Answering at
+            // once, the same way for every such position, tells nothing about other tenants.
+            Progress::Passed | Progress::NotThisTenants => return Ok(()),
             Progress::Stopped { at } => {
                 return Err(ApiError::NotCaughtUp {
                     detail: format!(
@@ -142,7 +140,7 @@ async fn progress(
     .map_err(ApiError::database)?;
     tx.rollback().await.map_err(ApiError::database)?;
     Ok(match row {
-        (false, _, _, _) => Progress::Unknown,
+        (false, _, _, _) => Progress::NotThisTenants,
         (true, true, _, _) => Progress::Passed,
         (true, false, Some(state), Some(at)) if state == "stopped" => Progress::Stopped { at },
         _ => Progress::Behind,

@@ -83,9 +83,12 @@ pub enum ApiError {
         detail: String,
         params: Vec<InvalidParam>,
     },
-    /// 422 with a `type` per business rule (`duplicate-code`, `unit-archived`,
+    /// 409 with a `type` per business rule (`duplicate-code`, `unit-archived`,
     /// `has-active-children`, `site-already-in-project`, `idempotency-key-reused`,
-    /// `context-mismatch`): the request is valid but the rule forbids it now.
+    /// `context-mismatch`): the request is valid, but the current state forbids it (RFC 9110's
+    /// 409, "a conflict with the current state of the target resource"). 422 is kept for input
+    /// that no state could make acceptable, so a client can tell "fix your request" from "the
+    /// world changed".
     #[error("{detail}")]
     RuleViolated { rule: &'static str, detail: String },
     /// 409 `already-exists`.
@@ -141,10 +144,10 @@ impl ApiError {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidInput { .. } | Self::RuleViolated { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
+            Self::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::AlreadyExists(_) | Self::VersionConflict { .. } | Self::RuleViolated { .. } => {
+                StatusCode::CONFLICT
             }
-            Self::AlreadyExists(_) | Self::VersionConflict { .. } => StatusCode::CONFLICT,
             Self::NotCaughtUp { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

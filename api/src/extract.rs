@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use vextrus_commands::Version;
 
 use crate::error::ApiError;
+use crate::openapi::text;
 use crate::state::AppState;
 
 /// A JSON request body. Syntax errors are 400, wrong types and unknown fields 422, a missing
@@ -92,6 +93,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathIds
 
 /// The longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// 1 to 255 visible ASCII characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+/// A version ETag as a previous response gave it, e.g. `"3"`; `W/"3"` and a bare `3` are read
+/// the same.
+pub const IF_MATCH_PATTERN: &str = r#"^((W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#;
 
 /// The optional `Idempotency-Key` header: a retry with the same key returns the first response
 /// and changes nothing.
@@ -107,11 +113,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let key = value
             .to_str()
             .ok()
-            .filter(|key| {
-                !key.is_empty()
-                    && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                    && key.bytes().all(|b| b.is_ascii_graphic())
-            })
+            .filter(|key| text::matches(IDEMPOTENCY_KEY_PATTERN, key))
             .ok_or_else(|| {
                 ApiError::Malformed(format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
@@ -134,9 +136,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let version = value
             .to_str()
             .ok()
-            .map(|raw| raw.trim().trim_start_matches("W/").trim_matches('"'))
+            .filter(|raw| text::matches(IF_MATCH_PATTERN, raw))
+            .map(|raw| raw.trim_start_matches("W/").trim_matches('"'))
             .and_then(|digits| digits.parse::<i64>().ok())
-            .filter(|version| *version >= 0)
             .ok_or_else(|| {
                 ApiError::Malformed(
                     "If-Match must be the ETag of a previous response, e.g. \"3\"".into(),

@@ -109,10 +109,23 @@ pub struct RelayCheck {
     pub events_relayed: u64,
 }
 
-/// Ready to serve: 200 when every check passes, else 503 with the same body.
+/// Not ready: a problem (`not-ready`) that also carries every check, like the 200 body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotReady {
+    #[serde(flatten)]
+    pub problem: crate::error::Problem,
+    #[serde(flatten)]
+    pub readiness: Readiness,
+}
+
+/// Ready to serve: 200 when every check passes, else 503 with a problem that carries the same
+/// checks.
 #[utoipa::path(
     get, path = "/health/ready", tag = "operations",
-    responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness))
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "Not ready", body = NotReady, content_type = "application/problem+json"),
+    )
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let latest = state.settings().latest_migration;
@@ -169,20 +182,31 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         && projections
             .iter()
             .all(|projection| projection.state == "running" || projection.state == "rebuilding");
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let readiness = Readiness {
+        ready,
+        database,
+        migrations,
+        projections,
+        relay,
     };
-    (
-        status,
-        Json(Readiness {
-            ready,
-            database,
-            migrations,
-            projections,
-            relay,
-        }),
-    )
-        .into_response()
+    if ready {
+        return (StatusCode::OK, Json(readiness)).into_response();
+    }
+    let not_ready = NotReady {
+        problem: crate::error::Problem {
+            problem_type: "urn:vextrus:problem:not-ready".to_owned(),
+            title: "Not ready",
+            status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+            detail: "a check below failed: the database, the migrations or a projection".to_owned(),
+            invalid_params: Vec::new(),
+            current_version: None,
+        },
+        readiness,
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(crate::error::PROBLEM_JSON),
+    );
+    response
 }

@@ -53,8 +53,18 @@ use crate::{health, hierarchy};
         crate::audit::checkpoints,
         openapi_json,
     ),
-    components(schemas(Problem, InvalidParam, crate::audit::CheckpointView)),
-    modifiers(&BearerAuth),
+    components(schemas(
+        Problem,
+        InvalidParam,
+        crate::hierarchy::views::UnitStatus,
+        crate::audit::TrailPage,
+        vextrus_audit::AuditEvent,
+        crate::audit::CheckpointPage,
+        crate::audit::CheckpointView,
+        vextrus_replay::ProjectionReport,
+        vextrus_replay::ReplayReport,
+    )),
+    modifiers(&BearerAuth, &PathParametersRequired),
     tags(
         (name = "organizations", description = "Companies: the root of the hierarchy and its aggregate"),
         (name = "divisions", description = "Divisions of an organization"),
@@ -83,6 +93,33 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Path parameters are always required (OpenAPI says so); utoipa leaves `required` unset on a
+/// parameter whose schema comes from `schema_with`.
+struct PathParametersRequired;
+
+impl Modify for PathParametersRequired {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.parameter_in == ParameterIn::Path {
+                        parameter.required = Required::True;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Error responses, each with a problem+json body, for `IntoResponses` implementations.
 pub fn problem_responses(statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
     let mut responses = ResponsesBuilder::new();
@@ -98,6 +135,103 @@ pub fn problem_responses(statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Res
         );
     }
     responses.build().responses
+}
+
+/// Schemas of the text the API parses by a rule, with the rule's pattern, so that the document
+/// says exactly what the server takes. The domain's patterns come from the value types
+/// themselves (`vextrus_domain::values`); the API's own (headers, cursors) are beside the code
+/// that reads them.
+pub mod text {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    use regex::Regex;
+    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+    use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+
+    fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .description(Some(description))
+            .examples([example])
+    }
+
+    /// The same text, or null (an optional field that takes null for "not given").
+    fn or_null(builder: ObjectBuilder) -> Object {
+        builder
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .build()
+    }
+
+    pub fn code() -> Object {
+        string(
+            Code::PATTERN,
+            "Letters, digits, `-`, `_`, `.`; starts with a letter or digit; at most 32 characters; \
+             case-insensitive, stored upper case.",
+            "MBL",
+        )
+        .build()
+    }
+
+    pub fn name() -> Object {
+        string(
+            Name::PATTERN,
+            "1 to 200 characters, no control characters, no white space at either end.",
+            "Meghna Builders Ltd",
+        )
+        .build()
+    }
+
+    pub fn bin() -> Object {
+        string(
+            Bin::PATTERN,
+            "Business Identification Number: 13 digits, or 9+4 (`002871821-0101`).",
+            "002871821-0101",
+        )
+        .build()
+    }
+
+    pub fn tin() -> Object {
+        string(Tin::PATTERN, "e-TIN: 12 digits.", "123456789012").build()
+    }
+
+    pub fn currency_or_null() -> Object {
+        or_null(string(
+            CurrencyCode::PATTERN,
+            "ISO 4217 code, either case; `BDT` when omitted or null.",
+            "BDT",
+        ))
+    }
+
+    pub fn month_day_or_null() -> Object {
+        or_null(string(
+            FiscalYearStart::PATTERN,
+            "The first day of the fiscal year as `MM-DD` (not 02-29); `07-01` (the Bangladesh \
+             fiscal year) when omitted or null.",
+            "07-01",
+        ))
+    }
+
+    /// Whether `text` matches `pattern` (one of the API's published patterns), as a client's
+    /// validator reads it: the server checks the API's own patterns with this, so the document
+    /// and the check cannot differ. A pattern that does not compile matches nothing (a unit
+    /// test compiles every one).
+    pub fn matches(pattern: &'static str, text: &str) -> bool {
+        static COMPILED: LazyLock<Mutex<HashMap<&'static str, Option<Regex>>>> =
+            LazyLock::new(Default::default);
+        let mut compiled = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+        compiled
+            .entry(pattern)
+            .or_insert_with(|| Regex::new(pattern).ok())
+            .as_ref()
+            .is_some_and(|regex| regex.is_match(text))
+    }
+
+    /// A query parameter's schema: `pattern` with a description.
+    pub fn parameter(pattern: &str, description: &str, example: &str) -> Object {
+        string(pattern, description, example).build()
+    }
 }
 
 /// This document.

@@ -12,6 +12,25 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The error responses of an operations route.
+pub struct OpsErrors;
+
+impl utoipa::IntoResponses for OpsErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        crate::openapi::problem_responses(&[
+            (400, "Malformed header"),
+            (401, "Missing, expired or invalid bearer token"),
+            (
+                403,
+                "Not an operator, or X-Tenant-ID differs from the token",
+            ),
+        ])
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/ops/projections", get(projections))
 }
@@ -21,9 +40,8 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     get, path = "/v1/ops/projections", tag = "operations",
     responses(
-        (status = 200, description = "Every projection's status: name, version, built_version, fed_by, position, lag_events, lag_seconds, state, detail, last_replay"),
-        (status = 401, description = "No valid token", body = crate::error::Problem),
-        (status = 403, description = "Not an operator", body = crate::error::Problem),
+        (status = 200, description = "Every projection's status", body = Vec<ProjectionReport>),
+        OpsErrors,
     ),
     security(("bearer" = []))
 )]

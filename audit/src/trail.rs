@@ -1,5 +1,5 @@
 //! The audit queries: one stream's history, a user's activity, a correlation, and a tenant-wide
-//! search, each a page at a time after an opaque cursor.
+//! search, each a page at a time after a cursor.
 //!
 //! They run on a connection whose transaction has the tenant set ([`vextrus_commands::tenant`]),
 //! as a role under row-level security on `events`, and also name the tenant in the SQL so the
@@ -7,8 +7,6 @@
 //! commit order `(transaction_id, global_position)` and stops at the watermark, like the log
 //! reader (design.md D3): a page never skips an event that commits late.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -18,7 +16,7 @@ use vextrus_commands::LogPosition;
 use vextrus_domain::TenantId;
 
 /// One event with everything the trail records about it.
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// The event's place in the whole log (`global_position`).
     pub position: i64,
@@ -122,39 +120,39 @@ impl TrailCursor {
         })
     }
 
-    /// Opaque text for clients.
+    /// A stream history's cursor: the last sequence shown.
+    pub const SEQUENCE_PATTERN: &str = "^[0-9]{1,18}$";
+    /// Every other trail's cursor: the last event's transaction and position, `TX.POS`.
+    pub const LOG_PATTERN: &str = r"^[0-9]{1,19}\.[0-9]{1,18}$";
+
+    /// The cursor's text, as [`Self::SEQUENCE_PATTERN`] or [`Self::LOG_PATTERN`] describe it.
     pub fn encode(&self) -> String {
-        let text = match self {
-            Self::Sequence(sequence) => format!("s{sequence}"),
+        match self {
+            Self::Sequence(sequence) => sequence.to_string(),
             Self::Log(position) => {
-                format!("l{}.{}", position.transaction_id, position.global_position)
+                format!("{}.{}", position.transaction_id, position.global_position)
             }
-        };
-        URL_SAFE_NO_PAD.encode(text)
+        }
     }
 
-    /// Reads a cursor back, refusing one that does not belong to `query`'s kind of order.
+    /// Reads a cursor of `query`'s kind back: exactly the texts its pattern describes.
     pub fn decode(query: &TrailQuery, text: &str) -> Result<Self, InvalidCursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
-        let text = String::from_utf8(bytes).map_err(|_| InvalidCursor)?;
-        let cursor = if let Some(sequence) = text.strip_prefix('s') {
-            Self::Sequence(sequence.parse().map_err(|_| InvalidCursor)?)
-        } else if let Some(position) = text.strip_prefix('l') {
-            let (transaction_id, global_position) =
-                position.split_once('.').ok_or(InvalidCursor)?;
-            Self::Log(LogPosition {
-                transaction_id: transaction_id.parse().map_err(|_| InvalidCursor)?,
-                global_position: global_position.parse().map_err(|_| InvalidCursor)?,
-            })
-        } else {
-            return Err(InvalidCursor);
-        };
-        match (query, cursor) {
-            (TrailQuery::Stream { .. }, Self::Sequence(_)) => Ok(cursor),
-            (TrailQuery::Stream { .. }, Self::Log(_)) | (_, Self::Sequence(_)) => {
-                Err(InvalidCursor)
+        fn digits<T: std::str::FromStr>(text: &str, max: usize) -> Result<T, InvalidCursor> {
+            if text.is_empty() || text.len() > max || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(InvalidCursor);
             }
-            (_, Self::Log(_)) => Ok(cursor),
+            text.parse().map_err(|_| InvalidCursor)
+        }
+        match query {
+            TrailQuery::Stream { .. } => Ok(Self::Sequence(digits(text, 18)?)),
+            _ => {
+                let (transaction_id, global_position) =
+                    text.split_once('.').ok_or(InvalidCursor)?;
+                Ok(Self::Log(LogPosition {
+                    transaction_id: digits(transaction_id, 19)?,
+                    global_position: digits(global_position, 18)?,
+                }))
+            }
         }
     }
 }
@@ -274,10 +272,19 @@ mod tests {
             TrailCursor::decode(&correlation, &by_sequence.encode()),
             Err(InvalidCursor)
         );
-        assert_eq!(TrailCursor::decode(&stream, "garbage!"), Err(InvalidCursor));
-        assert_eq!(
-            TrailCursor::decode(&stream, &URL_SAFE_NO_PAD.encode("sX")),
-            Err(InvalidCursor)
-        );
+        for garbage in ["garbage!", "", "+7", "7.", "1234567890123456789", " 7"] {
+            assert_eq!(
+                TrailCursor::decode(&stream, garbage),
+                Err(InvalidCursor),
+                "{garbage:?}"
+            );
+        }
+        for garbage in ["900", ".42", "900.", "900.42.1", "-1.42", "900.+42"] {
+            assert_eq!(
+                TrailCursor::decode(&correlation, garbage),
+                Err(InvalidCursor),
+                "{garbage:?}"
+            );
+        }
     }
 }

@@ -4,6 +4,11 @@
 //! Deserialization does not re-validate: serde is how recorded events come back from the log, and
 //! a recorded fact must always load even if a later release tightens the input rules. Input from
 //! outside always goes through `parse`.
+//!
+//! Nothing is trimmed: a value with white space around it is refused, not silently changed. Each
+//! type that parses text states its rule once more as a `PATTERN`, a regular expression in the
+//! subset that ECMA-262 (JSON Schema), Python and Rust's `regex` read alike; the API publishes it
+//! so that clients can check before sending. A property test holds each pattern to its `parse`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -18,6 +23,8 @@ pub enum ValueError {
     TooLong { max: usize },
     #[error("must not contain control characters")]
     ControlCharacter,
+    #[error("must not begin or end with white space")]
+    SurroundingWhitespace,
     #[error(
         "may contain only letters A-Z, digits 0-9, '-', '_' and '.', and must start with a letter or digit"
     )]
@@ -30,19 +37,23 @@ pub enum ValueError {
     InvalidCurrency,
     #[error("{month:02}-{day:02} is not a day that exists in every year")]
     InvalidFiscalYearStart { month: u8, day: u8 },
+    #[error("must be a month and day as MM-DD, e.g. 07-01")]
+    InvalidMonthDay,
 }
 
 /// A short identifier chosen by people, unique within its parent: letters, digits, `-`, `_`, `.`,
-/// at most 32 characters. Stored in upper case so that `dhk-01` and `DHK-01` are the same code.
+/// starting with a letter or digit, at most 32 characters. Stored in upper case so that `dhk-01`
+/// and `DHK-01` are the same code.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Code(String);
 
 impl Code {
     pub const MAX_LEN: usize = 32;
+    pub const PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$";
 
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let code = input.trim().to_ascii_uppercase();
+        let code = input.to_ascii_uppercase();
         if code.is_empty() {
             return Err(ValueError::Empty);
         }
@@ -70,16 +81,18 @@ impl fmt::Display for Code {
     }
 }
 
-/// A display name: trimmed, 1 to 200 characters, no control characters.
+/// A display name: 1 to 200 characters, no control characters, no white space at either end.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(String);
 
 impl Name {
     pub const MAX_LEN: usize = 200;
+    /// `\s` differs between engines only on characters that are control characters anyway.
+    pub const PATTERN: &str =
+        r"^[^\s\x00-\x1F\x7F-\x9F]([^\x00-\x1F\x7F-\x9F]{0,198}[^\s\x00-\x1F\x7F-\x9F])?$";
 
-    pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let name = input.trim();
+    pub fn parse(name: &str) -> Result<Self, ValueError> {
         if name.is_empty() {
             return Err(ValueError::Empty);
         }
@@ -88,6 +101,9 @@ impl Name {
         }
         if name.chars().any(char::is_control) {
             return Err(ValueError::ControlCharacter);
+        }
+        if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+            return Err(ValueError::SurroundingWhitespace);
         }
         Ok(Self(name.to_owned()))
     }
@@ -110,9 +126,10 @@ impl fmt::Display for Name {
 pub struct Bin(String);
 
 impl Bin {
+    pub const PATTERN: &str = "^([0-9]{13}|[0-9]{9}-[0-9]{4})$";
+
     /// Accepts 13 digits, or 9 digits, a dash and 4 digits.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let input = input.trim();
         let digits: String = match input.split_once('-') {
             Some((head, tail)) if head.len() == 9 && tail.len() == 4 => format!("{head}{tail}"),
             Some(_) => return Err(ValueError::InvalidBin),
@@ -145,8 +162,9 @@ impl fmt::Display for Bin {
 pub struct Tin(String);
 
 impl Tin {
-    pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let digits = input.trim();
+    pub const PATTERN: &str = "^[0-9]{12}$";
+
+    pub fn parse(digits: &str) -> Result<Self, ValueError> {
         if digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(digits.to_owned()))
         } else {
@@ -175,8 +193,11 @@ impl CurrencyCode {
         Self("BDT".to_owned())
     }
 
+    /// Three letters, either case.
+    pub const PATTERN: &str = "^[A-Za-z]{3}$";
+
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let code = input.trim().to_ascii_uppercase();
+        let code = input.to_ascii_uppercase();
         if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(code))
         } else {
@@ -204,6 +225,23 @@ pub struct FiscalYearStart {
 }
 
 impl FiscalYearStart {
+    /// `MM-DD` of a day that exists in every year.
+    pub const PATTERN: &str = "^((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))$";
+
+    /// Reads `MM-DD`, e.g. `07-01`.
+    pub fn parse_month_day(text: &str) -> Result<Self, ValueError> {
+        let two_digits = |part: &str| {
+            (part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u8>().ok())
+                .flatten()
+        };
+        let (month, day) = text
+            .split_once('-')
+            .and_then(|(month, day)| two_digits(month).zip(two_digits(day)))
+            .ok_or(ValueError::InvalidMonthDay)?;
+        Self::parse(month, day)
+    }
+
     pub fn parse(month: u8, day: u8) -> Result<Self, ValueError> {
         let days_in_month = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -245,8 +283,9 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn codes_are_trimmed_and_upper_cased() {
-        assert_eq!(Code::parse("  dhk-01 ").unwrap().as_str(), "DHK-01");
+    fn codes_are_upper_cased_and_never_trimmed() {
+        assert_eq!(Code::parse("dhk-01").unwrap().as_str(), "DHK-01");
+        assert_eq!(Code::parse(" DHK"), Err(ValueError::InvalidCode));
     }
 
     #[test]
@@ -261,12 +300,17 @@ mod tests {
     }
 
     #[test]
-    fn names_are_trimmed_and_must_not_be_blank_or_hold_control_characters() {
+    fn names_must_not_be_blank_padded_or_hold_control_characters() {
         assert_eq!(
-            Name::parse("  Padma Bridge  ").unwrap().as_str(),
+            Name::parse("Padma Bridge").unwrap().as_str(),
             "Padma Bridge"
         );
-        assert_eq!(Name::parse("   "), Err(ValueError::Empty));
+        assert_eq!(
+            Name::parse("  Padma Bridge"),
+            Err(ValueError::SurroundingWhitespace)
+        );
+        assert_eq!(Name::parse("   "), Err(ValueError::SurroundingWhitespace));
+        assert_eq!(Name::parse(""), Err(ValueError::Empty));
         assert_eq!(Name::parse("a\nb"), Err(ValueError::ControlCharacter));
         assert!(Name::parse(&"ব".repeat(200)).is_ok());
         assert!(Name::parse(&"ব".repeat(201)).is_err());
@@ -316,6 +360,17 @@ mod tests {
         assert!(FiscalYearStart::parse(4, 31).is_err());
         assert!(FiscalYearStart::parse(13, 1).is_err());
         assert!(FiscalYearStart::parse(6, 0).is_err());
+        assert_eq!(
+            FiscalYearStart::parse_month_day("07-01"),
+            Ok(FiscalYearStart::default())
+        );
+        for bad in ["7-01", "+7-01", "07-1", "07/01", "0701", " 07-01"] {
+            assert_eq!(
+                FiscalYearStart::parse_month_day(bad),
+                Err(ValueError::InvalidMonthDay),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -330,6 +385,44 @@ mod tests {
         fn any_13_digit_string_is_a_bin_that_round_trips_through_its_printed_form(digits in "[0-9]{13}") {
             let bin = Bin::parse(&digits).unwrap();
             prop_assert_eq!(Bin::parse(&bin.to_string()).unwrap(), bin);
+        }
+
+        /// Every string drawn from a type's published pattern parses.
+        #[test]
+        fn what_a_pattern_describes_parses(
+            code in Code::PATTERN.trim_matches(['^', '$']),
+            name in Name::PATTERN.trim_matches(['^', '$']),
+            bin in Bin::PATTERN.trim_matches(['^', '$']),
+            tin in Tin::PATTERN.trim_matches(['^', '$']),
+            currency in CurrencyCode::PATTERN.trim_matches(['^', '$']),
+            month_day in FiscalYearStart::PATTERN.trim_matches(['^', '$']),
+        ) {
+            prop_assert!(Code::parse(&code).is_ok(), "{:?}", code);
+            prop_assert!(Name::parse(&name).is_ok(), "{:?}", name);
+            prop_assert!(Bin::parse(&bin).is_ok(), "{:?}", bin);
+            prop_assert!(Tin::parse(&tin).is_ok(), "{:?}", tin);
+            prop_assert!(CurrencyCode::parse(&currency).is_ok(), "{:?}", currency);
+            prop_assert!(FiscalYearStart::parse_month_day(&month_day).is_ok(), "{:?}", month_day);
+        }
+
+        /// And nothing else parses: near misses (the same alphabets, padded, cut or lengthened)
+        /// parse exactly when they match.
+        #[test]
+        fn only_what_a_pattern_describes_parses(
+            text in r"[ \ta-zA-Z0-9._/+\x00\x7Fব-]{0,16}|[0-9-]{11,15}|[0-9+ -]{3,7}|.{0,3}[^\x00-\x1F]{195,205}",
+        ) {
+            let agrees = |pattern: &str, parsed: bool| {
+                regex::Regex::new(pattern).map(|re| re.is_match(&text) == parsed)
+            };
+            prop_assert!(agrees(Code::PATTERN, Code::parse(&text).is_ok()).unwrap(), "code {:?}", text);
+            prop_assert!(agrees(Name::PATTERN, Name::parse(&text).is_ok()).unwrap(), "name {:?}", text);
+            prop_assert!(agrees(Bin::PATTERN, Bin::parse(&text).is_ok()).unwrap(), "bin {:?}", text);
+            prop_assert!(agrees(Tin::PATTERN, Tin::parse(&text).is_ok()).unwrap(), "tin {:?}", text);
+            prop_assert!(agrees(CurrencyCode::PATTERN, CurrencyCode::parse(&text).is_ok()).unwrap(), "currency {:?}", text);
+            prop_assert!(
+                agrees(FiscalYearStart::PATTERN, FiscalYearStart::parse_month_day(&text).is_ok()).unwrap(),
+                "month-day {:?}", text
+            );
         }
 
         #[test]

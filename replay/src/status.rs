@@ -11,7 +11,7 @@ use uuid::Uuid;
 const STALE_AFTER_SECONDS: f64 = 10.0;
 
 /// One projection, as an operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProjectionReport {
     pub name: String,
     /// This build's version of the projection.
@@ -33,7 +33,7 @@ pub struct ProjectionReport {
     pub last_replay: Option<ReplayReport>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReplayReport {
     pub replay_id: Uuid,
     pub tenant_id: Option<Uuid>,

@@ -9,9 +9,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use uuid::Uuid;
 use vextrus::database;
+use vextrus::demo::Demo;
 use vextrus::server::{AGGREGATE_TYPES, Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
 use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
+use vextrus_commands::{DbRole, EventStore};
 use vextrus_fanout::EmbeddedKafka;
 
 use super::DatabaseArgs;
@@ -114,6 +116,11 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "kafka_brokers")]
     embedded_kafka: bool,
 
+    /// Load a sample tenant (a construction company with divisions, projects and sites) and
+    /// print a token and requests to look around with. Loading it again adds nothing.
+    #[arg(long, env = "VEXTRUS_DEMO")]
+    demo: bool,
+
     #[command(flatten)]
     kafka: KafkaArgs,
 
@@ -134,7 +141,7 @@ impl ServeArgs {
             bail!("VEXTRUS_BODY_LIMIT (--body-limit) must be at least 1024 bytes");
         }
         let keys = self.jwt.keys(&database.data_dir)?;
-        let mut config = ServerConfig::new(keys);
+        let mut config = ServerConfig::new(keys.clone());
         let trusted_proxies = self
             .trusted_proxies
             .iter()
@@ -176,11 +183,18 @@ impl ServeArgs {
             database::migrate(&options)
                 .await
                 .context("applying migrations")?;
+            let demo = match self.demo {
+                true => Some(load_demo(&options).await?),
+                false => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("VEXTRUS_LISTEN: cannot listen on {listen}"))?;
             let server = Server::start(&options, listener, config).await?;
             print_welcome(server.local_addr());
+            if let Some(demo) = &demo {
+                print_demo(server.local_addr(), demo, &keys)?;
+            }
             server.run_until(shutdown_signal()).await?;
             tracing::info!("stopped");
             anyhow::Ok(())
@@ -212,6 +226,71 @@ fn print_welcome(addr: SocketAddr) {
     {
         tracing::warn!(%error, "cannot write to standard output");
     }
+}
+
+/// The sample tenant, written as the application's writer role would.
+async fn load_demo(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result<Demo> {
+    let writer = database::role_pool(options, DbRole::Writer, 2).await?;
+    let demo = vextrus::demo::load(&EventStore::new(writer.clone()))
+        .await
+        .context("loading the demo tenant")?;
+    writer.close().await;
+    tracing::info!(
+        tenant = %demo.tenant,
+        events_written = demo.events_written,
+        "demo tenant loaded"
+    );
+    Ok(demo)
+}
+
+/// The demo tenant's token (a week long, every role) and three requests to start with.
+fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<()> {
+    use std::io::Write;
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: vextrus::demo::DEMO_USER.to_owned(),
+        tenant: demo.tenant.as_uuid(),
+        roles: Role::ALL
+            .iter()
+            .map(|role| role.as_str().to_owned())
+            .collect(),
+        exp: now + 7 * 24 * 3600,
+        iat: Some(now),
+    };
+    let token = keys.sign(&claims).context("signing the demo token")?;
+    let org = demo.organization;
+    let text = [
+        format!(
+            "Demo tenant {}: {} with {} divisions, {} projects and {} sites ({}).",
+            demo.tenant,
+            demo.organization_name,
+            demo.divisions,
+            demo.projects,
+            demo.sites,
+            match demo.events_written {
+                0 => "already loaded".to_owned(),
+                written => format!("{written} events written"),
+            }
+        ),
+        "Look around (the token is valid for a week and holds every role):".to_owned(),
+        format!("  TOKEN={token}"),
+        format!("  curl -s http://{addr}/v1/organizations -H \"Authorization: Bearer $TOKEN\""),
+        format!(
+            "  curl -s http://{addr}/v1/organizations/{org}/tree -H \"Authorization: Bearer $TOKEN\""
+        ),
+        format!(
+            "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\"\n"
+        ),
+    ]
+    .join("\n");
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot write to standard output");
+    }
+    Ok(())
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

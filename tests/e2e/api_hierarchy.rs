@@ -172,14 +172,15 @@ async fn lists_page_in_path_order_with_filters() {
         assert_eq!(refused.problem(), "invalid-input");
         assert_eq!(refused.body["invalid-params"][0]["name"], param);
     }
+    // A filter the list does not take is an unknown parameter, like any other.
     let refused = admin
         .get(&format!(
             "/v1/organizations/{org}/divisions?project_id={}",
             h.project
         ))
         .await
-        .expect(422);
-    assert_eq!(refused.body["invalid-params"][0]["name"], "project_id");
+        .expect(400);
+    assert_eq!(refused.problem(), "malformed-request");
     assert_eq!(
         admin
             .get("/v1/organizations?colour=red")
@@ -323,12 +324,12 @@ async fn a_repeated_idempotency_key_returns_the_same_response_and_writes_nothing
         json!({"name": "Dhaka", "code": "DHK"}),
     )
     .await
-    .expect(422);
+    .expect(409);
     assert_eq!(reused.problem(), "idempotency-key-reused");
 }
 
 #[tokio::test]
-async fn business_rules_answer_422_with_their_own_type() {
+async fn business_rules_of_the_current_state_answer_409_with_their_own_type() {
     let app = spawn_app().await;
     let admin = app.caller(&["admin"]);
     let h = admin.create_hierarchy("MBL").await;
@@ -338,7 +339,7 @@ async fn business_rules_answer_422_with_their_own_type() {
     let taken = admin
         .post("/v1/organizations", organization_body("mbl"))
         .await
-        .expect(422);
+        .expect(409);
     assert_eq!(taken.problem(), "duplicate-code");
     let duplicate = admin
         .post(
@@ -346,7 +347,7 @@ async fn business_rules_answer_422_with_their_own_type() {
             json!({"name": "Again", "code": "dhk"}),
         )
         .await
-        .expect(422);
+        .expect(409);
     assert_eq!(duplicate.problem(), "duplicate-code");
     let busy = admin
         .post(
@@ -354,7 +355,7 @@ async fn business_rules_answer_422_with_their_own_type() {
             json!({}),
         )
         .await
-        .expect(422);
+        .expect(409);
     assert_eq!(busy.problem(), "has-active-children");
     let same_project = admin
         .post(
@@ -362,7 +363,7 @@ async fn business_rules_answer_422_with_their_own_type() {
             json!({"to_project_id": h.project}),
         )
         .await
-        .expect(422);
+        .expect(409);
     assert_eq!(same_project.problem(), "site-already-in-project");
     assert_eq!(app.event_count().await, events);
 
@@ -379,6 +380,6 @@ async fn business_rules_answer_422_with_their_own_type() {
             json!({"name": "Renamed"}),
         )
         .await
-        .expect(422);
+        .expect(409);
     assert_eq!(archived.problem(), "unit-archived");
 }

@@ -416,7 +416,7 @@ async fn project_and_site_headers_must_name_units_of_the_tenant_that_belong_toge
             .problem(),
         "not-found"
     );
-    let mismatch = with(&other_project.id(), Some(&h.site)).await.expect(422);
+    let mismatch = with(&other_project.id(), Some(&h.site)).await.expect(409);
     assert_eq!(mismatch.problem(), "context-mismatch");
     assert_eq!(
         with("p-1", None).await.expect(400).problem(),

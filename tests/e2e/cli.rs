@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -56,6 +57,8 @@ fn serve_refuses_bad_configuration_and_names_the_variable() {
 pub struct Served {
     pub child: Child,
     pub base: String,
+    /// What it printed after its address.
+    printed: Arc<Mutex<String>>,
 }
 
 fn serve(dir: &Path) -> Served {
@@ -79,11 +82,37 @@ pub fn serve_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Served {
         })
         .expect("serve exited without printing its address");
     // Keep reading, as a terminal would, until the process ends.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served { child, base }
+    let printed = Arc::new(Mutex::new(String::new()));
+    std::thread::spawn({
+        let printed = Arc::clone(&printed);
+        move || {
+            for line in lines.map_while(Result::ok) {
+                let mut printed = printed.lock().unwrap();
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+        }
+    });
+    Served {
+        child,
+        base,
+        printed,
+    }
 }
 
 impl Served {
+    /// What it has printed since its address, once that holds `marker` (or after 10 s).
+    fn printed_once(&self, marker: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let printed = self.printed.lock().unwrap().clone();
+            if printed.contains(marker) || std::time::Instant::now() > deadline {
+                return printed;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
         let killed = Command::new("kill")
@@ -315,4 +344,80 @@ async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&cluster);
     let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// `serve --demo` loads a sample tenant and prints a token and requests to try; a second start
+/// with `--demo` adds nothing.
+#[tokio::test]
+async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
+    let dir = scratch_dir("demo");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut counts = Vec::new();
+    for run in 0..2 {
+        let served = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || {
+                serve_with(&dir, |command| {
+                    command.arg("--demo");
+                })
+            }
+        })
+        .await
+        .unwrap();
+        served.wait_until_ready(&client).await;
+        let printed = served.printed_once("/events -H");
+        let token = printed
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("TOKEN="))
+            .unwrap_or_else(|| panic!("no token printed:\n{printed}"))
+            .to_owned();
+        let curls: Vec<&str> = printed
+            .lines()
+            .filter(|line| line.trim().starts_with("curl -s "))
+            .collect();
+        assert_eq!(curls.len(), 3, "{printed}");
+        if run == 1 {
+            assert!(printed.contains("already loaded"), "{printed}");
+        }
+        // The printed requests work as printed.
+        let mut answers = Vec::new();
+        for curl in curls {
+            let url = curl.split_whitespace().nth(2).unwrap();
+            let answer = client.get(url).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "{url}");
+            answers.push(answer.json::<serde_json::Value>().await.unwrap());
+        }
+        let [organizations, tree, history] = &answers[..] else {
+            unreachable!()
+        };
+        assert_eq!(organizations["items"][0]["name"], "Meghna Builders Ltd");
+        assert_eq!(organizations["items"].as_array().unwrap().len(), 1);
+        let divisions = tree["divisions"].as_array().unwrap();
+        let projects: Vec<&serde_json::Value> = divisions
+            .iter()
+            .flat_map(|division| division["projects"].as_array().unwrap())
+            .collect();
+        let sites: usize = projects
+            .iter()
+            .map(|project| project["sites"].as_array().unwrap().len())
+            .sum();
+        counts.push((
+            divisions.len(),
+            projects.len(),
+            sites,
+            history["items"].as_array().unwrap().len(),
+        ));
+        let status = tokio::task::spawn_blocking(move || served.terminate())
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+    assert_eq!(counts[0], counts[1], "the second load added nothing");
+    let (divisions, projects, sites, events) = counts[0];
+    assert!(divisions >= 3 && projects >= 5 && sites >= 8, "{counts:?}");
+    assert_eq!(events, 1 + divisions + projects + sites + 1, "one rename");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,7 @@ mod http;
 mod immutability;
 mod kafka;
 mod log_reader;
+mod openapi;
 mod private_postgres;
 mod projections;
 mod replay;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vextrus_commands::{CommandMetadata, CommandOutcome, ExecuteError, Version};
 use vextrus_domain::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::{NewOrganization, Organization, OrganizationCommand};
-use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin, ValueError};
+use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
 use super::views::{
     CommandAccepted, CreateDivision, CreateOrganization, CreateProject, CreateSite, MoveSite,
@@ -52,16 +52,6 @@ impl Fields {
             _ => Err(ApiError::invalid_input(self.0)),
         }
     }
-}
-
-fn parse_fiscal_year_start(text: &str) -> Result<FiscalYearStart, String> {
-    let shape = || "must be MM-DD, e.g. 07-01".to_owned();
-    let (month, day) = text.trim().split_once('-').ok_or_else(shape)?;
-    if month.len() != 2 || day.len() != 2 {
-        return Err(shape());
-    }
-    let (month, day) = month.parse().ok().zip(day.parse().ok()).ok_or_else(shape)?;
-    FiscalYearStart::parse(month, day).map_err(|error: ValueError| error.to_string())
 }
 
 /// A command ready to run: which organization, what, on whose behalf, at which version.
@@ -178,9 +168,10 @@ pub async fn create_organization(
     );
     let fiscal_year_start = fields.take(
         "fiscal_year_start",
-        body.fiscal_year_start
-            .as_deref()
-            .map_or(Ok(FiscalYearStart::default()), parse_fiscal_year_start),
+        body.fiscal_year_start.as_deref().map_or(
+            Ok(FiscalYearStart::default()),
+            FiscalYearStart::parse_month_day,
+        ),
     );
     let metadata = context.command_metadata(key.as_deref(), "create-organization");
     let organization = OrganizationId::from_uuid(new_unit_id(&metadata));
@@ -610,20 +601,4 @@ pub async fn move_site(
     }
     .run(&state, &context)
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fiscal_year_start_is_month_dash_day() {
-        assert_eq!(
-            parse_fiscal_year_start("07-01"),
-            Ok(FiscalYearStart::default())
-        );
-        assert!(parse_fiscal_year_start("02-29").is_err());
-        assert!(parse_fiscal_year_start("0701").is_err());
-        assert!(parse_fiscal_year_start("13-01").is_err());
-    }
 }

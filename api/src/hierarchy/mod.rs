@@ -78,11 +78,18 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct IdempotencyKeyHeader {
-    /// Up to 255 visible ASCII characters. A retry with the same key returns the first response
-    /// (with `Idempotent-Replayed: true`) and changes nothing. A creation's new id is derived
-    /// from the key.
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", schema_with = idempotency_key)]
     idempotency_key: Option<String>,
+}
+
+fn idempotency_key() -> utoipa::openapi::schema::Object {
+    crate::openapi::text::parameter(
+        crate::extract::IDEMPOTENCY_KEY_PATTERN,
+        "1 to 255 visible ASCII characters. A retry with the same key returns the first response \
+         (with `Idempotent-Replayed: true`) and changes nothing. A creation's new id is derived \
+         from the key.",
+        "create-mbl-2026-12-02",
+    )
 }
 
 /// Documents the `If-Match` header (read by [`crate::extract::IfMatch`]).
@@ -90,10 +97,18 @@ pub struct IdempotencyKeyHeader {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct IfMatchHeader {
-    /// The organization's ETag (e.g. `"3"`) from a previous response: the command runs only if
-    /// the organization is still at that version, else 409.
-    #[param(rename = "If-Match")]
+    #[param(rename = "If-Match", schema_with = if_match)]
     if_match: Option<String>,
+}
+
+fn if_match() -> utoipa::openapi::schema::Object {
+    crate::openapi::text::parameter(
+        crate::extract::IF_MATCH_PATTERN,
+        "The organization's ETag (e.g. `\"3\"`; `W/\"3\"` and `3` are read the same) from a \
+         previous response: the command runs only if the organization is still at that version, \
+         else 409.",
+        "\"3\"",
+    )
 }
 
 /// The error responses of a command route.
@@ -117,14 +132,12 @@ impl utoipa::IntoResponses for CommandErrors {
             ),
             (
                 409,
-                "Version conflict (If-Match), or the unit already exists",
+                "Version conflict (If-Match), the unit already exists, or a business rule forbids \
+                 it in the current state, e.g. a code already taken (see `type`)",
             ),
             (413, "Request body too large"),
             (415, "The body is not sent as application/json"),
-            (
-                422,
-                "Invalid fields, or a business rule forbids it (see `type`)",
-            ),
+            (422, "Invalid fields (see `invalid-params`)"),
         ])
     }
 }
@@ -148,10 +161,10 @@ impl utoipa::IntoResponses for ArchiveErrors {
                 404,
                 "The organization or unit does not exist in this tenant",
             ),
-            (409, "Version conflict (If-Match)"),
             (
-                422,
-                "A business rule forbids it, e.g. active children (see `type`)",
+                409,
+                "Version conflict (If-Match), or a business rule forbids it in the current \
+                 state, e.g. active children (see `type`)",
             ),
         ])
     }
@@ -172,6 +185,10 @@ impl utoipa::IntoResponses for QueryErrors {
             (
                 404,
                 "The organization or unit does not exist in this tenant",
+            ),
+            (
+                409,
+                "X-Site-ID names a site outside the project of X-Project-ID",
             ),
             (422, "Invalid parameter value"),
             (

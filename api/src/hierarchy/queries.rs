@@ -9,8 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -22,8 +20,9 @@ use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::QueryErrors;
 use super::views::{
-    DivisionNode, DivisionView, ListQuery, OrganizationTree, OrganizationView, Page, ProjectNode,
-    ProjectView, SiteView, TreeQuery, UnitStatus,
+    DivisionNode, DivisionView, ListQuery, OrganizationTree, OrganizationView, Page,
+    ProjectListQuery, ProjectNode, ProjectView, SiteListQuery, SiteView, TreeQuery,
+    UNIT_CURSOR_PATTERN, UnitListQuery, UnitStatus,
 };
 use crate::consistency::{self, Freshness};
 use crate::context::RequestContext;
@@ -39,9 +38,6 @@ struct Table {
     name: &'static str,
     id_column: &'static str,
     columns: &'static str,
-    /// The parent filters that make sense for this level.
-    has_division: bool,
-    has_project: bool,
 }
 
 const ORGANIZATIONS: Table = Table {
@@ -49,32 +45,24 @@ const ORGANIZATIONS: Table = Table {
     id_column: "organization_id",
     columns: "organization_id as id, code, name, bin, tin, base_currency, fiscal_year_start, \
               status, path, version, created_at, created_by, updated_at, updated_by",
-    has_division: false,
-    has_project: false,
 };
 const DIVISIONS: Table = Table {
     name: "org_divisions",
     id_column: "division_id",
     columns: "division_id as id, organization_id, code, name, status, path, version, \
               created_at, created_by, updated_at, updated_by",
-    has_division: false,
-    has_project: false,
 };
 const PROJECTS: Table = Table {
     name: "org_projects",
     id_column: "project_id",
     columns: "project_id as id, organization_id, division_id, code, name, status, path, version, \
               created_at, created_by, updated_at, updated_by",
-    has_division: true,
-    has_project: false,
 };
 const SITES: Table = Table {
     name: "org_sites",
     id_column: "site_id",
     columns: "site_id as id, organization_id, division_id, project_id, code, name, status, path, \
               version, created_at, created_by, updated_at, updated_by",
-    has_division: true,
-    has_project: true,
 };
 
 /// A view's place in path order.
@@ -93,7 +81,8 @@ macro_rules! keyed {
 }
 keyed!(OrganizationView, DivisionView, ProjectView, SiteView);
 
-/// Where the previous page ended.
+/// Where the previous page ended: the last unit's path and id, written `PATH~ID`
+/// ([`UNIT_CURSOR_PATTERN`]).
 struct Cursor {
     path: String,
     id: Uuid,
@@ -101,14 +90,15 @@ struct Cursor {
 
 impl Cursor {
     fn encode(path: &str, id: Uuid) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{path}\n{id}"))
+        format!("{path}~{id}")
     }
 
     fn decode(text: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::invalid_param("after", "not a cursor returned by this list");
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (path, id) = decoded.split_once('\n').ok_or_else(invalid)?;
+        if !crate::openapi::text::matches(UNIT_CURSOR_PATTERN, text) {
+            return Err(invalid());
+        }
+        let (path, id) = text.rsplit_once('~').ok_or_else(invalid)?;
         Ok(Self {
             path: path.to_owned(),
             id: Uuid::parse_str(id).map_err(|_| invalid())?,
@@ -130,19 +120,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn from_query(table: &Table, query: &ListQuery) -> Result<Self, ApiError> {
-        if query.division_id.is_some() && !table.has_division {
-            return Err(ApiError::invalid_param(
-                "division_id",
-                "does not apply to this list",
-            ));
-        }
-        if query.project_id.is_some() && !table.has_project {
-            return Err(ApiError::invalid_param(
-                "project_id",
-                "does not apply to this list",
-            ));
-        }
+    fn from_query(query: &ListQuery) -> Result<Self, ApiError> {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(ApiError::invalid_param(
@@ -261,16 +239,17 @@ async fn fresh_read(
 /// Lists the tenant's organizations.
 #[utoipa::path(
     get, path = "/v1/organizations", tag = "organizations",
-    params(ListQuery),
+    params(UnitListQuery),
     responses((status = 200, description = "A page of organizations", body = Page<OrganizationView>), QueryErrors),
     security(("bearer" = []))
 )]
 pub async fn list_organizations(
     State(state): State<AppState>,
     context: RequestContext,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<UnitListQuery>,
 ) -> Result<Json<Page<OrganizationView>>, ApiError> {
-    let filter = Filter::from_query(&ORGANIZATIONS, &query)?;
+    let query = ListQuery::from(query);
+    let filter = Filter::from_query(&query)?;
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     let rows = select(&mut tx, &ORGANIZATIONS, &filter).await?;
     Ok(Json(page(rows, filter.limit)))
@@ -365,7 +344,7 @@ async fn list_units<T>(
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin + Keyed + serde::Serialize,
 {
-    let mut filter = Filter::from_query(table, query)?;
+    let mut filter = Filter::from_query(query)?;
     filter.organization = Some(organization.as_uuid());
     let mut tx = fresh_read(state, context, query.min_position).await?;
     let version = organization_version(&mut tx, organization)
@@ -411,7 +390,7 @@ where
 /// Lists an organization's divisions.
 #[utoipa::path(
     get, path = "/v1/organizations/{organization_id}/divisions", tag = "divisions",
-    params(("organization_id" = Uuid, Path), ListQuery),
+    params(("organization_id" = Uuid, Path), UnitListQuery),
     responses((status = 200, description = "A page of divisions", body = Page<DivisionView>), QueryErrors),
     security(("bearer" = []))
 )]
@@ -419,9 +398,9 @@ pub async fn list_divisions(
     State(state): State<AppState>,
     context: RequestContext,
     PathIds(organization): PathIds<OrganizationId>,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<UnitListQuery>,
 ) -> Result<Response, ApiError> {
-    list_units::<DivisionView>(&state, &context, organization, &DIVISIONS, &query).await
+    list_units::<DivisionView>(&state, &context, organization, &DIVISIONS, &query.into()).await
 }
 
 /// One division.
@@ -451,7 +430,7 @@ pub async fn get_division(
 /// Lists an organization's projects (optionally of one division).
 #[utoipa::path(
     get, path = "/v1/organizations/{organization_id}/projects", tag = "projects",
-    params(("organization_id" = Uuid, Path), ListQuery),
+    params(("organization_id" = Uuid, Path), ProjectListQuery),
     responses((status = 200, description = "A page of projects", body = Page<ProjectView>), QueryErrors),
     security(("bearer" = []))
 )]
@@ -459,9 +438,9 @@ pub async fn list_projects(
     State(state): State<AppState>,
     context: RequestContext,
     PathIds(organization): PathIds<OrganizationId>,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<ProjectListQuery>,
 ) -> Result<Response, ApiError> {
-    list_units::<ProjectView>(&state, &context, organization, &PROJECTS, &query).await
+    list_units::<ProjectView>(&state, &context, organization, &PROJECTS, &query.into()).await
 }
 
 /// One project.
@@ -491,7 +470,7 @@ pub async fn get_project(
 /// Lists an organization's sites (optionally of one division or project).
 #[utoipa::path(
     get, path = "/v1/organizations/{organization_id}/sites", tag = "sites",
-    params(("organization_id" = Uuid, Path), ListQuery),
+    params(("organization_id" = Uuid, Path), SiteListQuery),
     responses((status = 200, description = "A page of sites", body = Page<SiteView>), QueryErrors),
     security(("bearer" = []))
 )]
@@ -499,9 +478,9 @@ pub async fn list_sites(
     State(state): State<AppState>,
     context: RequestContext,
     PathIds(organization): PathIds<OrganizationId>,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<SiteListQuery>,
 ) -> Result<Response, ApiError> {
-    list_units::<SiteView>(&state, &context, organization, &SITES, &query).await
+    list_units::<SiteView>(&state, &context, organization, &SITES, &query.into()).await
 }
 
 /// One site.
@@ -537,6 +516,12 @@ mod tests {
         let id = Uuid::now_v7();
         let cursor = Cursor::decode(&Cursor::encode("MBL/DHK", id)).unwrap();
         assert_eq!((cursor.path.as_str(), cursor.id), ("MBL/DHK", id));
-        assert!(Cursor::decode("not-a-cursor").is_err());
+        for garbage in [
+            "not-a-cursor",
+            "MBL/DHK",
+            "mbl~00000000-0000-0000-0000-000000000000",
+        ] {
+            assert!(Cursor::decode(garbage).is_err(), "{garbage}");
+        }
     }
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::openapi::text;
+
 /// A unit's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -26,32 +28,28 @@ impl UnitStatus {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
-    #[schema(example = "Meghna Builders Ltd")]
+    #[schema(schema_with = text::name)]
     pub name: String,
-    /// Unique in the tenant; letters, digits, `-`, `_`, `.`; stored upper case.
-    #[schema(example = "MBL")]
+    /// Unique in the tenant.
+    #[schema(schema_with = text::code)]
     pub code: String,
-    /// Business Identification Number: 13 digits, or 9+4 (`002871821-0101`).
-    #[schema(example = "002871821-0101")]
+    #[schema(schema_with = text::bin)]
     pub bin: String,
-    /// e-TIN: 12 digits.
-    #[schema(example = "123456789012")]
+    #[schema(schema_with = text::tin)]
     pub tin: String,
-    /// ISO 4217; `BDT` when omitted.
-    #[schema(example = "BDT")]
+    #[schema(schema_with = text::currency_or_null)]
     pub base_currency: Option<String>,
-    /// `MM-DD`; `07-01` (the Bangladesh fiscal year) when omitted.
-    #[schema(example = "07-01")]
+    #[schema(schema_with = text::month_day_or_null)]
     pub fiscal_year_start: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDivision {
-    #[schema(example = "Dhaka Division")]
+    #[schema(schema_with = text::name)]
     pub name: String,
     /// Unique within the organization.
-    #[schema(example = "DHK")]
+    #[schema(schema_with = text::code)]
     pub code: String,
 }
 
@@ -60,10 +58,10 @@ pub struct CreateDivision {
 pub struct CreateProject {
     /// The active division the project belongs to.
     pub division_id: Uuid,
-    #[schema(example = "Padma Bridge Approach Road")]
+    #[schema(schema_with = text::name)]
     pub name: String,
     /// Unique within the division.
-    #[schema(example = "PADMA")]
+    #[schema(schema_with = text::code)]
     pub code: String,
 }
 
@@ -72,10 +70,10 @@ pub struct CreateProject {
 pub struct CreateSite {
     /// The active project the site belongs to.
     pub project_id: Uuid,
-    #[schema(example = "Mawa Side")]
+    #[schema(schema_with = text::name)]
     pub name: String,
     /// Unique within the project.
-    #[schema(example = "S1")]
+    #[schema(schema_with = text::code)]
     pub code: String,
 }
 
@@ -83,7 +81,7 @@ pub struct CreateSite {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameUnit {
-    #[schema(example = "Meghna Builders & Engineers Ltd")]
+    #[schema(schema_with = text::name)]
     pub name: String,
 }
 
@@ -207,20 +205,35 @@ pub struct ProjectNode {
     pub sites: Vec<SiteView>,
 }
 
-/// Filters and paging of a list. A parent filter is refused where the unit has no such parent.
+/// The cursor of a hierarchy list: the last unit's path and id, as `next_cursor` gave it.
+pub const UNIT_CURSOR_PATTERN: &str = "^[A-Z0-9][A-Z0-9._-]{0,31}(/[A-Z0-9][A-Z0-9._-]{0,31}){0,3}~[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+fn unit_cursor() -> utoipa::openapi::schema::Object {
+    text::parameter(
+        UNIT_CURSOR_PATTERN,
+        "The `next_cursor` of the previous page.",
+        "MBL/DHK~01a200c6-b37e-705b-98b7-fc963229bc13",
+    )
+}
+
+fn code_filter() -> utoipa::openapi::schema::Object {
+    text::parameter(
+        vextrus_domain::values::Code::PATTERN,
+        "Only the unit with this code (case-insensitive).",
+        "DHK",
+    )
+}
+
+/// Filters and paging of the organizations and divisions lists.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct UnitListQuery {
     /// Only units in this state.
     pub status: Option<UnitStatus>,
-    /// Only the unit with this code (case-insensitive).
+    #[param(schema_with = code_filter)]
     pub code: Option<String>,
-    /// Only units of this division (projects and sites).
-    pub division_id: Option<Uuid>,
-    /// Only sites of this project.
-    pub project_id: Option<Uuid>,
-    /// The `next_cursor` of the previous page.
+    #[param(schema_with = unit_cursor)]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -228,6 +241,127 @@ pub struct ListQuery {
     /// Read-your-writes: wait until the read model includes this log position.
     #[param(minimum = 1)]
     pub min_position: Option<i64>,
+}
+
+/// Filters and paging of the projects list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectListQuery {
+    /// Only projects in this state.
+    pub status: Option<UnitStatus>,
+    #[param(schema_with = code_filter)]
+    pub code: Option<String>,
+    /// Only projects of this division.
+    pub division_id: Option<Uuid>,
+    #[param(schema_with = unit_cursor)]
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Read-your-writes: wait until the read model includes this log position.
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// Filters and paging of the sites list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SiteListQuery {
+    /// Only sites in this state.
+    pub status: Option<UnitStatus>,
+    #[param(schema_with = code_filter)]
+    pub code: Option<String>,
+    /// Only sites of this division.
+    pub division_id: Option<Uuid>,
+    /// Only sites of this project.
+    pub project_id: Option<Uuid>,
+    #[param(schema_with = unit_cursor)]
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Read-your-writes: wait until the read model includes this log position.
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// What every list takes, whichever parent filters its route offers.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub status: Option<UnitStatus>,
+    pub code: Option<String>,
+    pub division_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+    pub min_position: Option<i64>,
+}
+
+impl From<UnitListQuery> for ListQuery {
+    fn from(query: UnitListQuery) -> Self {
+        let UnitListQuery {
+            status,
+            code,
+            after,
+            limit,
+            min_position,
+        } = query;
+        Self {
+            status,
+            code,
+            after,
+            limit,
+            min_position,
+            ..Self::default()
+        }
+    }
+}
+
+impl From<ProjectListQuery> for ListQuery {
+    fn from(query: ProjectListQuery) -> Self {
+        let ProjectListQuery {
+            status,
+            code,
+            division_id,
+            after,
+            limit,
+            min_position,
+        } = query;
+        Self {
+            status,
+            code,
+            division_id,
+            after,
+            limit,
+            min_position,
+            ..Self::default()
+        }
+    }
+}
+
+impl From<SiteListQuery> for ListQuery {
+    fn from(query: SiteListQuery) -> Self {
+        let SiteListQuery {
+            status,
+            code,
+            division_id,
+            project_id,
+            after,
+            limit,
+            min_position,
+        } = query;
+        Self {
+            status,
+            code,
+            division_id,
+            project_id,
+            after,
+            limit,
+            min_position,
+        }
+    }
 }
 
 /// Filters of the tree.
