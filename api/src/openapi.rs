@@ -10,7 +10,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{InvalidParam, PROBLEM_JSON, Problem};
+use crate::error::{ApiError, InvalidParam, PROBLEM_JSON, Problem};
+use crate::hierarchy::CreationLinks;
 use crate::{health, hierarchy};
 
 #[derive(OpenApi)]
@@ -64,7 +65,7 @@ use crate::{health, hierarchy};
         vextrus_replay::ProjectionReport,
         vextrus_replay::ReplayReport,
     )),
-    modifiers(&BearerAuth, &PathParametersRequired),
+    modifiers(&BearerAuth, &PathParametersRequired, &CreationLinks),
     tags(
         (name = "organizations", description = "Companies: the root of the hierarchy and its aggregate"),
         (name = "divisions", description = "Divisions of an organization"),
@@ -239,8 +240,56 @@ pub mod text {
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+pub async fn openapi_json() -> Result<Json<&'static serde_json::Value>, ApiError> {
     // The document depends on the code only: build it on first use, not per request.
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(ApiDoc::openapi))
+    static DOCUMENT: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(document)
+        .as_ref()
+        .map(Json)
+        .map_err(|error| ApiError::Internal(format!("building the OpenAPI document: {error}")))
+}
+
+/// The document as JSON. utoipa 5.5 writes a Link Object's fields in snake case
+/// (`operation_id`), which OpenAPI does not know; they are renamed here.
+fn document() -> Result<serde_json::Value, String> {
+    let mut document =
+        serde_json::to_value(ApiDoc::openapi()).map_err(|error| error.to_string())?;
+    let paths = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut);
+    for item in paths.into_iter().flat_map(|paths| paths.values_mut()) {
+        let operations = item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|item| item.values_mut());
+        for operation in operations {
+            let responses = operation
+                .get_mut("responses")
+                .and_then(serde_json::Value::as_object_mut);
+            for response in responses
+                .into_iter()
+                .flat_map(|responses| responses.values_mut())
+            {
+                let links = response
+                    .get_mut("links")
+                    .and_then(serde_json::Value::as_object_mut);
+                for link in links.into_iter().flat_map(|links| links.values_mut()) {
+                    let Some(link) = link.as_object_mut() else {
+                        continue;
+                    };
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(value) = link.remove(snake) {
+                            link.insert(camel.to_owned(), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(document)
 }

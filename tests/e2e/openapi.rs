@@ -139,6 +139,49 @@ async fn the_document_is_openapi_3_1_and_every_reference_resolves() {
         }
     }
 
+    // Links name operations that exist, with parameters those operations take; every creation
+    // links to what can be done with the unit it created.
+    let all = operations(&doc);
+    let by_id: BTreeMap<&str, &Value> = all
+        .iter()
+        .map(|(_, _, operation)| (operation["operationId"].as_str().unwrap(), operation))
+        .collect();
+    let mut linked = 0;
+    for (method, path, operation) in &all {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                let target = by_id
+                    .get(link["operationId"].as_str().unwrap())
+                    .unwrap_or_else(|| panic!("{method} {path} {status}: link {name}"));
+                for parameter in link["parameters"].as_object().unwrap().keys() {
+                    assert!(
+                        target["parameters"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|p| p["name"] == parameter.as_str()),
+                        "{method} {path}: link {name} sets {parameter}, which it does not take"
+                    );
+                }
+                linked += 1;
+            }
+        }
+    }
+    for creation in [
+        "create_organization",
+        "create_division",
+        "create_project",
+        "create_site",
+    ] {
+        assert!(
+            by_id[creation]["responses"]["201"]["links"]
+                .as_object()
+                .is_some_and(|links| links.len() >= 3),
+            "{creation} links to too little"
+        );
+    }
+    assert!(linked >= 15, "{linked} links");
+
     // Every pattern is a regular expression, and every example matches its schema's pattern.
     let mut patterns = Vec::new();
     find_all(&doc, "pattern", String::new(), &mut patterns);

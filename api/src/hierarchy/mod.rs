@@ -73,6 +73,76 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// OpenAPI links from each creation to the operations on the unit it created (those whose path
+/// names that unit), so that client generators and stateful fuzzers follow a new unit's id
+/// rather than guess one. Derived from the paths, so a new route is linked without a line here.
+pub struct CreationLinks;
+
+impl utoipa::Modify for CreationLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        // The creation and the path parameter that names what it creates.
+        const CREATIONS: [(&str, &str); 4] = [
+            ("create_organization", "organization_id"),
+            ("create_division", "division_id"),
+            ("create_project", "project_id"),
+            ("create_site", "site_id"),
+        ];
+        let path_parameters = |operation: &Operation| -> Vec<String> {
+            operation
+                .parameters
+                .iter()
+                .flatten()
+                .filter(|parameter| parameter.parameter_in == ParameterIn::Path)
+                .map(|parameter| parameter.name.clone())
+                .collect()
+        };
+        let mut targets: Vec<(String, Vec<String>)> = Vec::new();
+        for item in openapi.paths.paths.values() {
+            for operation in [&item.get, &item.post, &item.patch].into_iter().flatten() {
+                if let Some(id) = &operation.operation_id {
+                    targets.push((id.clone(), path_parameters(operation)));
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = item.post.as_mut() else {
+                continue;
+            };
+            let Some((_, unit)) = CREATIONS
+                .iter()
+                .find(|(creation, _)| operation.operation_id.as_deref() == Some(creation))
+            else {
+                continue;
+            };
+            let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201") else {
+                continue;
+            };
+            for (target, parameters) in &targets {
+                let names_the_unit = parameters.iter().any(|name| name == unit)
+                    && parameters
+                        .iter()
+                        .all(|name| name == unit || name == "organization_id");
+                if !names_the_unit {
+                    continue;
+                }
+                let mut link = LinkBuilder::new().operation_id(target.clone());
+                for name in parameters {
+                    let source = if name == unit {
+                        "$response.body#/id"
+                    } else {
+                        "$response.body#/organization_id"
+                    };
+                    link = link.parameter(name.clone(), source);
+                }
+                created.links.insert(target.clone(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
 /// Documents the `Idempotency-Key` header (read by [`crate::extract::IdempotencyKey`]).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
