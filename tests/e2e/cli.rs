@@ -24,6 +24,29 @@ pub fn vextrus(data_dir: &Path) -> Command {
     command
 }
 
+/// An admin token for `tenant` from `vextrus token`, run as `command` (the binary on some data
+/// directory).
+fn minted_token(mut command: Command, tenant: &str, subject: &str) -> String {
+    let output = command
+        .args([
+            "token",
+            "--tenant",
+            tenant,
+            "--subject",
+            subject,
+            "--roles",
+            "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("vextrus-{name}-{}", uuid::Uuid::now_v7().simple()))
 }
@@ -166,24 +189,7 @@ async fn serve_runs_on_a_private_postgres_that_keeps_data_across_restarts() {
     .await
     .unwrap();
     let tenant = uuid::Uuid::now_v7().to_string();
-    let token = vextrus(&dir)
-        .args([
-            "token",
-            "--tenant",
-            &tenant,
-            "--subject",
-            "cli-test",
-            "--roles",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        token.status.success(),
-        "{}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let token = minted_token(vextrus(&dir), &tenant, "cli-test");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -261,15 +267,14 @@ async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
     let folder = scratch_dir("private-home");
     std::fs::create_dir(&folder).unwrap();
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let in_folder = |command: &mut Command| {
-        command.env_remove("VEXTRUS_DATA_DIR").current_dir(&folder);
-    };
+    // As a user runs it: from the folder, with the default data directory (`.vextrus`).
+    fn from_folder(command: &mut Command, folder: &Path) {
+        command.env_remove("VEXTRUS_DATA_DIR").current_dir(folder);
+    }
     let start = || {
         let folder = folder.clone();
         tokio::task::spawn_blocking(move || {
-            serve_with(&folder, |command| {
-                command.env_remove("VEXTRUS_DATA_DIR").current_dir(&folder);
-            })
+            serve_with(&folder, |command| from_folder(command, &folder))
         })
     };
 
@@ -281,25 +286,8 @@ async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
     served.wait_until_ready(&client).await;
     let tenant = uuid::Uuid::now_v7().to_string();
     let mut token = vextrus(&folder);
-    in_folder(&mut token);
-    let token = token
-        .args([
-            "token",
-            "--tenant",
-            &tenant,
-            "--subject",
-            "root",
-            "--roles",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        token.status.success(),
-        "{}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    from_folder(&mut token, &folder);
+    let token = minted_token(token, &tenant, "root");
     let created = client
         .post(format!("{}/v1/organizations", served.base))
         .bearer_auth(&token)
