@@ -199,7 +199,15 @@ fn reachable_root(
     }
     let target = shared.join(format!("pg-{}", uuid::Uuid::now_v7().simple()));
     create_private_dir(&target, Some(user))?;
-    std::os::unix::fs::symlink(&target, requested).map_err(io("linking the data directory"))?;
+    if let Err(error) = std::os::unix::fs::symlink(&target, requested) {
+        let _ = fs::remove_dir(&target);
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
+            // Another process starting on the same data directory linked it first: use its
+            // cluster (and find its server running, if it is).
+            return reachable_root(requested, user);
+        }
+        return Err(io("linking the data directory")(error));
+    }
     tracing::info!(
         data_dir = %requested.display(),
         cluster = %target.display(),
