@@ -16,6 +16,7 @@ mod openapi;
 mod private_postgres;
 mod projections;
 mod replay;
+mod row_security;
 mod store;
 mod support;
 mod tamper;
