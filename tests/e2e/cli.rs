@@ -24,27 +24,34 @@ pub fn vextrus(data_dir: &Path) -> Command {
     command
 }
 
+/// The standard output of `command`, which must succeed (else the test fails with what it
+/// printed).
+pub fn succeeded(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?} cannot start: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// An admin token for `tenant` from `vextrus token`, run as `command` (the binary on some data
 /// directory).
 fn minted_token(mut command: Command, tenant: &str, subject: &str) -> String {
-    let output = command
-        .args([
-            "token",
-            "--tenant",
-            tenant,
-            "--subject",
-            subject,
-            "--roles",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    command.args([
+        "token",
+        "--tenant",
+        tenant,
+        "--subject",
+        subject,
+        "--roles",
+        "admin",
+    ]);
+    succeeded(&mut command).trim().to_owned()
 }
 
 fn scratch_dir(name: &str) -> std::path::PathBuf {
@@ -124,6 +131,13 @@ pub fn serve_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Served {
 }
 
 impl Served {
+    /// [`Self::terminate`] off the async runtime.
+    async fn stop(self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.terminate())
+            .await
+            .unwrap()
+    }
+
     /// What it has printed since its address, once that holds `marker` (or after 10 s).
     fn printed_once(&self, marker: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -217,9 +231,7 @@ async fn serve_runs_on_a_private_postgres_that_keeps_data_across_restarts() {
         .unwrap();
     assert_eq!(tree.status(), 200);
 
-    let status = tokio::task::spawn_blocking(move || served.terminate())
-        .await
-        .unwrap();
+    let status = served.stop().await;
     assert!(status.success(), "serve exited with {status}");
     assert!(
         dir.join("pg/cluster/PG_VERSION").exists(),
@@ -246,9 +258,7 @@ async fn serve_runs_on_a_private_postgres_that_keeps_data_across_restarts() {
     assert_eq!(again.status(), 200);
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body["code"], "MBL");
-    let status = tokio::task::spawn_blocking(move || served.terminate())
-        .await
-        .unwrap();
+    let status = served.stop().await;
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -300,9 +310,7 @@ async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
         .as_str()
         .unwrap()
         .to_owned();
-    let status = tokio::task::spawn_blocking(move || served.terminate())
-        .await
-        .unwrap();
+    let status = served.stop().await;
     assert!(status.success(), "serve exited with {status}");
 
     // The folder was not loosened; the cluster lives in the shared folder, linked from it.
@@ -326,9 +334,7 @@ async fn serve_as_root_from_a_private_folder_keeps_its_data_across_restarts() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200, "the organization was kept");
-    let status = tokio::task::spawn_blocking(move || served.terminate())
-        .await
-        .unwrap();
+    let status = served.stop().await;
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&cluster);
     let _ = std::fs::remove_dir_all(&folder);
@@ -398,9 +404,7 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
             sites,
             history["items"].as_array().unwrap().len(),
         ));
-        let status = tokio::task::spawn_blocking(move || served.terminate())
-            .await
-            .unwrap();
+        let status = served.stop().await;
         assert!(status.success());
     }
     assert_eq!(counts[0], counts[1], "the second load added nothing");

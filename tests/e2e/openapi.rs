@@ -481,17 +481,7 @@ fn python_tools() -> PathBuf {
         return venv;
     }
     let run = |program: &Path, args: &[&str]| {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .unwrap_or_else(|error| panic!("{} cannot start: {error}", program.display()));
-        assert!(
-            output.status.success(),
-            "{} {args:?} failed:\n{}\n{}",
-            program.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        crate::cli::succeeded(Command::new(program).args(args));
     };
     let _ = std::fs::remove_dir_all(&venv);
     run(

@@ -473,17 +473,12 @@ async fn operators_see_the_projections_status_and_others_do_not() {
         .expect(403);
 
     // The same from the command line.
-    let output = crate::cli::vextrus(&std::env::temp_dir())
-        .env("DATABASE_URL", &app.db.url)
-        .args(["projections", "status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = crate::cli::succeeded(
+        crate::cli::vextrus(&std::env::temp_dir())
+            .env("DATABASE_URL", &app.db.url)
+            .args(["projections", "status", "--json"]),
     );
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&output).unwrap();
     assert_eq!(printed[0]["name"], "organization_hierarchy");
     assert_eq!(printed[0]["state"], "running");
     app.shutdown().await;
