@@ -18,9 +18,8 @@ use tokio::task::JoinHandle;
 use vextrus_api::health::{ProjectionCheck, RelayCheck};
 use vextrus_api::{ApiSettings, AppState, Background, JwtKeys};
 use vextrus_commands::{DbRole, EventStore, LogReader};
-use vextrus_domain::organization::Organization;
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus};
-use vextrus_projections::organization::OrganizationHierarchy;
+use vextrus_projections::registry::{self, Visit};
 use vextrus_projections::{Projection, ProjectionRunner};
 use vextrus_replay::{Progress, rebuild_if_outdated};
 
@@ -43,9 +42,6 @@ pub enum ServerError {
     #[error("a server task panicked: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
-
-/// The aggregate types whose events are relayed: one topic each.
-pub const AGGREGATE_TYPES: &[&str] = &[<Organization as cqrs_es::Aggregate>::TYPE];
 
 /// The name of the relay (its lock and checkpoint).
 pub const RELAY_NAME: &str = "main";
@@ -116,50 +112,27 @@ impl Server {
         let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
         let mut background = Background::default();
         let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
-        match &config.fanout {
-            Fanout::InProcess => {
-                let runner =
-                    ProjectionRunner::new(OrganizationHierarchy, projector.clone(), log.clone());
-                background.runners.push(runner.status());
-                let run = |stopped| async move { Ok(runner.run(signalled(stopped)).await?) };
-                let current = rebuild_then_run(
-                    &mut background,
-                    OrganizationHierarchy,
-                    owner,
-                    log,
-                    runners_stopped,
-                    run,
-                );
-                runners.push(tokio::spawn(current));
-            }
+        let kafka = match &config.fanout {
+            Fanout::InProcess => None,
             Fanout::Kafka(kafka) => {
                 let relay = Relay::new(RELAY_NAME, projector.clone(), log.clone(), kafka.clone());
                 let status = relay.status();
                 background.relay = Some(Arc::new(move || relay_check(&status.borrow())));
                 let stopped = signalled(runners_stopped.clone());
                 runners.push(tokio::spawn(async move { Ok(relay.run(stopped).await?) }));
-                let worker = KafkaWorker::new(
-                    OrganizationHierarchy,
-                    projector.clone(),
-                    log.clone(),
-                    kafka.clone(),
-                );
-                let status = worker.status();
-                background.projections.push(Arc::new(move || {
-                    worker_check(OrganizationHierarchy::NAME, &status.borrow())
-                }));
-                let run = |stopped| async move { Ok(worker.run(signalled(stopped)).await?) };
-                let current = rebuild_then_run(
-                    &mut background,
-                    OrganizationHierarchy,
-                    owner,
-                    log,
-                    runners_stopped,
-                    run,
-                );
-                runners.push(tokio::spawn(current));
+                Some(kafka.clone())
             }
-            Fanout::Elsewhere => {}
+            Fanout::Elsewhere => None,
+        };
+        if !matches!(config.fanout, Fanout::Elsewhere) {
+            runners.extend(registry::each(&mut StartProjection {
+                kafka,
+                projector: projector.clone(),
+                owner,
+                log,
+                stop: runners_stopped,
+                background: &mut background,
+            }));
         }
 
         config.api.latest_migration = database::latest_migration();
@@ -208,6 +181,62 @@ impl Server {
             finished = &mut self.task => return finished?,
         }
         self.shutdown().await
+    }
+}
+
+/// Starts a registered projection's live component in this process: its single-node runner, or
+/// (with `kafka`) its Kafka worker; each after a rebuild if its version changed.
+struct StartProjection<'a> {
+    kafka: Option<KafkaConfig>,
+    projector: PgPool,
+    owner: PgPool,
+    log: LogReader,
+    stop: watch::Receiver<bool>,
+    background: &'a mut Background,
+}
+
+impl Visit for StartProjection<'_> {
+    type Output = JoinHandle<Result<(), ServerError>>;
+
+    fn visit<P: Projection + Clone>(&mut self, projection: P) -> Self::Output {
+        let (owner, log, stop) = (self.owner.clone(), self.log.clone(), self.stop.clone());
+        match &self.kafka {
+            None => {
+                let runner =
+                    ProjectionRunner::new(projection.clone(), self.projector.clone(), log.clone());
+                self.background.runners.push(runner.status());
+                let run = |stopped| async move { Ok(runner.run(signalled(stopped)).await?) };
+                tokio::spawn(rebuild_then_run(
+                    self.background,
+                    projection,
+                    owner,
+                    log,
+                    stop,
+                    run,
+                ))
+            }
+            Some(kafka) => {
+                let worker = KafkaWorker::new(
+                    projection.clone(),
+                    self.projector.clone(),
+                    log.clone(),
+                    kafka.clone(),
+                );
+                let status = worker.status();
+                self.background
+                    .projections
+                    .push(Arc::new(move || worker_check(P::NAME, &status.borrow())));
+                let run = |stopped| async move { Ok(worker.run(signalled(stopped)).await?) };
+                tokio::spawn(rebuild_then_run(
+                    self.background,
+                    projection,
+                    owner,
+                    log,
+                    stop,
+                    run,
+                ))
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -25,8 +25,9 @@ use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use vextrus_audit::{AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page};
-use vextrus_commands::{codec, tenant};
+use vextrus_commands::{StateFold, tenant};
 use vextrus_domain::TenantId;
+use vextrus_projections::Projection;
 
 use crate::auth::Role;
 use crate::context::RequestContext;
@@ -53,6 +54,7 @@ pub fn router() -> axum::Router<AppState> {
         )
         .route("/v1/audit/events", get(search))
         .route("/v1/audit/checkpoints", get(checkpoints))
+        .route("/v1/audit/activity", get(activity))
 }
 
 /// How a list answers.
@@ -741,8 +743,10 @@ async fn state_before(
     conn: &mut PgConnection,
     tenant: TenantId,
     first: &AuditEvent,
-) -> Result<Option<Folder>, ApiError> {
-    let Some(mut folder) = Folder::new(&first.aggregate_type) else {
+) -> Result<Option<Box<dyn StateFold>>, ApiError> {
+    let Some(mut folder) =
+        vextrus_commands::aggregate(&first.aggregate_type).map(|kind| kind.fold())
+    else {
         return Ok(None);
     };
     let mut earlier = sqlx::query(
@@ -766,7 +770,7 @@ async fn state_before(
 }
 
 /// Sets each event's `change` by folding it into the state before it.
-fn with_changes(mut folder: Option<Folder>, events: &mut [AuditEvent]) {
+fn with_changes(mut folder: Option<Box<dyn StateFold>>, events: &mut [AuditEvent]) {
     for event in events {
         let Some(current) = folder.as_mut() else {
             return;
@@ -778,39 +782,6 @@ fn with_changes(mut folder: Option<Folder>, events: &mut [AuditEvent]) {
         let mut change = Map::new();
         diff(&before, &current.state(), String::new(), &mut change);
         event.change = Some(Value::Object(change));
-    }
-}
-
-/// Folds one aggregate type's events into its state, as the write side does.
-enum Folder {
-    Organization(Box<vextrus_domain::organization::Organization>),
-}
-
-impl Folder {
-    fn new(aggregate_type: &str) -> Option<Self> {
-        use cqrs_es::Aggregate;
-        use vextrus_domain::organization::Organization;
-        (aggregate_type == Organization::TYPE).then(|| Self::Organization(Box::default()))
-    }
-
-    /// Applies one event; false when it does not decode (history is then shown without changes).
-    fn apply(&mut self, event_type: &str, payload: &Value) -> bool {
-        use cqrs_es::Aggregate;
-        match self {
-            Self::Organization(state) => match codec::decode(event_type, payload) {
-                Ok(event) => {
-                    state.apply(event);
-                    true
-                }
-                Err(_) => false,
-            },
-        }
-    }
-
-    fn state(&self) -> Value {
-        match self {
-            Self::Organization(state) => serde_json::to_value(state).unwrap_or(Value::Null),
-        }
     }
 }
 
@@ -971,6 +942,225 @@ pub struct CheckpointPage {
     pub items: Vec<CheckpointView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// The activity list's cursor: the last item's day (days since 1970-01-01), aggregate type and
+/// actor.
+const ACTIVITY_CURSOR_PATTERN: &str = "^[0-9]{1,7}~[a-z][a-z0-9_]{0,63}~[^\\x00]{1,255}$";
+/// The window `activity` shows when `from` is not given: this many days up to `to`.
+const DEFAULT_ACTIVITY_DAYS: i64 = 30;
+
+fn activity_cursor() -> Object {
+    text::parameter(
+        ACTIVITY_CURSOR_PATTERN,
+        "The `next_cursor` of the previous page.",
+        "20788~organization~alice",
+    )
+}
+
+/// Activity counts: a window of days, an actor, paging, freshness.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityCountParams {
+    /// The first day counted (Bangladesh calendar day, UTC+6); default 29 days before `to`.
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<String>,
+    /// The last day counted, inclusive; default today in Bangladesh. Before `from`: nothing.
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<String>,
+    /// Only this actor (a token subject, as the trail records it).
+    #[param(schema_with = actor)]
+    pub actor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    #[param(schema_with = activity_cursor)]
+    pub after: Option<String>,
+    /// Wait until the counts include the event at this log position (a command response's
+    /// `position`).
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// Events and commands of one actor on one day, for one aggregate type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityCountView {
+    /// Bangladesh calendar day (UTC+6).
+    #[schema(value_type = String, format = Date)]
+    pub day: chrono::NaiveDate,
+    pub actor: String,
+    pub aggregate_type: String,
+    pub events: i64,
+    /// Commands that appended at least one event.
+    pub commands: i64,
+}
+
+/// Activity in a window of days, ordered by day, aggregate type and actor. Pass `next_cursor` as
+/// `after` for the next page; absent on the last. `totals` covers the whole window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityCountPage {
+    #[schema(value_type = String, format = Date)]
+    pub from: chrono::NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: chrono::NaiveDate,
+    pub items: Vec<ActivityCountView>,
+    pub totals: ActivityTotals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityTotals {
+    pub events: i64,
+    pub commands: i64,
+}
+
+/// A calendar day as RFC 3339's `full-date` (what `format: date` means).
+fn calendar_day(name: &str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|day| text.len() == 10 && day.year() >= 1)
+        .ok_or_else(|| ApiError::invalid_param(name, "must be a calendar day, e.g. 2026-12-01"))
+}
+
+/// Cursors count days from the Unix epoch, so that every cursor the pattern allows is a day.
+const CURSOR_EPOCH: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+
+/// How much each actor did, per day and aggregate type: events and commands, counted by the
+/// `audit_activity` projection. Auditors and administrators.
+#[utoipa::path(
+    get, path = "/v1/audit/activity", tag = "audit",
+    params(ActivityCountParams),
+    responses((status = 200, description = "A page of activity counts", body = ActivityCountPage), AuditErrors),
+    security(("bearer" = []))
+)]
+pub async fn activity(
+    State(state): State<AppState>,
+    context: RequestContext,
+    QueryParams(params): QueryParams<ActivityCountParams>,
+) -> Result<Json<ActivityCountPage>, ApiError> {
+    require_auditor(&context)?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::invalid_param(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let to = match params.to.as_deref() {
+        Some(text) => calendar_day("to", text)?,
+        None => (Utc::now()
+            + chrono::Duration::hours(vextrus_projections::activity::DAY_OFFSET_HOURS))
+        .date_naive(),
+    };
+    let from = match params.from.as_deref() {
+        Some(text) => calendar_day("from", text)?,
+        None => to
+            .checked_sub_signed(chrono::Duration::days(DEFAULT_ACTIVITY_DAYS - 1))
+            .unwrap_or(to),
+    };
+    if params
+        .actor
+        .as_deref()
+        .is_some_and(|actor| !text::matches(ACTOR_PATTERN, actor))
+    {
+        return Err(ApiError::invalid_param(
+            "actor",
+            "must be 1 to 255 characters without NUL",
+        ));
+    }
+    let after = params
+        .after
+        .as_deref()
+        .map(|text| {
+            let mut parts = text.splitn(3, '~');
+            let (Some(day), Some(aggregate_type), Some(actor)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return None;
+            };
+            let day = CURSOR_EPOCH.checked_add_signed(chrono::Duration::days(day.parse().ok()?))?;
+            text::matches(ACTIVITY_CURSOR_PATTERN, text)
+                .then(|| (day, aggregate_type.to_owned(), actor.to_owned()))
+        })
+        .map(|cursor| {
+            cursor.ok_or_else(|| {
+                ApiError::invalid_param("after", "not a cursor returned by this list")
+            })
+        })
+        .transpose()?;
+    crate::consistency::wait_for(
+        &state,
+        &context,
+        vextrus_projections::activity::AuditActivity::NAME,
+        params.min_position,
+    )
+    .await?;
+    let (after_day, after_type, after_actor) = match after {
+        Some((day, aggregate_type, actor)) => (Some(day), Some(aggregate_type), Some(actor)),
+        None => (None, None, None),
+    };
+    let mut tx = context.read(&state).await?;
+    let rows = sqlx::query(
+        "select day, actor, aggregate_type, events, commands from audit_activity
+         where tenant_id = $1 and day between $2 and $3 and ($4::text is null or actor = $4)
+           and ($5::date is null or (day, aggregate_type, actor) > ($5, $6, $7))
+         order by day, aggregate_type, actor
+         limit $8",
+    )
+    .bind(context.tenant.as_uuid())
+    .bind(from)
+    .bind(to)
+    .bind(&params.actor)
+    .bind(after_day)
+    .bind(after_type)
+    .bind(after_actor)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    let (events, commands): (i64, i64) = sqlx::query_as(
+        "select coalesce(sum(events), 0)::int8, coalesce(sum(commands), 0)::int8 from audit_activity
+         where tenant_id = $1 and day between $2 and $3 and ($4::text is null or actor = $4)",
+    )
+    .bind(context.tenant.as_uuid())
+    .bind(from)
+    .bind(to)
+    .bind(&params.actor)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    tx.rollback().await.map_err(ApiError::database)?;
+    let mut items = rows
+        .iter()
+        .map(|row| {
+            Ok(ActivityCountView {
+                day: row.try_get("day")?,
+                actor: row.try_get("actor")?,
+                aggregate_type: row.try_get("aggregate_type")?,
+                events: row.try_get("events")?,
+                commands: row.try_get("commands")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(ApiError::database)?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| {
+            let day = (last.day - CURSOR_EPOCH).num_days();
+            format!("{day}~{}~{}", last.aggregate_type, last.actor)
+        })
+    } else {
+        None
+    };
+    Ok(Json(ActivityCountPage {
+        from,
+        to,
+        items,
+        totals: ActivityTotals { events, commands },
+        next_cursor,
+    }))
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ use crate::{health, hierarchy};
         crate::audit::correlation,
         crate::audit::search,
         crate::audit::checkpoints,
+        crate::audit::activity,
         openapi_json,
     ),
     components(schemas(
@@ -62,6 +63,9 @@ use crate::{health, hierarchy};
         vextrus_audit::AuditEvent,
         crate::audit::CheckpointPage,
         crate::audit::CheckpointView,
+        crate::audit::ActivityCountPage,
+        crate::audit::ActivityCountView,
+        crate::audit::ActivityTotals,
         vextrus_replay::ProjectionReport,
         vextrus_replay::ReplayReport,
     )),

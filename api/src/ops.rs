@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use vextrus_projections::CATALOG;
 use vextrus_replay::ProjectionReport;
 
 use crate::auth::Role;
@@ -52,7 +51,7 @@ pub async fn projections(
     context
         .principal
         .require_any(&[Role::Operator], "reading the projections' status")?;
-    let reports = vextrus_replay::projection_reports(state.ops_pool(), CATALOG)
+    let reports = vextrus_replay::projection_reports(state.ops_pool())
         .await
         .map_err(ApiError::database)?;
     Ok(Json(reports))

@@ -16,6 +16,7 @@
 //! Database roles: the store's pool should run as `vextrus_writer` and the reader's as
 //! `vextrus_projector` (see `migrations/0001_roles.sql`); [`pool_options_for_role`] does that.
 
+pub mod aggregates;
 pub mod codec;
 mod error;
 pub mod log;
@@ -23,6 +24,7 @@ mod metadata;
 mod store;
 pub mod tenant;
 
+pub use aggregates::{AGGREGATE_TYPES, AGGREGATES, AggregateKind, StateFold, aggregate};
 pub use codec::CodecError;
 pub use error::ExecuteError;
 pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};

@@ -16,19 +16,17 @@
 //!
 //! Scale-out (Kafka consumers, issue 4) and replay (issue 5) will feed the same projections.
 
+pub mod activity;
+mod arrays;
+mod columns;
 mod copy;
 pub mod organization;
-
-/// Every projection of this build: name, version and the aggregate types it reads.
-pub const CATALOG: &[(&str, i32, &[&str])] = &[(
-    organization::OrganizationHierarchy::NAME,
-    organization::OrganizationHierarchy::VERSION,
-    organization::OrganizationHierarchy::AGGREGATE_TYPES,
-)];
 mod projection;
+pub mod registry;
 mod runner;
+mod table;
 
-pub use copy::CopyIn;
+pub use columns::{Column, Declaration, Fields, Row, RowReader, Sql, TENANT, col};
 pub use projection::{
     BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
 };
@@ -36,3 +34,9 @@ pub use runner::{
     FedBy, ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError, hold_off_swaps,
     register,
 };
+pub use table::{Counters, Lines, ReadModel, ReadModelTable, Table};
+
+#[doc(hidden)]
+pub use sqlx as __sqlx;
+#[doc(hidden)]
+pub use tokio as __tokio;

@@ -1,7 +1,7 @@
-use std::future::Future;
-
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use vextrus_commands::RecordedEvent;
+
+use crate::table::ReadModel;
 
 /// Why a projection could not apply an event. Every variant but a lost connection makes the event
 /// a poison event: applying it again would fail again.
@@ -49,56 +49,37 @@ impl Target {
 /// The schema of replay's shadow tables (`migrations/0008_replay.sql`, `0009_replay_bulk_copy.sql`).
 pub const SHADOW_SCHEMA: &str = "vextrus_replay";
 
-/// A read model built from the log, in batches: [`load`](Projection::load) what the events need,
-/// [`apply`](Projection::apply) them one by one in memory, [`save`](Projection::save) the rows
-/// that changed. The single-node runner, the Kafka workers and replay all run this same code; a
-/// replay keeps its rows in memory from batch to batch and so never needs to load.
+/// A read model built from the log, in batches: [`want`](Projection::want) marks the rows each
+/// event reads, the batch loads them, [`apply`](Projection::apply) applies the events one by one
+/// in memory, and the batch saves the rows that changed. The rows are a [`ReadModel`]: typed
+/// tables declared once (`read_model!`), which load, save and COPY themselves. The single-node
+/// runner, the Kafka workers and replay all run this same code; a replay keeps its rows in
+/// memory from batch to batch and so never needs to load.
 ///
 /// Events arrive in commit order for each stream, never out of it; events of different tenants
-/// never touch the same rows.
+/// never touch the same rows. Rows of [`Table`](crate::Table)s must be owned by one stream;
+/// totals fed by many streams are [`Counters`](crate::Counters).
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the key of the projection's checkpoint.
     const NAME: &'static str;
     /// Bumped when the projection's output changes, so that it gets rebuilt.
     const VERSION: i32;
-    /// The tables this projection owns (and a rebuild replaces), in schema `public`.
-    const TABLES: &'static [&'static str];
     /// The aggregate types whose events it reads; others are never fetched.
     const AGGREGATE_TYPES: &'static [&'static str];
+    /// The tables this projection owns (and a rebuild replaces), in schema `public`.
+    const TABLES: &'static [&'static str] = <Self::Rows as ReadModel>::TABLES;
 
     /// The rows a batch works on, in memory.
-    type Rows: Default + Send + Sync;
+    type Rows: ReadModel;
 
-    /// Reads into `rows` whatever applying `events` will read and `rows` does not hold yet.
-    fn load(
-        &self,
-        conn: &mut PgConnection,
-        target: Target,
-        rows: &mut Self::Rows,
-        events: &[&RecordedEvent],
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Asks `rows` to load whatever applying `event` will read (`Table::want`). An event that
+    /// does not decode needs nothing: it fails in `apply`.
+    fn want(&self, rows: &mut Self::Rows, event: &RecordedEvent) {
+        let _ = (rows, event);
+    }
 
     /// Applies one event to `rows`, with no I/O. When it fails, `rows` is as it was.
     fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError>;
-
-    /// Writes the rows changed since the last save and marks them saved; returns how many rows
-    /// it wrote.
-    fn save(
-        &self,
-        conn: &mut PgConnection,
-        target: Target,
-        rows: &mut Self::Rows,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-
-    /// Writes every row changed since the last save into the shadow tables, which hold none of
-    /// them yet (a replay's freshly prepared tables, before their keys exist): one COPY per table
-    /// ([`CopyIn`](crate::CopyIn)), on as many of `pool`'s connections as it likes. Marks them
-    /// saved; returns how many rows it wrote.
-    fn copy_to_shadow(
-        &self,
-        pool: &PgPool,
-        rows: &mut Self::Rows,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 }
 
 /// Loads, applies and saves `events` in the caller's transaction: a whole batch. On failure the
@@ -109,8 +90,10 @@ pub async fn apply_batch<P: Projection>(
     events: &[&RecordedEvent],
 ) -> Result<u64, BatchFailure> {
     let mut rows = P::Rows::default();
-    projection
-        .load(conn, Target::Live, &mut rows, events)
+    for event in events {
+        projection.want(&mut rows, event);
+    }
+    rows.load(conn, Target::Live)
         .await
         .map_err(BatchFailure::Database)?;
     for (index, event) in events.iter().enumerate() {
@@ -118,8 +101,7 @@ pub async fn apply_batch<P: Projection>(
             .apply(&mut rows, event)
             .map_err(|error| BatchFailure::Event { index, error })?;
     }
-    projection
-        .save(conn, Target::Live, &mut rows)
+    rows.save(conn, Target::Live)
         .await
         .map_err(BatchFailure::Database)
 }

@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 use vextrus_commands::{LogFilter, LogPosition, LogReader, RecordedEvent};
 use vextrus_domain::TenantId;
-use vextrus_projections::{Projection, SHADOW_SCHEMA, Target};
+use vextrus_projections::{Projection, ReadModel, SHADOW_SCHEMA, Target};
 
 pub use status::{ProjectionReport, ReplayReport, projection_reports};
 
@@ -353,10 +353,7 @@ impl<P: Projection> Replay<P> {
         // every tenant, their other indexes).
         self.report(reporter, &build, Phase::Writing, on_progress)
             .await;
-        build.rows_written += self
-            .projection
-            .copy_to_shadow(&self.owner, &mut build.rows)
-            .await?;
+        build.rows_written += build.rows.copy_to_shadow(&self.owner).await?;
         self.report(reporter, &build, Phase::Indexing, on_progress)
             .await;
         sqlx::query("select vextrus_replay_constrain($1)")
@@ -486,10 +483,7 @@ impl<P: Projection> Replay<P> {
             return Ok(false);
         }
         self.apply_events(build, &page)?;
-        build.rows_written += self
-            .projection
-            .save(conn, Target::Shadow, &mut build.rows)
-            .await?;
+        build.rows_written += build.rows.save(conn, Target::Shadow).await?;
         Ok(true)
     }
 

@@ -54,14 +54,17 @@ pub struct ReplayReport {
 /// A checkpoint: built version, fed by, transaction id, position, state, stopped at, reason.
 type CheckpointRow = (i32, String, i64, i64, String, Option<i64>, Option<String>);
 
-/// Reports on `projections` (name, this build's version, aggregate types). `pool` must read the
-/// whole log: `vextrus_projector` or the owner.
-pub async fn projection_reports(
-    pool: &PgPool,
-    projections: &[(&str, i32, &[&str])],
-) -> Result<Vec<ProjectionReport>, sqlx::Error> {
+/// Reports on every registered projection. `pool` must read the whole log: `vextrus_projector`
+/// or the owner.
+pub async fn projection_reports(pool: &PgPool) -> Result<Vec<ProjectionReport>, sqlx::Error> {
+    let projections = vextrus_projections::registry::catalog();
     let mut reports = Vec::with_capacity(projections.len());
-    for &(name, version, aggregate_types) in projections {
+    for projection in &projections {
+        let (name, version, aggregate_types) = (
+            projection.name,
+            projection.version,
+            projection.aggregate_types,
+        );
         let checkpoint: Option<CheckpointRow> = sqlx::query_as(
                 "select c.version, c.fed_by,
                         case when c.fed_by = 'kafka' then coalesce(r.transaction_id, '0') else c.transaction_id end::text::bigint,

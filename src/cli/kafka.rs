@@ -3,11 +3,15 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use vextrus::database;
-use vextrus::server::{AGGREGATE_TYPES, RELAY_NAME};
+use vextrus::server::RELAY_NAME;
+use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay};
-use vextrus_projections::organization::OrganizationHierarchy;
+use vextrus_projections::Projection;
+use vextrus_projections::registry::{self, Visit};
 
 use super::DatabaseArgs;
 
@@ -100,7 +104,7 @@ impl ProjectArgs {
 
 /// `vextrus project skip`: asks the workers to skip the poison event at `position`.
 async fn skip(database: &DatabaseArgs, projection: &str, position: i64) -> anyhow::Result<()> {
-    super::known_projection(projection)?;
+    registry::known(projection)?;
     let (options, cluster) = database.open_for_operator().await?;
     let result = async {
         let pool = database::role_pool(&options, DbRole::Projector, 1).await?;
@@ -154,8 +158,8 @@ pub async fn relay(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result
     Ok(())
 }
 
-/// `vextrus project`: runs every projection as a member of its Kafka consumer group until
-/// Ctrl-C. Start as many as there are partitions to share.
+/// `vextrus project`: runs every projection, each as a member of its own Kafka consumer group,
+/// until Ctrl-C. Start as many as there are partitions to share.
 async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
     let config = kafka.required("project")?;
     let options = shared_database(database, "project").await?;
@@ -165,21 +169,74 @@ async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<(
     let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
     // A projection whose version changed is rebuilt first (by one worker; the others wait).
     let owner = sqlx::PgPool::connect_with(options.clone()).await?;
-    vextrus_replay::rebuild_if_outdated(
-        OrganizationHierarchy,
-        owner.clone(),
-        LogReader::new(pool.clone()),
-        |_| {},
-    )
-    .await
-    .context("rebuilding the projection for its new version")?;
-    owner.close().await;
-    let worker = KafkaWorker::new(
-        OrganizationHierarchy,
-        pool.clone(),
-        LogReader::new(pool),
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = JoinSet::new();
+    registry::each(&mut StartWorker {
+        pool,
+        owner: owner.clone(),
         config,
-    );
-    worker.run(super::serve::shutdown_signal()).await?;
-    Ok(())
+        stopped,
+        workers: &mut workers,
+    });
+    // Until Ctrl-C, or until a worker stops on its own (it failed): then all stop.
+    let mut failed = None;
+    tokio::select! {
+        () = super::serve::shutdown_signal() => {}
+        Some(finished) = workers.join_next() => record(finished, &mut failed),
+    }
+    stop.send_replace(true);
+    while let Some(finished) = workers.join_next().await {
+        record(finished, &mut failed);
+    }
+    owner.close().await;
+    failed.map_or(Ok(()), Err)
+}
+
+/// Keeps the first failure of a finished worker.
+fn record(
+    finished: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    failed: &mut Option<anyhow::Error>,
+) {
+    let outcome = finished
+        .unwrap_or_else(|panic| Err(anyhow::anyhow!("a projection worker panicked: {panic}")));
+    if let Err(error) = outcome {
+        tracing::error!(error = format!("{error:#}"), "projection worker failed");
+        failed.get_or_insert(error);
+    }
+}
+
+/// Starts one projection's Kafka worker (after a rebuild if its version changed) as a task that
+/// runs until `stopped` turns true.
+struct StartWorker<'a> {
+    pool: sqlx::PgPool,
+    owner: sqlx::PgPool,
+    config: KafkaConfig,
+    stopped: watch::Receiver<bool>,
+    workers: &'a mut JoinSet<anyhow::Result<()>>,
+}
+
+impl Visit for StartWorker<'_> {
+    type Output = ();
+
+    fn visit<P: Projection + Clone>(&mut self, projection: P) {
+        let (pool, owner, config) = (self.pool.clone(), self.owner.clone(), self.config.clone());
+        let mut stopped = self.stopped.clone();
+        self.workers.spawn(async move {
+            vextrus_replay::rebuild_if_outdated(
+                projection.clone(),
+                owner,
+                LogReader::new(pool.clone()),
+                |_| {},
+            )
+            .await
+            .with_context(|| format!("rebuilding {} for its new version", P::NAME))?;
+            let worker = KafkaWorker::new(projection, pool.clone(), LogReader::new(pool), config);
+            worker
+                .run(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await?;
+            Ok(())
+        });
+    }
 }

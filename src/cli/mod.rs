@@ -167,21 +167,6 @@ impl DatabaseArgs {
     }
 }
 
-/// Refuses a projection name this build does not have, listing those it has.
-fn known_projection(name: &str) -> anyhow::Result<()> {
-    if vextrus_projections::CATALOG
-        .iter()
-        .any(|(known, ..)| *known == name)
-    {
-        return Ok(());
-    }
-    let names: Vec<&str> = vextrus_projections::CATALOG
-        .iter()
-        .map(|(known, ..)| *known)
-        .collect();
-    bail!("unknown projection `{name}`; the projections are: {names:?}")
-}
-
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {

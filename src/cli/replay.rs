@@ -1,7 +1,10 @@
 //! `vextrus replay` and `vextrus projections status`: the operator's view of the read models
 //! (design.md D6).
 
+use std::future::Future;
 use std::io::IsTerminal;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,8 +14,8 @@ use sqlx::PgPool;
 use vextrus::database;
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_domain::TenantId;
-use vextrus_projections::organization::OrganizationHierarchy;
-use vextrus_projections::{CATALOG as PROJECTIONS, Projection};
+use vextrus_projections::Projection;
+use vextrus_projections::registry::{self, Visit};
 use vextrus_replay::{Outcome, Phase, Progress, Replay, ReplayError, ReplayOptions, Summary};
 
 use super::DatabaseArgs;
@@ -61,7 +64,8 @@ async fn pools(
 
 impl ReplayArgs {
     pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
-        super::known_projection(&self.projection)?;
+        // Refused before anything starts.
+        let name = registry::known(&self.projection)?;
         let (owner, projector, cluster) = pools(database).await?;
         let options = ReplayOptions {
             tenant: self.tenant.map(TenantId::from_uuid),
@@ -70,15 +74,18 @@ impl ReplayArgs {
             page_size: self.page_size,
             ..ReplayOptions::default()
         };
-        let display = ProgressDisplay::new();
-        let replay = Replay::new(
-            OrganizationHierarchy,
-            owner.clone(),
-            LogReader::new(projector),
-            options,
-        );
+        let display = Arc::new(ProgressDisplay::new());
+        let replay = registry::named(
+            name,
+            &mut StartReplay {
+                owner: owner.clone(),
+                reader: LogReader::new(projector),
+                options,
+                display: display.clone(),
+            },
+        )?;
         let result = tokio::select! {
-            result = replay.run(|progress| display.update(progress)) => Some(result),
+            result = replay => Some(result),
             () = super::serve::shutdown_signal() => None,
         };
         display.finish();
@@ -97,10 +104,33 @@ impl ReplayArgs {
                 Err(error).context("replay failed; the live read model is untouched")
             }
             Some(Ok(summary)) => {
-                print_summary(OrganizationHierarchy::NAME, &summary);
+                print_summary(name, &summary);
                 Ok(())
             }
         }
+    }
+}
+
+/// The replay of the projection visited, ready to run.
+struct StartReplay {
+    owner: PgPool,
+    reader: LogReader,
+    options: ReplayOptions,
+    display: Arc<ProgressDisplay>,
+}
+
+impl Visit for StartReplay {
+    type Output = Pin<Box<dyn Future<Output = Result<Summary, ReplayError>> + Send>>;
+
+    fn visit<P: Projection + Clone>(&mut self, projection: P) -> Self::Output {
+        let replay = Replay::new(
+            projection,
+            self.owner.clone(),
+            self.reader.clone(),
+            self.options.clone(),
+        );
+        let display = self.display.clone();
+        Box::pin(async move { replay.run(|progress| display.update(progress)).await })
     }
 }
 
@@ -196,7 +226,7 @@ impl ProjectionsCommand {
     pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
         let Self::Status { json } = self;
         let (owner, projector, cluster) = pools(database).await?;
-        let reports = vextrus_replay::projection_reports(&projector, PROJECTIONS).await;
+        let reports = vextrus_replay::projection_reports(&projector).await;
         owner.close().await;
         projector.close().await;
         super::stop(cluster).await;

@@ -10,9 +10,10 @@ use clap::Args;
 use uuid::Uuid;
 use vextrus::database;
 use vextrus::demo::Demo;
-use vextrus::server::{AGGREGATE_TYPES, Fanout, Server, ServerConfig};
+use vextrus::server::{Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
 use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
+use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, EventStore};
 use vextrus_fanout::EmbeddedKafka;
 

@@ -262,6 +262,7 @@ async fn openapi_health_request_ids_and_unknown_routes() {
         ("get", "/v1/audit/correlations/{correlation_id}/events"),
         ("get", "/v1/audit/events"),
         ("get", "/v1/audit/checkpoints"),
+        ("get", "/v1/audit/activity"),
         ("get", "/openapi.json"),
     ];
     let documented: usize = doc["paths"]

@@ -15,6 +15,7 @@ mod log_reader;
 mod openapi;
 mod private_postgres;
 mod projections;
+mod read_models;
 mod replay;
 mod row_security;
 mod store;

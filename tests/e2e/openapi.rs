@@ -307,6 +307,12 @@ impl Generator<'_> {
                     let at = chrono::DateTime::from_timestamp(seconds, 0).unwrap();
                     json!(at.to_rfc3339())
                 }
+                (Some("date"), _) => {
+                    let days = self.draw(0..=2_932_896);
+                    let day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+                        + chrono::Duration::days(days);
+                    json!(day.format("%Y-%m-%d").to_string())
+                }
                 (_, Some(pattern)) => json!(self.matching(pattern)),
                 _ => json!(self.matching("^[ -~]{0,20}$")),
             },

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use sqlx::PgConnection;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use vextrus_commands::{DbRole, LogReader, RecordedEvent, tenant};
@@ -12,7 +11,8 @@ use vextrus_domain::ids::{DivisionId, ProjectId, SiteId};
 use vextrus_domain::organization::OrganizationCommand;
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{
-    Projection, ProjectionError, ProjectionRunner, ProjectionState, ProjectionStatus, Target,
+    Column, Fields, Projection, ProjectionError, ProjectionRunner, ProjectionState,
+    ProjectionStatus, Row, RowReader, Sql, col,
 };
 
 use crate::support::*;
@@ -211,69 +211,43 @@ async fn each_read_model_table_shows_a_reader_only_its_tenant() {
 }
 
 /// Counts every event per tenant; for checking that one projection's stop does not stop another.
+#[derive(Clone)]
 struct EventCounter;
+
+#[derive(Default)]
+struct EventCount(i64);
+
+impl Row for EventCount {
+    type Key = ();
+    const TABLE: &'static str = "test_event_counts";
+    const KEY: &'static [Column] = &[];
+    const COLUMNS: &'static [Column] = &[col("events", Sql::Int8).additive()];
+    fn write_key((): &(), _: &mut impl Fields) {}
+    fn write(&self, out: &mut impl Fields) {
+        out.int8(self.0);
+    }
+    fn read(row: &mut RowReader<'_>) -> Result<((), Self), sqlx::Error> {
+        Ok(((), Self(row.int8()?)))
+    }
+}
+
+vextrus_projections::read_model! {
+    struct EventCounts {
+        counts: Counters<EventCount>,
+    }
+}
 
 impl Projection for EventCounter {
     const NAME: &'static str = "test_event_counter";
     const VERSION: i32 = 1;
-    const TABLES: &'static [&'static str] = &["test_event_counts"];
     const AGGREGATE_TYPES: &'static [&'static str] = &["organization"];
 
-    /// Events counted per tenant, not yet saved.
-    type Rows = std::collections::BTreeMap<uuid::Uuid, i64>;
-
-    async fn load(
-        &self,
-        _conn: &mut PgConnection,
-        _target: Target,
-        _rows: &mut Self::Rows,
-        _events: &[&RecordedEvent],
-    ) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
+    type Rows = EventCounts;
 
     fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        *rows.entry(event.tenant_id.as_uuid()).or_default() += 1;
+        rows.counts
+            .add(event.tenant_id.as_uuid(), (), |count| count.0 += 1);
         Ok(())
-    }
-
-    async fn save(
-        &self,
-        conn: &mut PgConnection,
-        _target: Target,
-        rows: &mut Self::Rows,
-    ) -> Result<u64, sqlx::Error> {
-        let written = rows.len() as u64;
-        for (tenant, events) in std::mem::take(rows) {
-            sqlx::query(
-                "insert into test_event_counts (tenant_id, events) values ($1, $2)
-                 on conflict (tenant_id) do update set events = test_event_counts.events + $2",
-            )
-            .bind(tenant)
-            .bind(events)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(written)
-    }
-
-    async fn copy_to_shadow(
-        &self,
-        pool: &sqlx::PgPool,
-        rows: &mut Self::Rows,
-    ) -> Result<u64, sqlx::Error> {
-        let mut conn = pool.acquire().await?;
-        let mut copy = vextrus_projections::CopyIn::start(
-            &mut conn,
-            "vextrus_replay.test_event_counts",
-            &["tenant_id", "events"],
-        )
-        .await?;
-        for (tenant, events) in std::mem::take(rows) {
-            copy.uuid(tenant).int(events);
-            copy.end_row().await?;
-        }
-        copy.finish().await
     }
 }
 
