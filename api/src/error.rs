@@ -3,14 +3,15 @@
 //! [`ApiError`] is the one way a handler fails. Each variant has one HTTP status and one stable
 //! `type` URI (`urn:vextrus:problem:<kind>`), so clients branch on `type`, never on wording. The
 //! `detail` is written for the person who sent the request; internal failures are logged with
-//! their cause and answered with a generic text, never echoed.
+//! their cause and answered with a generic text, never echoed. The event store's errors map the
+//! same way for every aggregate (`From<ExecuteError<E>>`); an aggregate says only how its own
+//! refusals read, as a [`DomainProblem`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use vextrus_commands::{ExecuteError, Version};
-use vextrus_domain::organization::OrganizationError;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -228,18 +229,31 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<ExecuteError<OrganizationError>> for ApiError {
-    fn from(error: ExecuteError<OrganizationError>) -> Self {
+/// How an aggregate's refusals read as problems. Implemented once per aggregate error, beside the
+/// aggregate's routes, so that one `From<ExecuteError<E>>` maps every aggregate's store errors.
+pub trait DomainProblem: std::error::Error + Sized + 'static {
+    /// What one stream of the aggregate is called in a version conflict's detail, e.g.
+    /// `organization`.
+    const STREAM: &'static str;
+
+    /// The problem this refusal answers with: usually [`ApiError::NotFound`],
+    /// [`ApiError::AlreadyExists`] or a [`ApiError::RuleViolated`] with the rule's own `type`.
+    fn into_problem(self) -> ApiError;
+}
+
+impl<E: DomainProblem> From<ExecuteError<E>> for ApiError {
+    fn from(error: ExecuteError<E>) -> Self {
+        let stream = E::STREAM;
         match error {
-            ExecuteError::Rejected(rejection) => rejection.into(),
+            ExecuteError::Rejected(rejection) => rejection.into_problem(),
             ExecuteError::Conflict { current, expected } => Self::VersionConflict {
                 current,
                 detail: match expected {
                     Some(expected) => format!(
-                        "the organization is at version {current}, not {expected}; re-read it and retry with If-Match: \"{current}\""
+                        "the {stream} is at version {current}, not {expected}; re-read it and retry with If-Match: \"{current}\""
                     ),
                     None => format!(
-                        "another change to the organization was made at the same time (now at version {current}); retry"
+                        "another change to the {stream} was made at the same time (now at version {current}); retry"
                     ),
                 },
             },
@@ -258,35 +272,6 @@ impl From<ExecuteError<OrganizationError>> for ApiError {
             other @ (ExecuteError::Decode { .. } | ExecuteError::Encode(_)) => {
                 Self::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
             }
-        }
-    }
-}
-
-impl From<OrganizationError> for ApiError {
-    fn from(error: OrganizationError) -> Self {
-        use OrganizationError as E;
-        let detail = error.to_string();
-        match error {
-            E::OrganizationNotFound | E::UnitNotFound { .. } => Self::NotFound(detail),
-            E::OrganizationAlreadyExists | E::UnitAlreadyExists { .. } => {
-                Self::AlreadyExists(detail)
-            }
-            E::UnitArchived { .. } => Self::RuleViolated {
-                rule: "unit-archived",
-                detail,
-            },
-            E::DuplicateCode { .. } => Self::RuleViolated {
-                rule: "duplicate-code",
-                detail,
-            },
-            E::HasActiveChildren { .. } => Self::RuleViolated {
-                rule: "has-active-children",
-                detail,
-            },
-            E::SiteAlreadyInProject { .. } => Self::RuleViolated {
-                rule: "site-already-in-project",
-                detail,
-            },
         }
     }
 }
@@ -311,5 +296,91 @@ mod tests {
         .problem();
         assert_eq!(problem.problem_type, "urn:vextrus:problem:version-conflict");
         assert_eq!(problem.current_version, Some(7));
+    }
+
+    /// An aggregate's error as the next aggregate would bring one: it only says how its own
+    /// refusals read; the store's errors are mapped for it.
+    #[derive(Debug, thiserror::Error)]
+    enum EntryError {
+        #[error("the period is closed")]
+        PeriodClosed,
+    }
+
+    impl DomainProblem for EntryError {
+        const STREAM: &'static str = "journal entry";
+
+        fn into_problem(self) -> ApiError {
+            ApiError::RuleViolated {
+                rule: "period-closed",
+                detail: self.to_string(),
+            }
+        }
+    }
+
+    fn problem_of(error: ExecuteError<EntryError>) -> Problem {
+        ApiError::from(error).problem()
+    }
+
+    #[test]
+    fn a_rejection_is_the_aggregates_own_problem() {
+        let problem = problem_of(ExecuteError::Rejected(EntryError::PeriodClosed));
+        assert_eq!(problem.status, 409);
+        assert_eq!(problem.problem_type, "urn:vextrus:problem:period-closed");
+        assert_eq!(problem.detail, "the period is closed");
+    }
+
+    #[test]
+    fn a_stale_if_match_is_a_version_conflict_naming_the_version_to_send() {
+        let problem = problem_of(ExecuteError::Conflict {
+            current: Version::new(3),
+            expected: Some(Version::new(2)),
+        });
+        assert_eq!(problem.status, 409);
+        assert_eq!(problem.problem_type, "urn:vextrus:problem:version-conflict");
+        assert_eq!(problem.current_version, Some(3));
+        assert_eq!(
+            problem.detail,
+            "the journal entry is at version 3, not 2; re-read it and retry with If-Match: \"3\""
+        );
+    }
+
+    #[test]
+    fn a_race_lost_without_if_match_is_a_version_conflict_to_retry() {
+        let problem = problem_of(ExecuteError::Conflict {
+            current: Version::new(4),
+            expected: None,
+        });
+        assert_eq!(problem.status, 409);
+        assert_eq!(problem.current_version, Some(4));
+        assert_eq!(
+            problem.detail,
+            "another change to the journal entry was made at the same time (now at version 4); retry"
+        );
+    }
+
+    #[test]
+    fn store_refusals_have_their_own_types_for_every_aggregate() {
+        let taken = problem_of(ExecuteError::ValueTaken {
+            scope: "organization.code".into(),
+            value: "MBL".into(),
+        });
+        assert_eq!(taken.problem_type, "urn:vextrus:problem:duplicate-code");
+        assert_eq!(
+            taken.detail,
+            "organization code MBL is already taken in this tenant"
+        );
+        let reused = problem_of(ExecuteError::CommandIdReused {
+            command_id: vextrus_commands::CommandId::new(),
+            aggregate_type: "journal-entry".into(),
+            aggregate_id: "x".into(),
+        });
+        assert_eq!(reused.status, 409);
+        assert_eq!(
+            reused.problem_type,
+            "urn:vextrus:problem:idempotency-key-reused"
+        );
+        let unavailable = problem_of(ExecuteError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(unavailable.status, 503);
+        assert_eq!(unavailable.problem_type, "urn:vextrus:problem:unavailable");
     }
 }

@@ -9,6 +9,8 @@
 //!   the one helper that opens a tenant-scoped read transaction.
 //! - [`hierarchy`]: the organization → division → project → site routes. Future bounded contexts
 //!   (finance) get a module of their own, merged in [`router`].
+//! - [`command`]: the command kit every command route is written with (one extractor, one
+//!   accepted answer, routes at their documented paths).
 //! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
 //! - [`audit`]: the audit trail for auditors (history, activity, correlation, search, export,
 //!   signed checkpoints), read under row-level security.
@@ -24,6 +26,7 @@
 pub mod audit;
 pub mod auth;
 pub mod client_address;
+pub mod command;
 pub mod consistency;
 pub mod context;
 pub mod error;

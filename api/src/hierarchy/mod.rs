@@ -1,76 +1,82 @@
 //! The organization hierarchy over HTTP: commands (create, rename, archive, move) in
 //! [`commands`], queries (lists, single units, the tree) in [`queries`], and what they take and
 //! return in [`views`]. Every route lives under `/v1/organizations`, and units are addressed
-//! within their organization, whose stream is the aggregate that decides.
+//! within their organization, whose stream is the aggregate that decides. Commands go through
+//! the command kit ([`crate::command`]); how the hierarchy's refusals read as problems is its
+//! [`DomainProblem`] here.
 
 pub mod commands;
 pub mod queries;
 pub mod views;
 
 use axum::Router;
-use axum::routing::{get, post};
 use utoipa::IntoParams;
+use vextrus_domain::organization::OrganizationError;
 
+use crate::command::DocumentedRoutes;
+use crate::error::{ApiError, DomainProblem};
 use crate::openapi::problem_responses;
 use crate::state::AppState;
 
+/// Every hierarchy route, each at the path and method of its `#[utoipa::path]`.
 pub fn router() -> Router<AppState> {
     use commands::*;
     use queries::*;
     Router::new()
-        .route(
-            "/v1/organizations",
-            post(create_organization).get(list_organizations),
-        )
-        .route(
-            "/v1/organizations/{organization_id}",
-            get(get_organization).patch(rename_organization),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/archive",
-            post(archive_organization),
-        )
-        .route("/v1/organizations/{organization_id}/tree", get(get_tree))
-        .route(
-            "/v1/organizations/{organization_id}/divisions",
-            post(create_division).get(list_divisions),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/divisions/{division_id}",
-            get(get_division).patch(rename_division),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/divisions/{division_id}/archive",
-            post(archive_division),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/projects",
-            post(create_project).get(list_projects),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/projects/{project_id}",
-            get(get_project).patch(rename_project),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/projects/{project_id}/archive",
-            post(archive_project),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/sites",
-            post(create_site).get(list_sites),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/sites/{site_id}",
-            get(get_site).patch(rename_site),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/sites/{site_id}/archive",
-            post(archive_site),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/sites/{site_id}/move",
-            post(move_site),
-        )
+        .documented(__path_create_organization, create_organization)
+        .documented(__path_list_organizations, list_organizations)
+        .documented(__path_get_organization, get_organization)
+        .documented(__path_rename_organization, rename_organization)
+        .documented(__path_archive_organization, archive_organization)
+        .documented(__path_get_tree, get_tree)
+        .documented(__path_create_division, create_division)
+        .documented(__path_list_divisions, list_divisions)
+        .documented(__path_get_division, get_division)
+        .documented(__path_rename_division, rename_division)
+        .documented(__path_archive_division, archive_division)
+        .documented(__path_create_project, create_project)
+        .documented(__path_list_projects, list_projects)
+        .documented(__path_get_project, get_project)
+        .documented(__path_rename_project, rename_project)
+        .documented(__path_archive_project, archive_project)
+        .documented(__path_create_site, create_site)
+        .documented(__path_list_sites, list_sites)
+        .documented(__path_get_site, get_site)
+        .documented(__path_rename_site, rename_site)
+        .documented(__path_archive_site, archive_site)
+        .documented(__path_move_site, move_site)
+}
+
+/// The hierarchy's refusals: each broken rule has its own problem `type`.
+impl DomainProblem for OrganizationError {
+    const STREAM: &'static str = "organization";
+
+    fn into_problem(self) -> ApiError {
+        use OrganizationError as E;
+        let detail = self.to_string();
+        match self {
+            E::OrganizationNotFound | E::UnitNotFound { .. } => ApiError::NotFound(detail),
+            E::OrganizationAlreadyExists | E::UnitAlreadyExists { .. } => {
+                ApiError::AlreadyExists(detail)
+            }
+            E::UnitArchived { .. } => ApiError::RuleViolated {
+                rule: "unit-archived",
+                detail,
+            },
+            E::DuplicateCode { .. } => ApiError::RuleViolated {
+                rule: "duplicate-code",
+                detail,
+            },
+            E::HasActiveChildren { .. } => ApiError::RuleViolated {
+                rule: "has-active-children",
+                detail,
+            },
+            E::SiteAlreadyInProject { .. } => ApiError::RuleViolated {
+                rule: "site-already-in-project",
+                detail,
+            },
+        }
+    }
 }
 
 /// OpenAPI links from each creation to the operations on the unit it created (those whose path
@@ -266,5 +272,151 @@ impl utoipa::IntoResponses for QueryErrors {
                 "The read model did not reach `min_position` in time (see Retry-After)",
             ),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use axum::response::Response;
+    use serde_json::{Value, json};
+    use tower::Service;
+    use utoipa::OpenApi;
+    use uuid::Uuid;
+    use vextrus_commands::EventStore;
+
+    use super::*;
+    use crate::auth::{Claims, JwtKeys};
+
+    const SECRET: [u8; 32] = [7; 32];
+
+    /// The hierarchy's routes over a database that is never reached: every request here is
+    /// answered before a command or query would touch it.
+    fn app() -> Router {
+        let pool =
+            sqlx::PgPool::connect_lazy("postgres://vextrus@127.0.0.1:1/unreachable").unwrap();
+        let state = AppState::new(
+            EventStore::new(pool.clone()),
+            pool.clone(),
+            pool,
+            JwtKeys::from_secret(&SECRET).unwrap(),
+            Default::default(),
+            Default::default(),
+        );
+        router().with_state(state)
+    }
+
+    fn token(role: &str) -> String {
+        let claims = Claims {
+            sub: "user-1".into(),
+            tenant: Uuid::now_v7(),
+            roles: vec![role.into()],
+            exp: chrono::Utc::now().timestamp() + 60,
+            iat: None,
+        };
+        JwtKeys::from_secret(&SECRET)
+            .unwrap()
+            .sign(&claims)
+            .unwrap()
+    }
+
+    async fn send(request: Request<Body>) -> (StatusCode, Value) {
+        let response: Response = app().call(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_documented_operation_is_served_at_its_documented_path_and_method() {
+        let document = crate::openapi::ApiDoc::openapi();
+        let mut served = 0;
+        for (path, item) in &document.paths.paths {
+            if !path.starts_with("/v1/organizations") {
+                continue;
+            }
+            let uri: Vec<String> = path
+                .split('/')
+                .map(|segment| match segment.starts_with('{') {
+                    true => Uuid::now_v7().to_string(),
+                    false => segment.to_owned(),
+                })
+                .collect();
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, _) in operations.iter().filter(|(_, op)| op.is_some()) {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(uri.join("/"))
+                    .body(Body::empty())
+                    .unwrap();
+                // Not 404 or 405: the route exists, and its handler asks who is calling.
+                let (status, _) = send(request).await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                served += 1;
+            }
+        }
+        assert_eq!(served, 22);
+    }
+
+    fn create_organization(role: &str, body: Value) -> Request<Body> {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/organizations")
+            .header("authorization", format!("Bearer {}", token(role)))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_command_names_every_bad_field_at_once() {
+        let body = json!({"name": " ", "code": "no spaces", "bin": "1", "tin": "2"});
+        let (status, problem) = send(create_organization("admin", body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["type"], "urn:vextrus:problem:invalid-input");
+        let names: Vec<&str> = problem["invalid-params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|param| param["name"].as_str())
+            .collect();
+        assert_eq!(names, ["name", "code", "bin", "tin"]);
+    }
+
+    #[tokio::test]
+    async fn a_command_without_the_role_is_forbidden_before_its_fields_are_checked() {
+        let body = json!({"name": " ", "code": "MBL", "bin": "1", "tin": "2"});
+        let (status, problem) = send(create_organization("manager", body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            problem["detail"],
+            "creating an organization requires the role admin"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_if_match_or_idempotency_key_is_refused_before_the_body() {
+        for (header, value) in [("if-match", "yesterday"), ("idempotency-key", "a b")] {
+            let request = Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("/v1/organizations/{}", Uuid::now_v7()))
+                .header("authorization", format!("Bearer {}", token("admin")))
+                .header(header, value)
+                .body(Body::from("not json"))
+                .unwrap();
+            let (status, problem) = send(request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{header}");
+            assert_eq!(problem["type"], "urn:vextrus:problem:malformed-request");
+        }
     }
 }

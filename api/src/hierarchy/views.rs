@@ -92,18 +92,6 @@ pub struct MoveSite {
     pub to_project_id: Uuid,
 }
 
-/// What a command did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CommandAccepted {
-    /// The unit the command created or changed.
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    /// The organization's version after the command: its new ETag, for `If-Match`.
-    pub version: i64,
-    /// Log position of the command's last event, for `min_position`; null when nothing changed.
-    pub position: Option<i64>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct OrganizationView {
     pub id: Uuid,
