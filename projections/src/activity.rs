@@ -14,9 +14,8 @@ use chrono::{Duration, NaiveDate};
 use uuid::Uuid;
 use vextrus_commands::{AGGREGATE_TYPES, RecordedEvent};
 
-use crate::columns::{Column, Fields, Row, RowReader, Sql, col};
 use crate::projection::{Projection, ProjectionError};
-use crate::read_model;
+use crate::{read_model, row};
 
 /// Bangladesh Standard Time's offset from UTC, in hours.
 pub const DAY_OFFSET_HOURS: i64 = 6;
@@ -34,83 +33,23 @@ read_model! {
     }
 }
 
-/// Counts for one actor, day and aggregate type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActivityCount {
-    pub events: i64,
-    pub commands: i64,
-}
-
-/// (actor, day, aggregate type).
-pub type ActivityKey = (String, NaiveDate, String);
-
-impl Row for ActivityCount {
-    type Key = ActivityKey;
-    const TABLE: &'static str = "audit_activity";
-    const KEY: &'static [Column] = &[
-        col("actor", Sql::Text),
-        col("day", Sql::Date),
-        col("aggregate_type", Sql::Text),
-    ];
-    const COLUMNS: &'static [Column] = &[
-        col("events", Sql::Int8).additive(),
-        col("commands", Sql::Int8).additive(),
-    ];
-
-    fn write_key((actor, day, aggregate_type): &ActivityKey, out: &mut impl Fields) {
-        out.text(actor);
-        out.date(*day);
-        out.text(aggregate_type);
-    }
-
-    fn write(&self, out: &mut impl Fields) {
-        out.int8(self.events);
-        out.int8(self.commands);
-    }
-
-    fn read(row: &mut RowReader<'_>) -> Result<(ActivityKey, Self), sqlx::Error> {
-        Ok((
-            (row.text()?, row.date()?, row.text()?),
-            Self {
-                events: row.int8()?,
-                commands: row.int8()?,
-            },
-        ))
+row! {
+    /// Counts for one actor, (Bangladesh) day and aggregate type.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ActivityCount in "audit_activity" {
+        key { actor: String, day: NaiveDate, aggregate_type: String }
+        events: i64 => additive,
+        /// Commands that appended at least one event.
+        commands: i64 => additive,
     }
 }
 
-/// The command of a stream's latest event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamCommand {
-    command_id: Uuid,
-}
-
-impl Row for StreamCommand {
-    /// (aggregate type, aggregate id).
-    type Key = (String, String);
-    const TABLE: &'static str = "audit_activity_streams";
-    const KEY: &'static [Column] = &[
-        col("aggregate_type", Sql::Text),
-        col("aggregate_id", Sql::Text),
-    ];
-    const COLUMNS: &'static [Column] = &[col("command_id", Sql::Uuid)];
-
-    fn write_key((aggregate_type, aggregate_id): &(String, String), out: &mut impl Fields) {
-        out.text(aggregate_type);
-        out.text(aggregate_id);
-    }
-
-    fn write(&self, out: &mut impl Fields) {
-        out.uuid(self.command_id);
-    }
-
-    fn read(row: &mut RowReader<'_>) -> Result<((String, String), Self), sqlx::Error> {
-        Ok((
-            (row.text()?, row.text()?),
-            Self {
-                command_id: row.uuid()?,
-            },
-        ))
+row! {
+    /// The command of a stream's latest event.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct StreamCommand in "audit_activity_streams" {
+        key { aggregate_type: String, aggregate_id: String }
+        command_id: Uuid,
     }
 }
 

@@ -303,6 +303,24 @@ impl<'r> RowReader<'r> {
     pub fn int4(&mut self) -> Result<i32, sqlx::Error> {
         self.get(Sql::Int4, false)
     }
+    pub fn int4_or_null(&mut self) -> Result<Option<i32>, sqlx::Error> {
+        self.get(Sql::Int4, true)
+    }
+    pub fn int8_or_null(&mut self) -> Result<Option<i64>, sqlx::Error> {
+        self.get(Sql::Int8, true)
+    }
+    pub fn bool_or_null(&mut self) -> Result<Option<bool>, sqlx::Error> {
+        self.get(Sql::Bool, true)
+    }
+    pub fn date_or_null(&mut self) -> Result<Option<NaiveDate>, sqlx::Error> {
+        self.get(Sql::Date, true)
+    }
+    pub fn timestamptz_or_null(&mut self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        self.get(Sql::Timestamptz, true)
+    }
+    pub fn jsonb_or_null(&mut self) -> Result<Option<Value>, sqlx::Error> {
+        self.get(Sql::Jsonb, true)
+    }
     pub fn int8(&mut self) -> Result<i64, sqlx::Error> {
         self.get(Sql::Int8, false)
     }
@@ -318,6 +336,290 @@ impl<'r> RowReader<'r> {
     pub fn jsonb(&mut self) -> Result<Value, sqlx::Error> {
         self.get(Sql::Jsonb, false)
     }
+}
+
+/// A Rust type that is one column: its SQL type, and how it is written and read. What lets
+/// [`row!`](crate::row) declare a row as plain fields.
+pub trait Field: Sized {
+    const SQL: Sql;
+    const NULLABLE: bool = false;
+    fn write_field(&self, out: &mut impl Fields);
+    fn read_field(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error>;
+}
+
+macro_rules! field {
+    ($type:ty, $sql:ident, |$value:ident, $out:ident| $write:expr, $read:ident, $read_null:ident) => {
+        impl Field for $type {
+            const SQL: Sql = Sql::$sql;
+            fn write_field(&self, $out: &mut impl Fields) {
+                let $value = self;
+                $write
+            }
+            fn read_field(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error> {
+                row.$read()
+            }
+        }
+
+        impl Field for Option<$type> {
+            const SQL: Sql = Sql::$sql;
+            const NULLABLE: bool = true;
+            fn write_field(&self, out: &mut impl Fields) {
+                match self {
+                    Some(value) => value.write_field(out),
+                    None => out.null(),
+                }
+            }
+            fn read_field(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error> {
+                row.$read_null()
+            }
+        }
+    };
+}
+
+field!(
+    Uuid,
+    Uuid,
+    |value, out| out.uuid(*value),
+    uuid,
+    uuid_or_null
+);
+field!(
+    String,
+    Text,
+    |value, out| out.text(value),
+    text,
+    text_or_null
+);
+field!(i32, Int4, |value, out| out.int4(*value), int4, int4_or_null);
+field!(i64, Int8, |value, out| out.int8(*value), int8, int8_or_null);
+field!(
+    bool,
+    Bool,
+    |value, out| out.bool(*value),
+    bool,
+    bool_or_null
+);
+field!(
+    NaiveDate,
+    Date,
+    |value, out| out.date(*value),
+    date,
+    date_or_null
+);
+field!(
+    DateTime<Utc>,
+    Timestamptz,
+    |value, out| out.timestamptz(*value),
+    timestamptz,
+    timestamptz_or_null
+);
+field!(
+    Value,
+    Jsonb,
+    |value, out| out.jsonb(value),
+    jsonb,
+    jsonb_or_null
+);
+
+/// The column a field of type `T` is, under `name`.
+pub const fn field_column<T: Field>(name: &'static str) -> Column {
+    Column {
+        name,
+        sql: T::SQL,
+        nullable: T::NULLABLE,
+        additive: false,
+    }
+}
+
+/// Several columns that travel together in many row types (who changed a row, and when), as one
+/// Rust value: a row declares it with `=> flatten`.
+pub trait FieldGroup: Sized {
+    const COLUMNS: &'static [Column];
+    fn write_group(&self, out: &mut impl Fields);
+    fn read_group(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error>;
+}
+
+/// How many columns `parts` hold together.
+pub const fn columns_len(parts: &[&[Column]]) -> usize {
+    let (mut count, mut part) = (0, 0);
+    while part < parts.len() {
+        count += parts[part].len();
+        part += 1;
+    }
+    count
+}
+
+/// `parts`, one after the other; `N` is [`columns_len`] of them.
+pub const fn concat_columns<const N: usize>(parts: &[&[Column]]) -> [Column; N] {
+    let mut columns = [col("", Sql::Text); N];
+    let (mut next, mut part) = (0, 0);
+    while part < parts.len() {
+        let mut index = 0;
+        while index < parts[part].len() {
+            columns[next] = parts[part][index];
+            next += 1;
+            index += 1;
+        }
+        part += 1;
+    }
+    columns
+}
+
+/// Declares a row type once: a struct of [`Field`]s (and [`FieldGroup`]s) and its [`Row`] impl:
+/// table, key and columns, written and read in declared order. The key is not a struct field;
+/// it is the one type, or the tuple, of the `key` list. After a field's type, `=> additive`
+/// marks a counter's additive column, `=> flatten` a [`FieldGroup`].
+///
+/// ```ignore
+/// row! {
+///     /// Counts per actor and day.
+///     pub struct ActivityCount in "audit_activity" {
+///         key { actor: String, day: NaiveDate }
+///         events: i64 => additive,
+///         note: Option<String>,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident in $table:literal {
+            key { $key:ident : $key_type:ty $(,)? }
+            $($(#[$field_meta:meta])* $field:ident : $field_type:ty $(=> $kind:ident)?),+ $(,)?
+        }
+    ) => {
+        $crate::row!(@row $(#[$meta])* $vis $name $table
+            key_type { $key_type }
+            key { $key : $key_type }
+            write_key(key, out) { $crate::Field::write_field(key, out); }
+            read_key(row) { <$key_type as $crate::Field>::read_field(row)? }
+            fields { $($(#[$field_meta])* $field : $field_type $(=> $kind)?),+ });
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident in $table:literal {
+            key { $($key:ident : $key_type:ty),+ $(,)? }
+            $($(#[$field_meta:meta])* $field:ident : $field_type:ty $(=> $kind:ident)?),+ $(,)?
+        }
+    ) => {
+        $crate::row!(@row $(#[$meta])* $vis $name $table
+            key_type { ($($key_type),+) }
+            key { $($key : $key_type),+ }
+            write_key(key, out) {
+                let ($($key),+) = key;
+                $($crate::Field::write_field($key, out);)+
+            }
+            read_key(row) { ($(<$key_type as $crate::Field>::read_field(row)?),+) }
+            fields { $($(#[$field_meta])* $field : $field_type $(=> $kind)?),+ });
+    };
+    (@row $(#[$meta:meta])* $vis:vis $name:ident $table:literal
+        key_type { $key_type:ty }
+        key { $($key:ident : $key_column_type:ty),+ }
+        write_key($key_value:ident, $key_out:ident) { $($write_key:tt)* }
+        read_key($key_row:ident) { $read_key:expr }
+        fields { $($(#[$field_meta:meta])* $field:ident : $field_type:ty $(=> $kind:ident)?),+ }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* pub $field: $field_type,)+
+        }
+
+        impl $crate::Row for $name {
+            type Key = $key_type;
+            const TABLE: &'static str = $table;
+            const KEY: &'static [$crate::Column] =
+                &[$($crate::field_column::<$key_column_type>(stringify!($key))),+];
+            const COLUMNS: &'static [$crate::Column] = &$crate::concat_columns::<
+                { $crate::columns_len(&[$($crate::row!(@columns $field $field_type $(=> $kind)?)),+]) },
+            >(&[$($crate::row!(@columns $field $field_type $(=> $kind)?)),+]);
+
+            fn write_key($key_value: &Self::Key, $key_out: &mut impl $crate::Fields) {
+                $($write_key)*
+            }
+
+            fn write(&self, out: &mut impl $crate::Fields) {
+                $($crate::row!(@write (&self.$field), $field_type $(=> $kind)?, out);)+
+            }
+
+            fn read(
+                $key_row: &mut $crate::RowReader<'_>,
+            ) -> ::std::result::Result<(Self::Key, Self), $crate::__sqlx::Error> {
+                let key = $read_key;
+                Ok((key, Self { $($field: $crate::row!(@read $key_row, $field_type $(=> $kind)?)),+ }))
+            }
+        }
+    };
+    (@columns $field:ident $field_type:ty) => {
+        &[$crate::field_column::<$field_type>(stringify!($field))]
+    };
+    (@columns $field:ident $field_type:ty => additive) => {
+        &[$crate::field_column::<$field_type>(stringify!($field)).additive()]
+    };
+    (@columns $field:ident $field_type:ty => flatten) => {
+        <$field_type as $crate::FieldGroup>::COLUMNS
+    };
+    (@write $value:expr, $field_type:ty, $out:ident) => {
+        $crate::Field::write_field($value, $out)
+    };
+    (@write $value:expr, $field_type:ty => additive, $out:ident) => {
+        $crate::Field::write_field($value, $out)
+    };
+    (@write $value:expr, $field_type:ty => flatten, $out:ident) => {
+        $crate::FieldGroup::write_group($value, $out)
+    };
+    (@read $row:ident, $field_type:ty) => {
+        <$field_type as $crate::Field>::read_field($row)?
+    };
+    (@read $row:ident, $field_type:ty => additive) => {
+        <$field_type as $crate::Field>::read_field($row)?
+    };
+    (@read $row:ident, $field_type:ty => flatten) => {
+        <$field_type as $crate::FieldGroup>::read_group($row)?
+    };
+}
+
+/// Declares a [`FieldGroup`]: a struct of [`Field`]s (and nested groups, `=> flatten`) whose
+/// columns a row takes in with `=> flatten`.
+///
+/// ```ignore
+/// field_group! {
+///     /// Who changed a row last.
+///     pub struct Stamp {
+///         updated_at: DateTime<Utc>,
+///         updated_by: String,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! field_group {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field:ident : $field_type:ty $(=> $kind:ident)?),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* pub $field: $field_type,)+
+        }
+
+        impl $crate::FieldGroup for $name {
+            const COLUMNS: &'static [$crate::Column] = &$crate::concat_columns::<
+                { $crate::columns_len(&[$($crate::row!(@columns $field $field_type $(=> $kind)?)),+]) },
+            >(&[$($crate::row!(@columns $field $field_type $(=> $kind)?)),+]);
+
+            fn write_group(&self, out: &mut impl $crate::Fields) {
+                $($crate::row!(@write (&self.$field), $field_type $(=> $kind)?, out);)+
+            }
+
+            fn read_group(
+                row: &mut $crate::RowReader<'_>,
+            ) -> ::std::result::Result<Self, $crate::__sqlx::Error> {
+                Ok(Self { $($field: $crate::row!(@read row, $field_type $(=> $kind)?)),+ })
+            }
+        }
+    };
 }
 
 /// A row type's declaration, as a test compares it with the migrated table.
@@ -345,6 +647,86 @@ impl Declaration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    crate::field_group! {
+        struct Who {
+            by: String,
+            at: Option<NaiveDate>,
+        }
+    }
+
+    crate::row! {
+        struct Counted in "counted" {
+            key { day: NaiveDate, kind: String }
+            events: i64 => additive,
+            who: Who => flatten,
+            note: Option<String>,
+        }
+    }
+
+    #[test]
+    fn a_declared_row_lists_its_fields_as_columns_in_order_with_groups_in_place() {
+        assert_eq!(Counted::TABLE, "counted");
+        assert_eq!(
+            Counted::KEY,
+            &[col("day", Sql::Date), col("kind", Sql::Text)]
+        );
+        assert_eq!(
+            Counted::COLUMNS,
+            &[
+                col("events", Sql::Int8).additive(),
+                col("by", Sql::Text),
+                col("at", Sql::Date).nullable(),
+                col("note", Sql::Text).nullable(),
+            ]
+        );
+        // What it writes fits what it declares, value for value.
+        let mut expect = Expect::new("counted", all_columns::<Counted>());
+        let row = Counted {
+            events: 2,
+            who: Who {
+                by: "alice".into(),
+                at: None,
+            },
+            note: Some("x".into()),
+        };
+        struct Check<'a>(&'a mut Expect);
+        impl Fields for Check<'_> {
+            fn uuid(&mut self, _: Uuid) {
+                self.0.field(Some(Sql::Uuid));
+            }
+            fn text(&mut self, _: &str) {
+                self.0.field(Some(Sql::Text));
+            }
+            fn int4(&mut self, _: i32) {
+                self.0.field(Some(Sql::Int4));
+            }
+            fn int8(&mut self, _: i64) {
+                self.0.field(Some(Sql::Int8));
+            }
+            fn bool(&mut self, _: bool) {
+                self.0.field(Some(Sql::Bool));
+            }
+            fn date(&mut self, _: NaiveDate) {
+                self.0.field(Some(Sql::Date));
+            }
+            fn timestamptz(&mut self, _: DateTime<Utc>) {
+                self.0.field(Some(Sql::Timestamptz));
+            }
+            fn jsonb(&mut self, _: &Value) {
+                self.0.field(Some(Sql::Jsonb));
+            }
+            fn null(&mut self) {
+                self.0.field(None);
+            }
+        }
+        let mut check = Check(&mut expect);
+        check.uuid(Uuid::nil());
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        Counted::write_key(&(day, "k".to_owned()), &mut check);
+        row.write(&mut check);
+        expect.end_row().unwrap();
+    }
 
     #[test]
     fn a_value_of_another_type_than_declared_is_refused_with_the_column_named() {

@@ -2,19 +2,21 @@
 //!
 //! The read side of Vextrus (design.md D4, D5): read models built from the event log.
 //!
-//! - [`Projection`]: a named, versioned handler that applies one event to its tables inside a
-//!   transaction. One module per bounded context: [`organization`] for the hierarchy.
+//! - [`Projection`]: a named, versioned handler whose rows are a [`ReadModel`]: typed tables
+//!   declared once ([`Row`], [`read_model!`]) as state rows ([`Table`]), additive [`Counters`] or
+//!   insert-only [`Lines`]; loading, upserts, deletes and replay's binary COPY are derived from
+//!   the declarations. [`organization`] builds the hierarchy, [`activity`] the audit activity
+//!   counters; [`registry`] lists every projection for the server, the CLI and the tests.
 //! - [`ProjectionRunner`]: feeds one projection from the log reader of `vextrus-commands` in
 //!   batches. Each batch's read-model changes and the projection's checkpoint commit together, so
 //!   a crash anywhere neither loses nor doubles an effect, and an event at or before the checkpoint
 //!   is skipped. A poison event stops its projection, recorded with the event's position; the
-//!   other projections run on.
+//!   other projections run on. The Kafka workers (`vextrus-fanout`) and replay
+//!   (`vextrus-replay`) run the same projections.
 //!
 //! Every read-model table has `tenant_id` leading its keys and forced, fail-closed row-level
-//! security (`migrations/0005_projections.sql`). The runner sets each event's tenant before
-//! applying it, so a projection only ever writes rows of the event's own tenant.
-//!
-//! Scale-out (Kafka consumers, issue 4) and replay (issue 5) will feed the same projections.
+//! security (`vextrus_protect_read_model` in the migrations). Rows are loaded and saved with
+//! their tenant set, so a projection only ever writes rows of the event's own tenant.
 
 pub mod activity;
 mod arrays;
@@ -26,7 +28,10 @@ pub mod registry;
 mod runner;
 mod table;
 
-pub use columns::{Column, Declaration, Fields, Row, RowReader, Sql, TENANT, col};
+pub use columns::{
+    Column, Declaration, Field, FieldGroup, Fields, Row, RowReader, Sql, TENANT, col, columns_len,
+    concat_columns, field_column,
+};
 pub use projection::{
     BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
 };

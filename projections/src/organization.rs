@@ -8,18 +8,16 @@
 //!
 //! Every row belongs to one organization stream, so all four are state rows ([`Table`]).
 
-use std::marker::PhantomData;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::organization::{Organization, OrganizationEvent};
 
-use crate::columns::{Column, Fields, Row, RowReader, Sql, col};
+use crate::columns::{Field, Fields, Row, RowReader, Sql};
 use crate::projection::{Projection, ProjectionError};
-use crate::read_model;
 use crate::table::Table;
+use crate::{field_group, read_model, row};
 
 /// Builds the organization hierarchy read model from `organization` events.
 #[derive(Debug, Default, Clone, Copy)]
@@ -30,54 +28,45 @@ read_model! {
     #[derive(Debug)]
     pub struct HierarchyRows {
         organizations: Table<OrganizationRow>,
-        divisions: Table<UnitRow<Division>>,
-        projects: Table<UnitRow<Project>>,
-        sites: Table<UnitRow<Site>>,
+        divisions: Table<DivisionRow>,
+        projects: Table<ProjectRow>,
+        sites: Table<SiteRow>,
     }
 }
 
-impl HierarchyRows {
-    /// How many rows it holds.
-    pub fn len(&self) -> usize {
-        self.organizations.len() + self.divisions.len() + self.projects.len() + self.sites.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
+/// A unit's status, stored as `active` or `archived`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
+pub enum Status {
     Active,
     Archived,
 }
 
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
+impl Field for Status {
+    const SQL: Sql = Sql::Text;
+    fn write_field(&self, out: &mut impl Fields) {
+        out.text(match self {
             Self::Active => "active",
             Self::Archived => "archived",
-        }
+        });
     }
-
-    fn parse(text: &str) -> Self {
-        if text == "archived" {
-            Self::Archived
-        } else {
-            Self::Active
-        }
+    fn read_field(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error> {
+        Ok(match row.text()?.as_str() {
+            "archived" => Self::Archived,
+            _ => Self::Active,
+        })
     }
 }
 
-/// Who changed a row last, and at which stream version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    version: i64,
-    created_at: DateTime<Utc>,
-    created_by: String,
-    updated_at: DateTime<Utc>,
-    updated_by: String,
+field_group! {
+    /// Who changed a row last, and at which stream version.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Stamp {
+        version: i64,
+        created_at: DateTime<Utc>,
+        created_by: String,
+        updated_at: DateTime<Utc>,
+        updated_by: String,
+    }
 }
 
 impl Stamp {
@@ -96,262 +85,110 @@ impl Stamp {
         self.updated_at = event.recorded_at;
         self.updated_by.clone_from(&event.actor);
     }
+}
 
-    fn write(&self, out: &mut impl Fields) {
-        out.int8(self.version);
-        out.timestamptz(self.created_at);
-        out.text(&self.created_by);
-        out.timestamptz(self.updated_at);
-        out.text(&self.updated_by);
-    }
-
-    fn read(row: &mut RowReader<'_>) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            version: row.int8()?,
-            created_at: row.timestamptz()?,
-            created_by: row.text()?,
-            updated_at: row.timestamptz()?,
-            updated_by: row.text()?,
-        })
+field_group! {
+    /// What a division, project or site row holds besides its own parents.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Unit {
+        organization_id: Uuid,
+        code: String,
+        name: String,
+        status: Status,
+        path: String,
+        stamp: Stamp => flatten,
     }
 }
 
-/// An organization: `org_organizations`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrganizationRow {
-    code: String,
-    name: String,
-    bin: String,
-    tin: String,
-    base_currency: String,
-    fiscal_year_start: String,
-    status: Status,
-    path: String,
-    stamp: Stamp,
-}
-
-impl Row for OrganizationRow {
-    type Key = Uuid;
-    const TABLE: &'static str = "org_organizations";
-    const KEY: &'static [Column] = &[col("organization_id", Sql::Uuid)];
-    const COLUMNS: &'static [Column] = &[
-        col("code", Sql::Text),
-        col("name", Sql::Text),
-        col("bin", Sql::Text),
-        col("tin", Sql::Text),
-        col("base_currency", Sql::Text),
-        col("fiscal_year_start", Sql::Text),
-        col("status", Sql::Text),
-        col("path", Sql::Text),
-        col("version", Sql::Int8),
-        col("created_at", Sql::Timestamptz),
-        col("created_by", Sql::Text),
-        col("updated_at", Sql::Timestamptz),
-        col("updated_by", Sql::Text),
-    ];
-
-    fn write_key(key: &Uuid, out: &mut impl Fields) {
-        out.uuid(*key);
-    }
-
-    fn write(&self, out: &mut impl Fields) {
-        out.text(&self.code);
-        out.text(&self.name);
-        out.text(&self.bin);
-        out.text(&self.tin);
-        out.text(&self.base_currency);
-        out.text(&self.fiscal_year_start);
-        out.text(self.status.as_str());
-        out.text(&self.path);
-        self.stamp.write(out);
-    }
-
-    fn read(row: &mut RowReader<'_>) -> Result<(Uuid, Self), sqlx::Error> {
-        Ok((
-            row.uuid()?,
-            Self {
-                code: row.text()?,
-                name: row.text()?,
-                bin: row.text()?,
-                tin: row.text()?,
-                base_currency: row.text()?,
-                fiscal_year_start: row.text()?,
-                status: Status::parse(&row.text()?),
-                path: row.text()?,
-                stamp: Stamp::read(row)?,
-            },
-        ))
-    }
-}
-
-/// A level below the organization: which table, and which parent ids its rows have.
-pub trait Level: Send + Sync + 'static {
-    /// For messages: "division", "project", "site".
-    const NAME: &'static str;
-    const TABLE: &'static str;
-    const KEY: &'static [Column];
-    const COLUMNS: &'static [Column];
-    const HAS_DIVISION: bool;
-    const HAS_PROJECT: bool;
-    fn table(rows: &mut HierarchyRows) -> &mut Table<UnitRow<Self>>
-    where
-        Self: Sized;
-}
-
-/// The columns every level has after its parent ids.
-macro_rules! unit_columns {
-    ($($parent:literal),*) => {
-        &[
-            col("organization_id", Sql::Uuid),
-            $(col($parent, Sql::Uuid),)*
-            col("code", Sql::Text),
-            col("name", Sql::Text),
-            col("status", Sql::Text),
-            col("path", Sql::Text),
-            col("version", Sql::Int8),
-            col("created_at", Sql::Timestamptz),
-            col("created_by", Sql::Text),
-            col("updated_at", Sql::Timestamptz),
-            col("updated_by", Sql::Text),
-        ]
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Division;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Project;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Site;
-
-impl Level for Division {
-    const NAME: &'static str = "division";
-    const TABLE: &'static str = "org_divisions";
-    const KEY: &'static [Column] = &[col("division_id", Sql::Uuid)];
-    const COLUMNS: &'static [Column] = unit_columns!();
-    const HAS_DIVISION: bool = false;
-    const HAS_PROJECT: bool = false;
-    fn table(rows: &mut HierarchyRows) -> &mut Table<UnitRow<Self>> {
-        &mut rows.divisions
-    }
-}
-
-impl Level for Project {
-    const NAME: &'static str = "project";
-    const TABLE: &'static str = "org_projects";
-    const KEY: &'static [Column] = &[col("project_id", Sql::Uuid)];
-    const COLUMNS: &'static [Column] = unit_columns!("division_id");
-    const HAS_DIVISION: bool = true;
-    const HAS_PROJECT: bool = false;
-    fn table(rows: &mut HierarchyRows) -> &mut Table<UnitRow<Self>> {
-        &mut rows.projects
-    }
-}
-
-impl Level for Site {
-    const NAME: &'static str = "site";
-    const TABLE: &'static str = "org_sites";
-    const KEY: &'static [Column] = &[col("site_id", Sql::Uuid)];
-    const COLUMNS: &'static [Column] = unit_columns!("division_id", "project_id");
-    const HAS_DIVISION: bool = true;
-    const HAS_PROJECT: bool = true;
-    fn table(rows: &mut HierarchyRows) -> &mut Table<UnitRow<Self>> {
-        &mut rows.sites
-    }
-}
-
-/// A division, project or site; the parents a level does not have are nil.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitRow<L> {
-    organization_id: Uuid,
-    division_id: Uuid,
-    project_id: Uuid,
-    code: String,
-    name: String,
-    status: Status,
-    path: String,
-    stamp: Stamp,
-    level: PhantomData<L>,
-}
-
-impl<L: Level> UnitRow<L> {
-    /// A new, active unit created by `event` below a parent at `parent_path`; `parents` are the
-    /// organization, division and project ids (nil where the level has none).
+impl Unit {
+    /// A new, active unit created by `event` below a parent at `parent_path`.
     fn new(
-        (organization_id, division_id, project_id): (Uuid, Uuid, Uuid),
+        organization_id: Uuid,
         parent_path: &str,
         code: &str,
         name: &str,
-        event: &RecordedEvent,
+        e: &RecordedEvent,
     ) -> Self {
         Self {
             organization_id,
-            division_id,
-            project_id,
             code: code.to_owned(),
             name: name.to_owned(),
             status: Status::Active,
             path: format!("{parent_path}/{code}"),
-            stamp: Stamp::new(event),
-            level: PhantomData,
+            stamp: Stamp::new(e),
         }
     }
 }
 
-impl<L: Level> Row for UnitRow<L> {
-    type Key = Uuid;
-    const TABLE: &'static str = L::TABLE;
-    const KEY: &'static [Column] = L::KEY;
-    const COLUMNS: &'static [Column] = L::COLUMNS;
-
-    fn write_key(key: &Uuid, out: &mut impl Fields) {
-        out.uuid(*key);
-    }
-
-    fn write(&self, out: &mut impl Fields) {
-        out.uuid(self.organization_id);
-        if L::HAS_DIVISION {
-            out.uuid(self.division_id);
-        }
-        if L::HAS_PROJECT {
-            out.uuid(self.project_id);
-        }
-        out.text(&self.code);
-        out.text(&self.name);
-        out.text(self.status.as_str());
-        out.text(&self.path);
-        self.stamp.write(out);
-    }
-
-    fn read(row: &mut RowReader<'_>) -> Result<(Uuid, Self), sqlx::Error> {
-        let id = row.uuid()?;
-        let organization_id = row.uuid()?;
-        let division_id = if L::HAS_DIVISION {
-            row.uuid()?
-        } else {
-            Uuid::nil()
-        };
-        let project_id = if L::HAS_PROJECT {
-            row.uuid()?
-        } else {
-            Uuid::nil()
-        };
-        Ok((
-            id,
-            Self {
-                organization_id,
-                division_id,
-                project_id,
-                code: row.text()?,
-                name: row.text()?,
-                status: Status::parse(&row.text()?),
-                path: row.text()?,
-                stamp: Stamp::read(row)?,
-                level: PhantomData,
-            },
-        ))
+row! {
+    /// An organization.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OrganizationRow in "org_organizations" {
+        key { organization_id: Uuid }
+        code: String,
+        name: String,
+        bin: String,
+        tin: String,
+        base_currency: String,
+        fiscal_year_start: String,
+        status: Status,
+        path: String,
+        stamp: Stamp => flatten,
     }
 }
+
+row! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DivisionRow in "org_divisions" {
+        key { division_id: Uuid }
+        unit: Unit => flatten,
+    }
+}
+
+row! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ProjectRow in "org_projects" {
+        key { project_id: Uuid }
+        division_id: Uuid,
+        unit: Unit => flatten,
+    }
+}
+
+row! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SiteRow in "org_sites" {
+        key { site_id: Uuid }
+        division_id: Uuid,
+        project_id: Uuid,
+        unit: Unit => flatten,
+    }
+}
+
+/// A level below the organization: its rows' table in [`HierarchyRows`] and their [`Unit`].
+trait Level: Row<Key = Uuid> {
+    /// For messages: "division", "project", "site".
+    const NAME: &'static str;
+    fn table(rows: &mut HierarchyRows) -> &mut Table<Self>;
+    fn unit(&mut self) -> &mut Unit;
+}
+
+macro_rules! level {
+    ($row:ty, $name:literal, $table:ident) => {
+        impl Level for $row {
+            const NAME: &'static str = $name;
+            fn table(rows: &mut HierarchyRows) -> &mut Table<Self> {
+                &mut rows.$table
+            }
+            fn unit(&mut self) -> &mut Unit {
+                &mut self.unit
+            }
+        }
+    };
+}
+
+level!(DivisionRow, "division", divisions);
+level!(ProjectRow, "project", projects);
+level!(SiteRow, "site", sites);
 
 fn organization_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
     event.aggregate_id.parse::<Uuid>().map_err(|_| {
@@ -498,9 +335,8 @@ impl Projection for OrganizationHierarchy {
                 name,
                 code,
             } => {
-                let parents = (organization, Uuid::nil(), Uuid::nil());
-                let child = UnitRow::new(parents, &org.path, code.as_str(), name.as_str(), event);
-                create_unit::<Division>(rows, tenant, division_id.as_uuid(), child)?;
+                let unit = Unit::new(organization, &org.path, code.as_str(), name.as_str(), event);
+                create_unit(rows, tenant, division_id.as_uuid(), DivisionRow { unit })?;
             }
             E::ProjectCreated {
                 project_id,
@@ -512,10 +348,21 @@ impl Projection for OrganizationHierarchy {
                     .divisions
                     .get(tenant, &division_id.as_uuid())
                     .ok_or_else(|| missing("the project's division"))?;
-                let parents = (division.organization_id, division_id.as_uuid(), Uuid::nil());
-                let child =
-                    UnitRow::new(parents, &division.path, code.as_str(), name.as_str(), event);
-                create_unit::<Project>(rows, tenant, project_id.as_uuid(), child)?;
+                let parent = &division.unit;
+                let unit = Unit::new(
+                    parent.organization_id,
+                    &parent.path,
+                    code.as_str(),
+                    name.as_str(),
+                    event,
+                );
+                let division_id = division_id.as_uuid();
+                create_unit(
+                    rows,
+                    tenant,
+                    project_id.as_uuid(),
+                    ProjectRow { division_id, unit },
+                )?;
             }
             E::SiteCreated {
                 site_id,
@@ -527,44 +374,39 @@ impl Projection for OrganizationHierarchy {
                     .projects
                     .get(tenant, &project_id.as_uuid())
                     .ok_or_else(|| missing("the site's project"))?;
-                let parents = (
-                    project.organization_id,
-                    project.division_id,
-                    project_id.as_uuid(),
+                let parent = &project.unit;
+                let unit = Unit::new(
+                    parent.organization_id,
+                    &parent.path,
+                    code.as_str(),
+                    name.as_str(),
+                    event,
                 );
-                let child =
-                    UnitRow::new(parents, &project.path, code.as_str(), name.as_str(), event);
-                create_unit::<Site>(rows, tenant, site_id.as_uuid(), child)?;
+                let (division_id, project_id) = (project.division_id, project_id.as_uuid());
+                let site = SiteRow {
+                    division_id,
+                    project_id,
+                    unit,
+                };
+                create_unit(rows, tenant, site_id.as_uuid(), site)?;
             }
             E::DivisionRenamed { division_id, name } => {
-                change_unit::<Division>(rows, tenant, division_id.as_uuid(), event, |row| {
-                    name.as_str().clone_into(&mut row.name)
-                })?;
+                rename::<DivisionRow>(rows, tenant, division_id.as_uuid(), name.as_str(), event)?;
             }
             E::ProjectRenamed { project_id, name } => {
-                change_unit::<Project>(rows, tenant, project_id.as_uuid(), event, |row| {
-                    name.as_str().clone_into(&mut row.name)
-                })?;
+                rename::<ProjectRow>(rows, tenant, project_id.as_uuid(), name.as_str(), event)?;
             }
             E::SiteRenamed { site_id, name } => {
-                change_unit::<Site>(rows, tenant, site_id.as_uuid(), event, |row| {
-                    name.as_str().clone_into(&mut row.name)
-                })?;
+                rename::<SiteRow>(rows, tenant, site_id.as_uuid(), name.as_str(), event)?;
             }
             E::DivisionArchived { division_id } => {
-                change_unit::<Division>(rows, tenant, division_id.as_uuid(), event, |row| {
-                    row.status = Status::Archived
-                })?;
+                archive::<DivisionRow>(rows, tenant, division_id.as_uuid(), event)?;
             }
             E::ProjectArchived { project_id } => {
-                change_unit::<Project>(rows, tenant, project_id.as_uuid(), event, |row| {
-                    row.status = Status::Archived
-                })?;
+                archive::<ProjectRow>(rows, tenant, project_id.as_uuid(), event)?;
             }
             E::SiteArchived { site_id } => {
-                change_unit::<Site>(rows, tenant, site_id.as_uuid(), event, |row| {
-                    row.status = Status::Archived
-                })?;
+                archive::<SiteRow>(rows, tenant, site_id.as_uuid(), event)?
             }
             E::SiteMoved {
                 site_id,
@@ -576,10 +418,10 @@ impl Projection for OrganizationHierarchy {
                     .get(tenant, &to_project_id.as_uuid())
                     .cloned()
                     .ok_or_else(|| missing("the moved site's new project"))?;
-                change_unit::<Site>(rows, tenant, site_id.as_uuid(), event, |row| {
-                    row.project_id = to_project_id.as_uuid();
-                    row.division_id = project.division_id;
-                    row.path = format!("{}/{}", project.path, row.code);
+                change_unit::<SiteRow>(rows, tenant, site_id.as_uuid(), event, |site| {
+                    site.project_id = to_project_id.as_uuid();
+                    site.division_id = project.division_id;
+                    site.unit.path = format!("{}/{}", project.unit.path, site.unit.code);
                 })?;
             }
         }
@@ -599,7 +441,7 @@ fn create_unit<L: Level>(
     rows: &mut HierarchyRows,
     tenant: Uuid,
     id: Uuid,
-    row: UnitRow<L>,
+    row: L,
 ) -> Result<(), ProjectionError> {
     let table = L::table(rows);
     if table.get(tenant, &id).is_some() {
@@ -618,12 +460,35 @@ fn change_unit<L: Level>(
     tenant: Uuid,
     id: Uuid,
     event: &RecordedEvent,
-    change: impl FnOnce(&mut UnitRow<L>),
+    change: impl FnOnce(&mut L),
 ) -> Result<(), ProjectionError> {
     L::table(rows)
         .change(tenant, &id, |row| {
             change(row);
-            row.stamp.touch(event);
+            row.unit().stamp.touch(event);
         })
         .ok_or_else(|| missing(&format!("{} {id}", L::NAME)))
+}
+
+fn rename<L: Level>(
+    rows: &mut HierarchyRows,
+    tenant: Uuid,
+    id: Uuid,
+    name: &str,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    change_unit::<L>(rows, tenant, id, event, |row| {
+        name.clone_into(&mut row.unit().name);
+    })
+}
+
+fn archive<L: Level>(
+    rows: &mut HierarchyRows,
+    tenant: Uuid,
+    id: Uuid,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    change_unit::<L>(rows, tenant, id, event, |row| {
+        row.unit().status = Status::Archived;
+    })
 }

@@ -16,12 +16,18 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
 }
 
-/// True when retrying later may succeed: the connection failed, not the statement.
+/// True when retrying later may succeed: the connection failed, or the transaction lost a race;
+/// not the statement itself.
 pub fn is_transient(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed
-    )
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        // A deadlock or serialization failure between two workers saving the same rows (counters
+        // fed by many streams): the transaction rolled back, and running it again succeeds.
+        sqlx::Error::Database(error) => {
+            matches!(error.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
 }
 
 /// Where a projection's rows are read and written.

@@ -52,16 +52,6 @@ async fn written(app: &TestApp, tenant: Uuid, filter: &str) -> Vec<i64> {
 }
 
 /// A caller of `tenant` whose token names `subject`.
-fn caller_as<'a>(app: &'a TestApp, tenant: Uuid, subject: &str, roles: &[&str]) -> Caller<'a> {
-    let mut claims = claims(tenant, roles);
-    claims.sub = subject.into();
-    Caller {
-        app,
-        tenant,
-        token: app.keys.sign(&claims).unwrap(),
-    }
-}
-
 fn at(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -60,6 +60,17 @@ pub fn claims(tenant: Uuid, roles: &[&str]) -> Claims {
     }
 }
 
+/// A user called `subject` of `tenant` with `roles`.
+pub fn caller_as<'a>(app: &'a TestApp, tenant: Uuid, subject: &str, roles: &[&str]) -> Caller<'a> {
+    let mut claims = claims(tenant, roles);
+    claims.sub = subject.into();
+    Caller {
+        app,
+        tenant,
+        token: app.keys.sign(&claims).unwrap(),
+    }
+}
+
 impl TestApp {
     /// A user of a new tenant with `roles`.
     pub fn caller(&self, roles: &[&str]) -> Caller<'_> {

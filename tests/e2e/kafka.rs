@@ -101,9 +101,17 @@ async fn start_relay(app: &TestApp, config: &KafkaConfig) -> Task<RelayStatus> {
 }
 
 async fn start_worker(app: &TestApp, config: &KafkaConfig) -> Task<WorkerStatus> {
+    start_worker_of(app, config, OrganizationHierarchy).await
+}
+
+async fn start_worker_of<P: Projection + Clone>(
+    app: &TestApp,
+    config: &KafkaConfig,
+    projection: P,
+) -> Task<WorkerStatus> {
     let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
     let worker = KafkaWorker::new(
-        OrganizationHierarchy,
+        projection,
         pool.clone(),
         LogReader::new(pool),
         config.clone(),
@@ -873,4 +881,158 @@ async fn the_all_in_one_shape_reports_a_poison_event_until_skipped_with_the_cli(
         .expect(200);
     assert_eq!(tree.body["organization"]["code"], "NBL");
     app.shutdown().await;
+}
+
+/// The activity counters, in key order.
+async fn activity_counts(
+    app: &TestApp,
+) -> Vec<(uuid::Uuid, String, chrono::NaiveDate, String, i64, i64)> {
+    sqlx::query_as(
+        "select tenant_id, actor, day, aggregate_type, events, commands from audit_activity
+         order by tenant_id, actor, day, aggregate_type",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap()
+}
+
+/// The same counts, straight from the log: events, and commands (each command appends to one
+/// stream), per tenant, actor, Bangladesh day and aggregate type.
+async fn activity_in_the_log(
+    app: &TestApp,
+) -> Vec<(uuid::Uuid, String, chrono::NaiveDate, String, i64, i64)> {
+    sqlx::query_as(
+        "select tenant_id, actor, (recorded_at at time zone 'UTC' + interval '6 hours')::date as day,
+                aggregate_type, count(*), count(distinct command_id)
+         from events group by 1, 2, 3, 4 order by 1, 2, 3, 4",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn activity_counters_fed_by_two_workers_one_stopped_mid_stream_equal_the_log() {
+    use vextrus_projections::activity::AuditActivity;
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let (mut first, mut second) = (
+        start_worker_of(&app, &config, AuditActivity).await,
+        start_worker_of(&app, &config, AuditActivity).await,
+    );
+    for worker in [&mut first, &mut second] {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            worker.status.wait_for(|status| status.partitions > 0),
+        )
+        .await
+        .expect("each worker holds partitions")
+        .unwrap();
+    }
+    // Many streams of one tenant, by two actors, every one feeding the same counter rows.
+    let tenant = uuid::Uuid::now_v7();
+    let (alice, bob) = (
+        caller_as(&app, tenant, "alice", &["admin"]),
+        caller_as(&app, tenant, "bob", &["manager"]),
+    );
+    let mut organizations = Vec::new();
+    for n in 0..24 {
+        let org = alice.create_organization(&format!("A{n}")).await.id();
+        bob.post(
+            &format!("/v1/organizations/{org}/divisions"),
+            json!({"name": "Dhaka", "code": "DHK"}),
+        )
+        .await
+        .expect(201);
+        organizations.push(org);
+    }
+    let applied_before_stop = {
+        let events = app.event_count().await as u64;
+        until_applied(&[&first, &second], events).await;
+        let status = second.status.borrow().clone();
+        assert!(
+            status.events_applied > 0,
+            "the second worker applied events: {status:?}"
+        );
+        events
+    };
+    let stopped_applied = second.status.borrow().events_applied;
+    second.stop().await;
+    // The first worker takes over the stopped one's partitions, mid-stream.
+    for org in &organizations {
+        alice
+            .patch(
+                &format!("/v1/organizations/{org}"),
+                json!({"name": "Renamed"}),
+            )
+            .await
+            .expect(200);
+    }
+    let events = app.event_count().await as u64;
+    assert!(events > applied_before_stop);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while first.status.borrow().events_applied + stopped_applied < events {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first worker took over the stopped one's streams"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let through_kafka = activity_counts(&app).await;
+    relay.stop().await;
+    first.stop().await;
+    let log = activity_in_the_log(&app).await;
+    assert_eq!(
+        through_kafka, log,
+        "the counters equal a count over the log"
+    );
+    let actors: std::collections::BTreeSet<&str> = log.iter().map(|row| row.1.as_str()).collect();
+    assert_eq!(actors, ["alice", "bob"].into(), "{log:?}");
+
+    // The single-node runner, from nothing, builds the same counters.
+    for table in ["audit_activity", "audit_activity_streams"] {
+        sqlx::query(&format!("delete from {table}"))
+            .execute(&app.owner)
+            .await
+            .unwrap();
+    }
+    sqlx::query("delete from projection_checkpoints where projection = 'audit_activity'")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let runner = ProjectionRunner::new(AuditActivity, pool.clone(), LogReader::new(pool.clone()))
+        .poll_interval(Duration::from_millis(20));
+    let mut status = runner.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle =
+        tokio::spawn(async move { runner.run(async { drop(stopped.await) }).await.unwrap() });
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|s| s.events_applied >= events),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = stop.send(());
+    handle.await.unwrap();
+    assert_eq!(
+        activity_counts(&app).await,
+        log,
+        "the single-node runner agrees"
+    );
+
+    // And so does a full replay, which COPYs totals built from zero.
+    let summary = vextrus_replay::Replay::new(
+        AuditActivity,
+        app.owner.clone(),
+        LogReader::new(pool),
+        vextrus_replay::ReplayOptions::default(),
+    )
+    .run(|_| {})
+    .await
+    .unwrap();
+    assert_eq!(summary.events, events);
+    assert_eq!(activity_counts(&app).await, log, "a replay agrees");
 }
