@@ -280,7 +280,10 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
             "  curl -s http://{addr}/v1/organizations/{org}/tree -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\"\n"
+            "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\""
+        ),
+        format!(
+            "  curl -s http://{addr}/v1/audit/activity -H \"Authorization: Bearer $TOKEN\"\n"
         ),
     ]
     .join("\n");

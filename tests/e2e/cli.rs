@@ -372,21 +372,40 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
             .lines()
             .filter(|line| line.trim().starts_with("curl -s "))
             .collect();
-        assert_eq!(curls.len(), 3, "{printed}");
+        assert_eq!(curls.len(), 4, "{printed}");
         if run == 1 {
             assert!(printed.contains("already loaded"), "{printed}");
         }
         // The printed requests work as printed.
         let mut answers = Vec::new();
-        for curl in curls {
+        for curl in &curls {
             let url = curl.split_whitespace().nth(2).unwrap();
             let answer = client.get(url).bearer_auth(&token).send().await.unwrap();
             assert_eq!(answer.status(), 200, "{url}");
             answers.push(answer.json::<serde_json::Value>().await.unwrap());
         }
-        let [organizations, tree, history] = &answers[..] else {
+        let [organizations, tree, history, _activity] = &answers[..] else {
             unreachable!()
         };
+        // The activity counters catch up with the demo's events (one organization stream).
+        let activity_url = curls[3].split_whitespace().nth(2).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let activity: serde_json::Value = client
+                .get(activity_url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if activity["totals"]["events"] == history["items"].as_array().unwrap().len() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{activity}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(organizations["items"][0]["name"], "Meghna Builders Ltd");
         assert_eq!(organizations["items"].as_array().unwrap().len(), 1);
         let divisions = tree["divisions"].as_array().unwrap();
