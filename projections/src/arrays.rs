@@ -98,15 +98,18 @@ impl Arrays {
         self.rows == 0
     }
 
-    /// `unnest($first::uuid[], $first+1::text[], …)` over the columns.
-    pub(crate) fn unnest(&self, first: usize) -> String {
-        let arrays: Vec<String> = self
-            .columns()
+    /// The columns' array parameters: `$first::uuid[]`, `$first+1::text[]`, …
+    pub(crate) fn parameters(&self, first: usize) -> Vec<String> {
+        self.columns()
             .iter()
             .enumerate()
             .map(|(index, column)| format!("${}::{}", first + index, column.sql.array_cast()))
-            .collect();
-        format!("unnest({})", arrays.join(", "))
+            .collect()
+    }
+
+    /// `unnest($first::uuid[], $first+1::text[], …)` over the columns.
+    pub(crate) fn unnest(&self, first: usize) -> String {
+        format!("unnest({})", self.parameters(first).join(", "))
     }
 
     /// Binds every column's array, in order.

@@ -150,9 +150,6 @@ impl<R: Row> ReadModelTable for Table<R> {
     async fn load(&mut self, conn: &mut PgConnection, target: Target) -> Result<(), sqlx::Error> {
         let columns: Vec<Column> = R::KEY.iter().chain(R::COLUMNS).copied().collect();
         let select: Vec<&str> = columns.iter().map(|column| column.name).collect();
-        let key: Vec<&str> = std::iter::once(TENANT.name)
-            .chain(R::KEY.iter().map(|column| column.name))
-            .collect();
         for (tenant, mut keys) in std::mem::take(&mut self.wanted) {
             keys.sort_unstable();
             keys.dedup();
@@ -163,21 +160,37 @@ impl<R: Row> ReadModelTable for Table<R> {
             if target == Target::Live {
                 tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
             }
-            let mut wanted = Arrays::new(key_expect::<R>(), keys.len());
+            let mut wanted = Arrays::new(Expect::new(R::TABLE, R::KEY.to_vec()), keys.len());
             for key in &keys {
-                wanted.uuid(tenant);
                 R::write_key(key, &mut wanted);
                 wanted.end_row()?;
             }
+            // One tenant per statement, so its primary key's index finds the rows: a single key
+            // column as `= any($2)`, several as a row comparison with their arrays unnested. The
+            // wanted keys are bound; none of this text comes from data.
+            let matches = match (R::KEY, wanted.parameters(2).as_slice()) {
+                // One row per tenant.
+                ([], _) => "true".to_owned(),
+                ([column], [array]) => format!("{} = any({array})", column.name),
+                (columns, arrays) => {
+                    let names: Vec<&str> = columns.iter().map(|column| column.name).collect();
+                    format!(
+                        "({}) in (select * from unnest({}))",
+                        names.join(", "),
+                        arrays.join(", ")
+                    )
+                }
+            };
             let sql = format!(
-                "select {} from {}.{} where ({}) in (select * from {})",
+                "select {} from {}.{} where tenant_id = $1 and {matches}",
                 select.join(", "),
                 target.schema(),
                 R::TABLE,
-                key.join(", "),
-                wanted.unnest(1),
             );
-            let found = wanted.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await?;
+            let found = wanted
+                .bind(sqlx::query(&sql).bind(tenant))
+                .fetch_all(&mut *conn)
+                .await?;
             for row in &found {
                 let (key, loaded) = R::read(&mut RowReader::new(row, R::TABLE, &columns))?;
                 self.rows.insert((tenant, key), Box::new(loaded));
@@ -550,7 +563,7 @@ pub trait ReadModel: Default + Send + Sync {
         conn: &mut PgConnection,
         target: Target,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-    /// Every table's COPY at once, each on its own connection of `pool`.
+    /// Every table's COPY, two at a time, each on its own connection of `pool`.
     fn copy_to_shadow(
         &mut self,
         pool: &PgPool,
@@ -610,8 +623,15 @@ macro_rules! read_model {
                 &mut self,
                 pool: &$crate::__sqlx::PgPool,
             ) -> ::std::result::Result<u64, $crate::__sqlx::Error> {
+                // Two COPYs at a time: the client formats one table while the server writes
+                // another; more only make the two cores take turns.
+                let permits = $crate::__tokio::sync::Semaphore::new(2);
+                let permits = &permits;
                 let Self { $($field),+ } = self;
                 let ($($field),+,) = $crate::__tokio::try_join!($(async move {
+                    let _permit = permits.acquire().await.map_err(|closed| {
+                        $crate::__sqlx::Error::Protocol(closed.to_string())
+                    })?;
                     let mut conn = pool.acquire().await?;
                     $crate::ReadModelTable::copy_to_shadow($field, &mut conn).await
                 }),+)?;
