@@ -39,7 +39,9 @@ pub use runner::{
     FedBy, ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError, hold_off_swaps,
     register,
 };
-pub use table::{Counters, Lines, ReadModel, ReadModelTable, Table};
+pub use table::{
+    CopyFuture, Counters, Lines, ReadModel, ReadModelTable, Table, copy_largest_first,
+};
 
 #[doc(hidden)]
 pub use sqlx as __sqlx;

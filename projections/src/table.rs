@@ -17,6 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -48,6 +52,8 @@ pub trait ReadModelTable: Default + Send + Sync {
         conn: &mut PgConnection,
         target: Target,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// How many rows the next save or COPY writes (at most).
+    fn pending(&self) -> usize;
     /// Writes what changed since the last save into the freshly prepared shadow table with one
     /// binary COPY; returns the rows written.
     fn copy_to_shadow(
@@ -145,6 +151,10 @@ impl<R: Row> Table<R> {
 impl<R: Row> ReadModelTable for Table<R> {
     fn declaration() -> Declaration {
         Declaration::of::<R>()
+    }
+
+    fn pending(&self) -> usize {
+        self.changed.len() + self.deleted.len()
     }
 
     async fn load(&mut self, conn: &mut PgConnection, target: Target) -> Result<(), sqlx::Error> {
@@ -304,6 +314,10 @@ impl<R: Row + Default> ReadModelTable for Counters<R> {
         Declaration::of::<R>()
     }
 
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     async fn load(&mut self, _: &mut PgConnection, _: Target) -> Result<(), sqlx::Error> {
         Ok(())
     }
@@ -379,6 +393,10 @@ impl<R: Row> Lines<R> {
 impl<R: Row> ReadModelTable for Lines<R> {
     fn declaration() -> Declaration {
         Declaration::of::<R>()
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     async fn load(&mut self, _: &mut PgConnection, _: Target) -> Result<(), sqlx::Error> {
@@ -547,6 +565,31 @@ fn by_tenant<K: Ord>(
     groups
 }
 
+/// One table's COPY into its shadow table, as [`copy_largest_first`] schedules it.
+#[doc(hidden)]
+pub type CopyFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, sqlx::Error>> + Send + 'a>>;
+
+/// Runs a read model's COPYs (each with its row count) two at a time, the largest first: the
+/// client formats one table while the server writes another, and with the largest started at
+/// once the small ones share the other connection (more at once only make two cores take
+/// turns). Returns the rows written.
+#[doc(hidden)]
+pub async fn copy_largest_first(
+    mut copies: Vec<(usize, CopyFuture<'_>)>,
+) -> Result<u64, sqlx::Error> {
+    copies.sort_by(|(a, _), (b, _)| b.cmp(a));
+    let mut waiting = copies.into_iter().map(|(_, copy)| copy);
+    let mut running: FuturesUnordered<CopyFuture<'_>> = waiting.by_ref().take(2).collect();
+    let mut written = 0;
+    while let Some(done) = running.next().await {
+        written += done?;
+        if let Some(next) = waiting.next() {
+            running.push(next);
+        }
+    }
+    Ok(written)
+}
+
 /// The tables of one projection, declared together with [`read_model!`](crate::read_model):
 /// loading, saving and copying the whole set.
 pub trait ReadModel: Default + Send + Sync {
@@ -563,7 +606,8 @@ pub trait ReadModel: Default + Send + Sync {
         conn: &mut PgConnection,
         target: Target,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-    /// Every table's COPY, two at a time, each on its own connection of `pool`.
+    /// Every table's COPY, two at a time and the largest first ([`copy_largest_first`]), each on
+    /// its own connection of `pool`.
     fn copy_to_shadow(
         &mut self,
         pool: &PgPool,
@@ -623,19 +667,15 @@ macro_rules! read_model {
                 &mut self,
                 pool: &$crate::__sqlx::PgPool,
             ) -> ::std::result::Result<u64, $crate::__sqlx::Error> {
-                // Two COPYs at a time: the client formats one table while the server writes
-                // another; more only make the two cores take turns.
-                let permits = $crate::__tokio::sync::Semaphore::new(2);
-                let permits = &permits;
                 let Self { $($field),+ } = self;
-                let ($($field),+,) = $crate::__tokio::try_join!($(async move {
-                    let _permit = permits.acquire().await.map_err(|closed| {
-                        $crate::__sqlx::Error::Protocol(closed.to_string())
-                    })?;
-                    let mut conn = pool.acquire().await?;
-                    $crate::ReadModelTable::copy_to_shadow($field, &mut conn).await
-                }),+)?;
-                Ok(0 $(+ $field)+)
+                $crate::copy_largest_first(::std::vec![$((
+                    $crate::ReadModelTable::pending($field),
+                    ::std::boxed::Box::pin(async move {
+                        let mut conn = pool.acquire().await?;
+                        $crate::ReadModelTable::copy_to_shadow($field, &mut conn).await
+                    }) as $crate::CopyFuture<'_>,
+                )),+])
+                .await
             }
         }
     };
