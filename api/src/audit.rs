@@ -100,6 +100,32 @@ fn range(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
     })
 }
 
+/// A JSON page's size: `limit`, 1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`].
+fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::invalid_param(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Cuts `items` (fetched `limit + 1`) to a page of `limit`; the cursor after its last item when
+/// there is more.
+fn cut_page<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    cursor: impl FnOnce(&T) -> String,
+) -> Option<String> {
+    if items.len() <= limit as usize {
+        return None;
+    }
+    items.truncate(limit as usize);
+    items.last().map(cursor)
+}
+
 fn sequence_cursor() -> Object {
     text::parameter(
         TrailCursor::SEQUENCE_PATTERN,
@@ -871,13 +897,7 @@ pub async fn checkpoints(
     QueryParams(params): QueryParams<CheckpointParams>,
 ) -> Result<Json<CheckpointPage>, ApiError> {
     require_auditor(&context)?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::invalid_param(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let limit = page_size(params.limit)?;
     let after = params
         .after
         .as_deref()
@@ -927,12 +947,7 @@ pub async fn checkpoints(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(ApiError::database)?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| last.checkpoint_id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut items, limit, |last| last.checkpoint_id.to_string());
     Ok(Json(CheckpointPage { items, next_cursor }))
 }
 
@@ -1041,13 +1056,7 @@ pub async fn activity(
     QueryParams(params): QueryParams<ActivityCountParams>,
 ) -> Result<Json<ActivityCountPage>, ApiError> {
     require_auditor(&context)?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::invalid_param(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
+    let limit = page_size(params.limit)?;
     let to = match params.to.as_deref() {
         Some(text) => calendar_day("to", text)?,
         None => (Utc::now()
@@ -1145,15 +1154,10 @@ pub async fn activity(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(ApiError::database)?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| {
-            let day = (last.day - CURSOR_EPOCH).num_days();
-            format!("{day}~{}~{}", last.aggregate_type, last.actor)
-        })
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut items, limit, |last| {
+        let day = (last.day - CURSOR_EPOCH).num_days();
+        format!("{day}~{}~{}", last.aggregate_type, last.actor)
+    });
     Ok(Json(ActivityCountPage {
         from,
         to,

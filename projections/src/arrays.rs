@@ -98,6 +98,12 @@ impl Arrays {
         self.rows == 0
     }
 
+    /// The columns' names, comma separated, in order.
+    pub(crate) fn names(&self) -> String {
+        let names: Vec<&str> = self.columns().iter().map(|column| column.name).collect();
+        names.join(", ")
+    }
+
     /// The columns' array parameters: `$first::uuid[]`, `$first+1::text[]`, …
     pub(crate) fn parameters(&self, first: usize) -> Vec<String> {
         self.columns()

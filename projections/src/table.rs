@@ -211,8 +211,9 @@ impl<R: Row> ReadModelTable for Table<R> {
 
     async fn save(&mut self, conn: &mut PgConnection, target: Target) -> Result<u64, sqlx::Error> {
         let mut written = 0;
-        let changed = by_tenant(self.changed.drain(), target);
-        for (tenant, keys) in changed {
+        let mut changed: Vec<Keyed<R>> = self.changed.drain().collect();
+        changed.sort_unstable();
+        for (tenant, keys) in by_tenant(changed, target, |keyed| keyed.0) {
             let mut rows = Arrays::new(row_expect::<R>(), keys.len());
             for keyed in &keys {
                 if let Some(row) = self.rows.get(keyed) {
@@ -221,30 +222,23 @@ impl<R: Row> ReadModelTable for Table<R> {
             }
             written += upsert::<R>(conn, target, tenant, rows).await?;
         }
-        let deleted = by_tenant(self.deleted.drain(), target);
-        for (tenant, keys) in deleted {
+        let mut deleted: Vec<Keyed<R>> = self.deleted.drain().collect();
+        deleted.sort_unstable();
+        for (tenant, keys) in by_tenant(deleted, target, |keyed| keyed.0) {
             let mut rows = Arrays::new(key_expect::<R>(), keys.len());
             for (tenant, key) in &keys {
                 rows.uuid(*tenant);
                 R::write_key(key, &mut rows);
                 rows.end_row()?;
             }
-            if let Some(tenant) = tenant {
-                tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
-            }
-            let key: Vec<&str> = rows.columns().iter().map(|column| column.name).collect();
             let sql = format!(
                 "delete from {}.{} where ({}) in (select * from {})",
                 target.schema(),
                 R::TABLE,
-                key.join(", "),
+                rows.names(),
                 rows.unnest(1)
             );
-            written += rows
-                .bind(sqlx::query(&sql))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+            written += run(conn, tenant, &sql, rows).await?;
         }
         Ok(written)
     }
@@ -326,12 +320,7 @@ impl<R: Row + Default> ReadModelTable for Counters<R> {
         let mut written = 0;
         let mut pending: Vec<(Keyed<R>, R)> = self.pending.drain().collect();
         pending.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-        let mut groups: BTreeMap<Option<Uuid>, Vec<(Keyed<R>, R)>> = BTreeMap::new();
-        for (keyed, row) in pending {
-            let group = (target == Target::Live).then_some(keyed.0);
-            groups.entry(group).or_default().push((keyed, row));
-        }
-        for (tenant, rows) in groups {
+        for (tenant, rows) in by_tenant(pending, target, |(keyed, _)| keyed.0) {
             let mut arrays = Arrays::new(row_expect::<R>(), rows.len());
             for (keyed, row) in &rows {
                 write_row::<R>(&mut arrays, keyed, row)?;
@@ -405,32 +394,20 @@ impl<R: Row> ReadModelTable for Lines<R> {
 
     async fn save(&mut self, conn: &mut PgConnection, target: Target) -> Result<u64, sqlx::Error> {
         let mut written = 0;
-        let mut groups: BTreeMap<Option<Uuid>, Vec<(Keyed<R>, R)>> = BTreeMap::new();
-        for (keyed, row) in self.pending.drain(..) {
-            let group = (target == Target::Live).then_some(keyed.0);
-            groups.entry(group).or_default().push((keyed, row));
-        }
-        for (tenant, rows) in groups {
+        let pending = std::mem::take(&mut self.pending);
+        for (tenant, rows) in by_tenant(pending, target, |(keyed, _)| keyed.0) {
             let mut arrays = Arrays::new(row_expect::<R>(), rows.len());
             for (keyed, row) in &rows {
                 write_row::<R>(&mut arrays, keyed, row)?;
             }
-            if let Some(tenant) = tenant {
-                tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
-            }
-            let columns: Vec<&str> = arrays.columns().iter().map(|column| column.name).collect();
             let sql = format!(
                 "insert into {}.{} ({}) select * from {}",
                 target.schema(),
                 R::TABLE,
-                columns.join(", "),
+                arrays.names(),
                 arrays.unnest(1)
             );
-            written += arrays
-                .bind(sqlx::query(&sql))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+            written += run(conn, tenant, &sql, arrays).await?;
         }
         Ok(written)
     }
@@ -506,10 +483,6 @@ async fn upsert<R: Row>(
     if rows.is_empty() {
         return Ok(0);
     }
-    if let Some(tenant) = tenant {
-        tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
-    }
-    let columns: Vec<&str> = rows.columns().iter().map(|column| column.name).collect();
     let key: Vec<&str> = std::iter::once(TENANT.name)
         .chain(R::KEY.iter().map(|column| column.name))
         .collect();
@@ -537,30 +510,42 @@ async fn upsert<R: Row>(
          on conflict ({key}) {conflict}",
         schema = target.schema(),
         table = R::TABLE,
-        columns = columns.join(", "),
+        columns = rows.names(),
         unnest = rows.unnest(1),
         key = key.join(", "),
     );
+    run(conn, tenant, &sql, rows).await
+}
+
+/// Runs `sql` with `rows`' arrays bound, after setting `tenant` (live tables); returns the rows
+/// it affected.
+async fn run(
+    conn: &mut PgConnection,
+    tenant: Option<Uuid>,
+    sql: &str,
+    rows: Arrays,
+) -> Result<u64, sqlx::Error> {
+    if let Some(tenant) = tenant {
+        tenant::switch(conn, TenantId::from_uuid(tenant)).await?;
+    }
     Ok(rows
-        .bind(sqlx::query(&sql))
+        .bind(sqlx::query(sql))
         .execute(&mut *conn)
         .await?
         .rows_affected())
 }
 
-/// Keys grouped for writing: per tenant on the live tables (`Some`: set it first), all at once
-/// on shadow tables (`None`); each group in key order.
-fn by_tenant<K: Ord>(
-    keys: impl Iterator<Item = (Uuid, K)>,
+/// `items` grouped for writing: per tenant on the live tables (`Some`: set it first), all at once
+/// on shadow tables (`None`); each group keeps the items' order.
+fn by_tenant<T>(
+    items: Vec<T>,
     target: Target,
-) -> BTreeMap<Option<Uuid>, Vec<(Uuid, K)>> {
-    let mut groups: BTreeMap<Option<Uuid>, Vec<(Uuid, K)>> = BTreeMap::new();
-    for keyed in keys {
-        let group = (target == Target::Live).then_some(keyed.0);
-        groups.entry(group).or_default().push(keyed);
-    }
-    for keys in groups.values_mut() {
-        keys.sort_unstable();
+    tenant: impl Fn(&T) -> Uuid,
+) -> BTreeMap<Option<Uuid>, Vec<T>> {
+    let mut groups: BTreeMap<Option<Uuid>, Vec<T>> = BTreeMap::new();
+    for item in items {
+        let group = (target == Target::Live).then(|| tenant(&item));
+        groups.entry(group).or_default().push(item);
     }
     groups
 }

@@ -153,19 +153,27 @@ async fn until_applied(workers: &[&Task<WorkerStatus>], events: u64) {
 
 /// Rebuilds the read models with the single-node runner from an empty state: the reference.
 async fn single_node_reference(app: &TestApp) -> Vec<String> {
-    for table in crate::support::READ_MODELS {
+    rebuild_with_runner(app, OrganizationHierarchy).await;
+    dump_read_models(&app.owner).await
+}
+
+/// Empties `projection`'s tables and checkpoint, then runs its single-node runner until it has
+/// applied every event in the log (or stopped).
+async fn rebuild_with_runner<P: Projection>(app: &TestApp, projection: P) {
+    for table in P::TABLES {
         sqlx::query(&format!("delete from {table}"))
             .execute(&app.owner)
             .await
             .unwrap();
     }
-    sqlx::query("delete from projection_checkpoints")
+    sqlx::query("delete from projection_checkpoints where projection = $1")
+        .bind(P::NAME)
         .execute(&app.owner)
         .await
         .unwrap();
     let events = app.event_count().await as u64;
     let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
-    let runner = ProjectionRunner::new(OrganizationHierarchy, pool.clone(), LogReader::new(pool))
+    let runner = ProjectionRunner::new(projection, pool.clone(), LogReader::new(pool))
         .poll_interval(Duration::from_millis(20));
     let mut status = runner.status();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -182,7 +190,6 @@ async fn single_node_reference(app: &TestApp) -> Vec<String> {
     .unwrap();
     let _ = stop.send(());
     handle.await.unwrap();
-    dump_read_models(&app.owner).await
 }
 
 /// Commands over HTTP for `tenants` tenants: hierarchies, renames, a move and an archive.
@@ -991,32 +998,8 @@ async fn activity_counters_fed_by_two_workers_one_stopped_mid_stream_equal_the_l
     assert_eq!(actors, ["alice", "bob"].into(), "{log:?}");
 
     // The single-node runner, from nothing, builds the same counters.
-    for table in ["audit_activity", "audit_activity_streams"] {
-        sqlx::query(&format!("delete from {table}"))
-            .execute(&app.owner)
-            .await
-            .unwrap();
-    }
-    sqlx::query("delete from projection_checkpoints where projection = 'audit_activity'")
-        .execute(&app.owner)
-        .await
-        .unwrap();
+    rebuild_with_runner(&app, AuditActivity).await;
     let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
-    let runner = ProjectionRunner::new(AuditActivity, pool.clone(), LogReader::new(pool.clone()))
-        .poll_interval(Duration::from_millis(20));
-    let mut status = runner.status();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle =
-        tokio::spawn(async move { runner.run(async { drop(stopped.await) }).await.unwrap() });
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        status.wait_for(|s| s.events_applied >= events),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let _ = stop.send(());
-    handle.await.unwrap();
     assert_eq!(
         activity_counts(&app).await,
         log,
