@@ -83,3 +83,13 @@ uuid_id!(
     /// A physical site of a project.
     SiteId
 );
+uuid_id!(
+    /// An account of an organization's chart of accounts.
+    AccountId
+);
+uuid_id!(
+    /// A journal entry; also the id of its [`JournalEntry`](crate::finance::JournalEntry) stream.
+    /// A reversal and a year-end closing entry have ids of their own, recorded on the stream that
+    /// made them.
+    EntryId
+);

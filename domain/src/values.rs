@@ -210,6 +210,12 @@ impl CurrencyCode {
     }
 }
 
+impl fmt::Display for CurrencyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Default for CurrencyCode {
     fn default() -> Self {
         Self::bdt()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{OrganizationCommand, OrganizationError, OrganizationEvent, UnitKind};
 use crate::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
 use crate::unique::{UniqueValue, UniqueValues};
-use crate::values::{Code, Name};
+use crate::values::{Code, CurrencyCode, FiscalYearStart, Name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum UnitStatus {
@@ -31,11 +31,15 @@ struct Profile {
     id: OrganizationId,
     name: Name,
     status: UnitStatus,
+    #[serde(default)]
+    base_currency: CurrencyCode,
+    #[serde(default)]
+    fiscal_year_start: FiscalYearStart,
 }
 
 /// A company and its whole tree of divisions, projects and sites: the consistency boundary of
 /// the hierarchy (see the module docs for why).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Organization {
     profile: Option<Profile>,
     divisions: BTreeMap<DivisionId, Unit<OrganizationId>>,
@@ -68,12 +72,16 @@ impl Aggregate for Organization {
             E::OrganizationCreated {
                 organization_id,
                 name,
+                base_currency,
+                fiscal_year_start,
                 ..
             } => {
                 self.profile = Some(Profile {
                     id: organization_id,
                     name,
                     status: UnitStatus::Active,
+                    base_currency,
+                    fiscal_year_start,
                 });
             }
             E::OrganizationRenamed { name, .. } => {
@@ -188,6 +196,37 @@ impl Organization {
     /// The organization's id, once it has been created.
     pub fn id(&self) -> Option<OrganizationId> {
         self.profile.as_ref().map(|profile| profile.id)
+    }
+
+    /// The currency its books are kept in.
+    pub fn base_currency(&self) -> Option<&CurrencyCode> {
+        self.profile.as_ref().map(|profile| &profile.base_currency)
+    }
+
+    /// The month and day its fiscal years begin on.
+    pub fn fiscal_year_start(&self) -> Option<FiscalYearStart> {
+        self.profile
+            .as_ref()
+            .map(|profile| profile.fiscal_year_start)
+    }
+
+    /// Whether the organization itself is archived.
+    pub fn is_archived(&self) -> bool {
+        self.profile
+            .as_ref()
+            .is_some_and(|profile| profile.status == UnitStatus::Archived)
+    }
+
+    /// The status of one of its projects, if it has that project.
+    pub fn project_status(&self, project_id: ProjectId) -> Option<UnitStatus> {
+        self.projects.get(&project_id).map(|unit| unit.status)
+    }
+
+    /// The project and status of one of its sites, if it has that site.
+    pub fn site(&self, site_id: SiteId) -> Option<(ProjectId, UnitStatus)> {
+        self.sites
+            .get(&site_id)
+            .map(|unit| (unit.parent, unit.status))
     }
 
     /// The rules: which events a command produces against the current state, or why it is refused.
