@@ -5,6 +5,7 @@
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
+use vextrus_domain::finance::{JournalEntry, Ledger};
 use vextrus_domain::organization::Organization;
 
 use crate::codec;
@@ -38,7 +39,11 @@ impl std::fmt::Debug for AggregateKind {
 }
 
 /// Every aggregate type of this build.
-pub const AGGREGATES: &[AggregateKind] = &[AggregateKind::of::<Organization>()];
+pub const AGGREGATES: &[AggregateKind] = &[
+    AggregateKind::of::<Organization>(),
+    AggregateKind::of::<Ledger>(),
+    AggregateKind::of::<JournalEntry>(),
+];
 
 /// The names of every aggregate type, in registration order.
 pub const AGGREGATE_TYPES: &[&str] = &names::<{ AGGREGATES.len() }>();

@@ -14,6 +14,13 @@ pub enum ExecuteError<E: std::error::Error + 'static> {
         current: Version,
         expected: Option<Version>,
     },
+    /// A stream the decision read (design.md D12) changed before the command could append:
+    /// decide again on its new state.
+    #[error("{aggregate_type} {aggregate_id} changed while the command was decided; try again")]
+    StaleRead {
+        aggregate_type: String,
+        aggregate_id: String,
+    },
     /// A value that must be unique in the tenant (e.g. an organization code) is already claimed.
     #[error("{scope} {value:?} is already taken")]
     ValueTaken { scope: String, value: String },

@@ -17,7 +17,9 @@
 //! `vextrus_projector` (see `migrations/0001_roles.sql`); [`pool_options_for_role`] does that.
 
 pub mod aggregates;
+mod cache;
 pub mod codec;
+mod finance;
 mod error;
 pub mod log;
 mod metadata;
@@ -25,11 +27,12 @@ mod store;
 pub mod tenant;
 
 pub use aggregates::{AGGREGATE_TYPES, AGGREGATES, AggregateKind, StateFold, aggregate};
+pub use cache::StreamCache;
 pub use codec::CodecError;
 pub use error::ExecuteError;
 pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};
 pub use metadata::{ActorId, CommandId, CommandMetadata, GlobalPosition, InvalidActor, Version};
-pub use store::{CommandOutcome, EventStore};
+pub use store::{CommandOutcome, Companion, EventStore, StreamRead};
 
 use sqlx::postgres::PgPoolOptions;
 

@@ -4,7 +4,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgDatabaseError, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
@@ -12,11 +12,90 @@ use tracing::instrument;
 use uuid::Uuid;
 use vextrus_domain::{TenantId, UniqueValues};
 
-use crate::codec;
+use crate::codec::{self, CodecError};
 use crate::error::ExecuteError;
 use crate::log::{RECORDED_EVENT_COLUMNS, RecordedEvent};
 use crate::metadata::{CommandId, CommandMetadata, GlobalPosition, Version};
 use crate::tenant;
+
+/// The SQLSTATE of `vextrus_check_reads` when a stream moved since the decision read it.
+const STALE_READ: &str = "VX409";
+
+/// A stream a decision read, at the version it saw (design.md D12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRead {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub version: Version,
+    /// True when the command appends to this stream too (a [`Companion`]): its lock is then
+    /// taken exclusively.
+    pub written: bool,
+}
+
+impl StreamRead {
+    /// Stream `aggregate_id` of `A`, seen at `version`.
+    pub fn of<A: Aggregate>(aggregate_id: impl ToString, version: Version) -> Self {
+        Self {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            version,
+            written: false,
+        }
+    }
+}
+
+/// Events of a second stream that a command appends in the same transaction as its own, e.g. the
+/// ledger's note that an account got its first posting, appended with that posting.
+#[derive(Debug, Clone)]
+pub struct Companion {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    version_before: Version,
+    events: Vec<(String, String, Value)>,
+}
+
+impl Companion {
+    /// `events` of stream `aggregate_id` of `B`, which must be at `version_before`.
+    pub fn new<B: Aggregate>(
+        aggregate_id: impl ToString,
+        version_before: Version,
+        events: &[B::Event],
+    ) -> Result<Self, CodecError> {
+        use cqrs_es::DomainEvent;
+        let events = events
+            .iter()
+            .map(|event| {
+                let (event_type, payload) = codec::encode(event)?;
+                Ok((event_type, event.event_version(), payload))
+            })
+            .collect::<Result<_, CodecError>>()?;
+        Ok(Self {
+            aggregate_type: B::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            version_before,
+            events,
+        })
+    }
+
+    fn into_append(self, tenant: TenantId, metadata: &CommandMetadata) -> Append {
+        let mut append = Append::empty(
+            tenant,
+            self.aggregate_type,
+            &self.aggregate_id,
+            self.version_before,
+            metadata,
+        );
+        // The command's outcome is recorded once, with its own stream.
+        append.record_command = false;
+        for (offset, (event_type, event_version, payload)) in (1..).zip(self.events) {
+            append.sequences.push(self.version_before.get() + offset);
+            append.event_types.push(event_type);
+            append.event_versions.push(event_version);
+            append.payloads.push(payload);
+        }
+        append
+    }
+}
 
 /// What executing a command did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +129,10 @@ impl EventStore {
         }
     }
 
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Changes after every commit that appended events, so in-process log tails wake at once
     /// instead of waiting for their next poll (see [`crate::LogReader::with_wakeup`]).
     pub fn append_signal(&self) -> watch::Receiver<u64> {
@@ -69,6 +152,39 @@ impl EventStore {
     /// skips the load, and the append is refused if the stream exists after all. Without an
     /// expected version, a concurrent append between load and insert is still caught by the
     /// primary key and reported as [`ExecuteError::Conflict`]; callers may reload and retry.
+    pub async fn execute<A>(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+        metadata: &CommandMetadata,
+        expected_version: Option<Version>,
+    ) -> Result<CommandOutcome, ExecuteError<A::Error>>
+    where
+        A: UniqueValues,
+        A::Command: Send,
+        A::Error: 'static,
+    {
+        self.execute_reading::<A>(
+            tenant,
+            aggregate_id,
+            command,
+            services,
+            metadata,
+            expected_version,
+            &[],
+            |_| Ok(None),
+        )
+        .await
+    }
+
+    /// [`EventStore::execute`] for a decision that read other streams (design.md D12): the
+    /// command appends only if every stream of `reads` is still at the version the decision saw,
+    /// else [`ExecuteError::StaleRead`] names the one that moved (reload it and decide again).
+    /// `companion` may add the events of one more stream, decided from the command's own events,
+    /// to the same transaction (its version is checked as well; it must also be in `reads`).
+    #[allow(clippy::too_many_arguments)]
     #[instrument(
         name = "execute_command",
         skip_all,
@@ -78,10 +194,11 @@ impl EventStore {
             aggregate_id = aggregate_id,
             command_id = %metadata.command_id(),
             correlation_id = %metadata.correlation_id,
+            reads = reads.len(),
         ),
         err(level = tracing::Level::DEBUG)
     )]
-    pub async fn execute<A>(
+    pub async fn execute_reading<A>(
         &self,
         tenant: TenantId,
         aggregate_id: &str,
@@ -89,6 +206,8 @@ impl EventStore {
         services: &A::Services,
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
+        reads: &[StreamRead],
+        companion: impl FnOnce(&[A::Event]) -> Result<Option<Companion>, CodecError>,
     ) -> Result<CommandOutcome, ExecuteError<A::Error>>
     where
         A: UniqueValues,
@@ -155,7 +274,10 @@ impl EventStore {
             });
         }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
-        match append.run(&self.pool).await {
+        let companion = companion(&new_events)
+            .map_err(ExecuteError::Encode)?
+            .map(|companion| companion.into_append(tenant, metadata));
+        match append.run(&self.pool, reads, companion.as_ref()).await {
             Ok(last_position) => {
                 if last_position.is_some() {
                     self.appended
@@ -166,6 +288,14 @@ impl EventStore {
                     last_position,
                     event_count: append.event_count(),
                     repeated: false,
+                })
+            }
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(STALE_READ) => {
+                let stream = |text: Option<&str>| text.unwrap_or_default().to_owned();
+                let pg = error.try_downcast_ref::<PgDatabaseError>();
+                Err(ExecuteError::StaleRead {
+                    aggregate_type: stream(pg.and_then(PgDatabaseError::detail)),
+                    aggregate_id: stream(pg.and_then(PgDatabaseError::hint)),
                 })
             }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -223,6 +353,31 @@ impl EventStore {
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut tx = tenant::begin(&self.pool, tenant).await?;
         let events = load_stream_rows(&mut tx, tenant, aggregate_type, aggregate_id).await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    /// The events of one stream of `tenant` after `version`, in order.
+    pub async fn load_stream_after(
+        &self,
+        tenant: TenantId,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: Version,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let mut tx = tenant::begin(&self.pool, tenant).await?;
+        let events = sqlx::query(&format!(
+            "select {RECORDED_EVENT_COLUMNS} from events
+             where tenant_id = $1 and aggregate_type = $2 and aggregate_id = $3 and sequence > $4
+             order by sequence"
+        ))
+        .bind(tenant.as_uuid())
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(version.get())
+        .try_map(|row: PgRow| RecordedEvent::from_row(&row))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(events)
     }
@@ -437,15 +592,37 @@ impl Append {
     ) -> Result<Self, ExecuteError<A::Error>> {
         use cqrs_es::DomainEvent;
 
-        let mut append = Self {
+        let mut append = Self::empty(tenant, A::TYPE, aggregate_id, version_before, metadata);
+        for (offset, event) in (1..).zip(events) {
+            let (event_type, payload) = codec::encode(event).map_err(ExecuteError::Encode)?;
+            append.sequences.push(version_before.get() + offset);
+            append.event_types.push(event_type);
+            append.event_versions.push(event.event_version());
+            append.payloads.push(payload);
+            for claim in A::unique_values(event) {
+                append.claim_scopes.push(claim.scope.to_owned());
+                append.claim_values.push(claim.value);
+            }
+        }
+        Ok(append)
+    }
+
+    fn empty(
+        tenant: TenantId,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version_before: Version,
+        metadata: &CommandMetadata,
+    ) -> Self {
+        Self {
             tenant: tenant.as_uuid(),
-            aggregate_type: A::TYPE.to_owned(),
+            aggregate_type: aggregate_type.to_owned(),
             aggregate_id: aggregate_id.to_owned(),
             version_before,
-            sequences: Vec::with_capacity(events.len()),
-            event_types: Vec::with_capacity(events.len()),
-            event_versions: Vec::with_capacity(events.len()),
-            payloads: Vec::with_capacity(events.len()),
+            sequences: Vec::new(),
+            event_types: Vec::new(),
+            event_versions: Vec::new(),
+            payloads: Vec::new(),
             claim_scopes: Vec::new(),
             claim_values: Vec::new(),
             actor: metadata.actor.as_str().to_owned(),
@@ -461,19 +638,7 @@ impl Append {
             project_id: metadata.project_id,
             site_id: metadata.site_id,
             request_metadata: Value::Object(metadata.request_metadata.clone()),
-        };
-        for (offset, event) in (1..).zip(events) {
-            let (event_type, payload) = codec::encode(event).map_err(ExecuteError::Encode)?;
-            append.sequences.push(version_before.get() + offset);
-            append.event_types.push(event_type);
-            append.event_versions.push(event.event_version());
-            append.payloads.push(payload);
-            for claim in A::unique_values(event) {
-                append.claim_scopes.push(claim.scope.to_owned());
-                append.claim_values.push(claim.value);
-            }
         }
-        Ok(append)
     }
 
     fn event_count(&self) -> u32 {
@@ -484,38 +649,121 @@ impl Append {
         Version::new(self.version_before.get() + i64::from(self.event_count()))
     }
 
-    /// One committed call: the events, their unique claims and the command's outcome. Returns
-    /// the position of the last event, if any.
-    async fn run(&self, pool: &PgPool) -> Result<Option<GlobalPosition>, sqlx::Error> {
-        let last_position: Option<i64> = sqlx::query_scalar(
-            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16::inet, $17, $18, $19, $20, $21, $22, $23)",
-        )
-        .bind(self.tenant)
-        .bind(&self.aggregate_type)
-        .bind(&self.aggregate_id)
-        .bind(self.version_after().get())
-        .bind(&self.sequences)
-        .bind(&self.event_types)
-        .bind(&self.event_versions)
-        .bind(&self.payloads)
-        .bind(&self.actor)
-        .bind(&self.actor_roles)
-        .bind(self.command_id)
-        .bind(&self.idempotency_key)
-        .bind(self.correlation_id)
-        .bind(self.causation_id)
-        .bind(&self.request_id)
-        .bind(&self.client_address)
-        .bind(&self.user_agent)
-        .bind(self.project_id)
-        .bind(self.site_id)
-        .bind(&self.request_metadata)
-        .bind(&self.claim_scopes)
-        .bind(&self.claim_values)
-        .bind(self.record_command)
-        .fetch_one(pool)
-        .await?;
-        Ok(last_position.map(GlobalPosition::new))
+    /// Appends the command's events: one committed call when it read no other stream; the read
+    /// check and the append in one statement when it did; and in one transaction with a
+    /// companion stream's events when there is one. Returns the position of the last event of
+    /// the command's own stream, if any.
+    async fn run(
+        &self,
+        pool: &PgPool,
+        reads: &[StreamRead],
+        companion: Option<&Append>,
+    ) -> Result<Option<GlobalPosition>, sqlx::Error> {
+        const APPEND: &str = "vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                              $15, $16::inet, $17, $18, $19, $20, $21, $22, $23)";
+        let check = Reads::of(reads, companion);
+        match (reads.is_empty(), companion) {
+            (true, None) => {
+                let last_position: Option<i64> =
+                    self.bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                        .fetch_one(pool)
+                        .await?;
+                Ok(last_position.map(GlobalPosition::new))
+            }
+            (false, None) => {
+                // The check runs first: its row feeds the append.
+                let sql = format!(
+                    "with checked as materialized (select vextrus_check_reads($1, $24, $25, $26, $27)) \
+                     select {APPEND} from checked"
+                );
+                let last_position: Option<i64> = self
+                    .bind(sqlx::query_scalar(&sql))
+                    .bind(&check.types)
+                    .bind(&check.ids)
+                    .bind(&check.versions)
+                    .bind(&check.exclusive)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(last_position.map(GlobalPosition::new))
+            }
+            (_, Some(companion)) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("select vextrus_check_reads($1, $2, $3, $4, $5)")
+                    .bind(self.tenant)
+                    .bind(&check.types)
+                    .bind(&check.ids)
+                    .bind(&check.versions)
+                    .bind(&check.exclusive)
+                    .execute(&mut *tx)
+                    .await?;
+                let last_position: Option<i64> =
+                    self.bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let _: Option<i64> = companion
+                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(last_position.map(GlobalPosition::new))
+            }
+        }
+    }
+
+    /// Binds the 23 arguments of `vextrus_append`, in order.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.tenant)
+            .bind(&self.aggregate_type)
+            .bind(&self.aggregate_id)
+            .bind(self.version_after().get())
+            .bind(&self.sequences)
+            .bind(&self.event_types)
+            .bind(&self.event_versions)
+            .bind(&self.payloads)
+            .bind(&self.actor)
+            .bind(&self.actor_roles)
+            .bind(self.command_id)
+            .bind(&self.idempotency_key)
+            .bind(self.correlation_id)
+            .bind(self.causation_id)
+            .bind(&self.request_id)
+            .bind(&self.client_address)
+            .bind(&self.user_agent)
+            .bind(self.project_id)
+            .bind(self.site_id)
+            .bind(&self.request_metadata)
+            .bind(&self.claim_scopes)
+            .bind(&self.claim_values)
+            .bind(self.record_command)
+    }
+}
+
+/// A read set as the columns of `vextrus_check_reads`.
+struct Reads {
+    types: Vec<&'static str>,
+    ids: Vec<String>,
+    versions: Vec<i64>,
+    exclusive: Vec<bool>,
+}
+
+impl Reads {
+    /// The read set; the companion's stream, which the command writes, is locked exclusively.
+    fn of(reads: &[StreamRead], companion: Option<&Append>) -> Self {
+        let written = |read: &StreamRead| {
+            read.written
+                || companion.is_some_and(|c| {
+                    c.aggregate_type == read.aggregate_type && c.aggregate_id == read.aggregate_id
+                })
+        };
+        Self {
+            types: reads.iter().map(|read| read.aggregate_type).collect(),
+            ids: reads.iter().map(|read| read.aggregate_id.clone()).collect(),
+            versions: reads.iter().map(|read| read.version.get()).collect(),
+            exclusive: reads.iter().map(written).collect(),
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod activity;
 mod arrays;
 mod columns;
 mod copy;
+pub mod finance;
 pub mod organization;
 mod projection;
 pub mod registry;

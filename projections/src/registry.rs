@@ -8,6 +8,7 @@
 
 use crate::activity::AuditActivity;
 use crate::columns::Declaration;
+use crate::finance::GeneralLedger;
 use crate::organization::OrganizationHierarchy;
 use crate::projection::Projection;
 use crate::table::ReadModel;
@@ -23,6 +24,7 @@ pub fn each<V: Visit>(visitor: &mut V) -> Vec<V::Output> {
     vec![
         visitor.visit(OrganizationHierarchy),
         visitor.visit(AuditActivity),
+        visitor.visit(GeneralLedger),
     ]
 }
 

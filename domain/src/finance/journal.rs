@@ -277,7 +277,11 @@ impl JournalEntry {
                 date,
                 narration,
             } => {
-                let posted = self.posted.as_ref().ok_or(JournalError::NotFound)?;
+                let posted = self
+                    .posted
+                    .as_ref()
+                    .filter(|posted| context.organization.id() == Some(posted.organization_id))
+                    .ok_or(JournalError::NotFound)?;
                 if let Some(by) = posted.reversed_by {
                     return Err(JournalError::AlreadyReversed(by));
                 }

@@ -87,6 +87,14 @@ pub enum LedgerCommand {
         account_id: AccountId,
         account_type: AccountType,
     },
+    /// Several of the changes above at once, all or nothing; `None` leaves a field as it is.
+    UpdateAccount {
+        account_id: AccountId,
+        name: Option<Name>,
+        is_group: Option<bool>,
+        currency: Option<CurrencyCode>,
+        account_type: Option<AccountType>,
+    },
     FreezeAccount {
         account_id: AccountId,
     },
@@ -527,6 +535,39 @@ impl Ledger {
                         account_type,
                     }]
                 })
+            }
+            C::UpdateAccount {
+                account_id,
+                name,
+                is_group,
+                currency,
+                account_type,
+            } => {
+                self.existing(account_id)?;
+                let changes = [
+                    name.map(|name| C::RenameAccount { account_id, name }),
+                    is_group.map(|is_group| C::SetAccountGroup {
+                        account_id,
+                        is_group,
+                    }),
+                    currency.map(|currency| C::ChangeAccountCurrency {
+                        account_id,
+                        currency,
+                    }),
+                    account_type.map(|account_type| C::ChangeAccountType {
+                        account_id,
+                        account_type,
+                    }),
+                ];
+                let mut ledger = self.clone();
+                let mut events = Vec::new();
+                for change in changes.into_iter().flatten() {
+                    for event in ledger.decide(change)? {
+                        ledger.apply(event.clone());
+                        events.push(event);
+                    }
+                }
+                Ok(events)
             }
             C::FreezeAccount { account_id } => {
                 let frozen = self.existing(account_id)?.frozen;

@@ -1,0 +1,102 @@
+//! The state of streams that decisions read often (an organization's ledger and hierarchy, read
+//! by every posting), kept in memory so that a posting costs one round trip.
+//!
+//! A cached state may be stale: another process may have appended since. That is safe because a
+//! decision on it appends with the version it saw (design.md D12), and a stale version is refused
+//! ([`ExecuteError::StaleRead`] or a conflict); the caller then [`refresh`](StreamCache::refresh)es
+//! and decides again. A refusal decided on cached state should be checked the same way before it
+//! is reported (refresh, decide again), since a refusal writes nothing that could be refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cqrs_es::Aggregate;
+use vextrus_domain::TenantId;
+
+use crate::error::ExecuteError;
+use crate::metadata::Version;
+use crate::store::EventStore;
+
+/// How many streams one cache holds before it starts over. A cache is per aggregate type; an
+/// entry is a stream's folded state (a chart of a few thousand accounts at most).
+const CAPACITY: usize = 10_000;
+
+/// Folded states of streams of `A`, by tenant and stream id, with their versions.
+#[derive(Debug)]
+pub struct StreamCache<A> {
+    entries: Mutex<HashMap<(TenantId, String), (Arc<A>, Version)>>,
+}
+
+impl<A> Default for StreamCache<A> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
+    /// The cached state of stream `id`, or the stream loaded now.
+    pub async fn get(
+        &self,
+        store: &EventStore,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<(Arc<A>, Version), ExecuteError<A::Error>> {
+        if let Some(cached) = self.cached(tenant, id) {
+            return Ok(cached);
+        }
+        self.refresh(store, tenant, id).await
+    }
+
+    /// The stream brought up to date: the events after the cached version applied to it.
+    pub async fn refresh(
+        &self,
+        store: &EventStore,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<(Arc<A>, Version), ExecuteError<A::Error>> {
+        let (state, version) = self
+            .cached(tenant, id)
+            .unwrap_or_else(|| (Arc::new(A::default()), Version::NONE));
+        let newer = store
+            .load_stream_after(tenant, A::TYPE, id, version)
+            .await?;
+        if newer.is_empty() {
+            self.put(tenant, id, state.clone(), version);
+            return Ok((state, version));
+        }
+        let mut state = A::clone(&state);
+        let mut version = version;
+        for event in newer {
+            state.apply(event.decode().map_err(|source| ExecuteError::Decode {
+                position: event.global_position,
+                source,
+            })?);
+            version = Version::new(event.sequence);
+        }
+        let state = Arc::new(state);
+        self.put(tenant, id, state.clone(), version);
+        Ok((state, version))
+    }
+
+    /// Records that stream `id` is at `version` with `state` (after a successful append).
+    pub fn put(&self, tenant: TenantId, id: &str, state: Arc<A>, version: Version) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CAPACITY && !entries.contains_key(&(tenant, id.to_owned())) {
+            entries.clear();
+        }
+        let entry = entries
+            .entry((tenant, id.to_owned()))
+            .or_insert_with(|| (state.clone(), version));
+        // Never go back: a slower writer must not replace a newer state.
+        if version >= entry.1 {
+            *entry = (state, version);
+        }
+    }
+
+    fn cached(&self, tenant: TenantId, id: &str) -> Option<(Arc<A>, Version)> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(&(tenant, id.to_owned())).cloned()
+    }
+}

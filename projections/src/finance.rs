@@ -1,0 +1,567 @@
+//! The general ledger's read models (`migrations/0012_finance.sql`), from `ledger` and
+//! `journal_entry` events:
+//!
+//! - the chart, the ledger settings, the fiscal years and closed periods: state rows owned by
+//!   the organization's ledger stream ([`Table`]);
+//! - journal entries (posted, reversals, year-end closings): a state row each, owned by the
+//!   stream that posted it;
+//! - their lines, the account ledger: insert-only ([`Lines`]);
+//! - debits, credits and line counts per account and month, and per account, month, project and
+//!   site: [`Counters`] that every entry adds to, exact under any number of Kafka workers because
+//!   additions commute. The trial balance, balance sheet and P&L read these, never the lines.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use cqrs_es::Aggregate;
+use uuid::Uuid;
+use vextrus_commands::RecordedEvent;
+use vextrus_domain::finance::{
+    EntryKind, EntryLine, JournalEntry, JournalEvent, Ledger, LedgerEvent, NewAccount,
+};
+
+use crate::projection::{Projection, ProjectionError};
+use crate::{read_model, row};
+
+/// Builds the general ledger's read models.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GeneralLedger;
+
+read_model! {
+    /// The ledger rows a batch works on.
+    #[derive(Debug)]
+    pub struct LedgerRows {
+        accounts: Table<AccountRow>,
+        ledgers: Table<LedgerRow>,
+        years: Table<FiscalYearRow>,
+        closed_periods: Table<ClosedPeriodRow>,
+        entries: Table<EntryRow>,
+        lines: Lines<EntryLineRow>,
+        balances: Counters<AccountBalance>,
+        dimensions: Counters<DimensionBalance>,
+    }
+}
+
+row! {
+    /// An account of the chart.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AccountRow in "fin_accounts" {
+        key { account_id: Uuid }
+        organization_id: Uuid,
+        code: String,
+        name: String,
+        parent_id: Option<Uuid>,
+        root_type: String,
+        account_type: String,
+        is_group: bool,
+        currency: String,
+        frozen: bool,
+        disabled: bool,
+        has_postings: bool,
+        updated_at: DateTime<Utc>,
+    }
+}
+
+row! {
+    /// An organization's ledger: its stream version and settings.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LedgerRow in "fin_ledgers" {
+        key { organization_id: Uuid }
+        version: i64,
+        lock_date: Option<NaiveDate>,
+        require_site: bool,
+        round_off_account_id: Option<Uuid>,
+        round_off_allowance: i64,
+    }
+}
+
+row! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct FiscalYearRow in "fin_fiscal_years" {
+        key { organization_id: Uuid, start_date: NaiveDate }
+        end_date: NaiveDate,
+        short: bool,
+        closed: bool,
+        closing_entry_id: Option<Uuid>,
+    }
+}
+
+row! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ClosedPeriodRow in "fin_closed_periods" {
+        key { organization_id: Uuid, period: NaiveDate }
+        closed_at: DateTime<Utc>,
+        closed_by: String,
+    }
+}
+
+row! {
+    /// A journal entry, a reversal or a year-end closing entry.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EntryRow in "fin_entries" {
+        key { entry_id: Uuid }
+        organization_id: Uuid,
+        kind: String,
+        date: NaiveDate,
+        currency: String,
+        narration: String,
+        reference: Option<String>,
+        document_number: Option<String>,
+        /// The sum of the debits (= of the credits), in paisa.
+        total: i64,
+        line_count: i32,
+        reverses: Option<Uuid>,
+        reversed_by: Option<Uuid>,
+        posted_at: DateTime<Utc>,
+        posted_by: String,
+        /// Log position of the event that posted it: the order of entries within a day.
+        position: i64,
+    }
+}
+
+row! {
+    /// One posted line.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EntryLineRow in "fin_entry_lines" {
+        key { entry_id: Uuid, line_no: i32 }
+        organization_id: Uuid,
+        account_id: Uuid,
+        date: NaiveDate,
+        position: i64,
+        debit: i64,
+        credit: i64,
+        party_kind: Option<String>,
+        party_id: Option<Uuid>,
+        project_id: Option<Uuid>,
+        site_id: Option<Uuid>,
+        memo: Option<String>,
+    }
+}
+
+row! {
+    /// Totals of one account in one calendar month (its first day).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct AccountBalance in "fin_account_balances" {
+        key { account_id: Uuid, month: NaiveDate }
+        organization_id: Uuid,
+        debit: i64 => additive,
+        credit: i64 => additive,
+        lines: i64 => additive,
+    }
+}
+
+row! {
+    /// Totals of one account in one month for one project and site (nil UUID: none).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct DimensionBalance in "fin_dimension_balances" {
+        key { account_id: Uuid, month: NaiveDate, project_id: Uuid, site_id: Uuid }
+        organization_id: Uuid,
+        debit: i64 => additive,
+        credit: i64 => additive,
+        lines: i64 => additive,
+    }
+}
+
+/// The first day of `date`'s calendar month.
+pub fn month_of(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
+}
+
+fn organization_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
+    event.aggregate_id.parse::<Uuid>().map_err(|_| {
+        ProjectionError::Inconsistent(format!(
+            "ledger id {:?} is not a UUID",
+            event.aggregate_id
+        ))
+    })
+}
+
+fn missing(what: &str) -> ProjectionError {
+    ProjectionError::Inconsistent(format!("{what} is not in the read model"))
+}
+
+/// A posted entry's row and lines, whatever posted it.
+struct Posting<'a> {
+    entry_id: Uuid,
+    organization_id: Uuid,
+    kind: EntryKind,
+    date: NaiveDate,
+    currency: &'a str,
+    narration: &'a str,
+    reference: Option<&'a str>,
+    document_number: Option<&'a str>,
+    reverses: Option<Uuid>,
+    lines: &'a [EntryLine],
+}
+
+impl LedgerRows {
+    fn post(&mut self, tenant: Uuid, event: &RecordedEvent, posting: Posting<'_>) -> Result<(), ProjectionError> {
+        let line_count = i32::try_from(posting.lines.len())
+            .map_err(|_| ProjectionError::Inconsistent("too many lines".to_owned()))?;
+        let position = event.global_position.get();
+        let month = month_of(posting.date);
+        let mut total = 0i64;
+        for (line_no, line) in (0i32..).zip(posting.lines) {
+            let (debit, credit) = (line.debit.paisa(), line.credit.paisa());
+            total += debit;
+            let account_id = line.account_id.as_uuid();
+            let project_id = line.project_id.map(|id| id.as_uuid());
+            let site_id = line.site_id.map(|id| id.as_uuid());
+            self.lines.push(
+                tenant,
+                (posting.entry_id, line_no),
+                EntryLineRow {
+                    organization_id: posting.organization_id,
+                    account_id,
+                    date: posting.date,
+                    position,
+                    debit,
+                    credit,
+                    party_kind: line.party.map(|party| party.kind.as_str().to_owned()),
+                    party_id: line.party.map(|party| party.id),
+                    project_id,
+                    site_id,
+                    memo: line.memo.clone(),
+                },
+            );
+            let organization_id = posting.organization_id;
+            self.balances.add(tenant, (account_id, month), |b| {
+                b.organization_id = organization_id;
+                b.debit += debit;
+                b.credit += credit;
+                b.lines += 1;
+            });
+            let dimension = (
+                account_id,
+                month,
+                project_id.unwrap_or(Uuid::nil()),
+                site_id.unwrap_or(Uuid::nil()),
+            );
+            self.dimensions.add(tenant, dimension, |b| {
+                b.organization_id = organization_id;
+                b.debit += debit;
+                b.credit += credit;
+                b.lines += 1;
+            });
+        }
+        self.entries.insert(
+            tenant,
+            posting.entry_id,
+            EntryRow {
+                organization_id: posting.organization_id,
+                kind: posting.kind.as_str().to_owned(),
+                date: posting.date,
+                currency: posting.currency.to_owned(),
+                narration: posting.narration.to_owned(),
+                reference: posting.reference.map(str::to_owned),
+                document_number: posting.document_number.map(str::to_owned),
+                total,
+                line_count,
+                reverses: posting.reverses,
+                reversed_by: None,
+                posted_at: event.recorded_at,
+                posted_by: event.actor.clone(),
+                position,
+            },
+        );
+        Ok(())
+    }
+
+    fn account_row(organization_id: Uuid, new: &NewAccount, root_type: &str, at: DateTime<Utc>) -> AccountRow {
+        AccountRow {
+            organization_id,
+            code: new.code.as_str().to_owned(),
+            name: new.name.as_str().to_owned(),
+            parent_id: new.parent_id.map(|id| id.as_uuid()),
+            root_type: root_type.to_owned(),
+            account_type: new.account_type.as_str().to_owned(),
+            is_group: new.is_group,
+            currency: new.currency.as_str().to_owned(),
+            frozen: false,
+            disabled: false,
+            has_postings: false,
+            updated_at: at,
+        }
+    }
+
+    fn apply_ledger(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        let organization = organization_of(event)?;
+        let decoded = event.decode::<LedgerEvent>()?;
+        let at = event.recorded_at;
+        let version = event.sequence;
+        // Changed here and saved once the event has applied, so a failing event changes nothing.
+        let mut ledger = self
+            .ledgers
+            .get(tenant, &organization)
+            .cloned()
+            .unwrap_or(LedgerRow {
+                version,
+                lock_date: None,
+                require_site: false,
+                round_off_account_id: None,
+                round_off_allowance: 0,
+            });
+        let account = |rows: &mut Self, id: Uuid, edit: &dyn Fn(&mut AccountRow)| {
+            rows.accounts
+                .change(tenant, &id, |row| {
+                    edit(row);
+                    row.updated_at = at;
+                })
+                .ok_or_else(|| missing("the account"))
+        };
+        use LedgerEvent as E;
+        match decoded {
+            E::AccountCreated(new) => {
+                let root_type = match (new.root_type, new.parent_id) {
+                    (Some(root), _) => root.as_str().to_owned(),
+                    (None, Some(parent)) => self
+                        .accounts
+                        .get(tenant, &parent.as_uuid())
+                        .ok_or_else(|| missing("the parent account"))?
+                        .root_type
+                        .clone(),
+                    (None, None) => return Err(missing("the root type")),
+                };
+                let row = Self::account_row(organization, &new, &root_type, at);
+                self.accounts.insert(tenant, new.account_id.as_uuid(), row);
+            }
+            E::AccountRenamed { account_id, name } => {
+                account(self, account_id.as_uuid(), &|row| name.as_str().clone_into(&mut row.name))?;
+            }
+            E::AccountGroupChanged { account_id, is_group } => {
+                account(self, account_id.as_uuid(), &|row| row.is_group = is_group)?;
+            }
+            E::AccountCurrencyChanged { account_id, currency } => {
+                account(self, account_id.as_uuid(), &|row| currency.as_str().clone_into(&mut row.currency))?;
+            }
+            E::AccountTypeChanged { account_id, account_type } => {
+                account(self, account_id.as_uuid(), &|row| account_type.as_str().clone_into(&mut row.account_type))?;
+            }
+            E::AccountFrozen { account_id } => {
+                account(self, account_id.as_uuid(), &|row| row.frozen = true)?;
+            }
+            E::AccountUnfrozen { account_id } => {
+                account(self, account_id.as_uuid(), &|row| row.frozen = false)?;
+            }
+            E::AccountDisabled { account_id } => {
+                account(self, account_id.as_uuid(), &|row| row.disabled = true)?;
+            }
+            E::AccountEnabled { account_id } => {
+                account(self, account_id.as_uuid(), &|row| row.disabled = false)?;
+            }
+            E::AccountDeleted { account_id } => {
+                self.accounts
+                    .remove(tenant, &account_id.as_uuid())
+                    .ok_or_else(|| missing("the account"))?;
+            }
+            E::AccountsFirstPosted { account_ids } => {
+                if account_ids
+                    .iter()
+                    .any(|id| self.accounts.get(tenant, &id.as_uuid()).is_none())
+                {
+                    return Err(missing("an account"));
+                }
+                for account_id in account_ids {
+                    account(self, account_id.as_uuid(), &|row| row.has_postings = true)?;
+                }
+            }
+            E::LedgerConfigured(settings) => {
+                ledger.require_site = settings.require_site;
+                ledger.round_off_account_id = settings.round_off_account_id.map(|id| id.as_uuid());
+                ledger.round_off_allowance = settings.round_off_allowance.paisa();
+            }
+            E::FiscalYearOpened(year) => {
+                self.years.insert(
+                    tenant,
+                    (organization, year.start),
+                    FiscalYearRow {
+                        end_date: year.end,
+                        short: year.short,
+                        closed: false,
+                        closing_entry_id: None,
+                    },
+                );
+            }
+            E::PeriodClosed { period } => {
+                self.closed_periods.insert(
+                    tenant,
+                    (organization, period),
+                    ClosedPeriodRow {
+                        closed_at: at,
+                        closed_by: event.actor.clone(),
+                    },
+                );
+            }
+            E::PeriodReopened { period } => {
+                self.closed_periods.remove(tenant, &(organization, period));
+            }
+            E::LockDateSet { lock_date } => ledger.lock_date = lock_date,
+            E::FiscalYearClosed {
+                start,
+                end,
+                closing_entry_id,
+                retained_earnings_account_id,
+                lines,
+            } => {
+                let currency = self
+                    .accounts
+                    .get(tenant, &retained_earnings_account_id.as_uuid())
+                    .ok_or_else(|| missing("the retained-earnings account"))?
+                    .currency
+                    .clone();
+                self.years
+                    .change(tenant, &(organization, start), |row| {
+                        row.closed = true;
+                        row.closing_entry_id = Some(closing_entry_id.as_uuid());
+                    })
+                    .ok_or_else(|| missing("the fiscal year"))?;
+                if !lines.is_empty() {
+                    let narration = format!("Year-end closing {start} to {end}");
+                    self.post(
+                        tenant,
+                        event,
+                        Posting {
+                            entry_id: closing_entry_id.as_uuid(),
+                            organization_id: organization,
+                            kind: EntryKind::Closing,
+                            date: end,
+                            currency: &currency,
+                            narration: &narration,
+                            reference: None,
+                            document_number: None,
+                            reverses: None,
+                            lines: &lines,
+                        },
+                    )?;
+                }
+            }
+        }
+        ledger.version = version;
+        self.ledgers.insert(tenant, organization, ledger);
+        Ok(())
+    }
+
+    fn apply_journal(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        match event.decode::<JournalEvent>()? {
+            JournalEvent::JournalEntryPosted {
+                entry_id,
+                organization_id,
+                kind,
+                date,
+                currency,
+                narration,
+                reference,
+                document_number,
+                lines,
+            } => self.post(
+                tenant,
+                event,
+                Posting {
+                    entry_id: entry_id.as_uuid(),
+                    organization_id: organization_id.as_uuid(),
+                    kind,
+                    date,
+                    currency: currency.as_str(),
+                    narration: &narration,
+                    reference: reference.as_deref(),
+                    document_number: document_number.as_deref(),
+                    reverses: None,
+                    lines: &lines,
+                },
+            ),
+            JournalEvent::JournalEntryReversed {
+                entry_id,
+                organization_id,
+                reversal_entry_id,
+                date,
+                currency,
+                narration,
+                lines,
+            } => {
+                self.entries
+                    .change(tenant, &entry_id.as_uuid(), |row| {
+                        row.reversed_by = Some(reversal_entry_id.as_uuid());
+                    })
+                    .ok_or_else(|| missing("the reversed entry"))?;
+                self.post(
+                    tenant,
+                    event,
+                    Posting {
+                        entry_id: reversal_entry_id.as_uuid(),
+                        organization_id: organization_id.as_uuid(),
+                        kind: EntryKind::Reversal,
+                        date,
+                        currency: currency.as_str(),
+                        narration: &narration,
+                        reference: None,
+                        document_number: None,
+                        reverses: Some(entry_id.as_uuid()),
+                        lines: &lines,
+                    },
+                )
+            }
+        }
+    }
+}
+
+impl Projection for GeneralLedger {
+    const NAME: &'static str = "general_ledger";
+    const VERSION: i32 = 1;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[Ledger::TYPE, JournalEntry::TYPE];
+
+    type Rows = LedgerRows;
+
+    fn want(&self, rows: &mut LedgerRows, event: &RecordedEvent) {
+        let tenant = event.tenant_id.as_uuid();
+        if event.aggregate_type == JournalEntry::TYPE {
+            if let Ok(JournalEvent::JournalEntryReversed { entry_id, .. }) = event.decode() {
+                rows.entries.want(tenant, &entry_id.as_uuid());
+            }
+            return;
+        }
+        let (Ok(organization), Ok(decoded)) = (organization_of(event), event.decode::<LedgerEvent>())
+        else {
+            return;
+        };
+        rows.ledgers.want(tenant, &organization);
+        use LedgerEvent as E;
+        let accounts: Vec<Uuid> = match &decoded {
+            E::AccountCreated(new) => new.parent_id.iter().map(|id| id.as_uuid()).collect(),
+            E::AccountRenamed { account_id, .. }
+            | E::AccountGroupChanged { account_id, .. }
+            | E::AccountCurrencyChanged { account_id, .. }
+            | E::AccountTypeChanged { account_id, .. }
+            | E::AccountFrozen { account_id }
+            | E::AccountUnfrozen { account_id }
+            | E::AccountDisabled { account_id }
+            | E::AccountEnabled { account_id }
+            | E::AccountDeleted { account_id } => vec![account_id.as_uuid()],
+            E::AccountsFirstPosted { account_ids } => account_ids.iter().map(|id| id.as_uuid()).collect(),
+            _ => Vec::new(),
+        };
+        for account in accounts {
+            rows.accounts.want(tenant, &account);
+        }
+        match decoded {
+            E::PeriodReopened { period } => rows.closed_periods.want(tenant, &(organization, period)),
+            E::FiscalYearClosed {
+                start,
+                retained_earnings_account_id,
+                ..
+            } => {
+                rows.years.want(tenant, &(organization, start));
+                rows.accounts
+                    .want(tenant, &retained_earnings_account_id.as_uuid());
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(&self, rows: &mut LedgerRows, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type == JournalEntry::TYPE {
+            rows.apply_journal(event)
+        } else {
+            rows.apply_ledger(event)
+        }
+    }
+}
