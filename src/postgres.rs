@@ -342,6 +342,8 @@ impl PrivatePostgres {
                     "-c fsync=off",
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
+                    // Tests order commits by their timestamps (the ledger's race test).
+                    "-c track_commit_timestamp=on",
                 ]
                 .map(str::to_owned),
             );

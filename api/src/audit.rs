@@ -743,7 +743,7 @@ fn csv_row(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_json::Erro
 /// a spreadsheet would evaluate as a formula (`=`, `+`, `-`, `@`, tab, carriage return first) is
 /// prefixed with `'`, so a crafted User-Agent cannot run in an auditor's spreadsheet; NDJSON
 /// carries every value verbatim.
-fn csv_cell(out: &mut Vec<u8>, cell: &str) {
+pub(crate) fn csv_cell(out: &mut Vec<u8>, cell: &str) {
     let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let quoted = formula || cell.contains([',', '"', '\n', '\r']);
     if quoted {

@@ -111,16 +111,23 @@ pub enum Role {
     Operator,
     /// Reads the tenant's audit trail (the `/v1/audit` routes).
     Auditor,
+    /// Posts and reverses journal entries.
+    Accountant,
+    /// What an accountant does, and manages the chart of accounts and the fiscal calendar
+    /// (close, reopen, lock, year-end closing).
+    FinanceManager,
     /// Reads only.
     Viewer,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Manager,
         Role::Operator,
         Role::Auditor,
+        Role::Accountant,
+        Role::FinanceManager,
         Role::Viewer,
     ];
 
@@ -130,6 +137,8 @@ impl Role {
             Self::Manager => "manager",
             Self::Operator => "operator",
             Self::Auditor => "auditor",
+            Self::Accountant => "accountant",
+            Self::FinanceManager => "finance-manager",
             Self::Viewer => "viewer",
         }
     }
@@ -143,7 +152,8 @@ impl FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role {s:?}; roles are admin, manager, operator, auditor, viewer")
+                let names: Vec<&str> = Self::ALL.iter().map(|role| role.as_str()).collect();
+                format!("unknown role {s:?}; roles are {}", names.join(", "))
             })
     }
 }

@@ -31,7 +31,9 @@ use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use uuid::Uuid;
-use vextrus_commands::{CommandMetadata, CommandOutcome, ExecuteError, Version};
+use vextrus_commands::{
+    CodecError, CommandMetadata, CommandOutcome, Companion, ExecuteError, StreamRead, Version,
+};
 use vextrus_domain::ids::OrganizationId;
 use vextrus_domain::{TenantId, UniqueValues};
 
@@ -123,6 +125,59 @@ impl Issue {
         new_id(&self.metadata)
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// The version `If-Match` asked for, if any.
+    pub fn expected(&self) -> Option<Version> {
+        self.expected
+    }
+
+    /// Runs only at `version` unless the client's `If-Match` already asked for one: for a
+    /// decision that read the stream itself first (year-end closing).
+    pub fn at_version(mut self, version: Version) -> Self {
+        self.expected = self.expected.or(Some(version));
+        self
+    }
+
+    /// One attempt of `command` on stream `stream` of `A`, decided with `services` read from the
+    /// streams of `reads` (design.md D12); see [`EventStore::execute_reading`]. The caller owns
+    /// the retry, since only it knows how to refresh what it read.
+    ///
+    /// [`EventStore::execute_reading`]: vextrus_commands::EventStore::execute_reading
+    pub async fn run_reading<A>(
+        &self,
+        stream: impl Display,
+        command: A::Command,
+        services: &A::Services,
+        reads: &[StreamRead],
+        companion: impl FnOnce(&[A::Event]) -> Result<Option<Companion>, CodecError>,
+    ) -> Result<CommandOutcome, ExecuteError<A::Error>>
+    where
+        A: UniqueValues,
+        A::Command: Send,
+        A::Error: 'static,
+    {
+        self.state
+            .store()
+            .execute_reading::<A>(
+                self.tenant,
+                &stream.to_string(),
+                command,
+                services,
+                &self.metadata,
+                self.expected,
+                reads,
+                companion,
+            )
+            .await
+    }
+
     /// Requires the stream not to exist yet, whatever `If-Match` said: the command creates the
     /// stream itself (an organization, a journal entry).
     pub fn on_new_stream(mut self) -> Self {
@@ -189,7 +244,9 @@ pub struct CommandAccepted {
     /// The unit the command created or changed.
     pub id: Uuid,
     pub organization_id: Uuid,
-    /// The organization's version after the command: its new ETag, for `If-Match`.
+    /// The version after the command of the stream it changed, its new ETag for `If-Match`: the
+    /// organization's for hierarchy commands, the ledger's for chart and calendar commands, the
+    /// entry's for postings and reversals.
     pub version: i64,
     /// Log position of the command's last event, for `min_position`; null when nothing changed.
     pub position: Option<i64>,

@@ -244,6 +244,7 @@ pub trait DomainProblem: std::error::Error + Sized + 'static {
 impl<E: DomainProblem> From<ExecuteError<E>> for ApiError {
     fn from(error: ExecuteError<E>) -> Self {
         let stream = E::STREAM;
+        let error_text = error.to_string();
         match error {
             ExecuteError::Rejected(rejection) => rejection.into_problem(),
             ExecuteError::Conflict { current, expected } => Self::VersionConflict {
@@ -256,6 +257,10 @@ impl<E: DomainProblem> From<ExecuteError<E>> for ApiError {
                         "another change to the {stream} was made at the same time (now at version {current}); retry"
                     ),
                 },
+            },
+            ExecuteError::StaleRead { .. } => Self::RuleViolated {
+                rule: "concurrent-change",
+                detail: format!("{error_text}: what the command depends on kept changing; send it again"),
             },
             ExecuteError::ValueTaken { scope, value } => Self::RuleViolated {
                 rule: "duplicate-code",

@@ -31,6 +31,7 @@ pub mod consistency;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod finance;
 pub mod health;
 pub mod hierarchy;
 pub mod openapi;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit;
     Router::new()
         .merge(hierarchy::router())
+        .merge(finance::router())
         .merge(audit::router())
         .merge(health::router())
         .merge(ops::router())

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiError, InvalidParam, PROBLEM_JSON, Problem};
 use crate::hierarchy::CreationLinks;
-use crate::{health, hierarchy};
+use crate::{finance, health, hierarchy};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,6 +44,31 @@ use crate::{health, hierarchy};
         hierarchy::queries::get_project,
         hierarchy::queries::list_sites,
         hierarchy::queries::get_site,
+        finance::commands::create_account,
+        finance::commands::install_standard_chart,
+        finance::commands::update_account,
+        finance::commands::delete_account,
+        finance::commands::freeze_account,
+        finance::commands::unfreeze_account,
+        finance::commands::disable_account,
+        finance::commands::enable_account,
+        finance::commands::configure_ledger,
+        finance::commands::set_lock_date,
+        finance::commands::open_fiscal_year,
+        finance::commands::close_fiscal_year,
+        finance::commands::close_period,
+        finance::commands::reopen_period,
+        finance::commands::post_entry,
+        finance::commands::reverse_entry,
+        finance::queries::get_chart,
+        finance::queries::get_account,
+        finance::queries::account_ledger,
+        finance::queries::get_ledger,
+        finance::queries::list_entries,
+        finance::queries::get_entry,
+        finance::queries::trial_balance,
+        finance::queries::balance_sheet,
+        finance::queries::profit_and_loss,
         health::live,
         health::ready,
         crate::ops::projections,
@@ -75,6 +100,9 @@ use crate::{health, hierarchy};
         (name = "divisions", description = "Divisions of an organization"),
         (name = "projects", description = "Construction projects of a division"),
         (name = "sites", description = "Physical sites of a project"),
+        (name = "ledger", description = "The chart of accounts, the ledger's settings and the fiscal calendar (finance-manager, admin)"),
+        (name = "journal", description = "Journal entries: post and reverse (accountant, finance-manager, admin)"),
+        (name = "reports", description = "Trial balance, account ledgers, balance sheet, profit and loss"),
         (name = "audit", description = "The audit trail (auditor and admin roles): who changed what, when, on whose behalf"),
         (name = "operations", description = "Health and API description"),
     )
@@ -152,6 +180,7 @@ pub mod text {
 
     use regex::Regex;
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+    use vextrus_domain::finance::Money;
     use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
     fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
@@ -207,6 +236,25 @@ pub mod text {
             "ISO 4217 code, either case; `BDT` when omitted or null.",
             "BDT",
         ))
+    }
+
+    pub fn name_or_null() -> Object {
+        or_null(string(
+            Name::PATTERN,
+            "1 to 200 characters, no control characters, no white space at either end.",
+            "Meghna Builders Ltd",
+        ))
+    }
+
+    const AMOUNT: &str = "An exact amount: a decimal string with at most two decimals (whole paisa), \
+                          never a JSON number, e.g. `\"50000.00\"` or `\"12.5\"`.";
+
+    pub fn amount() -> Object {
+        string(Money::PATTERN, AMOUNT, "50000.00").build()
+    }
+
+    pub fn amount_or_null() -> Object {
+        or_null(string(Money::PATTERN, AMOUNT, "50000.00"))
     }
 
     pub fn month_day_or_null() -> Object {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::watch;
-use vextrus_commands::EventStore;
+use vextrus_commands::{EventStore, StreamCache};
+use vextrus_domain::finance::Ledger;
+use vextrus_domain::organization::Organization;
 use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
@@ -65,6 +67,9 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     store: EventStore,
+    /// Organizations' ledgers and hierarchies as postings decide on them (design.md D12).
+    ledgers: StreamCache<Ledger>,
+    organizations: StreamCache<Organization>,
     read_pool: PgPool,
     ops_pool: PgPool,
     keys: JwtKeys,
@@ -87,6 +92,8 @@ impl AppState {
     ) -> Self {
         Self(Arc::new(Shared {
             store,
+            ledgers: StreamCache::default(),
+            organizations: StreamCache::default(),
             read_pool,
             ops_pool,
             keys,
@@ -97,6 +104,14 @@ impl AppState {
 
     pub fn store(&self) -> &EventStore {
         &self.0.store
+    }
+
+    pub fn ledgers(&self) -> &StreamCache<Ledger> {
+        &self.0.ledgers
+    }
+
+    pub fn organizations(&self) -> &StreamCache<Organization> {
+        &self.0.organizations
     }
 
     pub fn read_pool(&self) -> &PgPool {

@@ -19,8 +19,8 @@
 pub mod aggregates;
 mod cache;
 pub mod codec;
-mod finance;
 mod error;
+mod finance;
 pub mod log;
 mod metadata;
 mod store;

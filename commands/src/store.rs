@@ -664,10 +664,10 @@ impl Append {
         let check = Reads::of(reads, companion);
         match (reads.is_empty(), companion) {
             (true, None) => {
-                let last_position: Option<i64> =
-                    self.bind(sqlx::query_scalar(&format!("select {APPEND}")))
-                        .fetch_one(pool)
-                        .await?;
+                let last_position: Option<i64> = self
+                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                    .fetch_one(pool)
+                    .await?;
                 Ok(last_position.map(GlobalPosition::new))
             }
             (false, None) => {
@@ -696,10 +696,10 @@ impl Append {
                     .bind(&check.exclusive)
                     .execute(&mut *tx)
                     .await?;
-                let last_position: Option<i64> =
-                    self.bind(sqlx::query_scalar(&format!("select {APPEND}")))
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let last_position: Option<i64> = self
+                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let _: Option<i64> = companion
                     .bind(sqlx::query_scalar(&format!("select {APPEND}")))
                     .fetch_one(&mut *tx)

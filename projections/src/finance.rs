@@ -167,10 +167,7 @@ pub fn month_of(date: NaiveDate) -> NaiveDate {
 
 fn organization_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
     event.aggregate_id.parse::<Uuid>().map_err(|_| {
-        ProjectionError::Inconsistent(format!(
-            "ledger id {:?} is not a UUID",
-            event.aggregate_id
-        ))
+        ProjectionError::Inconsistent(format!("ledger id {:?} is not a UUID", event.aggregate_id))
     })
 }
 
@@ -193,7 +190,12 @@ struct Posting<'a> {
 }
 
 impl LedgerRows {
-    fn post(&mut self, tenant: Uuid, event: &RecordedEvent, posting: Posting<'_>) -> Result<(), ProjectionError> {
+    fn post(
+        &mut self,
+        tenant: Uuid,
+        event: &RecordedEvent,
+        posting: Posting<'_>,
+    ) -> Result<(), ProjectionError> {
         let line_count = i32::try_from(posting.lines.len())
             .map_err(|_| ProjectionError::Inconsistent("too many lines".to_owned()))?;
         let position = event.global_position.get();
@@ -265,7 +267,12 @@ impl LedgerRows {
         Ok(())
     }
 
-    fn account_row(organization_id: Uuid, new: &NewAccount, root_type: &str, at: DateTime<Utc>) -> AccountRow {
+    fn account_row(
+        organization_id: Uuid,
+        new: &NewAccount,
+        root_type: &str,
+        at: DateTime<Utc>,
+    ) -> AccountRow {
         AccountRow {
             organization_id,
             code: new.code.as_str().to_owned(),
@@ -325,16 +332,31 @@ impl LedgerRows {
                 self.accounts.insert(tenant, new.account_id.as_uuid(), row);
             }
             E::AccountRenamed { account_id, name } => {
-                account(self, account_id.as_uuid(), &|row| name.as_str().clone_into(&mut row.name))?;
+                account(self, account_id.as_uuid(), &|row| {
+                    name.as_str().clone_into(&mut row.name)
+                })?;
             }
-            E::AccountGroupChanged { account_id, is_group } => {
+            E::AccountGroupChanged {
+                account_id,
+                is_group,
+            } => {
                 account(self, account_id.as_uuid(), &|row| row.is_group = is_group)?;
             }
-            E::AccountCurrencyChanged { account_id, currency } => {
-                account(self, account_id.as_uuid(), &|row| currency.as_str().clone_into(&mut row.currency))?;
+            E::AccountCurrencyChanged {
+                account_id,
+                currency,
+            } => {
+                account(self, account_id.as_uuid(), &|row| {
+                    currency.as_str().clone_into(&mut row.currency)
+                })?;
             }
-            E::AccountTypeChanged { account_id, account_type } => {
-                account(self, account_id.as_uuid(), &|row| account_type.as_str().clone_into(&mut row.account_type))?;
+            E::AccountTypeChanged {
+                account_id,
+                account_type,
+            } => {
+                account(self, account_id.as_uuid(), &|row| {
+                    account_type.as_str().clone_into(&mut row.account_type)
+                })?;
             }
             E::AccountFrozen { account_id } => {
                 account(self, account_id.as_uuid(), &|row| row.frozen = true)?;
@@ -519,7 +541,8 @@ impl Projection for GeneralLedger {
             }
             return;
         }
-        let (Ok(organization), Ok(decoded)) = (organization_of(event), event.decode::<LedgerEvent>())
+        let (Ok(organization), Ok(decoded)) =
+            (organization_of(event), event.decode::<LedgerEvent>())
         else {
             return;
         };
@@ -536,14 +559,18 @@ impl Projection for GeneralLedger {
             | E::AccountDisabled { account_id }
             | E::AccountEnabled { account_id }
             | E::AccountDeleted { account_id } => vec![account_id.as_uuid()],
-            E::AccountsFirstPosted { account_ids } => account_ids.iter().map(|id| id.as_uuid()).collect(),
+            E::AccountsFirstPosted { account_ids } => {
+                account_ids.iter().map(|id| id.as_uuid()).collect()
+            }
             _ => Vec::new(),
         };
         for account in accounts {
             rows.accounts.want(tenant, &account);
         }
         match decoded {
-            E::PeriodReopened { period } => rows.closed_periods.want(tenant, &(organization, period)),
+            E::PeriodReopened { period } => {
+                rows.closed_periods.want(tenant, &(organization, period))
+            }
             E::FiscalYearClosed {
                 start,
                 retained_earnings_account_id,

@@ -331,7 +331,8 @@ pub struct TokenArgs {
     #[arg(long)]
     subject: String,
 
-    /// Comma-separated roles: admin, manager, operator, auditor, viewer.
+    /// Comma-separated roles: admin, manager, operator, auditor, accountant, finance-manager,
+    /// viewer.
     #[arg(long, value_delimiter = ',', default_value = "viewer")]
     roles: Vec<Role>,
 
