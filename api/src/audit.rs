@@ -27,7 +27,6 @@ use uuid::Uuid;
 use vextrus_audit::{AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page};
 use vextrus_commands::{StateFold, tenant};
 use vextrus_domain::TenantId;
-use vextrus_projections::Projection;
 
 use crate::auth::Role;
 use crate::context::RequestContext;
@@ -1099,10 +1098,9 @@ pub async fn activity(
             })
         })
         .transpose()?;
-    crate::consistency::wait_for(
+    crate::consistency::wait_for::<vextrus_projections::activity::AuditActivity>(
         &state,
         &context,
-        vextrus_projections::activity::AuditActivity::NAME,
         params.min_position,
     )
     .await?;

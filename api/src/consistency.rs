@@ -17,6 +17,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use utoipa::IntoParams;
 
+use vextrus_projections::Projection;
+
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -45,13 +47,14 @@ enum Progress {
     },
 }
 
-/// Waits until `projection` has applied the event at `min_position`, if one was asked for.
-pub async fn wait_for(
+/// Waits until projection `P` has applied the event at `min_position`, if one was asked for. An
+/// event of an aggregate type `P` does not read has nothing to wait for.
+pub async fn wait_for<P: Projection>(
     state: &AppState,
     context: &RequestContext,
-    projection: &'static str,
     min_position: Option<i64>,
 ) -> Result<(), ApiError> {
+    let projection = P::NAME;
     let Some(position) = min_position else {
         return Ok(());
     };
@@ -71,7 +74,7 @@ pub async fn wait_for(
         .find(|status| status.borrow().name == projection)
         .cloned();
     loop {
-        match progress(state, context, projection, position).await? {
+        match progress(state, context, projection, P::AGGREGATE_TYPES, position).await? {
             // A command's response only ever names an event of its own tenant, so a position
             // that is none of this tenant's events has nothing of it to wait for. Answering at
             // once, the same way for every such position, tells nothing about other tenants.
@@ -117,12 +120,14 @@ async fn progress(
     state: &AppState,
     context: &RequestContext,
     projection: &'static str,
+    aggregate_types: &[&str],
     position: i64,
 ) -> Result<Progress, ApiError> {
     let mut tx = context.read(state).await?;
     let row: (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
         "select e.global_position is not null,
-                coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false)
+                coalesce(e.aggregate_type <> all($3), false)
+                    or coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false)
                     or coalesce(s.sequence >= e.sequence, false),
                 c.state,
                 c.stopped_at
@@ -135,6 +140,7 @@ async fn progress(
     )
     .bind(projection)
     .bind(position)
+    .bind(aggregate_types)
     .fetch_one(&mut *tx)
     .await
     .map_err(ApiError::database)?;

@@ -84,6 +84,8 @@ use crate::{finance, health, hierarchy};
         Problem,
         InvalidParam,
         crate::hierarchy::views::UnitStatus,
+        crate::finance::views::ReportFormat,
+        crate::finance::views::EntryKindView,
         crate::audit::TrailPage,
         vextrus_audit::AuditEvent,
         crate::audit::CheckpointPage,
@@ -180,7 +182,7 @@ pub mod text {
 
     use regex::Regex;
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
-    use vextrus_domain::finance::Money;
+    use vextrus_domain::finance::{Money, TEXT_PATTERN};
     use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
     fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
@@ -255,6 +257,17 @@ pub mod text {
 
     pub fn amount_or_null() -> Object {
         or_null(string(Money::PATTERN, AMOUNT, "50000.00"))
+    }
+
+    const NARRATION: &str =
+        "1 to 500 characters, no control characters, no white space at either end.";
+
+    pub fn narration() -> Object {
+        string(TEXT_PATTERN, NARRATION, "August site rent, Mawa").build()
+    }
+
+    pub fn narration_or_null() -> Object {
+        or_null(string(TEXT_PATTERN, NARRATION, "RENT-08"))
     }
 
     pub fn month_day_or_null() -> Object {

@@ -53,7 +53,7 @@ pub struct ApiSettings {
 impl Default for ApiSettings {
     fn default() -> Self {
         Self {
-            body_limit: 64 * 1024,
+            body_limit: 2 * 1024 * 1024,
             read_wait: Duration::from_secs(5),
             latest_migration: 0,
             trusted_proxies: Vec::new(),

@@ -21,10 +21,13 @@ use crate::store::EventStore;
 /// entry is a stream's folded state (a chart of a few thousand accounts at most).
 const CAPACITY: usize = 10_000;
 
+/// A stream's folded state and the version it is at.
+type Folded<A> = (Arc<A>, Version);
+
 /// Folded states of streams of `A`, by tenant and stream id, with their versions.
 #[derive(Debug)]
 pub struct StreamCache<A> {
-    entries: Mutex<HashMap<(TenantId, String), (Arc<A>, Version)>>,
+    entries: Mutex<HashMap<(TenantId, String), Folded<A>>>,
 }
 
 impl<A> Default for StreamCache<A> {
@@ -42,7 +45,7 @@ impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
         store: &EventStore,
         tenant: TenantId,
         id: &str,
-    ) -> Result<(Arc<A>, Version), ExecuteError<A::Error>> {
+    ) -> Result<Folded<A>, ExecuteError<A::Error>> {
         if let Some(cached) = self.cached(tenant, id) {
             return Ok(cached);
         }
@@ -55,7 +58,7 @@ impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
         store: &EventStore,
         tenant: TenantId,
         id: &str,
-    ) -> Result<(Arc<A>, Version), ExecuteError<A::Error>> {
+    ) -> Result<Folded<A>, ExecuteError<A::Error>> {
         let (state, version) = self
             .cached(tenant, id)
             .unwrap_or_else(|| (Arc::new(A::default()), Version::NONE));
@@ -95,7 +98,7 @@ impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
         }
     }
 
-    fn cached(&self, tenant: TenantId, id: &str) -> Option<(Arc<A>, Version)> {
+    fn cached(&self, tenant: TenantId, id: &str) -> Option<Folded<A>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(&(tenant, id.to_owned())).cloned()
     }

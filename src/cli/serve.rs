@@ -99,7 +99,7 @@ pub struct ServeArgs {
     listen: String,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "VEXTRUS_BODY_LIMIT", default_value_t = 64 * 1024)]
+    #[arg(long, env = "VEXTRUS_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
 
     /// How long a query with `min_position` waits for its read model, in milliseconds.

@@ -262,7 +262,7 @@ async fn scenarios_2_3_23_unbalanced_malformed_and_inexact_entries_are_refused_a
     let one_line = books.entry("2025-08-10", vec![books.line("1110", "5.00", "")]);
     refused_by(&app, &books, one_line, "unbalanced").await;
     let none = books.entry("2025-08-10", vec![]);
-    refused_naming(&app, &books, none, "lines").await;
+    refused_by(&app, &books, none, "line-count").await;
     let both = books.entry(
         "2025-08-10",
         vec![
@@ -270,12 +270,12 @@ async fn scenarios_2_3_23_unbalanced_malformed_and_inexact_entries_are_refused_a
             books.line("1121", "", "5.00"),
         ],
     );
-    refused_naming(&app, &books, both, "lines[0]").await;
+    refused_by(&app, &books, both, "line-sides").await;
     let zero = books.entry(
         "2025-08-10",
         vec![books.line("1110", "0.00", ""), books.line("1121", "", "0")],
     );
-    refused_naming(&app, &books, zero, "lines[0]").await;
+    refused_by(&app, &books, zero, "line-sides").await;
     let negative = books.entry(
         "2025-08-10",
         vec![
@@ -334,7 +334,7 @@ async fn scenario_4_group_frozen_and_disabled_accounts_take_no_lines() {
             books.line("1110", "", "5.00"),
         ],
     );
-    refused_naming(&app, &books, group, "lines[0].account_id").await;
+    refused_by(&app, &books, group, "group-account").await;
     let cash = books.id("1110").to_owned();
     books
         .ledger_command(Method::POST, &format!("accounts/{cash}/freeze"), json!({}))
@@ -465,7 +465,14 @@ async fn scenarios_8_9_parties_projects_sites_and_opening_entries() {
             vec![receivable, books.pl_line("4100", "", "115000.00")],
         )
     };
-    refused_naming(&app, &books, sale(false), "lines[0].party").await;
+    let reply = refused_by(&app, &books, sale(false), "party-required").await;
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("lines[0].party: "),
+        "{reply:?}"
+    );
     books.post_entry(sale(true)).await.expect(201);
     let no_project = books.entry(
         "2025-08-10",
@@ -474,7 +481,7 @@ async fn scenarios_8_9_parties_projects_sites_and_opening_entries() {
             books.line("1110", "", "5.00"),
         ],
     );
-    refused_naming(&app, &books, no_project, "lines[0].project_id").await;
+    refused_by(&app, &books, no_project, "project-required").await;
     books
         .ledger_command(
             Method::PUT,
@@ -483,7 +490,7 @@ async fn scenarios_8_9_parties_projects_sites_and_opening_entries() {
         )
         .await
         .expect(200);
-    refused_naming(&app, &books, books.rent("2025-08-10"), "lines[0].site_id").await;
+    refused_by(&app, &books, books.rent("2025-08-10"), "site-required").await;
     let mut with_site = books.rent("2025-08-10");
     with_site["lines"][0]["site_id"] = json!(books.site);
     books.post_entry(with_site).await.expect(201);
@@ -491,7 +498,7 @@ async fn scenarios_8_9_parties_projects_sites_and_opening_entries() {
     let mut opening = books.rent("2025-07-01");
     opening["kind"] = json!("opening");
     opening["lines"][0]["site_id"] = json!(books.site);
-    refused_naming(&app, &books, opening, "lines[0].account_id").await;
+    refused_by(&app, &books, opening, "opening-entry-profit-and-loss").await;
     let mut opening = books.entry(
         "2025-07-01",
         vec![
@@ -512,11 +519,11 @@ async fn scenario_10_another_tenants_account_is_simply_not_found_and_sites_stay_
     let mut foreign = ours.rent("2025-08-10");
     foreign["lines"][1]["account_id"] = json!(theirs.id("1110"));
     let before = app.event_count().await;
-    let foreign_reply = ours.post_entry(foreign).await.expect(422);
+    let foreign_reply = ours.post_entry(foreign).await.expect(404);
     let mut unknown = ours.rent("2025-08-10");
     let stranger = "0190a3c4-0000-7000-8000-0000000000ff";
     unknown["lines"][1]["account_id"] = json!(stranger);
-    let unknown_reply = ours.post_entry(unknown).await.expect(422);
+    let unknown_reply = ours.post_entry(unknown).await.expect(404);
     assert_eq!(app.event_count().await, before);
     // Word for word the same answer, but for the id itself.
     let text = |reply: &Reply, id: &str| reply.body.to_string().replace(id, "<id>");
@@ -524,14 +531,16 @@ async fn scenario_10_another_tenants_account_is_simply_not_found_and_sites_stay_
         text(&foreign_reply, theirs.id("1110")),
         text(&unknown_reply, stranger)
     );
-    let reason = foreign_reply.body["invalid-params"][0]["reason"]
-        .as_str()
-        .unwrap();
-    assert!(reason.contains("not found"), "{reason}");
+    assert_eq!(foreign_reply.problem(), "not-found");
+    let detail = foreign_reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("lines[1].account_id: account"),
+        "{detail}"
+    );
     // A site of another project of the same organization.
     let mut wrong_site = ours.rent("2025-08-10");
     wrong_site["lines"][0]["site_id"] = json!(ours.other_site);
-    refused_naming(&app, &ours, wrong_site, "lines[0].site_id").await;
+    refused_by(&app, &ours, wrong_site, "site-not-in-project").await;
     // Another tenant's organization is not found at all.
     let reply = ours
         .caller
@@ -628,14 +637,14 @@ async fn scenario_12_fiscal_years_are_one_year_unless_short_and_never_overlap() 
     let open = |body: Value| books.caller.post(&path, body);
     let reply = open(json!({"start": "2026-07-01", "end": "2027-06-29"}))
         .await
-        .expect(422);
-    assert_eq!(invalid_names(&reply), ["end"]);
+        .expect(409);
+    assert_eq!(reply.problem(), "fiscal-year-length");
     let reply = open(json!({"start": "2026-01-01", "end": "2026-06-30", "short": true}))
         .await
         .expect(409);
     assert_eq!(reply.problem(), "fiscal-year-overlaps");
-    let reply = open(json!({"start": "2027-01-01"})).await.expect(422);
-    assert_eq!(invalid_names(&reply), ["start"]);
+    let reply = open(json!({"start": "2027-01-01"})).await.expect(409);
+    assert_eq!(reply.problem(), "fiscal-year-start");
     let next = open(json!({"start": "2026-07-01", "end": "2027-06-30"}))
         .await
         .expect(200);
@@ -719,8 +728,8 @@ async fn scenario_19_splits_use_the_largest_remainder_and_rounding_differences_a
         body
     };
     let before = app.event_count().await;
-    let reply = books.post_entry(thirds("100.06")).await.expect(422);
-    assert_eq!(invalid_names(&reply), ["round_off"]);
+    let reply = books.post_entry(thirds("100.06")).await.expect(409);
+    assert_eq!(reply.problem(), "above-round-off-allowance");
     assert_eq!(app.event_count().await, before);
     let posted = books.post_entry(thirds("100.00")).await.expect(201);
     let entry = books
@@ -852,13 +861,17 @@ async fn scenario_26_year_end_closing_moves_the_result_to_retained_earnings() {
     // The year's P&L still shows the year's result: closing entries are left out.
     let pl = books
         .caller
-        .get(&books.path("profit-and-loss?from=2025-07-01&to=2026-06-30"))
+        .get(&books.path(&format!(
+            "profit-and-loss?from=2025-07-01&to=2026-06-30&min_position={position}"
+        )))
         .await
         .expect(200);
     assert_eq!(pl.body["net_profit"], "250000.00");
     let sheet = books
         .caller
-        .get(&books.path("balance-sheet?as_of=2026-06-30"))
+        .get(&books.path(&format!(
+            "balance-sheet?as_of=2026-06-30&min_position={position}"
+        )))
         .await
         .expect(200);
     assert_eq!(sheet.body["balanced"], true, "{}", sheet.body);
@@ -996,4 +1009,185 @@ async fn reports_page_the_ledger_with_running_balances_and_export_csv() {
         .expect(403);
     assert_eq!(reply.problem(), "forbidden");
     app.shutdown().await;
+}
+
+/// Design.md D12: postings raced against a period close, an account freeze and a project
+/// archive. Every posting that committed must have committed before the change that forbids it
+/// (by commit timestamp), every other posting is refused with the rule's problem, and the trial
+/// balance equals the log.
+#[tokio::test]
+async fn postings_raced_against_closes_freezes_and_archives_never_commit_what_a_rule_forbids() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let app = spawn_app().await;
+    let books = Books::open(&app, "RACE").await;
+    let done = AtomicUsize::new(0);
+    let poster = |worker: usize| {
+        let (books, done) = (&books, &done);
+        async move {
+            let mut outcomes = Vec::new();
+            for n in 0..40 {
+                let date = if (worker + n) % 2 == 0 {
+                    "2025-08-15"
+                } else {
+                    "2025-09-15"
+                };
+                let account = if n % 3 == 0 { "5230" } else { "5220" };
+                let project = if n % 4 == 1 {
+                    &books.other_project
+                } else {
+                    &books.project
+                };
+                let mut expense = books.line(account, "1.00", "");
+                expense["project_id"] = json!(project);
+                let reply = books
+                    .post_entry(books.entry(date, vec![expense, books.line("1110", "", "1.00")]))
+                    .await;
+                done.fetch_add(1, Ordering::SeqCst);
+                let kind = (reply.status != 201).then(|| reply.problem().to_owned());
+                outcomes.push((reply.status, kind));
+            }
+            outcomes
+        }
+    };
+    let wait_for = |count: usize| {
+        let done = &done;
+        async move {
+            while done.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let changes = async {
+        wait_for(30).await;
+        books.close_period("2025-08-01").await.expect(200);
+        wait_for(80).await;
+        books
+            .ledger_command(
+                Method::POST,
+                &format!("accounts/{}/freeze", books.id("5230")),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        wait_for(130).await;
+        let org = &books.org;
+        books
+            .caller
+            .post(
+                &format!("/v1/organizations/{org}/sites/{}/archive", books.other_site),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        books
+            .caller
+            .post(
+                &format!(
+                    "/v1/organizations/{org}/projects/{}/archive",
+                    books.other_project
+                ),
+                json!({}),
+            )
+            .await
+            .expect(200);
+    };
+    let (outcomes, ()) = tokio::join!(futures_util::future::join_all((0..6).map(poster)), changes);
+    let outcomes: Vec<_> = outcomes.into_iter().flatten().collect();
+    for (status, kind) in &outcomes {
+        match kind.as_deref() {
+            None => assert_eq!(*status, 201),
+            Some(kind) => {
+                assert_eq!(*status, 409, "{kind}");
+                assert!(
+                    ["period-closed", "account-frozen", "unit-archived"].contains(&kind),
+                    "refused as {kind}"
+                );
+            }
+        }
+    }
+    let refused = outcomes.iter().filter(|(status, _)| *status != 201).count();
+    assert!(
+        refused > 0 && refused < outcomes.len(),
+        "{refused} of {} refused",
+        outcomes.len()
+    );
+
+    // When each change committed, and what each posting committed with.
+    let tenant = books.caller.tenant;
+    let change_at = |event_type: &'static str| {
+        let owner = &app.owner;
+        async move {
+            sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+                "select pg_xact_commit_timestamp(xmin) from events where tenant_id = $1 and event_type = $2",
+            )
+            .bind(tenant)
+            .bind(event_type)
+            .fetch_one(owner)
+            .await
+            .unwrap()
+        }
+    };
+    let closed = change_at("PeriodClosed").await;
+    let frozen = change_at("AccountFrozen").await;
+    let archived = change_at("ProjectArchived").await;
+    let postings: Vec<(Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select payload, pg_xact_commit_timestamp(xmin) from events
+         where tenant_id = $1 and aggregate_type = 'journal_entry'",
+    )
+    .bind(tenant)
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(postings.len(), outcomes.len() - refused);
+    let (mut debits, mut after_a_change) = (0i64, 0);
+    for (payload, committed) in &postings {
+        let lines = payload["lines"].as_array().unwrap();
+        if payload["date"] == "2025-08-15" {
+            assert!(
+                committed < &closed,
+                "posted into August after it closed: {payload}"
+            );
+        }
+        if lines.iter().any(|l| l["account_id"] == books.id("5230")) {
+            assert!(committed < &frozen, "posted to a frozen account: {payload}");
+        }
+        if lines
+            .iter()
+            .any(|l| l["project_id"] == books.other_project.as_str())
+        {
+            assert!(
+                committed < &archived,
+                "posted to an archived project: {payload}"
+            );
+        }
+        if committed > &closed {
+            after_a_change += 1;
+        }
+        debits += lines
+            .iter()
+            .map(|l| l["debit"].as_i64().unwrap())
+            .sum::<i64>();
+    }
+    assert!(
+        after_a_change > 0,
+        "no posting committed after the close: the race did not happen"
+    );
+    let position: i64 =
+        sqlx::query_scalar("select max(global_position) from events where tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&app.owner)
+            .await
+            .unwrap();
+    let tb = books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(tb.body["totals"]["debit"], crate::api_finance::taka(debits));
+    assert_eq!(tb.body["balanced"], true);
+    app.shutdown().await;
+}
+
+fn taka(paisa: i64) -> String {
+    format!("{}.{:02}", paisa / 100, paisa % 100)
 }

@@ -251,6 +251,80 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "post",
             "/v1/organizations/{organization_id}/sites/{site_id}/move",
         ),
+        // The general ledger.
+        ("post", "/v1/organizations/{organization_id}/accounts"),
+        ("get", "/v1/organizations/{organization_id}/accounts"),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/accounts/standard-chart",
+        ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/accounts/{account_id}",
+        ),
+        (
+            "patch",
+            "/v1/organizations/{organization_id}/accounts/{account_id}",
+        ),
+        (
+            "delete",
+            "/v1/organizations/{organization_id}/accounts/{account_id}",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/accounts/{account_id}/freeze",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/accounts/{account_id}/unfreeze",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/accounts/{account_id}/disable",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/accounts/{account_id}/enable",
+        ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/accounts/{account_id}/ledger",
+        ),
+        ("get", "/v1/organizations/{organization_id}/ledger"),
+        ("put", "/v1/organizations/{organization_id}/ledger/settings"),
+        (
+            "put",
+            "/v1/organizations/{organization_id}/ledger/lock-date",
+        ),
+        ("post", "/v1/organizations/{organization_id}/fiscal-years"),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/fiscal-years/{start}/close",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/periods/{period}/close",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/periods/{period}/reopen",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/journal-entries",
+        ),
+        ("get", "/v1/organizations/{organization_id}/journal-entries"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/journal-entries/{entry_id}",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/journal-entries/{entry_id}/reverse",
+        ),
+        ("get", "/v1/organizations/{organization_id}/trial-balance"),
+        ("get", "/v1/organizations/{organization_id}/balance-sheet"),
+        ("get", "/v1/organizations/{organization_id}/profit-and-loss"),
         ("get", "/health/live"),
         ("get", "/health/ready"),
         ("get", "/v1/ops/projections"),

@@ -285,7 +285,7 @@ impl Generator<'_> {
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
             _ => vec!["object"],
         };
-        if types.contains(&"null") && self.chance(10) {
+        if types == ["null"] || (types.contains(&"null") && self.chance(10)) {
             return Value::Null;
         }
         match types
@@ -330,6 +330,16 @@ impl Generator<'_> {
                 json!(value)
             }
             "boolean" => json!(self.chance(50)),
+            "array" => {
+                let min = schema["minItems"].as_i64().unwrap_or(0);
+                let max = schema["maxItems"].as_i64().unwrap_or(i64::MAX).min(min + 4);
+                let count = self.draw(min..=max);
+                Value::Array(
+                    (0..count)
+                        .map(|_| self.value(name, &schema["items"]))
+                        .collect(),
+                )
+            }
             "object" => {
                 let mut object = Map::new();
                 let required: BTreeSet<&str> = schema["required"]

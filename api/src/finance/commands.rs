@@ -410,6 +410,12 @@ pub async fn close_fiscal_year(
         .ledgers()
         .refresh(state.store(), issue.tenant(), &organization_id.to_string())
         .await?;
+    let end = ledger
+        .years()
+        .iter()
+        .find(|year| year.start == start)
+        .map(|year| year.end)
+        .ok_or_else(|| ApiError::NotFound(format!("no fiscal year starts on {start}")))?;
     let retained = match body.retained_earnings_account_id {
         Some(id) => AccountId::from_uuid(id),
         None => {
@@ -421,20 +427,16 @@ pub async fn close_fiscal_year(
             match candidates.as_slice() {
                 [only] => *only,
                 _ => {
-                    return Err(ApiError::invalid_param(
-                        "retained_earnings_account_id",
-                        "name the retained-earnings account: the chart has no single account of type retained_earnings",
-                    ));
+                    return Err(ApiError::RuleViolated {
+                        rule: "retained-earnings-account-required",
+                        detail: "name the retained-earnings account: the chart has no single \
+                                 ledger account of type retained_earnings"
+                            .to_owned(),
+                    });
                 }
             }
         }
     };
-    let end = ledger
-        .years()
-        .iter()
-        .find(|year| year.start == start)
-        .map(|year| year.end)
-        .ok_or_else(|| ApiError::NotFound(format!("no fiscal year starts on {start}")))?;
     let profit_and_loss: Vec<AccountId> = ledger
         .accounts()
         .filter(|(_, a)| a.root_type.is_profit_and_loss())
@@ -508,18 +510,17 @@ fn entry_lines(
         ) else {
             continue;
         };
-        if split
-            .parts
-            .iter()
-            .any(|part| !(1..=1_000_000).contains(&part.weight))
-        {
+        let whole = |weight: f64| weight.fract() == 0.0 && (1.0..=1_000_000.0).contains(&weight);
+        if split.parts.iter().any(|part| !whole(part.weight)) {
             fields.take::<(), _>(
                 &format!("splits[{index}].parts"),
-                Err("every weight is between 1 and 1000000"),
+                Err("every weight is a whole number between 1 and 1000000"),
             );
             continue;
         }
-        let weights: Vec<i64> = split.parts.iter().map(|part| part.weight).collect();
+        // Whole numbers up to a million: exact in an f64 and in an i64.
+        #[allow(clippy::cast_possible_truncation)]
+        let weights: Vec<i64> = split.parts.iter().map(|part| part.weight as i64).collect();
         let Some(shares) = amount.split(&weights) else {
             fields.take::<(), _>(
                 &format!("splits[{index}].parts"),

@@ -56,7 +56,9 @@ fn field(name: impl Into<String>, detail: String) -> ApiError {
     ApiError::invalid_input(vec![InvalidParam::new(name, detail)])
 }
 
-/// The chart's and the calendar's refusals.
+/// The chart's and the calendar's refusals. 422 is kept for fields that do not match the
+/// document (a pattern, a type); a rule of the ledger, whether it reads the ledger's state or
+/// several fields together, is 409 with its own `type`; an id that names nothing is 404.
 impl DomainProblem for LedgerError {
     const STREAM: &'static str = "ledger";
 
@@ -69,59 +71,67 @@ impl DomainProblem for LedgerError {
             }
             E::AccountExists(_) => ApiError::AlreadyExists(detail),
             E::DuplicateCode(_) => rule("duplicate-code", detail),
-            E::ParentNotGroup(_) => field("parent_id", detail),
-            E::RootTypeRequired | E::RootTypeMismatch { .. } => field("root_type", detail),
+            E::ParentNotGroup(_) => rule("parent-not-group", detail),
+            E::RootTypeRequired | E::RootTypeMismatch { .. } => rule("root-type", detail),
             E::AccountHasPostings(_) => rule("account-has-postings", detail),
             E::AccountHasChildren(_) => rule("account-has-children", detail),
             E::ChartNotEmpty => rule("chart-not-empty", detail),
-            E::InvalidRoundOffAccount => field("round_off_account_id", detail),
-            E::YearEndsBeforeStart | E::YearLength { .. } | E::ShortYearTooLong => {
-                field("end", detail)
-            }
-            E::YearStartMismatch(_) => field("start", detail),
+            E::InvalidRoundOffAccount => rule("invalid-round-off-account", detail),
+            E::YearEndsBeforeStart
+            | E::YearLength { .. }
+            | E::ShortYearTooLong
+            | E::YearOutOfRange => rule("fiscal-year-length", detail),
+            E::YearStartMismatch(_) => rule("fiscal-year-start", detail),
             E::YearOverlaps { .. } => rule("fiscal-year-overlaps", detail),
             E::YearClosed(_) => rule("fiscal-year-closed", detail),
             E::PeriodClosed { .. } => rule("period-closed", detail),
             E::Locked { .. } => rule("before-lock-date", detail),
             E::PreviousYearOpen(_) => rule("previous-year-open", detail),
             E::PeriodsOpen(_) => rule("periods-open", detail),
-            E::InvalidRetainedEarnings => field("retained_earnings_account_id", detail),
+            E::InvalidRetainedEarnings => rule("invalid-retained-earnings", detail),
         }
     }
 }
 
-/// A posting's or a reversal's refusals: what is wrong with the entry as sent is 422 naming the
-/// line's field; what the ledger's state forbids (a closed period, a frozen account) is 409.
+/// A posting's or a reversal's refusals, as for the ledger: 422 for a field that does not match
+/// the document, 404 for an account, project or site that is not the organization's, and 409
+/// with the rule's own `type` for every rule of the entry, its detail starting with the line's
+/// field (`lines[1].party: …`; lines are numbered `lines` first, then each split's parts, then
+/// the round-off line).
 impl DomainProblem for JournalError {
     const STREAM: &'static str = "journal entry";
 
     fn into_problem(self) -> ApiError {
         use JournalError as E;
         let detail = self.to_string();
-        let at = |line: usize, name: &str| format!("lines[{line}].{name}");
+        let at = |line: usize, name: &str| format!("lines[{line}].{name}: {detail}");
         match self {
             E::NotFound | E::OrganizationNotFound => ApiError::NotFound(detail),
+            E::AccountNotFound { line, .. } => ApiError::NotFound(at(line, "account_id")),
+            E::ProjectNotFound { line } => ApiError::NotFound(at(line, "project_id")),
+            E::SiteNotFound { line } => ApiError::NotFound(at(line, "site_id")),
             E::AlreadyPosted => ApiError::AlreadyExists(detail),
-            E::OrganizationArchived => rule("unit-archived", detail),
-            E::TooFewLines | E::TooManyLines => field("lines", detail),
             E::Text { field: name } => field(name, detail),
-            E::LineSides { line } => field(format!("lines[{line}]"), detail),
+            E::OrganizationArchived => rule("unit-archived", detail),
+            E::TooFewLines | E::TooManyLines => rule("line-count", detail),
+            E::LineSides { line } => rule("line-sides", format!("lines[{line}]: {detail}")),
             E::Unbalanced { .. } => rule("unbalanced", detail),
-            E::AboveRoundOffAllowance { .. } | E::NoRoundOffAccount => field("round_off", detail),
-            E::AccountNotFound { line, .. }
-            | E::GroupAccount { line, .. }
-            | E::CurrencyMismatch { line, .. }
-            | E::OpeningTouchesProfitAndLoss { line } => field(at(line, "account_id"), detail),
-            E::AccountFrozen { .. } => rule("account-frozen", detail),
-            E::AccountDisabled { .. } => rule("account-disabled", detail),
-            E::PartyRequired { line } => field(at(line, "party"), detail),
-            E::ProjectRequired { line }
-            | E::ProjectNotFound { line }
-            | E::SiteWithoutProject { line } => field(at(line, "project_id"), detail),
-            E::SiteRequired { line } | E::SiteNotFound { line } | E::SiteNotInProject { line } => {
-                field(at(line, "site_id"), detail)
+            E::AboveRoundOffAllowance { .. } => rule("above-round-off-allowance", detail),
+            E::NoRoundOffAccount => rule("no-round-off-account", detail),
+            E::GroupAccount { line, .. } => rule("group-account", at(line, "account_id")),
+            E::CurrencyMismatch { line, .. } => rule("currency-mismatch", at(line, "account_id")),
+            E::OpeningTouchesProfitAndLoss { line } => {
+                rule("opening-entry-profit-and-loss", at(line, "account_id"))
             }
-            E::ProjectArchived { .. } | E::SiteArchived { .. } => rule("unit-archived", detail),
+            E::AccountFrozen { line, .. } => rule("account-frozen", at(line, "account_id")),
+            E::AccountDisabled { line, .. } => rule("account-disabled", at(line, "account_id")),
+            E::PartyRequired { line } => rule("party-required", at(line, "party")),
+            E::ProjectRequired { line } => rule("project-required", at(line, "project_id")),
+            E::SiteWithoutProject { line } => rule("site-without-project", at(line, "site_id")),
+            E::SiteRequired { line } => rule("site-required", at(line, "site_id")),
+            E::SiteNotInProject { line } => rule("site-not-in-project", at(line, "site_id")),
+            E::ProjectArchived { line } => rule("unit-archived", at(line, "project_id")),
+            E::SiteArchived { line } => rule("unit-archived", at(line, "site_id")),
             E::Date(error) => match error {
                 LedgerError::PeriodClosed { .. } => rule("period-closed", detail),
                 LedgerError::Locked { .. } => rule("before-lock-date", detail),
@@ -158,7 +168,10 @@ impl utoipa::IntoResponses for LedgerCommandErrors {
             ),
             (413, "Request body too large"),
             (415, "The body is not sent as application/json"),
-            (422, "Invalid fields (see `invalid-params`)"),
+            (
+                422,
+                "A field does not match the document (see `invalid-params`)",
+            ),
         ])
     }
 }

@@ -16,9 +16,8 @@ use chrono::{Datelike, Months, NaiveDate, Utc};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 use vextrus_commands::Version;
-use vextrus_domain::finance::RootType;
+use vextrus_domain::finance::{FiscalYear, RootType};
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId};
-use vextrus_projections::Projection;
 use vextrus_projections::finance::{GeneralLedger, month_of};
 
 use super::FinanceQueryErrors;
@@ -41,7 +40,7 @@ async fn fresh_read(
     context: &RequestContext,
     min_position: Option<i64>,
 ) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
-    consistency::wait_for(state, context, GeneralLedger::NAME, min_position).await?;
+    consistency::wait_for::<GeneralLedger>(state, context, min_position).await?;
     context.read(state).await
 }
 
@@ -108,20 +107,27 @@ async fn ledger_row(
     .map_err(ApiError::database)
 }
 
-/// 404 unless the tenant has the organization.
+/// 404 unless the tenant has the organization: it has a ledger in this read model, or (before
+/// its first ledger command) it is in the hierarchy's.
 async fn require_organization(
     conn: &mut PgConnection,
     organization: OrganizationId,
 ) -> Result<(), ApiError> {
-    let found: Option<i32> =
-        sqlx::query_scalar("select 1 from org_organizations where organization_id = $1")
-            .bind(organization.as_uuid())
-            .fetch_optional(conn)
-            .await
-            .map_err(ApiError::database)?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))
+    let found: bool = sqlx::query_scalar(
+        "select exists (select 1 from fin_ledgers where organization_id = $1)
+             or exists (select 1 from org_organizations where organization_id = $1)",
+    )
+    .bind(organization.as_uuid())
+    .fetch_one(conn)
+    .await
+    .map_err(ApiError::database)?;
+    if found {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "organization {organization} not found"
+        )))
+    }
 }
 
 /// Debits and credits per account (and, with `by_dimension`, project and site) over `from..=to`,
@@ -339,11 +345,14 @@ async fn year_start(
     Ok(start.unwrap_or_else(|| month_of(day)))
 }
 
-fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
-    if from > to {
-        return Err(ApiError::invalid_param("from", "must not be after `to`"));
+/// `to`, or the day before `from` when `to` is earlier: a range that ends before it starts is an
+/// empty period (no movements; the closing balance is the opening one), not an error.
+fn range_end(from: NaiveDate, to: NaiveDate) -> NaiveDate {
+    if to < from {
+        from.pred_opt().unwrap_or(from)
+    } else {
+        to
     }
-    Ok(())
 }
 
 /// One account of the chart.
@@ -469,7 +478,7 @@ pub async fn get_ledger(
     let fiscal_years = years
         .iter()
         .map(|year| {
-            let fiscal_year = vextrus_domain::finance::FiscalYear {
+            let fiscal_year = FiscalYear {
                 start: year.get("start_date"),
                 end: year.get("end_date"),
                 short: year.get("short"),
@@ -608,6 +617,19 @@ fn bad_cursor() -> ApiError {
     ApiError::invalid_param("after", "not a cursor returned by this list")
 }
 
+/// A cursor's day: days since the earliest day a fiscal year may start, so that every entry's
+/// day is a number of at most six digits and every cursor the pattern admits reads.
+fn cursor_day(day: NaiveDate) -> i64 {
+    (day - FiscalYear::EARLIEST).num_days()
+}
+
+fn day_of_cursor(days: &str) -> Result<NaiveDate, ApiError> {
+    let days: i64 = days.parse().map_err(|_| bad_cursor())?;
+    FiscalYear::EARLIEST
+        .checked_add_signed(chrono::Duration::days(days))
+        .ok_or_else(bad_cursor)
+}
+
 /// The journal: the organization's entries by date, then by the order they were posted.
 #[utoipa::path(
     get, path = "/v1/organizations/{organization_id}/journal-entries", tag = "journal",
@@ -626,9 +648,9 @@ pub async fn list_entries(
         .after
         .as_deref()
         .map(|text| {
-            let (date, position) = text.split_once('~').ok_or_else(bad_cursor)?;
+            let (days, position) = text.split_once('~').ok_or_else(bad_cursor)?;
             Ok::<_, ApiError>((
-                date.parse::<NaiveDate>().map_err(|_| bad_cursor())?,
+                day_of_cursor(days)?,
                 position.parse::<i64>().map_err(|_| bad_cursor())?,
             ))
         })
@@ -673,7 +695,7 @@ pub async fn list_entries(
         items.truncate(limit as usize);
         items
             .last()
-            .map(|last| format!("{}~{}", last.date, last.position))
+            .map(|last| format!("{}~{}", cursor_day(last.date), last.position))
     } else {
         None
     };
@@ -739,7 +761,7 @@ pub async fn trial_balance(
         Some(from) => from,
         None => year_start(&mut tx, organization, to).await?,
     };
-    check_range(from, to)?;
+    let to = range_end(from, to);
     let scope = Scope {
         project: query.project_id,
         site: query.site_id,
@@ -864,7 +886,7 @@ fn ledger_cursor(text: &str) -> Result<LedgerCursor, ApiError> {
         return Err(bad_cursor());
     };
     Ok((
-        date.parse().map_err(|_| bad_cursor())?,
+        day_of_cursor(date)?,
         position.parse().map_err(|_| bad_cursor())?,
         line.parse().map_err(|_| bad_cursor())?,
     ))
@@ -973,9 +995,6 @@ pub async fn account_ledger(
         Some(page_size(query.limit, 100, 1000)?)
     };
     let after = query.after.as_deref().map(ledger_cursor).transpose()?;
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        check_range(from, to)?;
-    }
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     let account = account(&mut tx, organization, account_id).await?;
     let opening = match query.from {
@@ -1066,7 +1085,7 @@ pub async fn account_ledger(
         Some(limit) if items.len() > limit as usize => {
             items.truncate(limit as usize);
             keys.get(limit as usize - 1)
-                .map(|(date, position, line)| format!("{date}~{position}~{line}"))
+                .map(|(date, position, line)| format!("{}~{position}~{line}", cursor_day(*date)))
         }
         _ => None,
     };
@@ -1241,7 +1260,7 @@ pub async fn profit_and_loss(
         Some(from) => from,
         None => year_start(&mut tx, organization, to).await?,
     };
-    check_range(from, to)?;
+    let to = range_end(from, to);
     let scope = Scope {
         project: query.project_id,
         site: query.site_id,

@@ -263,7 +263,7 @@ pub struct EntryLineBody {
     pub project_id: Option<Uuid>,
     /// A site of `project_id`; required on income and expense accounts where the ledger says so.
     pub site_id: Option<Uuid>,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = text::narration_or_null)]
     pub memo: Option<String>,
 }
 
@@ -280,13 +280,14 @@ pub enum SideView {
 #[serde(deny_unknown_fields)]
 pub struct SplitPart {
     /// The share's weight; the amount is divided in proportion (largest remainder, to the paisa).
-    #[schema(minimum = 1, maximum = 1000000)]
-    pub weight: i64,
+    /// Read as a JSON number so that `2.0` is the integer 2, as JSON Schema has it.
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000)]
+    pub weight: f64,
     pub account_id: Uuid,
     pub party: Option<PartyRef>,
     pub project_id: Option<Uuid>,
     pub site_id: Option<Uuid>,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = text::narration_or_null)]
     pub memo: Option<String>,
 }
 
@@ -328,12 +329,12 @@ impl From<PostedKindView> for EntryKind {
 pub struct PostEntry {
     /// In an open period of a fiscal year, after the lock date.
     pub date: NaiveDate,
-    #[schema(min_length = 1, max_length = 500, example = "August site rent, Mawa")]
+    #[schema(schema_with = text::narration)]
     pub narration: String,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = text::narration_or_null)]
     pub reference: Option<String>,
     /// Your own document number (voucher number), kept as given.
-    #[schema(max_length = 500)]
+    #[schema(schema_with = text::narration_or_null)]
     pub document_number: Option<String>,
     /// `regular` when omitted.
     pub kind: Option<PostedKindView>,
@@ -350,7 +351,7 @@ pub struct ReverseEntry {
     /// In an open period, after the lock date.
     pub date: NaiveDate,
     /// "Reversal of …" when omitted.
-    #[schema(max_length = 500)]
+    #[schema(schema_with = text::narration_or_null)]
     pub narration: Option<String>,
 }
 
@@ -422,7 +423,7 @@ pub struct JournalQuery {
     pub to: Option<NaiveDate>,
     pub kind: Option<EntryKindView>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}~[0-9]{1,19}$")]
+    #[param(pattern = r"^[0-9]{1,6}~[0-9]{1,18}$")]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -515,7 +516,7 @@ pub struct AccountLedgerQuery {
     pub site_id: Option<Uuid>,
     pub party_id: Option<Uuid>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}~[0-9]{1,19}~[0-9]{1,9}$")]
+    #[param(pattern = r"^[0-9]{1,6}~[0-9]{1,18}~[0-9]{1,9}$")]
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -291,7 +291,7 @@ mod tests {
 
     const SECRET: [u8; 32] = [7; 32];
 
-    /// The hierarchy's routes over a database that is never reached: every request here is
+    /// The hierarchy's (and the ledger's) routes over a database that is never reached: every request here is
     /// answered before a command or query would touch it.
     fn app() -> Router {
         let pool =
@@ -304,7 +304,7 @@ mod tests {
             Default::default(),
             Default::default(),
         );
-        router().with_state(state)
+        router().merge(crate::finance::router()).with_state(state)
     }
 
     fn token(role: &str) -> String {
@@ -352,6 +352,8 @@ mod tests {
                 (Method::GET, &item.get),
                 (Method::POST, &item.post),
                 (Method::PATCH, &item.patch),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
             ];
             for (method, _) in operations.iter().filter(|(_, op)| op.is_some()) {
                 let request = Request::builder()
@@ -365,7 +367,8 @@ mod tests {
                 served += 1;
             }
         }
-        assert_eq!(served, 22);
+        // The hierarchy's 22 and the general ledger's 25.
+        assert_eq!(served, 47);
     }
 
     fn create_organization(role: &str, body: Value) -> Request<Body> {

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use vextrus_commands::Version;
 use vextrus_domain::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::values::Code;
-use vextrus_projections::Projection;
 use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::QueryErrors;
@@ -232,7 +231,7 @@ async fn fresh_read(
     context: &RequestContext,
     min_position: Option<i64>,
 ) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
-    consistency::wait_for(state, context, OrganizationHierarchy::NAME, min_position).await?;
+    consistency::wait_for::<OrganizationHierarchy>(state, context, min_position).await?;
     context.read(state).await
 }
 

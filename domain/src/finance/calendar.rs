@@ -18,6 +18,17 @@ pub struct FiscalYear {
 }
 
 impl FiscalYear {
+    /// The first day a fiscal year may start on.
+    pub const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+        Some(day) => day,
+        None => panic!("1900-01-01 exists"),
+    };
+    /// The last day a fiscal year may end on.
+    pub const LATEST: NaiveDate = match NaiveDate::from_ymd_opt(2999, 12, 31) {
+        Some(day) => day,
+        None => panic!("2999-12-31 exists"),
+    };
+
     /// The last day of a full year that begins on `start`.
     pub fn full_year_end(start: NaiveDate) -> Option<NaiveDate> {
         start.checked_add_months(Months::new(12))?.pred_opt()

@@ -25,8 +25,23 @@ use crate::values::CurrencyCode;
 
 /// The most lines one entry may have.
 pub const MAX_LINES: usize = 500;
-/// The longest narration, reference or document number, in characters.
+/// The longest narration, reference, document number or memo, in characters.
 pub const MAX_TEXT: usize = 500;
+/// What a narration, reference, document number or memo may be: 1 to 500 characters, no control
+/// characters, no white space at either end (the rule of [`valid_text`], as a regular
+/// expression for the API's document).
+pub const TEXT_PATTERN: &str =
+    r"^[^\s\x00-\x1F\x7F-\x9F]([^\x00-\x1F\x7F-\x9F]{0,498}[^\s\x00-\x1F\x7F-\x9F])?$";
+
+/// Whether `text` is a valid narration, reference, document number or memo ([`TEXT_PATTERN`]).
+pub fn valid_text(text: &str) -> bool {
+    let control = |c: char| matches!(u32::from(c), 0x00..=0x1F | 0x7F..=0x9F);
+    let count = text.chars().count();
+    (1..=MAX_TEXT).contains(&count)
+        && !text.chars().any(control)
+        && !text.starts_with(char::is_whitespace)
+        && !text.ends_with(char::is_whitespace)
+}
 
 /// What a posting decides on: the organization's ledger and hierarchy as of known versions.
 #[derive(Debug, Clone, Default)]
@@ -124,8 +139,10 @@ pub enum JournalError {
     TooFewLines,
     #[error("an entry has at most {MAX_LINES} lines")]
     TooManyLines,
-    #[error("must not be empty, nor longer than {MAX_TEXT} characters")]
-    Text { field: &'static str },
+    #[error(
+        "must be 1 to {MAX_TEXT} characters, without control characters or white space at either end"
+    )]
+    Text { field: String },
     #[error("a line is either a debit or a credit, greater than zero")]
     LineSides { line: LineIndex },
     #[error("debits {debit} and credits {credit} differ by {difference}")]
@@ -314,17 +331,17 @@ impl JournalEntry {
     }
 }
 
-fn text(field: &'static str, value: String) -> Result<String, JournalError> {
-    if value.trim().is_empty() || value.chars().count() > MAX_TEXT {
-        return Err(JournalError::Text { field });
+fn text(field: &str, value: String) -> Result<String, JournalError> {
+    if valid_text(&value) {
+        Ok(value)
+    } else {
+        Err(JournalError::Text {
+            field: field.to_owned(),
+        })
     }
-    Ok(value)
 }
 
-fn optional_text(
-    field: &'static str,
-    value: Option<String>,
-) -> Result<Option<String>, JournalError> {
+fn optional_text(field: &str, value: Option<String>) -> Result<Option<String>, JournalError> {
     value.map(|value| text(field, value)).transpose()
 }
 
@@ -345,6 +362,13 @@ fn post(entry: NewEntry, context: &PostingContext) -> Result<JournalEvent, Journ
         return Err(JournalError::TooManyLines);
     }
     for (index, line) in lines.iter().enumerate() {
+        if let Some(memo) = &line.memo {
+            if !valid_text(memo) {
+                return Err(JournalError::Text {
+                    field: format!("lines[{index}].memo"),
+                });
+            }
+        }
         let one_side = line.debit.is_positive() != line.credit.is_positive();
         if !one_side || line.debit.paisa() < 0 || line.credit.paisa() < 0 {
             return Err(JournalError::LineSides { line: index });

@@ -269,6 +269,8 @@ pub enum LedgerError {
     },
     #[error("a short year must be shorter than a full year")]
     ShortYearTooLong,
+    #[error("fiscal years lie between 1900-01-01 and 2999-12-31")]
+    YearOutOfRange,
     #[error("the fiscal year overlaps the fiscal year {start}..{end}")]
     YearOverlaps { start: NaiveDate, end: NaiveDate },
     #[error("{0} is in no fiscal year")]
@@ -632,6 +634,9 @@ impl Ledger {
             } => {
                 if end <= start {
                     return Err(LedgerError::YearEndsBeforeStart);
+                }
+                if start < FiscalYear::EARLIEST || end > FiscalYear::LATEST {
+                    return Err(LedgerError::YearOutOfRange);
                 }
                 let full_end =
                     FiscalYear::full_year_end(start).ok_or(LedgerError::YearEndsBeforeStart)?;

@@ -22,7 +22,7 @@ pub use chart::{AccountType, NewAccount, RootType, standard_chart};
 pub use entry::{EntryKind, EntryLine, Party, PartyKind};
 pub use journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, LineIndex, MAX_LINES, MAX_TEXT,
-    NewEntry, PostingContext,
+    NewEntry, PostingContext, TEXT_PATTERN, valid_text,
 };
 pub use ledger::{Account, Ledger, LedgerCommand, LedgerError, LedgerEvent, LedgerSettings};
 pub use money::{Money, MoneyError};

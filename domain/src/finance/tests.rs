@@ -955,3 +955,28 @@ fn a_closed_year_takes_no_postings() {
         }),
     );
 }
+
+mod text {
+    use proptest::prelude::*;
+
+    use super::super::{TEXT_PATTERN, valid_text};
+
+    #[test]
+    fn text_is_trimmed_by_the_writer_never_by_us() {
+        assert!(valid_text("August site rent, Mawa"));
+        assert!(valid_text("আগস্ট মাসের ভাড়া"));
+        for bad in ["", " rent", "rent ", "rent\nmore", "\u{85}"] {
+            assert!(!valid_text(bad), "{bad:?}");
+        }
+        assert!(valid_text(&"x".repeat(500)));
+        assert!(!valid_text(&"x".repeat(501)));
+    }
+
+    proptest! {
+        #[test]
+        fn the_pattern_accepts_exactly_valid_text(text in "(?s).{0,6}|x{495,505}") {
+            let pattern = regex::Regex::new(TEXT_PATTERN).unwrap();
+            prop_assert_eq!(pattern.is_match(&text), valid_text(&text), "{:?}", text);
+        }
+    }
+}
