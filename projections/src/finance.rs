@@ -592,3 +592,399 @@ impl Projection for GeneralLedger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A property of the whole ledger: random sessions of postings, reversals, period closes and
+    //! account freezes, valid and not, decided by the aggregates as the write side decides them
+    //! and applied by this projection, keep the trial balance balanced and equal to a
+    //! recomputation from the log.
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    use chrono::{Days, Months, TimeZone};
+    use cqrs_es::DomainEvent;
+    use proptest::prelude::*;
+    use serde_json::Value;
+    use vextrus_commands::{GlobalPosition, codec};
+    use vextrus_domain::TenantId;
+    use vextrus_domain::finance::{
+        FiscalYear, JournalCommand, LedgerCommand, Money, NewEntry, Party, PartyKind,
+        PostingContext, standard_chart,
+    };
+    use vextrus_domain::ids::{AccountId, DivisionId, EntryId, OrganizationId, ProjectId};
+    use vextrus_domain::organization::{Organization, OrganizationEvent};
+    use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Lines as (account, debit?, paisa, fault): fault 0 picks any account (a group, perhaps),
+        /// 1 leaves out the project, 2 makes the amount zero; others are well-formed.
+        Post {
+            day: u64,
+            lines: Vec<(usize, bool, i64, u8)>,
+            opening: bool,
+        },
+        Reverse {
+            entry: usize,
+            day: u64,
+        },
+        Close {
+            month: u32,
+        },
+        Reopen {
+            month: u32,
+        },
+        Freeze {
+            account: usize,
+            frozen: bool,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let line = (0usize..60, any::<bool>(), 1i64..100_000, 0u8..24);
+        prop_oneof![
+            8 => (0u64..380, proptest::collection::vec(line, 0..5), 0u8..8)
+                .prop_map(|(day, lines, opening)| Step::Post { day, lines, opening: opening == 0 }),
+            2 => (0usize..20, 0u64..420).prop_map(|(entry, day)| Step::Reverse { entry, day }),
+            1 => (0u32..12).prop_map(|month| Step::Close { month }),
+            1 => (0u32..12).prop_map(|month| Step::Reopen { month }),
+            1 => (0usize..60, any::<bool>()).prop_map(|(account, frozen)| Step::Freeze { account, frozen }),
+        ]
+    }
+
+    struct Session {
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        project: ProjectId,
+        organization: Arc<Organization>,
+        ledger: Ledger,
+        accounts: Vec<AccountId>,
+        /// The ledger accounts (not groups).
+        postable: Vec<AccountId>,
+        entries: Vec<(EntryId, JournalEntry)>,
+        versions: HashMap<String, i64>,
+        log: Vec<RecordedEvent>,
+        rows: LedgerRows,
+    }
+
+    impl Session {
+        fn new() -> Self {
+            let organization_id = OrganizationId::new();
+            let (division, project) = (DivisionId::new(), ProjectId::new());
+            let mut organization = Organization::default();
+            for event in [
+                OrganizationEvent::OrganizationCreated {
+                    organization_id,
+                    name: Name::parse("Meghna Builders Ltd").unwrap(),
+                    code: Code::parse("MBL").unwrap(),
+                    bin: Bin::parse("002871821-0101").unwrap(),
+                    tin: Tin::parse("123456789012").unwrap(),
+                    base_currency: CurrencyCode::bdt(),
+                    fiscal_year_start: FiscalYearStart::default(),
+                },
+                OrganizationEvent::DivisionCreated {
+                    division_id: division,
+                    name: Name::parse("Dhaka").unwrap(),
+                    code: Code::parse("DHK").unwrap(),
+                },
+                OrganizationEvent::ProjectCreated {
+                    project_id: project,
+                    division_id: division,
+                    name: Name::parse("Padma").unwrap(),
+                    code: Code::parse("P1").unwrap(),
+                },
+            ] {
+                organization.apply(event);
+            }
+            let chart = standard_chart(&CurrencyCode::bdt());
+            let mut session = Self {
+                tenant: TenantId::new(),
+                organization_id,
+                project,
+                organization: Arc::new(organization),
+                ledger: Ledger::default(),
+                accounts: chart.iter().map(|account| account.account_id).collect(),
+                postable: chart
+                    .iter()
+                    .filter(|account| !account.is_group)
+                    .map(|account| account.account_id)
+                    .collect(),
+                entries: Vec::new(),
+                versions: HashMap::new(),
+                log: Vec::new(),
+                rows: LedgerRows::default(),
+            };
+            session.ledger_command(LedgerCommand::InstallStandardChart(chart));
+            session.ledger_command(LedgerCommand::OpenFiscalYear {
+                start: start(),
+                end: FiscalYear::full_year_end(start()).unwrap(),
+                short: false,
+                fiscal_year_start: FiscalYearStart::default(),
+            });
+            session
+        }
+
+        /// Appends `event` to the log and applies it to the read model.
+        fn record(
+            &mut self,
+            aggregate_type: &str,
+            id: String,
+            (event_type, payload): (String, Value),
+            event_version: String,
+        ) {
+            let sequence = self.versions.entry(id.clone()).or_default();
+            *sequence += 1;
+            let position = i64::try_from(self.log.len()).unwrap() + 1;
+            let recorded = RecordedEvent {
+                tenant_id: self.tenant,
+                aggregate_type: aggregate_type.to_owned(),
+                aggregate_id: id,
+                sequence: *sequence,
+                event_type,
+                event_version,
+                payload,
+                actor: "accountant".into(),
+                command_id: Uuid::now_v7(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: None,
+                request_id: None,
+                request_metadata: Value::Null,
+                recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                global_position: GlobalPosition::new(position),
+                transaction_id: u64::try_from(position).unwrap(),
+            };
+            GeneralLedger.apply(&mut self.rows, &recorded).unwrap();
+            self.log.push(recorded);
+        }
+
+        fn ledger_command(&mut self, command: LedgerCommand) {
+            if let Ok(events) = self.ledger.decide(command) {
+                for event in events {
+                    self.ledger.apply(event.clone());
+                    let encoded = codec::encode(&event).unwrap();
+                    let id = self.organization_id.to_string();
+                    self.record(Ledger::TYPE, id, encoded, event.event_version());
+                }
+            }
+        }
+
+        fn journal_command(&mut self, index: Option<usize>, command: JournalCommand) {
+            let context = PostingContext {
+                ledger: Arc::new(self.ledger.clone()),
+                organization: self.organization.clone(),
+            };
+            let (entry_id, mut entry) = match index {
+                Some(index) => self.entries[index].clone(),
+                None => match &command {
+                    JournalCommand::Post(new) => (new.entry_id, JournalEntry::default()),
+                    JournalCommand::Reverse { .. } => return,
+                },
+            };
+            let Ok(events) = entry.decide(command, &context) else {
+                return;
+            };
+            let first = self
+                .ledger
+                .first_postings(events.iter().flat_map(|event| match event {
+                    JournalEvent::JournalEntryPosted { lines, .. }
+                    | JournalEvent::JournalEntryReversed { lines, .. } => {
+                        lines.iter().map(|l| l.account_id)
+                    }
+                }));
+            for event in &events {
+                entry.apply(event.clone());
+                let encoded = codec::encode(event).unwrap();
+                self.record(
+                    JournalEntry::TYPE,
+                    entry_id.to_string(),
+                    encoded,
+                    event.event_version(),
+                );
+            }
+            if !first.is_empty() {
+                self.ledger_command(LedgerCommand::RecordFirstPostings { account_ids: first });
+            }
+            match index {
+                Some(index) => self.entries[index].1 = entry,
+                None => self.entries.push((entry_id, entry)),
+            }
+        }
+
+        fn run(&mut self, step: Step) {
+            match step {
+                Step::Post {
+                    day,
+                    lines,
+                    opening,
+                } => {
+                    let lines = lines
+                        .into_iter()
+                        .map(|(account, debit, paisa, fault)| {
+                            let paisa = if fault == 2 { 0 } else { paisa };
+                            EntryLine {
+                                account_id: if fault == 0 {
+                                    self.accounts[account % self.accounts.len()]
+                                } else {
+                                    self.postable[account % self.postable.len()]
+                                },
+                                debit: Money::from_paisa(if debit { paisa } else { 0 }),
+                                credit: Money::from_paisa(if debit { 0 } else { paisa }),
+                                party: Some(Party {
+                                    kind: PartyKind::Customer,
+                                    id: Uuid::nil(),
+                                }),
+                                project_id: (fault != 1).then_some(self.project),
+                                site_id: None,
+                                memo: None,
+                            }
+                        })
+                        .collect::<Vec<_>>();
+                    // Mostly, balance the entry on cash so that it has a chance to post.
+                    let mut lines = lines;
+                    let net: i64 = lines.iter().map(|l| l.net().paisa()).sum();
+                    if day % 4 != 0 && net != 0 {
+                        lines.push(EntryLine {
+                            account_id: self.accounts[2],
+                            debit: Money::from_paisa((-net).max(0)),
+                            credit: Money::from_paisa(net.max(0)),
+                            party: None,
+                            project_id: None,
+                            site_id: None,
+                            memo: None,
+                        });
+                    }
+                    let entry = NewEntry {
+                        entry_id: EntryId::new(),
+                        organization_id: self.organization_id,
+                        kind: if opening {
+                            EntryKind::Opening
+                        } else {
+                            EntryKind::Regular
+                        },
+                        date: start() + Days::new(day),
+                        narration: "Property".into(),
+                        reference: None,
+                        document_number: None,
+                        lines,
+                        round_off: false,
+                    };
+                    self.journal_command(None, JournalCommand::Post(entry));
+                }
+                Step::Reverse { entry, day } => {
+                    if self.entries.is_empty() {
+                        return;
+                    }
+                    let index = entry % self.entries.len();
+                    self.journal_command(
+                        Some(index),
+                        JournalCommand::Reverse {
+                            reversal_entry_id: EntryId::new(),
+                            date: start() + Days::new(day),
+                            narration: None,
+                        },
+                    );
+                }
+                Step::Close { month } => self.ledger_command(LedgerCommand::ClosePeriod {
+                    period: start() + Months::new(month),
+                }),
+                Step::Reopen { month } => self.ledger_command(LedgerCommand::ReopenPeriod {
+                    period: start() + Months::new(month),
+                }),
+                Step::Freeze { account, frozen } => {
+                    let account_id = self.accounts[account % self.accounts.len()];
+                    self.ledger_command(if frozen {
+                        LedgerCommand::FreezeAccount { account_id }
+                    } else {
+                        LedgerCommand::UnfreezeAccount { account_id }
+                    });
+                }
+            }
+        }
+
+        /// Debits and credits per account and month, recomputed from the log alone.
+        fn recomputed(&self) -> BTreeMap<(Uuid, NaiveDate), (i64, i64)> {
+            let mut totals = BTreeMap::new();
+            for event in &self.log {
+                let (date, lines) = match event.decode::<JournalEvent>() {
+                    Ok(JournalEvent::JournalEntryPosted { date, lines, .. })
+                    | Ok(JournalEvent::JournalEntryReversed { date, lines, .. }) => (date, lines),
+                    Err(_) => continue,
+                };
+                for line in lines {
+                    let total: &mut (i64, i64) = totals
+                        .entry((line.account_id.as_uuid(), month_of(date)))
+                        .or_default();
+                    total.0 += line.debit.paisa();
+                    total.1 += line.credit.paisa();
+                }
+            }
+            totals
+        }
+    }
+
+    fn start() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_trial_balance_always_balances_and_equals_the_log(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut session = Session::new();
+            for step in steps {
+                session.run(step);
+                let expected = session.recomputed();
+                let tenant = session.tenant.as_uuid();
+                let (mut debit, mut credit) = (0, 0);
+                for (key, (expected_debit, expected_credit)) in &expected {
+                    let row = session.rows.balances.pending(tenant, key).cloned().unwrap_or_default();
+                    prop_assert_eq!((row.debit, row.credit), (*expected_debit, *expected_credit));
+                    debit += row.debit;
+                    credit += row.credit;
+                }
+                prop_assert_eq!(session.rows.balances.len(), expected.len());
+                prop_assert_eq!(debit, credit, "the trial balance does not balance");
+            }
+            // Every posted entry balances, and the journal holds one row per entry and reversal.
+            let postings = session
+                .log
+                .iter()
+                .filter(|event| event.aggregate_type == JournalEntry::TYPE)
+                .count();
+            prop_assert_eq!(session.rows.entries.len(), postings);
+        }
+    }
+
+    /// The sessions above are not vacuous: a long one posts, reverses and refuses.
+    #[test]
+    fn random_sessions_post_reverse_and_refuse() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+        let mut runner = TestRunner::new_with_rng(
+            ProptestConfig::default(),
+            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+        );
+        let mut session = Session::new();
+        let steps = 400;
+        for _ in 0..steps {
+            let step = step().new_tree(&mut runner).unwrap().current();
+            session.run(step);
+        }
+        let count = |event_type: &str| {
+            session
+                .log
+                .iter()
+                .filter(|e| e.event_type == event_type)
+                .count()
+        };
+        let (posted, reversed) = (count("JournalEntryPosted"), count("JournalEntryReversed"));
+        assert!(posted >= 20, "only {posted} postings");
+        assert!(reversed >= 2, "only {reversed} reversals");
+        assert!(posted < steps, "nothing was refused");
+    }
+}

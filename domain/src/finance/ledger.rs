@@ -459,7 +459,7 @@ impl Ledger {
 
     /// The rules: which events a command produces, or why it is refused. Asking for what already
     /// holds (freezing a frozen account, closing a closed period) changes nothing.
-    fn decide(&self, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
+    pub fn decide(&self, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
         use LedgerCommand as C;
         use LedgerEvent as E;
         match command {
