@@ -6,10 +6,15 @@
 //! fixed ids, so a second load repeats the first outcome and writes nothing. Later modules add
 //! their sample data as further steps of [`load`].
 
+use chrono::NaiveDate;
 use uuid::Uuid;
-use vextrus_commands::{ActorId, CommandMetadata, EventStore, ExecuteError};
+use vextrus_commands::{ActorId, CommandMetadata, EventStore, ExecuteError, PostingState, Version};
 use vextrus_domain::TenantId;
-use vextrus_domain::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
+use vextrus_domain::finance::{
+    EntryKind, EntryLine, JournalCommand, JournalError, Ledger, LedgerCommand, LedgerError, Money,
+    MoneyError, NewEntry, Party, PartyKind, standard_chart,
+};
+use vextrus_domain::ids::{DivisionId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::{
     NewOrganization, Organization, OrganizationCommand, OrganizationError,
 };
@@ -35,6 +40,18 @@ pub enum DemoError {
     Actor,
     #[error("loading the sample data: {0}")]
     Execute(#[from] ExecuteError<OrganizationError>),
+    #[error("loading the sample ledger: {0}")]
+    Ledger(#[from] ExecuteError<LedgerError>),
+    #[error("loading the sample journal: {0}")]
+    Journal(#[from] ExecuteError<JournalError>),
+    #[error("sample amount {value:?} is invalid: {source}")]
+    Amount {
+        value: &'static str,
+        #[source]
+        source: MoneyError,
+    },
+    #[error("the sample chart has no account {0}")]
+    Account(&'static str),
 }
 
 /// What was loaded, for the welcome text.
@@ -46,6 +63,8 @@ pub struct Demo {
     pub divisions: usize,
     pub projects: usize,
     pub sites: usize,
+    /// Journal entries in the sample ledger (a reversal counts as one).
+    pub entries: usize,
     /// Events written by this load (0 when everything was there already).
     pub events_written: u32,
 }
@@ -214,6 +233,7 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
             }
         }
     }
+    let entries = load_ledger(store, tenant, organization, &actor, &mut events_written).await?;
     Ok(Demo {
         tenant,
         organization,
@@ -221,6 +241,273 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         divisions: DIVISIONS.len(),
         projects,
         sites,
+        entries,
         events_written,
     })
+}
+
+/// A sample line: account code, debit, credit (decimal text), project path, site path, party.
+type SampleLine = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<(PartyKind, &'static str)>,
+);
+
+/// Sample entries of fiscal year 2026-27: `(key, date, narration, document number, lines)`.
+type SampleEntry = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [SampleLine],
+);
+
+const PADMA: Option<&str> = Some("MBL/DHK/PADMA");
+const MAWA: Option<&str> = Some("MBL/DHK/PADMA/MAWA");
+const PURBACHAL: Option<&str> = Some("MBL/DHK/PURBACHAL");
+const RHD: Option<(PartyKind, &str)> = Some((PartyKind::Customer, "Roads and Highways Department"));
+const CEMENT: Option<(PartyKind, &str)> = Some((PartyKind::Supplier, "Meghna Cement Mills"));
+const PILING: Option<(PartyKind, &str)> = Some((PartyKind::Supplier, "Delta Piling Works"));
+
+const ENTRIES: &[SampleEntry] = &[
+    (
+        "opening",
+        "2026-07-01",
+        "Share capital paid in",
+        "JV-2627-0001",
+        &[
+            ("1121", "50000000.00", "", None, None, None),
+            ("3100", "", "50000000.00", None, None, None),
+        ],
+    ),
+    (
+        "bill-1",
+        "2026-07-15",
+        "Running bill 1, Padma approach road",
+        "JV-2627-0002",
+        &[
+            ("1130", "11500000.00", "", None, None, RHD),
+            ("4100", "", "10000000.00", PADMA, None, None),
+            ("2140", "", "1500000.00", None, None, None),
+        ],
+    ),
+    (
+        "cement",
+        "2026-08-05",
+        "Cement for Mawa side, 5,000 bags",
+        "JV-2627-0003",
+        &[
+            ("5110", "2500000.00", "", PADMA, MAWA, None),
+            ("2110", "", "2500000.00", None, None, CEMENT),
+        ],
+    ),
+    (
+        "piling",
+        "2026-08-20",
+        "Piling subcontract, first bill (TDS 5%, retention 5%)",
+        "JV-2627-0004",
+        &[
+            ("5120", "4000000.00", "", PADMA, MAWA, None),
+            ("2120", "", "3600000.00", None, None, PILING),
+            ("2160", "", "200000.00", None, None, None),
+            ("2130", "", "200000.00", None, None, PILING),
+        ],
+    ),
+    (
+        "receipt-1",
+        "2026-09-10",
+        "Running bill 1 received",
+        "JV-2627-0005",
+        &[
+            ("1121", "11500000.00", "", None, None, None),
+            ("1130", "", "11500000.00", None, None, RHD),
+        ],
+    ),
+    (
+        "rent",
+        "2026-09-30",
+        "Site office rent, Purbachal",
+        "JV-2627-0006",
+        &[
+            ("5220", "300000.00", "", PURBACHAL, None, None),
+            ("1121", "", "300000.00", None, None, None),
+        ],
+    ),
+    (
+        "salaries",
+        "2026-10-31",
+        "October site salaries, Padma",
+        "JV-2627-0007",
+        &[
+            ("5210", "1200000.00", "", PADMA, None, None),
+            ("1121", "", "1200000.00", None, None, None),
+        ],
+    ),
+    (
+        "rent-again",
+        "2026-11-05",
+        "Site office rent, Purbachal (entered twice)",
+        "JV-2627-0008",
+        &[
+            ("5220", "300000.00", "", PURBACHAL, None, None),
+            ("1121", "", "300000.00", None, None, None),
+        ],
+    ),
+];
+
+fn money(value: &'static str) -> Result<Money, DemoError> {
+    if value.is_empty() {
+        return Ok(Money::ZERO);
+    }
+    Money::parse(value).map_err(|source| DemoError::Amount { value, source })
+}
+
+fn day(text: &str) -> NaiveDate {
+    // The sample dates above are fixed and valid; a test loads them.
+    text.parse().unwrap_or_default()
+}
+
+/// The sample ledger: the standard chart, fiscal years 2025-26 and 2026-27, July 2026 closed,
+/// eight entries and the reversal of the one entered twice. Returns how many entries it holds.
+async fn load_ledger(
+    store: &EventStore,
+    tenant: TenantId,
+    organization: OrganizationId,
+    actor: &ActorId,
+    events_written: &mut u32,
+) -> Result<usize, DemoError> {
+    let stream = organization.to_string();
+    let metadata = |step: &str, roles: &str| {
+        let mut metadata = CommandMetadata::new(actor.clone()).with_idempotency_key("demo", step);
+        metadata.actor_roles = vec![roles.to_owned()];
+        metadata
+    };
+    let written = |outcome: vextrus_commands::CommandOutcome| {
+        if outcome.repeated {
+            0
+        } else {
+            outcome.event_count
+        }
+    };
+    let ledger_step = async |step: &str, command: LedgerCommand| {
+        let outcome = store
+            .execute::<Ledger>(
+                tenant,
+                &stream,
+                command,
+                &(),
+                &metadata(step, "finance-manager"),
+                None,
+            )
+            .await?;
+        Ok::<_, DemoError>(written(outcome))
+    };
+    *events_written += ledger_step(
+        "ledger/standard-chart",
+        LedgerCommand::InstallStandardChart(standard_chart(&CurrencyCode::bdt())),
+    )
+    .await?;
+    for start in ["2025-07-01", "2026-07-01"] {
+        let start = day(start);
+        let end = vextrus_domain::finance::FiscalYear::full_year_end(start).unwrap_or(start);
+        *events_written += ledger_step(
+            &format!("ledger/fiscal-year/{start}"),
+            LedgerCommand::OpenFiscalYear {
+                start,
+                end,
+                short: false,
+                fiscal_year_start: FiscalYearStart::default(),
+            },
+        )
+        .await?;
+    }
+    // The chart's ids were made by the first load; later loads read them back.
+    let (ledger, _) = store.load_aggregate::<Ledger>(tenant, &stream).await?;
+    let account = |code: &'static str| {
+        ledger
+            .accounts()
+            .find(|(_, account)| account.code.as_str() == code)
+            .map(|(id, _)| id)
+            .ok_or(DemoError::Account(code))
+    };
+    let postings = PostingState::default();
+    let journal_step =
+        async |step: &str, entry: EntryId, command: JournalCommand, expected: Option<Version>| {
+            let outcome = store
+                .execute_journal(
+                    &postings,
+                    tenant,
+                    organization,
+                    entry,
+                    command,
+                    &metadata(step, "accountant"),
+                    expected,
+                )
+                .await?;
+            Ok::<_, DemoError>(written(outcome))
+        };
+    for (key, date, narration, document, lines) in ENTRIES {
+        let entry_id = EntryId::from_uuid(unit_id(&format!("journal/{key}")));
+        let lines = lines
+            .iter()
+            .map(|(code, debit, credit, project, site, party)| {
+                Ok(EntryLine {
+                    account_id: account(code)?,
+                    debit: money(debit)?,
+                    credit: money(credit)?,
+                    party: party.map(|(kind, name)| Party {
+                        kind,
+                        id: unit_id(&format!("party/{name}")),
+                    }),
+                    project_id: project.map(|path| ProjectId::from_uuid(unit_id(path))),
+                    site_id: site.map(|path| SiteId::from_uuid(unit_id(path))),
+                    memo: None,
+                })
+            })
+            .collect::<Result<Vec<_>, DemoError>>()?;
+        let entry = NewEntry {
+            entry_id,
+            organization_id: organization,
+            kind: if *key == "opening" {
+                EntryKind::Opening
+            } else {
+                EntryKind::Regular
+            },
+            date: day(date),
+            narration: (*narration).to_owned(),
+            reference: None,
+            document_number: Some((*document).to_owned()),
+            lines,
+            round_off: false,
+        };
+        *events_written += journal_step(
+            &format!("journal/{key}"),
+            entry_id,
+            JournalCommand::Post(entry),
+            Some(Version::NONE),
+        )
+        .await?;
+    }
+    *events_written += journal_step(
+        "journal/rent-again/reverse",
+        EntryId::from_uuid(unit_id("journal/rent-again")),
+        JournalCommand::Reverse {
+            reversal_entry_id: EntryId::from_uuid(unit_id("journal/rent-again/reversal")),
+            date: day("2026-11-06"),
+            narration: Some("Reversal: site office rent entered twice".to_owned()),
+        },
+        None,
+    )
+    .await?;
+    *events_written += ledger_step(
+        "ledger/close/2026-07-01",
+        LedgerCommand::ClosePeriod {
+            period: day("2026-07-01"),
+        },
+    )
+    .await?;
+    Ok(ENTRIES.len() + 1)
 }

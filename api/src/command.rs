@@ -31,9 +31,7 @@ use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use uuid::Uuid;
-use vextrus_commands::{
-    CodecError, CommandMetadata, CommandOutcome, Companion, ExecuteError, StreamRead, Version,
-};
+use vextrus_commands::{CommandMetadata, CommandOutcome, ExecuteError, Version};
 use vextrus_domain::ids::OrganizationId;
 use vextrus_domain::{TenantId, UniqueValues};
 
@@ -145,37 +143,9 @@ impl Issue {
         self
     }
 
-    /// One attempt of `command` on stream `stream` of `A`, decided with `services` read from the
-    /// streams of `reads` (design.md D12); see [`EventStore::execute_reading`]. The caller owns
-    /// the retry, since only it knows how to refresh what it read.
-    ///
-    /// [`EventStore::execute_reading`]: vextrus_commands::EventStore::execute_reading
-    pub async fn run_reading<A>(
-        &self,
-        stream: impl Display,
-        command: A::Command,
-        services: &A::Services,
-        reads: &[StreamRead],
-        companion: impl FnOnce(&[A::Event]) -> Result<Option<Companion>, CodecError>,
-    ) -> Result<CommandOutcome, ExecuteError<A::Error>>
-    where
-        A: UniqueValues,
-        A::Command: Send,
-        A::Error: 'static,
-    {
-        self.state
-            .store()
-            .execute_reading::<A>(
-                self.tenant,
-                &stream.to_string(),
-                command,
-                services,
-                &self.metadata,
-                self.expected,
-                reads,
-                companion,
-            )
-            .await
+    /// The command's audit metadata.
+    pub fn metadata(&self) -> &CommandMetadata {
+        &self.metadata
     }
 
     /// Requires the stream not to exist yet, whatever `If-Match` said: the command creates the

@@ -241,6 +241,16 @@ pub trait DomainProblem: std::error::Error + Sized + 'static {
     fn into_problem(self) -> ApiError;
 }
 
+/// A stream that could not be brought into memory: the store's failure, never the caller's.
+impl From<vextrus_commands::CacheError> for ApiError {
+    fn from(error: vextrus_commands::CacheError) -> Self {
+        match error {
+            vextrus_commands::CacheError::Database(error) => Self::database(error),
+            other => Self::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
+        }
+    }
+}
+
 impl<E: DomainProblem> From<ExecuteError<E>> for ApiError {
     fn from(error: ExecuteError<E>) -> Self {
         let stream = E::STREAM;

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::watch;
-use vextrus_commands::{EventStore, StreamCache};
-use vextrus_domain::finance::Ledger;
-use vextrus_domain::organization::Organization;
+use vextrus_commands::{EventStore, PostingState};
 use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
@@ -68,8 +66,7 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     store: EventStore,
     /// Organizations' ledgers and hierarchies as postings decide on them (design.md D12).
-    ledgers: StreamCache<Ledger>,
-    organizations: StreamCache<Organization>,
+    postings: PostingState,
     read_pool: PgPool,
     ops_pool: PgPool,
     keys: JwtKeys,
@@ -92,8 +89,7 @@ impl AppState {
     ) -> Self {
         Self(Arc::new(Shared {
             store,
-            ledgers: StreamCache::default(),
-            organizations: StreamCache::default(),
+            postings: PostingState::default(),
             read_pool,
             ops_pool,
             keys,
@@ -106,12 +102,8 @@ impl AppState {
         &self.0.store
     }
 
-    pub fn ledgers(&self) -> &StreamCache<Ledger> {
-        &self.0.ledgers
-    }
-
-    pub fn organizations(&self) -> &StreamCache<Organization> {
-        &self.0.organizations
+    pub fn postings(&self) -> &PostingState {
+        &self.0.postings
     }
 
     pub fn read_pool(&self) -> &PgPool {

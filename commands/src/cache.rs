@@ -3,7 +3,7 @@
 //!
 //! A cached state may be stale: another process may have appended since. That is safe because a
 //! decision on it appends with the version it saw (design.md D12), and a stale version is refused
-//! ([`ExecuteError::StaleRead`] or a conflict); the caller then [`refresh`](StreamCache::refresh)es
+//! ([`ExecuteError::StaleRead`](crate::ExecuteError::StaleRead) or a conflict); the caller then [`refresh`](StreamCache::refresh)es
 //! and decides again. A refusal decided on cached state should be checked the same way before it
 //! is reported (refresh, decide again), since a refusal writes nothing that could be refused.
 
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use cqrs_es::Aggregate;
 use vextrus_domain::TenantId;
 
-use crate::error::ExecuteError;
+use crate::error::CacheError;
 use crate::metadata::Version;
 use crate::store::EventStore;
 
@@ -38,14 +38,14 @@ impl<A> Default for StreamCache<A> {
     }
 }
 
-impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
+impl<A: Aggregate + Clone> StreamCache<A> {
     /// The cached state of stream `id`, or the stream loaded now.
     pub async fn get(
         &self,
         store: &EventStore,
         tenant: TenantId,
         id: &str,
-    ) -> Result<Folded<A>, ExecuteError<A::Error>> {
+    ) -> Result<Folded<A>, CacheError> {
         if let Some(cached) = self.cached(tenant, id) {
             return Ok(cached);
         }
@@ -58,7 +58,7 @@ impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
         store: &EventStore,
         tenant: TenantId,
         id: &str,
-    ) -> Result<Folded<A>, ExecuteError<A::Error>> {
+    ) -> Result<Folded<A>, CacheError> {
         let (state, version) = self
             .cached(tenant, id)
             .unwrap_or_else(|| (Arc::new(A::default()), Version::NONE));
@@ -72,7 +72,7 @@ impl<A: Aggregate<Error: 'static> + Clone> StreamCache<A> {
         let mut state = A::clone(&state);
         let mut version = version;
         for event in newer {
-            state.apply(event.decode().map_err(|source| ExecuteError::Decode {
+            state.apply(event.decode().map_err(|source| CacheError::Decode {
                 position: event.global_position,
                 source,
             })?);

@@ -44,3 +44,25 @@ pub enum ExecuteError<E: std::error::Error + 'static> {
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
+
+/// Why a stream could not be brought into memory ([`crate::StreamCache`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("the event at log position {position} could not be read back")]
+    Decode {
+        position: GlobalPosition,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl<E: std::error::Error + 'static> From<CacheError> for ExecuteError<E> {
+    fn from(error: CacheError) -> Self {
+        match error {
+            CacheError::Decode { position, source } => Self::Decode { position, source },
+            CacheError::Database(error) => Self::Database(error),
+        }
+    }
+}

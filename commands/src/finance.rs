@@ -1,16 +1,125 @@
-//! What finance commands read from the log itself (never from a lagging read model).
+//! Finance on the write side: postings and reversals decided on the organization's ledger and
+//! hierarchy (design.md D12), and what year-end closing reads from the log itself (never from a
+//! lagging read model).
 
 use chrono::NaiveDate;
 use sqlx::Row;
 use uuid::Uuid;
 use vextrus_domain::TenantId;
-use vextrus_domain::finance::{EntryLine, JournalEntry, Money};
-use vextrus_domain::ids::{AccountId, OrganizationId, ProjectId, SiteId};
+use vextrus_domain::finance::{
+    EntryLine, JournalCommand, JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent,
+    Money, PostingContext,
+};
+use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
+use vextrus_domain::organization::Organization;
 
-use crate::store::EventStore;
+use crate::cache::StreamCache;
+use crate::codec::CodecError;
+use crate::error::ExecuteError;
+use crate::metadata::{CommandMetadata, Version};
+use crate::store::{CommandOutcome, Companion, EventStore, StreamRead};
 use crate::tenant;
 
+/// How often a posting decides again when the ledger or the hierarchy changed under it.
+const POSTING_ATTEMPTS: u32 = 8;
+
+/// The streams postings decide on, held in memory: every organization's ledger and hierarchy.
+#[derive(Debug, Default)]
+pub struct PostingState {
+    pub ledgers: StreamCache<Ledger>,
+    pub organizations: StreamCache<Organization>,
+}
+
+/// The ledger's note of the accounts `events` post to for the first time, appended with them.
+fn first_postings(
+    ledger: &Ledger,
+    organization_id: OrganizationId,
+    version: Version,
+    events: &[JournalEvent],
+) -> Result<Option<Companion>, CodecError> {
+    let accounts = events.iter().flat_map(|event| match event {
+        JournalEvent::JournalEntryPosted { lines, .. }
+        | JournalEvent::JournalEntryReversed { lines, .. } => lines.iter().map(|l| l.account_id),
+    });
+    let account_ids = ledger.first_postings(accounts);
+    if account_ids.is_empty() {
+        return Ok(None);
+    }
+    Companion::new::<Ledger>(
+        organization_id,
+        version,
+        &[LedgerEvent::AccountsFirstPosted { account_ids }],
+    )
+    .map(Some)
+}
+
 impl EventStore {
+    /// Runs a posting or a reversal on `entry`'s stream, deciding on `organization_id`'s ledger
+    /// and hierarchy as `state` holds them, with both as the read set (design.md D12); the first
+    /// posting to an account also records that on the ledger, in the same transaction. When
+    /// either stream moved meanwhile, refreshes it and decides again (unless `expected` pins the
+    /// entry's version); a refusal decided on state held in memory is checked on fresh state
+    /// before it is returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute_journal(
+        &self,
+        state: &PostingState,
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        entry: EntryId,
+        command: JournalCommand,
+        metadata: &CommandMetadata,
+        expected: Option<Version>,
+    ) -> Result<CommandOutcome, ExecuteError<JournalError>> {
+        let stream = organization_id.to_string();
+        let mut fresh = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ((ledger, ledger_version), (organization, organization_version)) = if fresh {
+                (
+                    state.ledgers.refresh(self, tenant, &stream).await?,
+                    state.organizations.refresh(self, tenant, &stream).await?,
+                )
+            } else {
+                (
+                    state.ledgers.get(self, tenant, &stream).await?,
+                    state.organizations.get(self, tenant, &stream).await?,
+                )
+            };
+            let reads = [
+                StreamRead::of::<Ledger>(organization_id, ledger_version),
+                StreamRead::of::<Organization>(organization_id, organization_version),
+            ];
+            let context = PostingContext {
+                ledger: ledger.clone(),
+                organization,
+            };
+            let result = self
+                .execute_reading::<JournalEntry>(
+                    tenant,
+                    &entry.to_string(),
+                    command.clone(),
+                    &context,
+                    metadata,
+                    expected,
+                    &reads,
+                    |events| first_postings(&ledger, organization_id, ledger_version, events),
+                )
+                .await;
+            match result {
+                Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. })
+                    if attempt < POSTING_ATTEMPTS
+                        && expected.is_none_or(|v| v == Version::NONE) =>
+                {
+                    fresh = true;
+                }
+                Err(ExecuteError::Rejected(_)) if !fresh => fresh = true,
+                other => return other,
+            }
+        }
+    }
+
     /// The net (debit minus credit) of every posted and reversal line of `organization` dated
     /// `from..=to` on one of `accounts`, per account, project and site, from the log. Year-end
     /// closing reads the year's profit-and-loss balances this way once every period of the year

@@ -244,7 +244,7 @@ async fn load_demo(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result
     Ok(demo)
 }
 
-/// The demo tenant's token (a week long, every role) and three requests to start with.
+/// The demo tenant's token (a week long, every role) and five requests to start with.
 fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<()> {
     use std::io::Write;
     let now = chrono::Utc::now().timestamp();
@@ -262,12 +262,13 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
     let org = demo.organization;
     let text = [
         format!(
-            "Demo tenant {}: {} with {} divisions, {} projects and {} sites ({}).",
+            "Demo tenant {}: {} with {} divisions, {} projects, {} sites and {} journal entries ({}).",
             demo.tenant,
             demo.organization_name,
             demo.divisions,
             demo.projects,
             demo.sites,
+            demo.entries,
             match demo.events_written {
                 0 => "already loaded".to_owned(),
                 written => format!("{written} events written"),
@@ -278,6 +279,9 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
         format!("  curl -s http://{addr}/v1/organizations -H \"Authorization: Bearer $TOKEN\""),
         format!(
             "  curl -s http://{addr}/v1/organizations/{org}/tree -H \"Authorization: Bearer $TOKEN\""
+        ),
+        format!(
+            "  curl -s \"http://{addr}/v1/organizations/{org}/trial-balance?from=2026-07-01&to=2027-06-30\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
             "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\""

@@ -372,23 +372,37 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
             .lines()
             .filter(|line| line.trim().starts_with("curl -s "))
             .collect();
-        assert_eq!(curls.len(), 4, "{printed}");
+        assert_eq!(curls.len(), 5, "{printed}");
         if run == 1 {
             assert!(printed.contains("already loaded"), "{printed}");
         }
         // The printed requests work as printed.
         let mut answers = Vec::new();
         for curl in &curls {
-            let url = curl.split_whitespace().nth(2).unwrap();
+            let url = curl.split_whitespace().nth(2).unwrap().trim_matches('"');
             let answer = client.get(url).bearer_auth(&token).send().await.unwrap();
             assert_eq!(answer.status(), 200, "{url}");
             answers.push(answer.json::<serde_json::Value>().await.unwrap());
         }
-        let [organizations, tree, history, _activity] = &answers[..] else {
+        let [organizations, tree, trial_balance, history, _activity] = &answers[..] else {
             unreachable!()
         };
-        // The activity counters catch up with the demo's events (one organization stream).
-        let activity_url = curls[3].split_whitespace().nth(2).unwrap();
+        // The sample ledger: this fiscal year's trial balance balances and is not empty.
+        assert_eq!(trial_balance["balanced"], true, "{trial_balance}");
+        assert_ne!(trial_balance["totals"]["debit"], "0.00", "{trial_balance}");
+        // The activity counters catch up with the demo's events (every stream of the tenant).
+        let activity_url = curls[4].split_whitespace().nth(2).unwrap();
+        let search_url = activity_url.replace("/v1/audit/activity", "/v1/audit/events?limit=1000");
+        let all_events: serde_json::Value = client
+            .get(&search_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all_events = all_events["items"].as_array().unwrap().len();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let activity: serde_json::Value = client
@@ -400,7 +414,7 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
                 .json()
                 .await
                 .unwrap();
-            if activity["totals"]["events"] == history["items"].as_array().unwrap().len() {
+            if activity["totals"]["events"] == all_events {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "{activity}");
@@ -422,12 +436,13 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
             projects.len(),
             sites,
             history["items"].as_array().unwrap().len(),
+            all_events,
         ));
         let status = served.stop().await;
         assert!(status.success());
     }
     assert_eq!(counts[0], counts[1], "the second load added nothing");
-    let (divisions, projects, sites, events) = counts[0];
+    let (divisions, projects, sites, events, _) = counts[0];
     assert!(divisions >= 3 && projects >= 5 && sites >= 8, "{counts:?}");
     assert_eq!(events, 1 + divisions + projects + sites + 1, "one rename");
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,18 +3,17 @@
 //!
 //! Chart and calendar commands run on the organization's ledger stream like any command of the
 //! kit. Postings and reversals decide on two streams besides their own, the organization's ledger
-//! and hierarchy, held in memory ([`AppState::ledgers`], [`AppState::organizations`]); the append
+//! and hierarchy, held in memory ([`AppState::postings`]); the append
 //! checks both are still at the versions the decision saw (design.md D12), and the first posting
 //! to an account also records that on the ledger, in the same transaction.
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use vextrus_commands::{CommandOutcome, Companion, ExecuteError, StreamRead, Version};
+use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
-    AccountType, EntryKind, EntryLine, JournalCommand, JournalEntry, JournalEvent, Ledger,
-    LedgerCommand, LedgerEvent, LedgerSettings, Money, NewAccount, NewEntry, Party, PostingContext,
-    standard_chart,
+    AccountType, EntryKind, EntryLine, JournalCommand, Ledger, LedgerCommand, LedgerSettings,
+    Money, NewAccount, NewEntry, Party, standard_chart,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -37,9 +36,6 @@ const LEDGER_ROLES: &[Role] = &[Role::Admin, Role::FinanceManager];
 /// Who posts and reverses entries.
 const POSTING_ROLES: &[Role] = &[Role::Admin, Role::FinanceManager, Role::Accountant];
 
-/// How often a posting decides again when the ledger or the hierarchy changed under it.
-const POSTING_ATTEMPTS: u32 = 8;
-
 /// The organization as postings see it; 404 when the tenant has none such.
 async fn organization(
     state: &AppState,
@@ -47,7 +43,7 @@ async fn organization(
     organization: OrganizationId,
 ) -> Result<Arc<Organization>, ApiError> {
     let id = organization.to_string();
-    let cache = state.organizations();
+    let cache = &state.postings().organizations;
     let (mut found, _) = cache.get(state.store(), issue.tenant(), &id).await?;
     if found.id().is_none() {
         // Perhaps created since it was cached as missing.
@@ -273,7 +269,8 @@ pub async fn configure_ledger(
     organization(&issue.state().clone(), &issue, organization_id).await?;
     let (current, _) = issue
         .state()
-        .ledgers()
+        .postings()
+        .ledgers
         .refresh(
             issue.state().store(),
             issue.tenant(),
@@ -407,7 +404,8 @@ pub async fn close_fiscal_year(
     let state = issue.state().clone();
     organization(&state, &issue, organization_id).await?;
     let (ledger, version) = state
-        .ledgers()
+        .postings()
+        .ledgers
         .refresh(state.store(), issue.tenant(), &organization_id.to_string())
         .await?;
     let end = ledger
@@ -547,32 +545,8 @@ fn entry_lines(
     fields.finish(|| Some(result))
 }
 
-/// The ledger's note of the accounts `events` post to for the first time, appended with them.
-fn first_postings(
-    ledger: &Ledger,
-    organization_id: OrganizationId,
-    version: Version,
-    events: &[JournalEvent],
-) -> Result<Option<Companion>, vextrus_commands::CodecError> {
-    let accounts = events.iter().flat_map(|event| match event {
-        JournalEvent::JournalEntryPosted { lines, .. }
-        | JournalEvent::JournalEntryReversed { lines, .. } => lines.iter().map(|l| l.account_id),
-    });
-    let account_ids = ledger.first_postings(accounts);
-    if account_ids.is_empty() {
-        return Ok(None);
-    }
-    Companion::new::<Ledger>(
-        organization_id,
-        version,
-        &[LedgerEvent::AccountsFirstPosted { account_ids }],
-    )
-    .map(Some)
-}
-
-/// Runs a posting or reversal on `entry`'s stream, deciding on the organization's ledger and
-/// hierarchy as held in memory; when either moved meanwhile, refreshes it and decides again. A
-/// refusal decided on state held in memory is checked on fresh state before it is reported.
+/// Runs a posting or reversal on `entry`'s stream through the store's one posting path
+/// ([`vextrus_commands::EventStore::execute_journal`]).
 async fn run_journal(
     issue: &Issue,
     organization_id: OrganizationId,
@@ -580,48 +554,18 @@ async fn run_journal(
     command: JournalCommand,
 ) -> Result<CommandOutcome, ApiError> {
     let state = issue.state();
-    let (store, tenant) = (state.store(), issue.tenant());
-    let stream = organization_id.to_string();
-    let mut fresh = false;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (ledger, ledger_version, organization, organization_version) = if fresh {
-            let (ledger, lv) = state.ledgers().refresh(store, tenant, &stream).await?;
-            let (organization, ov) = state
-                .organizations()
-                .refresh(store, tenant, &stream)
-                .await?;
-            (ledger, lv, organization, ov)
-        } else {
-            let (ledger, lv) = state.ledgers().get(store, tenant, &stream).await?;
-            let (organization, ov) = state.organizations().get(store, tenant, &stream).await?;
-            (ledger, lv, organization, ov)
-        };
-        let reads = [
-            StreamRead::of::<Ledger>(organization_id, ledger_version),
-            StreamRead::of::<Organization>(organization_id, organization_version),
-        ];
-        let context = PostingContext {
-            ledger: ledger.clone(),
-            organization,
-        };
-        let result = issue
-            .run_reading::<JournalEntry>(entry, command.clone(), &context, &reads, |events| {
-                first_postings(&ledger, organization_id, ledger_version, events)
-            })
-            .await;
-        match result {
-            Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. })
-                if attempt < POSTING_ATTEMPTS
-                    && issue.expected().is_none_or(|v| v == Version::NONE) =>
-            {
-                fresh = true;
-            }
-            Err(ExecuteError::Rejected(_)) if !fresh => fresh = true,
-            other => return Ok(other?),
-        }
-    }
+    Ok(state
+        .store()
+        .execute_journal(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            entry,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await?)
 }
 
 impl PostEntry {
