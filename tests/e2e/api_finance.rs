@@ -10,18 +10,18 @@ use crate::http::{Caller, Reply, TestApp, spawn_app};
 
 /// An organization with divisions, projects P1 (site S1) and P2 (site S2), the standard chart
 /// and fiscal year 2025-26 open.
-struct Books<'a> {
-    caller: Caller<'a>,
-    org: String,
-    project: String,
-    site: String,
-    other_project: String,
-    other_site: String,
-    accounts: HashMap<String, String>,
+pub(crate) struct Books<'a> {
+    pub(crate) caller: Caller<'a>,
+    pub(crate) org: String,
+    pub(crate) project: String,
+    pub(crate) site: String,
+    pub(crate) other_project: String,
+    pub(crate) other_site: String,
+    pub(crate) accounts: HashMap<String, String>,
 }
 
 impl<'a> Books<'a> {
-    async fn open(app: &'a TestApp, code: &str) -> Books<'a> {
+    pub(crate) async fn open(app: &'a TestApp, code: &str) -> Books<'a> {
         let caller = app.caller(&["admin"]);
         let tree = caller.create_hierarchy(code).await;
         let org = tree.org.clone();
@@ -86,19 +86,19 @@ impl<'a> Books<'a> {
         }
     }
 
-    fn id(&self, code: &str) -> &str {
+    pub(crate) fn id(&self, code: &str) -> &str {
         &self.accounts[code]
     }
 
-    fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/v1/organizations/{}/{rest}", self.org)
     }
 
-    async fn post_entry(&self, body: Value) -> Reply {
+    pub(crate) async fn post_entry(&self, body: Value) -> Reply {
         self.caller.post(&self.path("journal-entries"), body).await
     }
 
-    fn line(&self, code: &str, debit: &str, credit: &str) -> Value {
+    pub(crate) fn line(&self, code: &str, debit: &str, credit: &str) -> Value {
         let mut line = json!({"account_id": self.id(code)});
         if !debit.is_empty() {
             line["debit"] = json!(debit);
@@ -110,18 +110,18 @@ impl<'a> Books<'a> {
     }
 
     /// A line on a profit-and-loss account, with project P1.
-    fn pl_line(&self, code: &str, debit: &str, credit: &str) -> Value {
+    pub(crate) fn pl_line(&self, code: &str, debit: &str, credit: &str) -> Value {
         let mut line = self.line(code, debit, credit);
         line["project_id"] = json!(self.project);
         line
     }
 
-    fn entry(&self, date: &str, lines: Vec<Value>) -> Value {
+    pub(crate) fn entry(&self, date: &str, lines: Vec<Value>) -> Value {
         json!({"date": date, "narration": "Site rent", "reference": "RENT", "document_number": "JV-1", "lines": lines})
     }
 
     /// Dr Rent 50,000.00 (P1) / Cr Cash 50,000.00.
-    fn rent(&self, date: &str) -> Value {
+    pub(crate) fn rent(&self, date: &str) -> Value {
         self.entry(
             date,
             vec![
@@ -131,20 +131,20 @@ impl<'a> Books<'a> {
         )
     }
 
-    async fn trial_balance(&self, query: &str, position: i64) -> Reply {
+    pub(crate) async fn trial_balance(&self, query: &str, position: i64) -> Reply {
         self.caller
             .get(&self.path(&format!("trial-balance?{query}&min_position={position}")))
             .await
             .expect(200)
     }
 
-    async fn ledger_command(&self, method: Method, rest: &str, body: Value) -> Reply {
+    pub(crate) async fn ledger_command(&self, method: Method, rest: &str, body: Value) -> Reply {
         self.caller
             .send(self.caller.request(method, &self.path(rest)).json(&body))
             .await
     }
 
-    async fn close_period(&self, period: &str) -> Reply {
+    pub(crate) async fn close_period(&self, period: &str) -> Reply {
         self.ledger_command(Method::POST, &format!("periods/{period}/close"), json!({}))
             .await
     }

@@ -26,14 +26,16 @@ use crate::support::dump_read_models;
 
 const PARTITIONS: i32 = 4;
 
-/// A broker with the organization topic, and the configuration pointing at it.
+/// A broker with a topic per aggregate type, and the configuration pointing at it.
 fn broker() -> (EmbeddedKafka, KafkaConfig) {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let mut config = KafkaConfig::new(kafka.bootstrap_servers());
     config.topic_prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    kafka
-        .create_topic(&config.topic("organization"), PARTITIONS)
-        .unwrap();
+    for aggregate_type in vextrus_commands::AGGREGATE_TYPES {
+        kafka
+            .create_topic(&config.topic(aggregate_type), PARTITIONS)
+            .unwrap();
+    }
     (kafka, config)
 }
 
@@ -171,7 +173,14 @@ async fn rebuild_with_runner<P: Projection>(app: &TestApp, projection: P) {
         .execute(&app.owner)
         .await
         .unwrap();
-    let events = app.event_count().await as u64;
+    // The events of the types it reads.
+    let events: i64 =
+        sqlx::query_scalar("select count(*) from events where aggregate_type = any($1)")
+            .bind(P::AGGREGATE_TYPES)
+            .fetch_one(&app.owner)
+            .await
+            .unwrap();
+    let events = events as u64;
     let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
     let runner = ProjectionRunner::new(projection, pool.clone(), LogReader::new(pool))
         .poll_interval(Duration::from_millis(20));
@@ -1018,4 +1027,122 @@ async fn activity_counters_fed_by_two_workers_one_stopped_mid_stream_equal_the_l
     .unwrap();
     assert_eq!(summary.events, events);
     assert_eq!(activity_counts(&app).await, log, "a replay agrees");
+}
+
+/// The general ledger's tables, each as one JSON text in a fixed order.
+async fn dump_ledger(app: &TestApp) -> Vec<String> {
+    use vextrus_projections::finance::GeneralLedger;
+    let mut tables = Vec::new();
+    for table in <GeneralLedger as Projection>::TABLES {
+        tables.push(
+            sqlx::query_scalar::<_, String>(&format!(
+                "select coalesce(json_agg(t order by t::text)::text, '[]') from {table} t"
+            ))
+            .fetch_one(&app.owner)
+            .await
+            .unwrap(),
+        );
+    }
+    tables
+}
+
+/// Design.md D11: the general ledger built by two Kafka workers (one stopped mid-stream), by the
+/// single-node runner from nothing, and by a full replay is the same, row for row.
+#[tokio::test]
+async fn the_general_ledger_through_kafka_the_runner_and_a_replay_is_the_same() {
+    use vextrus_projections::finance::GeneralLedger;
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let relay = start_relay(&app, &config).await;
+    let (mut first, mut second) = (
+        start_worker_of(&app, &config, GeneralLedger).await,
+        start_worker_of(&app, &config, GeneralLedger).await,
+    );
+    for worker in [&mut first, &mut second] {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            worker.status.wait_for(|status| status.partitions > 0),
+        )
+        .await
+        .expect("each worker holds partitions")
+        .unwrap();
+    }
+    let mut second = Some(second);
+    let ledger_events = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from events where aggregate_type in ('ledger', 'journal_entry')",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .unwrap() as u64
+    };
+    let mut stopped_applied = 0;
+    for (n, code) in ["KAFA", "KAFB"].into_iter().enumerate() {
+        let books = crate::api_finance::Books::open(&app, code).await;
+        let mut entries = Vec::new();
+        for day in 1..=6 {
+            let mut body = books.rent(&format!("2025-08-{day:02}"));
+            body["lines"][0]["debit"] = json!(format!("{day}000.00"));
+            body["lines"][1]["credit"] = json!(format!("{day}000.00"));
+            entries.push(books.post_entry(body).await.expect(201).id());
+        }
+        books
+            .caller
+            .post(
+                &books.path(&format!("journal-entries/{}/reverse", entries[2])),
+                json!({"date": "2025-09-01"}),
+            )
+            .await
+            .expect(201);
+        books.close_period("2025-08-01").await.expect(200);
+        if n == 0 {
+            // The second worker stops mid-stream; the first takes its partitions over.
+            if let Some(second) = second.take() {
+                until_applied(&[&first, &second], ledger_events().await).await;
+                stopped_applied = second.status.borrow().events_applied;
+                second.stop().await;
+            }
+        }
+    }
+    let events = ledger_events().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while first.status.borrow().events_applied + stopped_applied < events {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first worker took over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let through_kafka = dump_ledger(&app).await;
+    relay.stop().await;
+    first.stop().await;
+    assert!(
+        through_kafka[4].contains("reversal"),
+        "{}",
+        through_kafka[4]
+    );
+
+    rebuild_with_runner(&app, GeneralLedger).await;
+    assert_eq!(
+        dump_ledger(&app).await,
+        through_kafka,
+        "the single-node runner agrees"
+    );
+
+    let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
+    let summary = vextrus_replay::Replay::new(
+        GeneralLedger,
+        app.owner.clone(),
+        LogReader::new(pool),
+        vextrus_replay::ReplayOptions::default(),
+    )
+    .run(|_| {})
+    .await
+    .unwrap();
+    assert_eq!(summary.events, events);
+    assert_eq!(
+        dump_ledger(&app).await,
+        through_kafka,
+        "a full replay agrees"
+    );
 }
