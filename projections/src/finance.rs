@@ -31,11 +31,12 @@ read_model! {
     pub struct LedgerRows {
         accounts: Table<AccountRow>,
         ledgers: Table<LedgerRow>,
-        years: Table<FiscalYearRow>,
+        fiscal_years: Table<FiscalYearRow>,
         closed_periods: Table<ClosedPeriodRow>,
         entries: Table<EntryRow>,
         lines: Lines<EntryLineRow>,
         balances: Counters<AccountBalance>,
+        years: Counters<AccountYear>,
         dimensions: Counters<DimensionBalance>,
     }
 }
@@ -149,6 +150,18 @@ row! {
 }
 
 row! {
+    /// Totals of one account in one calendar year: opening balances sum whole years, then months.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct AccountYear in "fin_account_years" {
+        key { account_id: Uuid, year: i32 }
+        organization_id: Uuid,
+        debit: i64 => additive,
+        credit: i64 => additive,
+        lines: i64 => additive,
+    }
+}
+
+row! {
     /// Totals of one account in one month for one project and site (nil UUID: none).
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct DimensionBalance in "fin_dimension_balances" {
@@ -231,6 +244,13 @@ impl LedgerRows {
                 b.credit += credit;
                 b.lines += 1;
             });
+            self.years
+                .add(tenant, (account_id, posting.date.year()), |b| {
+                    b.organization_id = organization_id;
+                    b.debit += debit;
+                    b.credit += credit;
+                    b.lines += 1;
+                });
             let dimension = (
                 account_id,
                 month,
@@ -392,7 +412,7 @@ impl LedgerRows {
                 ledger.round_off_allowance = settings.round_off_allowance.paisa();
             }
             E::FiscalYearOpened(year) => {
-                self.years.insert(
+                self.fiscal_years.insert(
                     tenant,
                     (organization, year.start),
                     FiscalYearRow {
@@ -430,7 +450,7 @@ impl LedgerRows {
                     .ok_or_else(|| missing("the retained-earnings account"))?
                     .currency
                     .clone();
-                self.years
+                self.fiscal_years
                     .change(tenant, &(organization, start), |row| {
                         row.closed = true;
                         row.closing_entry_id = Some(closing_entry_id.as_uuid());
@@ -528,7 +548,8 @@ impl LedgerRows {
 
 impl Projection for GeneralLedger {
     const NAME: &'static str = "general_ledger";
-    const VERSION: i32 = 1;
+    /// 2: yearly totals (`fin_account_years`).
+    const VERSION: i32 = 2;
     const AGGREGATE_TYPES: &'static [&'static str] = &[Ledger::TYPE, JournalEntry::TYPE];
 
     type Rows = LedgerRows;
@@ -576,7 +597,7 @@ impl Projection for GeneralLedger {
                 retained_earnings_account_id,
                 ..
             } => {
-                rows.years.want(tenant, &(organization, start));
+                rows.fiscal_years.want(tenant, &(organization, start));
                 rows.accounts
                     .want(tenant, &retained_earnings_account_id.as_uuid());
             }

@@ -42,6 +42,8 @@ pub enum BenchCommand {
     Lag(super::lag::LagArgs),
     /// Full replay of the organization projection vs the rate of scanning the same log.
     Replay(super::replay_bench::ReplayBenchArgs),
+    /// Journal postings vs a raw INSERT and balance-row ledgers; report queries at a million lines.
+    Ledger(super::ledger_bench::LedgerBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +66,7 @@ impl BenchCommand {
             Self::Append(args) => append(args, external).await,
             Self::Lag(args) => super::lag::lag(args, external).await,
             Self::Replay(args) => super::replay_bench::replay(args, external).await,
+            Self::Ledger(args) => super::ledger_bench::ledger(args, external).await,
         }
     }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod kafka;
 mod lag;
+mod ledger_bench;
 mod replay;
 mod replay_bench;
 mod serve;

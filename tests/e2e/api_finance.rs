@@ -1191,3 +1191,37 @@ async fn postings_raced_against_closes_freezes_and_archives_never_commit_what_a_
 fn taka(paisa: i64) -> String {
     format!("{}.{:02}", paisa / 100, paisa % 100)
 }
+
+#[tokio::test]
+async fn scenario_24_bin_and_tin_are_digits_of_their_exact_length() {
+    let app = spawn_app().await;
+    let caller = app.caller(&["admin"]);
+    let body = |bin: &str, tin: &str| json!({"name": "Meghna Builders Ltd", "code": "MBL", "bin": bin, "tin": tin});
+    for (bin, tin, field) in [
+        ("002871821-010", "123456789012", "bin"),
+        ("00287182101AB", "123456789012", "bin"),
+        ("002871821-0101", "12345678901", "tin"),
+        ("002871821-0101", "12345678901X", "tin"),
+    ] {
+        let before = app.event_count().await;
+        let reply = caller
+            .post("/v1/organizations", body(bin, tin))
+            .await
+            .expect(422);
+        assert_eq!(invalid_names(&reply), [field], "{bin} {tin}");
+        assert_eq!(app.event_count().await, before);
+    }
+    let created = caller
+        .post("/v1/organizations", body("002871821-0101", "123456789012"))
+        .await
+        .expect(201);
+    let stored: Value = sqlx::query_scalar(
+        "select payload->'bin' from events where aggregate_id = $1 and sequence = 1",
+    )
+    .bind(created.id())
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(stored, "0028718210101", "stored as 13 digits");
+    app.shutdown().await;
+}

@@ -209,8 +209,27 @@ async fn totals(
     if let Some(site) = scope.site {
         sql.push(" and site_id = ").push_bind(site);
     }
+    // Without dimensions, whole calendar years before `from` come from the yearly totals.
+    let from_year_start = NaiveDate::from_ymd_opt(from_month.year(), 1, 1).unwrap_or(EARLIEST);
+    if !dimension {
+        sql.push(" and month >= ").push_bind(from_year_start);
+    }
     sql.push(" group by 1, 2, 3");
     let mut result: BTreeMap<TotalsKey, Totals> = BTreeMap::new();
+    if !dimension {
+        let years = sqlx::query_as::<_, (Uuid, i64)>(
+            "select account_id, coalesce(sum(debit - credit), 0)::bigint from fin_account_years
+             where organization_id = $1 and year < $2 group by 1",
+        )
+        .bind(organization.as_uuid())
+        .bind(from_month.year())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(ApiError::database)?;
+        for (account, opening) in years {
+            result.entry((account, None, None)).or_default().opening += opening;
+        }
+    }
     let rows = sql
         .build()
         .fetch_all(&mut *conn)
