@@ -250,8 +250,8 @@ fn first_day() -> NaiveDate {
 /// debit side, cash (hot) on the credit side.
 fn lines(books: &Books, n: u64) -> Vec<EntryLine> {
     let (hot, other) = (
-        Money::from_paisa(1_000_00 + (n % 997) as i64),
-        Money::from_paisa(250_00),
+        Money::from_paisa(100_000 + (n % 997) as i64),
+        Money::from_paisa(25_000),
     );
     let line = |account_id, debit, credit| EntryLine {
         account_id,
