@@ -36,7 +36,7 @@ read_model! {
         entries: Table<EntryRow>,
         lines: Lines<EntryLineRow>,
         balances: Counters<AccountBalance>,
-        years: Counters<AccountYear>,
+        fiscal_years_totals: Counters<AccountFiscalYear>,
         dimensions: Counters<DimensionBalance>,
     }
 }
@@ -150,10 +150,12 @@ row! {
 }
 
 row! {
-    /// Totals of one account in one calendar year: opening balances sum whole years, then months.
+    /// Totals of one account in one fiscal year (its first day, as the entries record it): a
+    /// year's trial balance sums whole years for its opening balance and one row per account
+    /// for its debits and credits.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
-    pub struct AccountYear in "fin_account_years" {
-        key { account_id: Uuid, year: i32 }
+    pub struct AccountFiscalYear in "fin_account_fiscal_years" {
+        key { account_id: Uuid, fiscal_year: NaiveDate }
         organization_id: Uuid,
         debit: i64 => additive,
         credit: i64 => additive,
@@ -194,6 +196,7 @@ struct Posting<'a> {
     organization_id: Uuid,
     kind: EntryKind,
     date: NaiveDate,
+    fiscal_year: NaiveDate,
     currency: &'a str,
     narration: &'a str,
     reference: Option<&'a str>,
@@ -244,8 +247,8 @@ impl LedgerRows {
                 b.credit += credit;
                 b.lines += 1;
             });
-            self.years
-                .add(tenant, (account_id, posting.date.year()), |b| {
+            self.fiscal_years_totals
+                .add(tenant, (account_id, posting.fiscal_year), |b| {
                     b.organization_id = organization_id;
                     b.debit += debit;
                     b.credit += credit;
@@ -466,6 +469,7 @@ impl LedgerRows {
                             organization_id: organization,
                             kind: EntryKind::Closing,
                             date: end,
+                            fiscal_year: start,
                             currency: &currency,
                             narration: &narration,
                             reference: None,
@@ -490,6 +494,7 @@ impl LedgerRows {
                 organization_id,
                 kind,
                 date,
+                fiscal_year,
                 currency,
                 narration,
                 reference,
@@ -503,6 +508,7 @@ impl LedgerRows {
                     organization_id: organization_id.as_uuid(),
                     kind,
                     date,
+                    fiscal_year,
                     currency: currency.as_str(),
                     narration: &narration,
                     reference: reference.as_deref(),
@@ -516,6 +522,7 @@ impl LedgerRows {
                 organization_id,
                 reversal_entry_id,
                 date,
+                fiscal_year,
                 currency,
                 narration,
                 lines,
@@ -533,6 +540,7 @@ impl LedgerRows {
                         organization_id: organization_id.as_uuid(),
                         kind: EntryKind::Reversal,
                         date,
+                        fiscal_year,
                         currency: currency.as_str(),
                         narration: &narration,
                         reference: None,
@@ -548,8 +556,9 @@ impl LedgerRows {
 
 impl Projection for GeneralLedger {
     const NAME: &'static str = "general_ledger";
-    /// 2: yearly totals (`fin_account_years`).
-    const VERSION: i32 = 2;
+    /// 2: yearly totals (`fin_account_years`); 3: fiscal-year totals instead
+    /// (`fin_account_fiscal_years`).
+    const VERSION: i32 = 3;
     const AGGREGATE_TYPES: &'static [&'static str] = &[Ledger::TYPE, JournalEntry::TYPE];
 
     type Rows = LedgerRows;
@@ -970,6 +979,18 @@ mod tests {
                 }
                 prop_assert_eq!(session.rows.balances.len(), expected.len());
                 prop_assert_eq!(debit, credit, "the trial balance does not balance");
+                // The fiscal-year totals are the months of the session's one fiscal year.
+                let mut per_account: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+                for ((account, _), (d, c)) in &expected {
+                    let total = per_account.entry(*account).or_default();
+                    total.0 += d;
+                    total.1 += c;
+                }
+                for (account, total) in &per_account {
+                    let row = session.rows.fiscal_years_totals.pending(tenant, &(*account, start())).cloned().unwrap_or_default();
+                    prop_assert_eq!((row.debit, row.credit), *total);
+                }
+                prop_assert_eq!(session.rows.fiscal_years_totals.len(), per_account.len());
             }
             // Every posted entry balances, and the journal holds one row per entry and reversal.
             let postings = session

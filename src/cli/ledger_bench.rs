@@ -657,7 +657,8 @@ async fn reports(
 ) -> anyhow::Result<(f64, f64)> {
     let entries = args.lines / 3;
     let started = Instant::now();
-    // Postings dated over six years, in batches, as the log would hold them.
+    // Postings dated over six years, in batches, as the log would hold them (fiscal years from
+    // 1 July).
     let batch = 20_000_u64;
     let mut done = 0;
     while done < entries {
@@ -667,13 +668,15 @@ async fn reports(
                                  actor, command_id, correlation_id)
              select $1, 'journal_entry', e.id::text, 1, 'JournalEntryPosted', '1',
                     jsonb_build_object('entry_id', e.id, 'organization_id', $2::uuid, 'kind', 'regular',
-                        'date', ($3::date + (e.n % ($4::bigint * 365))::int), 'currency', 'BDT', 'narration', 'Generated posting',
+                        'date', e.day, 'fiscal_year', (date_trunc('year', e.day - interval '6 months') + interval '6 months')::date,
+                        'currency', 'BDT', 'narration', 'Generated posting',
                         'lines', jsonb_build_array(
                             jsonb_build_object('account_id', $5::uuid, 'debit', 100000 + e.n % 997, 'credit', 0, 'project_id', $6::uuid),
                             jsonb_build_object('account_id', ($7::uuid[])[1 + e.n % array_length($7::uuid[], 1)], 'debit', 25000, 'credit', 0, 'project_id', $6::uuid),
                             jsonb_build_object('account_id', $8::uuid, 'debit', 0, 'credit', 125000 + e.n % 997))),
                     'bench-user', e.id, e.id
-             from (select n, gen_random_uuid() as id from generate_series($9::bigint, $10::bigint) as n) as e",
+             from (select n, gen_random_uuid() as id, $3::date + (n % ($4::bigint * 365))::int as day
+                   from generate_series($9::bigint, $10::bigint) as n) as e",
         )
         .bind(books.tenant.as_uuid())
         .bind(books.organization.as_uuid())
@@ -714,7 +717,7 @@ async fn reports(
     // visibility map for index-only scans, so that the queries below see a settled database.
     let started = Instant::now();
     sqlx::raw_sql(
-        "vacuum (analyze) fin_entry_lines, fin_entries, fin_account_balances, fin_account_years, \
+        "vacuum (analyze) fin_entry_lines, fin_entries, fin_account_balances, fin_account_fiscal_years, \
          fin_dimension_balances, fin_accounts",
     )
     .execute(owner)

@@ -888,6 +888,100 @@ async fn scenario_26_year_end_closing_moves_the_result_to_retained_earnings() {
     app.shutdown().await;
 }
 
+/// Trial balances over ranges that match fiscal years, cross them, cut months or lie before
+/// every posting read whole years, months and days from different tables: each must equal the
+/// sums of the posted lines.
+#[tokio::test]
+async fn trial_balances_over_any_range_equal_the_posted_lines() {
+    let app = spawn_app().await;
+    let books = Books::open(&app, "FINTB").await;
+    books
+        .caller
+        .post(&books.path("fiscal-years"), json!({"start": "2026-07-01"}))
+        .await
+        .expect(200);
+    // Rent paid on days at year, month and range edges; each amount distinct.
+    let days = [
+        "2025-07-01",
+        "2025-07-15",
+        "2025-07-31",
+        "2025-08-01",
+        "2025-12-31",
+        "2026-01-01",
+        "2026-03-10",
+        "2026-06-30",
+        "2026-07-01",
+        "2026-09-10",
+        "2027-02-15",
+        "2027-06-30",
+    ];
+    let mut posted: Vec<(&str, i64)> = Vec::new();
+    let mut position = 0;
+    for (index, day) in days.iter().enumerate() {
+        let paisa = 100_000 * (index as i64 + 1) + index as i64;
+        let amount = taka(paisa);
+        let reply = books
+            .post_entry(books.entry(
+                day,
+                vec![
+                    books.pl_line("5220", &amount, ""),
+                    books.line("1110", "", &amount),
+                ],
+            ))
+            .await
+            .expect(201);
+        position = reply.position();
+        posted.push((day, paisa));
+    }
+    let ranges = [
+        ("2025-07-01", "2026-06-30"),
+        ("2026-07-01", "2027-06-30"),
+        ("2025-07-01", "2027-06-30"),
+        ("2025-08-15", "2026-09-10"),
+        ("2026-03-01", "2026-03-31"),
+        ("2026-06-30", "2026-07-01"),
+        ("2024-01-01", "2025-12-31"),
+        ("2025-07-10", "2025-07-20"),
+        ("2026-01-01", "2027-12-31"),
+        ("2027-07-01", "2027-12-31"),
+    ];
+    for (from, to) in ranges {
+        let before: i64 = posted
+            .iter()
+            .filter(|(d, _)| *d < from)
+            .map(|(_, p)| p)
+            .sum();
+        let inside: i64 = posted
+            .iter()
+            .filter(|(d, _)| *d >= from && *d <= to)
+            .map(|(_, p)| p)
+            .sum();
+        for dimension in ["", "&by_dimension=true"] {
+            let tb = books
+                .trial_balance(&format!("from={from}&to={to}{dimension}"), position)
+                .await;
+            let range = format!("{from}..{to}{dimension}");
+            assert_eq!(tb.body["balanced"], true, "{range}: {}", tb.body);
+            assert_eq!(tb.body["totals"]["debit"], taka(inside), "{range}");
+            if before == 0 && inside == 0 {
+                assert_eq!(tb.body["rows"], json!([]), "{range}");
+                continue;
+            }
+            let (rent, cash) = (row(&tb.body, "5220"), row(&tb.body, "1110"));
+            assert_eq!(rent["opening"], taka(before), "{range}");
+            assert_eq!(rent["debit"], taka(inside), "{range}");
+            assert_eq!(rent["closing"], taka(before + inside), "{range}");
+            assert_eq!(
+                cash["opening"],
+                format!("-{}", taka(before)).replace("-0.00", "0.00"),
+                "{range}"
+            );
+            assert_eq!(cash["credit"], taka(inside), "{range}");
+        }
+    }
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn reports_page_the_ledger_with_running_balances_and_export_csv() {
     let app = spawn_app().await;

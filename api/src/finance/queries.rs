@@ -160,146 +160,108 @@ async fn totals(
     scope: Scope,
 ) -> Result<BTreeMap<TotalsKey, Totals>, ApiError> {
     let from = from.unwrap_or(EARLIEST);
-    let from_month = month_of(from);
-    // Whole months inside the range, from the counters: [first_full, after_last_full).
-    let first_full = if from.day() == 1 {
-        from
-    } else {
-        next_month(from_month)
-    };
-    let after_last_full = match to.succ_opt() {
-        Some(next) if next.day() == 1 => next,
-        _ => month_of(to),
-    };
-    let dimension = scope.project.is_some() || scope.site.is_some() || scope.by_dimension;
-    let table = if dimension {
-        "fin_dimension_balances"
-    } else {
-        "fin_account_balances"
-    };
-    let group = if scope.by_dimension {
-        "account_id, nullif(project_id, '00000000-0000-0000-0000-000000000000'::uuid), \
-         nullif(site_id, '00000000-0000-0000-0000-000000000000'::uuid)"
-    } else {
-        "account_id, null::uuid, null::uuid"
-    };
-    let mut sql = QueryBuilder::<Postgres>::new(format!(
-        "select {group}, \
-           coalesce(sum(debit - credit) filter (where month < "
-    ));
-    sql.push_bind(from_month)
-        .push("), 0)::bigint, coalesce(sum(debit) filter (where month >= ")
-        .push_bind(first_full)
-        .push("), 0)::bigint, coalesce(sum(credit) filter (where month >= ")
-        .push_bind(first_full)
-        .push(format!(
-            "), 0)::bigint from {table} where organization_id = "
-        ))
-        .push_bind(organization.as_uuid())
-        .push(" and month < ")
-        .push_bind(after_last_full)
-        .push(" and (month < ")
-        .push_bind(from_month)
-        .push(" or month >= ")
-        .push_bind(first_full)
-        .push(")");
-    if let Some(project) = scope.project {
-        sql.push(" and project_id = ").push_bind(project);
-    }
-    if let Some(site) = scope.site {
-        sql.push(" and site_id = ").push_bind(site);
-    }
-    // Without dimensions, whole calendar years before `from` come from the yearly totals.
-    let from_year_start = NaiveDate::from_ymd_opt(from_month.year(), 1, 1).unwrap_or(EARLIEST);
-    if !dimension {
-        sql.push(" and month >= ").push_bind(from_year_start);
-    }
-    sql.push(" group by 1, 2, 3");
+    let after_to = to.succ_opt().unwrap_or(to);
     let mut result: BTreeMap<TotalsKey, Totals> = BTreeMap::new();
-    if !dimension {
-        let years = sqlx::query_as::<_, (Uuid, i64)>(
-            "select account_id, coalesce(sum(debit - credit), 0)::bigint from fin_account_years
-             where organization_id = $1 and year < $2 group by 1",
+    let dimension = scope.project.is_some() || scope.site.is_some() || scope.by_dimension;
+    if dimension {
+        add_range(
+            conn,
+            &mut result,
+            organization,
+            scope,
+            (EARLIEST, from),
+            Part::Opening,
+        )
+        .await?;
+        add_range(
+            conn,
+            &mut result,
+            organization,
+            scope,
+            (from, after_to),
+            Part::Period,
+        )
+        .await?;
+    } else {
+        // Whole fiscal years from their totals: every one that starts before the last year with
+        // postings starting on or before `from` opens the balance, every one inside the range
+        // adds to its debits and credits; the days in between come from months and lines.
+        let last_started: Option<NaiveDate> = sqlx::query_scalar(
+            "select max(fiscal_year) from fin_account_fiscal_years
+             where organization_id = $1 and fiscal_year <= $2",
         )
         .bind(organization.as_uuid())
-        .bind(from_month.year())
+        .bind(from)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(ApiError::database)?;
+        let inside: Vec<(NaiveDate, NaiveDate)> = sqlx::query_as(
+            "select start_date, end_date from fin_fiscal_years
+             where organization_id = $1 and start_date >= $2 and end_date <= $3
+             order by start_date",
+        )
+        .bind(organization.as_uuid())
+        .bind(from)
+        .bind(to)
         .fetch_all(&mut *conn)
         .await
         .map_err(ApiError::database)?;
-        for (account, opening) in years {
-            result.entry((account, None, None)).or_default().opening += opening;
-        }
-    }
-    let rows = sql
-        .build()
+        let starts: Vec<NaiveDate> = inside.iter().map(|(start, _)| *start).collect();
+        let rows = sqlx::query(
+            "select account_id,
+                    coalesce(sum(debit - credit) filter (where fiscal_year < $2), 0)::bigint,
+                    coalesce(sum(debit) filter (where fiscal_year = any($3)), 0)::bigint,
+                    coalesce(sum(credit) filter (where fiscal_year = any($3)), 0)::bigint
+             from fin_account_fiscal_years
+             where organization_id = $1 and (fiscal_year < $2 or fiscal_year = any($3))
+             group by 1",
+        )
+        .bind(organization.as_uuid())
+        .bind(last_started.unwrap_or(EARLIEST))
+        .bind(&starts)
         .fetch_all(&mut *conn)
         .await
         .map_err(ApiError::database)?;
-    for row in rows {
-        let key = (
-            row.get::<Uuid, _>(0),
-            row.get::<Option<Uuid>, _>(1),
-            row.get::<Option<Uuid>, _>(2),
-        );
-        let entry = result.entry(key).or_default();
-        entry.opening += row.get::<i64, _>(3);
-        entry.debit += row.get::<i64, _>(4);
-        entry.credit += row.get::<i64, _>(5);
-    }
-    // The days of cut months, from the lines.
-    let mut cut: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    if from_month < first_full {
-        cut.push((from_month, first_full.min(after_last_full.max(first_full))));
-    }
-    if after_last_full <= to {
-        cut.push((after_last_full.max(first_full), next_month(month_of(to))));
-    }
-    for (start, end) in cut {
-        let line_group = if scope.by_dimension {
-            "account_id, project_id, site_id"
-        } else {
-            "account_id, null::uuid, null::uuid"
-        };
-        let mut sql = QueryBuilder::<Postgres>::new(format!(
-            "select {line_group}, \
-               coalesce(sum(debit - credit) filter (where date < "
-        ));
-        sql.push_bind(from)
-            .push("), 0)::bigint, coalesce(sum(debit) filter (where date >= ")
-            .push_bind(from)
-            .push("), 0)::bigint, coalesce(sum(credit) filter (where date >= ")
-            .push_bind(from)
-            .push("), 0)::bigint from fin_entry_lines where organization_id = ")
-            .push_bind(organization.as_uuid())
-            .push(" and date >= ")
-            .push_bind(start)
-            .push(" and date < ")
-            .push_bind(end)
-            .push(" and date <= ")
-            .push_bind(to);
-        if let Some(project) = scope.project {
-            sql.push(" and project_id = ").push_bind(project);
+        for row in rows {
+            let entry = result.entry((row.get(0), None, None)).or_default();
+            entry.opening += row.get::<i64, _>(1);
+            entry.debit += row.get::<i64, _>(2);
+            entry.credit += row.get::<i64, _>(3);
         }
-        if let Some(site) = scope.site {
-            sql.push(" and site_id = ").push_bind(site);
+        // No year with postings starts on or before `from`: nothing is dated before it.
+        if let Some(started) = last_started {
+            add_range(
+                conn,
+                &mut result,
+                organization,
+                scope,
+                (started, from),
+                Part::Opening,
+            )
+            .await?;
         }
-        sql.push(" group by 1, 2, 3");
-        for row in sql
-            .build()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(ApiError::database)?
-        {
-            let key = (
-                row.get::<Uuid, _>(0),
-                row.get::<Option<Uuid>, _>(1),
-                row.get::<Option<Uuid>, _>(2),
-            );
-            let entry = result.entry(key).or_default();
-            entry.opening += row.get::<i64, _>(3);
-            entry.debit += row.get::<i64, _>(4);
-            entry.credit += row.get::<i64, _>(5);
+        let mut cursor = from;
+        for (start, end) in inside {
+            add_range(
+                conn,
+                &mut result,
+                organization,
+                scope,
+                (cursor, start),
+                Part::Period,
+            )
+            .await?;
+            cursor = end.succ_opt().unwrap_or(end);
         }
+        add_range(
+            conn,
+            &mut result,
+            organization,
+            scope,
+            (cursor, after_to),
+            Part::Period,
+        )
+        .await?;
     }
     if scope.without_closing {
         // Year-end closing entries are few: subtract their lines.
@@ -344,6 +306,136 @@ async fn totals(
 
 fn next_month(month: NaiveDate) -> NaiveDate {
     month.checked_add_months(Months::new(1)).unwrap_or(LATEST)
+}
+
+/// Where a range's sums go in [`Totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Before the report's range: debit minus credit.
+    Opening,
+    /// Inside it: debits and credits.
+    Period,
+}
+
+/// Adds the lines dated in `[start, end)` to `part` of `result`: whole months from the monthly
+/// counters, the days of cut months from the lines.
+async fn add_range(
+    conn: &mut PgConnection,
+    result: &mut BTreeMap<TotalsKey, Totals>,
+    organization: OrganizationId,
+    scope: Scope,
+    (start, end): (NaiveDate, NaiveDate),
+    part: Part,
+) -> Result<(), ApiError> {
+    if start >= end {
+        return Ok(());
+    }
+    let first_full = if start.day() == 1 {
+        start
+    } else {
+        next_month(month_of(start))
+    };
+    let after_full = month_of(end);
+    let dimension = scope.project.is_some() || scope.site.is_some() || scope.by_dimension;
+    let (table, group) = match (dimension, scope.by_dimension) {
+        (false, _) => ("fin_account_balances", "account_id, null::uuid, null::uuid"),
+        (true, false) => (
+            "fin_dimension_balances",
+            "account_id, null::uuid, null::uuid",
+        ),
+        (true, true) => (
+            "fin_dimension_balances",
+            "account_id, nullif(project_id, '00000000-0000-0000-0000-000000000000'::uuid), \
+             nullif(site_id, '00000000-0000-0000-0000-000000000000'::uuid)",
+        ),
+    };
+    let line_group = if scope.by_dimension {
+        "account_id, project_id, site_id"
+    } else {
+        "account_id, null::uuid, null::uuid"
+    };
+    let mut queries = Vec::new();
+    if first_full < after_full {
+        let mut sql = QueryBuilder::<Postgres>::new(format!(
+            "select {group}, coalesce(sum(debit), 0)::bigint, coalesce(sum(credit), 0)::bigint \
+             from {table} where organization_id = "
+        ));
+        sql.push_bind(organization.as_uuid())
+            .push(" and month >= ")
+            .push_bind(first_full)
+            .push(" and month < ")
+            .push_bind(after_full);
+        queries.push(sql);
+        // The cut days on either side.
+        let mut cuts = Vec::new();
+        if start < first_full {
+            cuts.push((start, first_full));
+        }
+        if after_full < end {
+            cuts.push((after_full, end));
+        }
+        if !cuts.is_empty() {
+            queries.push(lines_query(line_group, organization, &cuts));
+        }
+    } else {
+        queries.push(lines_query(line_group, organization, &[(start, end)]));
+    }
+    for mut sql in queries {
+        if let Some(project) = scope.project {
+            sql.push(" and project_id = ").push_bind(project);
+        }
+        if let Some(site) = scope.site {
+            sql.push(" and site_id = ").push_bind(site);
+        }
+        sql.push(" group by 1, 2, 3");
+        for row in sql
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(ApiError::database)?
+        {
+            let key = (
+                row.get::<Uuid, _>(0),
+                row.get::<Option<Uuid>, _>(1),
+                row.get::<Option<Uuid>, _>(2),
+            );
+            let (debit, credit) = (row.get::<i64, _>(3), row.get::<i64, _>(4));
+            let entry = result.entry(key).or_default();
+            match part {
+                Part::Opening => entry.opening += debit - credit,
+                Part::Period => {
+                    entry.debit += debit;
+                    entry.credit += credit;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Debits and credits of the lines dated in any of `ranges` (each `[start, end)`).
+fn lines_query<'a>(
+    group: &str,
+    organization: OrganizationId,
+    ranges: &[(NaiveDate, NaiveDate)],
+) -> QueryBuilder<'a, Postgres> {
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {group}, coalesce(sum(debit), 0)::bigint, coalesce(sum(credit), 0)::bigint \
+         from fin_entry_lines where organization_id = "
+    ));
+    sql.push_bind(organization.as_uuid()).push(" and (");
+    for (index, (start, end)) in ranges.iter().enumerate() {
+        if index > 0 {
+            sql.push(" or ");
+        }
+        sql.push("(date >= ")
+            .push_bind(*start)
+            .push(" and date < ")
+            .push_bind(*end)
+            .push(")");
+    }
+    sql.push(")");
+    sql
 }
 
 /// The first day of the fiscal year that holds `day`, else of `day`'s month.

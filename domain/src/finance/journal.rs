@@ -84,6 +84,8 @@ pub enum JournalEvent {
         organization_id: OrganizationId,
         kind: EntryKind,
         date: NaiveDate,
+        /// The first day of the fiscal year `date` lies in: reports sum whole fiscal years.
+        fiscal_year: NaiveDate,
         currency: CurrencyCode,
         narration: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +101,8 @@ pub enum JournalEvent {
         organization_id: OrganizationId,
         reversal_entry_id: EntryId,
         date: NaiveDate,
+        /// The first day of the fiscal year `date` lies in.
+        fiscal_year: NaiveDate,
         currency: CurrencyCode,
         narration: String,
         lines: Vec<EntryLine>,
@@ -313,7 +317,7 @@ impl JournalEntry {
                 // The reversal posts like any entry today: open period, usable accounts, live
                 // projects. Only its kind is exempt from the opening-entry rule.
                 check_lines(&lines, EntryKind::Reversal, &posted.currency, context)?;
-                context
+                let fiscal_year = context
                     .ledger
                     .check_posting_date(date)
                     .map_err(JournalError::Date)?;
@@ -322,6 +326,7 @@ impl JournalEntry {
                     organization_id: posted.organization_id,
                     reversal_entry_id,
                     date,
+                    fiscal_year,
                     currency: posted.currency.clone(),
                     narration,
                     lines,
@@ -424,7 +429,7 @@ fn post(entry: NewEntry, context: &PostingContext) -> Result<JournalEvent, Journ
         return Err(JournalError::TooFewLines);
     }
     check_lines(&lines, entry.kind, &currency, context)?;
-    context
+    let fiscal_year = context
         .ledger
         .check_posting_date(entry.date)
         .map_err(JournalError::Date)?;
@@ -433,6 +438,7 @@ fn post(entry: NewEntry, context: &PostingContext) -> Result<JournalEvent, Journ
         organization_id: entry.organization_id,
         kind: entry.kind,
         date: entry.date,
+        fiscal_year,
         currency,
         narration,
         reference,

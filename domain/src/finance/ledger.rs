@@ -429,7 +429,9 @@ impl Ledger {
 
     /// Whether an entry may be dated `date`: it lies in a fiscal year that is not closed, in an
     /// open period, and after the lock date.
-    pub fn check_posting_date(&self, date: NaiveDate) -> Result<(), LedgerError> {
+    /// Whether an entry may be dated `date`: after the lock date, in an open period of a fiscal
+    /// year that is not closed. Returns the start of that fiscal year (recorded on the entry).
+    pub fn check_posting_date(&self, date: NaiveDate) -> Result<NaiveDate, LedgerError> {
         if let Some(lock_date) = self.lock_date {
             if date <= lock_date {
                 return Err(LedgerError::Locked { date, lock_date });
@@ -442,7 +444,7 @@ impl Ledger {
         if self.closed_years.contains(&year.start) || self.closed_periods.contains(&period) {
             return Err(LedgerError::PeriodClosed { period });
         }
-        Ok(())
+        Ok(year.start)
     }
 
     fn change(&mut self, account_id: AccountId, edit: impl FnOnce(&mut Account)) {

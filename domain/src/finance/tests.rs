@@ -221,6 +221,7 @@ impl Books {
             organization_id: entry.organization_id,
             kind: entry.kind,
             date: entry.date,
+            fiscal_year: date("2025-07-01"),
             currency: CurrencyCode::bdt(),
             narration: entry.narration.clone(),
             reference: entry.reference.clone(),
@@ -401,6 +402,7 @@ fn a_reversal_swaps_sides_links_both_and_happens_once() {
         organization_id: books.org,
         reversal_entry_id,
         date: date("2025-08-20"),
+        fiscal_year: date("2025-07-01"),
         currency: CurrencyCode::bdt(),
         narration: "Reversal of August site rent".to_owned(),
         lines: vec![
