@@ -18,7 +18,7 @@ use crate::log::{RECORDED_EVENT_COLUMNS, RecordedEvent};
 use crate::metadata::{CommandId, CommandMetadata, GlobalPosition, Version};
 use crate::tenant;
 
-/// The SQLSTATE of `vextrus_check_reads` when a stream moved since the decision read it.
+/// The SQLSTATE of `vextrus_append` when a stream of the read set moved since the decision read it.
 const STALE_READ: &str = "VX409";
 
 /// A stream a decision read, at the version it saw (design.md D12).
@@ -649,59 +649,28 @@ impl Append {
         Version::new(self.version_before.get() + i64::from(self.event_count()))
     }
 
-    /// Appends the command's events: one committed call when it read no other stream; the read
-    /// check and the append in one statement when it did; and in one transaction with a
-    /// companion stream's events when there is one. Returns the position of the last event of
-    /// the command's own stream, if any.
+    /// Appends the command's events with its read check (design.md D12) in one call to
+    /// `vextrus_append`; in one transaction with a companion stream's events when there is one.
+    /// Returns the position of the last event of the command's own stream, if any.
     async fn run(
         &self,
         pool: &PgPool,
         reads: &[StreamRead],
         companion: Option<&Append>,
     ) -> Result<Option<GlobalPosition>, sqlx::Error> {
-        const APPEND: &str = "vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                              $15, $16::inet, $17, $18, $19, $20, $21, $22, $23)";
         let check = Reads::of(reads, companion);
-        match (reads.is_empty(), companion) {
-            (true, None) => {
-                let last_position: Option<i64> = self
-                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
-                    .fetch_one(pool)
-                    .await?;
+        match companion {
+            None => {
+                let last_position: Option<i64> = self.bind(&check).fetch_one(pool).await?;
                 Ok(last_position.map(GlobalPosition::new))
             }
-            (false, None) => {
-                // The check runs first: its row feeds the append.
-                let sql = format!(
-                    "with checked as materialized (select vextrus_check_reads($1, $24, $25, $26, $27)) \
-                     select {APPEND} from checked"
-                );
-                let last_position: Option<i64> = self
-                    .bind(sqlx::query_scalar(&sql))
-                    .bind(&check.types)
-                    .bind(&check.ids)
-                    .bind(&check.versions)
-                    .bind(&check.exclusive)
-                    .fetch_one(pool)
-                    .await?;
-                Ok(last_position.map(GlobalPosition::new))
-            }
-            (_, Some(companion)) => {
+            Some(companion) => {
+                // The companion's stream is in the first call's read set, locked exclusively, so
+                // both streams are locked in one pass before either append.
                 let mut tx = pool.begin().await?;
-                sqlx::query("select vextrus_check_reads($1, $2, $3, $4, $5)")
-                    .bind(self.tenant)
-                    .bind(&check.types)
-                    .bind(&check.ids)
-                    .bind(&check.versions)
-                    .bind(&check.exclusive)
-                    .execute(&mut *tx)
-                    .await?;
-                let last_position: Option<i64> = self
-                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let last_position: Option<i64> = self.bind(&check).fetch_one(&mut *tx).await?;
                 let _: Option<i64> = companion
-                    .bind(sqlx::query_scalar(&format!("select {APPEND}")))
+                    .bind(&Reads::default())
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -710,39 +679,48 @@ impl Append {
         }
     }
 
-    /// Binds the 23 arguments of `vextrus_append`, in order.
+    /// The call of `vextrus_append` with its 27 arguments, in order: the events and their
+    /// metadata, then the read set.
     fn bind<'q>(
         &'q self,
-        query: sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments>,
+        reads: &'q Reads,
     ) -> sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments> {
-        query
-            .bind(self.tenant)
-            .bind(&self.aggregate_type)
-            .bind(&self.aggregate_id)
-            .bind(self.version_after().get())
-            .bind(&self.sequences)
-            .bind(&self.event_types)
-            .bind(&self.event_versions)
-            .bind(&self.payloads)
-            .bind(&self.actor)
-            .bind(&self.actor_roles)
-            .bind(self.command_id)
-            .bind(&self.idempotency_key)
-            .bind(self.correlation_id)
-            .bind(self.causation_id)
-            .bind(&self.request_id)
-            .bind(&self.client_address)
-            .bind(&self.user_agent)
-            .bind(self.project_id)
-            .bind(self.site_id)
-            .bind(&self.request_metadata)
-            .bind(&self.claim_scopes)
-            .bind(&self.claim_values)
-            .bind(self.record_command)
+        sqlx::query_scalar(
+            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16::inet, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+        )
+        .bind(self.tenant)
+        .bind(&self.aggregate_type)
+        .bind(&self.aggregate_id)
+        .bind(self.version_after().get())
+        .bind(&self.sequences)
+        .bind(&self.event_types)
+        .bind(&self.event_versions)
+        .bind(&self.payloads)
+        .bind(&self.actor)
+        .bind(&self.actor_roles)
+        .bind(self.command_id)
+        .bind(&self.idempotency_key)
+        .bind(self.correlation_id)
+        .bind(self.causation_id)
+        .bind(&self.request_id)
+        .bind(&self.client_address)
+        .bind(&self.user_agent)
+        .bind(self.project_id)
+        .bind(self.site_id)
+        .bind(&self.request_metadata)
+        .bind(&self.claim_scopes)
+        .bind(&self.claim_values)
+        .bind(self.record_command)
+        .bind(&reads.types)
+        .bind(&reads.ids)
+        .bind(&reads.versions)
+        .bind(&reads.exclusive)
     }
 }
 
-/// A read set as the columns of `vextrus_check_reads`.
+/// A read set as the last four arguments of `vextrus_append`.
+#[derive(Debug, Default)]
 struct Reads {
     types: Vec<&'static str>,
     ids: Vec<String>,

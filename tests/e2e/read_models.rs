@@ -98,8 +98,8 @@ async fn every_projection_table_has_forced_row_security_and_the_helper_s_policy(
                 "select c.relrowsecurity, c.relforcerowsecurity,
                         (select count(*) from pg_policies p
                           where p.schemaname = 'public' and p.tablename = c.relname
-                            and p.qual = '(tenant_id = vextrus_current_tenant())'
-                            and p.with_check = '(tenant_id = vextrus_current_tenant())')
+                            and p.qual = '(tenant_id = ( SELECT vextrus_current_tenant() AS vextrus_current_tenant))'
+                            and p.with_check = '(tenant_id = ( SELECT vextrus_current_tenant() AS vextrus_current_tenant))')
                    from pg_class c join pg_namespace n on n.oid = c.relnamespace
                   where n.nspname = 'public' and c.relname = $1",
             )
