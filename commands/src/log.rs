@@ -51,6 +51,14 @@ impl LogPosition {
         transaction_id: 0,
         global_position: 0,
     };
+
+    /// After every event of the transactions before `transaction_id`, if there are any.
+    pub fn before_transaction(transaction_id: u64) -> Option<Self> {
+        transaction_id.checked_sub(1).map(|previous| Self {
+            transaction_id: previous,
+            global_position: i64::MAX,
+        })
+    }
 }
 
 /// Which events a reader wants. The default is every event of every tenant.
@@ -244,6 +252,17 @@ impl LogReader {
         .await
     }
 
+    /// The oldest transaction id still running in the cluster (`xid8`): every transaction below
+    /// it has finished, so no event can still appear before it.
+    pub async fn watermark(&self) -> Result<u64, sqlx::Error> {
+        let xmin: String =
+            sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(&self.pool)
+                .await?;
+        xmin.parse()
+            .map_err(|_| sqlx::Error::Protocol(format!("unreadable watermark {xmin:?}")))
+    }
+
     /// A tail that starts after `from`.
     pub fn tail(&self, from: LogPosition, filter: LogFilter) -> LogTail {
         LogTail {
@@ -299,11 +318,21 @@ impl LogTail {
     /// The next non-empty batch, waiting for one if the tail has caught up. Cancel-safe: dropping
     /// the future loses nothing, the position only moves when a batch is returned.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let filtered = self.filter.tenant.is_some() || self.filter.aggregate_types.is_some();
+        let mut idle = false;
         loop {
             // Mark appends seen *before* reading: one that lands after the read still wakes us.
             if let Some(wakeup) = &mut self.wakeup {
                 wakeup.borrow_and_update();
             }
+            // An idle filtered tail notes the watermark before reading: if the read then finds
+            // nothing, every event it could want from a transaction below the watermark has been
+            // handed out, and the events it skipped there need not be scanned again.
+            let watermark = if filtered && idle {
+                Some(self.reader.watermark().await?)
+            } else {
+                None
+            };
             let batch = self
                 .reader
                 .read_batch(self.position, &self.filter, self.batch_size)
@@ -313,6 +342,10 @@ impl LogTail {
                 self.retry_after_signal = None;
                 return Ok(batch);
             }
+            if let Some(skipped) = watermark.and_then(LogPosition::before_transaction) {
+                self.position = self.position.max(skipped);
+            }
+            idle = true;
             self.wait_for_new_events().await;
         }
     }

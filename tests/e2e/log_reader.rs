@@ -308,3 +308,100 @@ async fn a_waiting_tail_wakes_on_an_in_process_append_without_waiting_for_its_po
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].event_type, "OrganizationCreated");
 }
+
+/// Inserts and commits `count` events of another aggregate type than the probes.
+async fn insert_noise(owner: &PgPool, tenant: TenantId, count: i64) -> i64 {
+    sqlx::query_scalar(
+        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, actor, command_id, correlation_id)
+         select $1, 'noise', 'n-' || n, 1, 'Noise', '1', '{}', 'test', gen_random_uuid(), gen_random_uuid()
+         from generate_series(1, $2) as n
+         returning global_position",
+    )
+    .bind(tenant.as_uuid())
+    .bind(count)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+    .into_iter()
+    .max()
+    .unwrap()
+}
+
+/// A tail filtered to some aggregate types moves past the others once idle, so that it does not
+/// scan them again on every poll; and it never moves past a transaction still running.
+#[tokio::test]
+async fn an_idle_filtered_tail_moves_past_other_events_but_not_past_running_transactions() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let mut first = fx.owner.begin().await.unwrap();
+    let first_probe = insert_raw(&mut first, tenant, "p1", 1).await;
+    first.commit().await.unwrap();
+    let probes = LogFilter::default()
+        .tenant(tenant)
+        .aggregate_types(["probe"]);
+    let mut tail = fx
+        .reader
+        .tail(LogPosition::START, probes)
+        .batch_size(10)
+        .poll_interval(Duration::from_millis(5));
+    assert_eq!(
+        positions(&tail.next_batch().await.unwrap()),
+        vec![first_probe]
+    );
+
+    // A probe whose transaction stays open while other events commit after it.
+    let mut slow = fx.owner.begin().await.unwrap();
+    let slow_probe = insert_raw(&mut slow, tenant, "p2", 1).await;
+    let noise = insert_noise(&fx.owner, tenant, 50).await;
+    idle(&mut tail).await;
+    let noise_position: (u64, i64) = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from events where global_position = $1",
+    )
+    .bind(noise)
+    .fetch_one(&fx.owner)
+    .await
+    .map(|(tx, position): (i64, i64)| (tx as u64, position))
+    .unwrap();
+    assert!(
+        tail.position().transaction_id < noise_position.0,
+        "the tail moved past a running transaction: {:?}",
+        tail.position()
+    );
+    slow.commit().await.unwrap();
+    assert_eq!(
+        positions(&tail.next_batch().await.unwrap()),
+        vec![slow_probe]
+    );
+
+    // Idle again: once no transaction of the cluster older than the noise runs (other tests share
+    // the server), the tail is past the noise.
+    let past_noise = LogPosition {
+        transaction_id: noise_position.0,
+        global_position: noise_position.1,
+    };
+    for _ in 0..50 {
+        idle(&mut tail).await;
+        if tail.position() > past_noise {
+            break;
+        }
+    }
+    assert!(
+        tail.position() > past_noise,
+        "the idle tail is still before the other events: {:?}",
+        tail.position()
+    );
+    let mut last = fx.owner.begin().await.unwrap();
+    let last_probe = insert_raw(&mut last, tenant, "p3", 1).await;
+    last.commit().await.unwrap();
+    assert_eq!(
+        positions(&tail.next_batch().await.unwrap()),
+        vec![last_probe]
+    );
+}
+
+/// Lets `tail` wait for 200 ms, in which it must find nothing.
+async fn idle(tail: &mut vextrus_commands::LogTail) {
+    let nothing = tokio::time::timeout(Duration::from_millis(200), tail.next_batch()).await;
+    assert!(nothing.is_err(), "no probe is readable yet");
+}
