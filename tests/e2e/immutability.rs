@@ -99,22 +99,44 @@ async fn application_roles_see_only_the_tenant_of_their_transaction() {
     }
 }
 
+/// The writer appends only through `vextrus_append`: no INSERT of its own into the log or the
+/// tables written with it, for its own tenant or another.
 #[tokio::test]
-async fn the_writer_cannot_append_to_another_tenant() {
+async fn the_writer_cannot_insert_into_the_log_itself() {
     let fx = fixture().await;
     let (a, b) = seed_two_tenants(&fx).await;
     let writer = fx.db.role_pool(DbRole::Writer, 1).await.unwrap();
-    let mut tx = tenant::begin(&writer, a).await.unwrap();
-    let error = sqlx::query(
-        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                             actor, command_id, correlation_id)
-         values ($1, 'organization', 'x', 1, 'Forged', '1', '{}', 'mallory', gen_random_uuid(), gen_random_uuid())",
-    )
-    .bind(b.as_uuid())
-    .execute(&mut *tx)
-    .await
-    .unwrap_err();
-    assert!(message(error).contains("row-level security"));
+    for target in [a, b] {
+        let mut tx = tenant::begin(&writer, a).await.unwrap();
+        let error = sqlx::query(
+            "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                                 actor, command_id, correlation_id)
+             values ($1, 'organization', 'x', 1, 'Forged', '1', '{}', 'mallory', gen_random_uuid(), gen_random_uuid())",
+        )
+        .bind(target.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+        assert!(
+            message(error).contains("permission denied"),
+            "tenant {target:?}"
+        );
+    }
+    for statement in [
+        "insert into unique_values (tenant_id, scope, value, aggregate_type, aggregate_id)
+         values ($1, 'organization.code', 'X', 'organization', 'x')",
+        "insert into commands (tenant_id, command_id, aggregate_type, aggregate_id, stream_version, event_count)
+         values ($1, gen_random_uuid(), 'organization', 'x', 0, 0)",
+    ] {
+        let mut tx = tenant::begin(&writer, a).await.unwrap();
+        let error = sqlx::query(statement)
+            .bind(a.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        assert!(message(error).contains("permission denied"), "{statement}");
+    }
+    assert_eq!(event_count(&fx.owner).await, 2);
 }
 
 #[tokio::test]

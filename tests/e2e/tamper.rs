@@ -398,18 +398,40 @@ async fn checkpoints_are_append_only_and_chains_refuse_gaps_and_forged_hashes() 
     .unwrap_err();
     assert!(error.to_string().contains("permission denied"), "{error}");
     drop(tx);
-    // A stream has no gaps: sequence 7 cannot follow 4.
-    let mut tx = vextrus_commands::tenant::begin(&writer, *tenant)
-        .await
-        .unwrap();
-    let error = sqlx::query(
-        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                             actor, command_id, correlation_id)
-         values ($1, 'organization', $2, 7, 'Forged', '1', '{}', 'mallory', gen_random_uuid(), gen_random_uuid())",
+    // A stream has no gaps: sequence 7 cannot follow 4, neither through the append call (the
+    // writer's only way in) nor inserted by the owner.
+    let head: i64 = sqlx::query_scalar(
+        "select max(sequence) from events where tenant_id = $1 and aggregate_type = 'organization' and aggregate_id = $2",
     )
     .bind(tenant.as_uuid())
     .bind(stream)
-    .execute(&mut *tx)
+    .fetch_one(&fx.owner)
+    .await
+    .unwrap();
+    let gap = head + 3;
+    let error = sqlx::query(
+        "select vextrus_append($1, 'organization', $2, $3, array[$3]::bigint[], array['Forged'], array['1'],
+                               array['{}'::jsonb], 'mallory', '{}'::text[], gen_random_uuid(), null,
+                               gen_random_uuid(), null, null, null, null, null, null, '{}'::jsonb,
+                               '{}'::text[], '{}'::text[], false, '{}'::text[], '{}'::text[],
+                               '{}'::bigint[], '{}'::boolean[])",
+    )
+    .bind(tenant.as_uuid())
+    .bind(stream)
+    .bind(gap)
+    .execute(&writer)
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("no gaps"), "{error}");
+    let error = sqlx::query(
+        "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                             actor, command_id, correlation_id)
+         values ($1, 'organization', $2, $3, 'Forged', '1', '{}', 'mallory', gen_random_uuid(), gen_random_uuid())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(stream)
+    .bind(gap)
+    .execute(&fx.owner)
     .await
     .unwrap_err();
     assert!(error.to_string().contains("no gaps"), "{error}");
