@@ -3,6 +3,7 @@
 //! lagging read model).
 
 use chrono::NaiveDate;
+use cqrs_es::Aggregate;
 use sqlx::Row;
 use uuid::Uuid;
 use vextrus_domain::TenantId;
@@ -30,13 +31,14 @@ pub struct PostingState {
     pub organizations: StreamCache<Organization>,
 }
 
-/// The ledger's note of the accounts `events` post to for the first time, appended with them.
+/// The ledger's note of the accounts `events` post to for the first time, appended with them, and
+/// the note itself.
 fn first_postings(
     ledger: &Ledger,
     organization_id: OrganizationId,
     version: Version,
     events: &[JournalEvent],
-) -> Result<Option<Companion>, CodecError> {
+) -> Result<Option<(Companion, LedgerEvent)>, CodecError> {
     let accounts = events.iter().flat_map(|event| match event {
         JournalEvent::JournalEntryPosted { lines, .. }
         | JournalEvent::JournalEntryReversed { lines, .. } => lines.iter().map(|l| l.account_id),
@@ -45,12 +47,10 @@ fn first_postings(
     if account_ids.is_empty() {
         return Ok(None);
     }
-    Companion::new::<Ledger>(
-        organization_id,
-        version,
-        &[LedgerEvent::AccountsFirstPosted { account_ids }],
-    )
-    .map(Some)
+    let note = LedgerEvent::AccountsFirstPosted { account_ids };
+    let companion =
+        Companion::new::<Ledger>(organization_id, version, std::slice::from_ref(&note))?;
+    Ok(Some((companion, note)))
 }
 
 impl EventStore {
@@ -95,6 +95,8 @@ impl EventStore {
                 ledger: ledger.clone(),
                 organization,
             };
+            // The companion's note, to bring the cached ledger to the version it writes.
+            let mut noted: Option<LedgerEvent> = None;
             let result = self
                 .execute_reading::<JournalEntry>(
                     tenant,
@@ -104,9 +106,34 @@ impl EventStore {
                     metadata,
                     expected,
                     &reads,
-                    |events| first_postings(&ledger, organization_id, ledger_version, events),
+                    |events| {
+                        let first =
+                            first_postings(&ledger, organization_id, ledger_version, events)?;
+                        Ok(first.map(|(companion, note)| {
+                            noted = Some(note);
+                            companion
+                        }))
+                    },
                 )
                 .await;
+            if let (
+                Ok(CommandOutcome {
+                    repeated: false, ..
+                }),
+                Some(note),
+            ) = (&result, noted)
+            {
+                // This transaction moved the ledger from the version it checked to the next: the
+                // next posting need not find the cache stale and decide twice.
+                let mut next = Ledger::clone(&ledger);
+                next.apply(note);
+                state.ledgers.put(
+                    tenant,
+                    &stream,
+                    std::sync::Arc::new(next),
+                    Version::new(ledger_version.get() + 1),
+                );
+            }
             match result {
                 Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. })
                     if attempt < POSTING_ATTEMPTS
@@ -132,7 +159,6 @@ impl EventStore {
         to: NaiveDate,
         accounts: &[AccountId],
     ) -> Result<Vec<EntryLine>, sqlx::Error> {
-        use cqrs_es::Aggregate;
         let accounts: Vec<String> = accounts.iter().map(ToString::to_string).collect();
         let mut tx = tenant::begin(self.pool(), tenant).await?;
         let rows = sqlx::query(
