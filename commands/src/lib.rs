@@ -17,6 +17,7 @@
 //! `vextrus_projector` (see `migrations/0001_roles.sql`); [`pool_options_for_role`] does that.
 
 pub mod aggregates;
+mod batch;
 mod cache;
 pub mod codec;
 mod error;

@@ -1,10 +1,12 @@
 //! The event store: one transaction per command, under our control (design.md D2).
 
+use std::sync::{Arc, OnceLock};
+
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::postgres::{PgDatabaseError, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
@@ -12,14 +14,12 @@ use tracing::instrument;
 use uuid::Uuid;
 use vextrus_domain::{TenantId, UniqueValues};
 
+use crate::batch::{AppendFailure, Batcher};
 use crate::codec::{self, CodecError};
 use crate::error::ExecuteError;
 use crate::log::{RECORDED_EVENT_COLUMNS, RecordedEvent};
 use crate::metadata::{CommandId, CommandMetadata, GlobalPosition, Version};
 use crate::tenant;
-
-/// The SQLSTATE of `vextrus_append` when a stream of the read set moved since the decision read it.
-const STALE_READ: &str = "VX409";
 
 /// A stream a decision read, at the version it saw (design.md D12).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +118,8 @@ pub struct EventStore {
     pool: PgPool,
     /// Counts commits that appended events; log tails in this process watch it.
     appended: watch::Sender<u64>,
+    /// Group commit (see [`Batcher`]); its workers start with the first append.
+    batcher: Arc<OnceLock<Batcher>>,
 }
 
 impl EventStore {
@@ -126,6 +128,7 @@ impl EventStore {
         Self {
             pool,
             appended: watch::Sender::new(0),
+            batcher: Arc::new(OnceLock::new()),
         }
     }
 
@@ -277,41 +280,51 @@ impl EventStore {
         let companion = companion(&new_events)
             .map_err(ExecuteError::Encode)?
             .map(|companion| companion.into_append(tenant, metadata));
-        match append.run(&self.pool, reads, companion.as_ref()).await {
+        let check = Reads::of(reads, companion.as_ref());
+        let (version, event_count) = (append.version_after(), append.event_count());
+        let claims = (append.claim_scopes.clone(), append.claim_values.clone());
+        let mut appends = vec![append];
+        appends.extend(companion);
+        match self.batcher().append(appends, check).await {
             Ok(last_position) => {
                 if last_position.is_some() {
                     self.appended
                         .send_modify(|commits| *commits = commits.wrapping_add(1));
                 }
                 Ok(CommandOutcome {
-                    version: append.version_after(),
-                    last_position,
-                    event_count: append.event_count(),
+                    version,
+                    last_position: last_position.map(GlobalPosition::new),
+                    event_count,
                     repeated: false,
                 })
             }
-            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(STALE_READ) => {
-                let stream = |text: Option<&str>| text.unwrap_or_default().to_owned();
-                let pg = error.try_downcast_ref::<PgDatabaseError>();
-                Err(ExecuteError::StaleRead {
-                    aggregate_type: stream(pg.and_then(PgDatabaseError::detail)),
-                    aggregate_id: stream(pg.and_then(PgDatabaseError::hint)),
-                })
-            }
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                let violation = sqlx::Error::Database(error);
+            Err(AppendFailure::StaleRead {
+                aggregate_type,
+                aggregate_id,
+            }) => Err(ExecuteError::StaleRead {
+                aggregate_type,
+                aggregate_id,
+            }),
+            Err(AppendFailure::Unique { constraint }) => {
                 self.explain_unique_violation(
                     tenant,
+                    A::TYPE,
                     aggregate_id,
-                    violation,
-                    &append,
+                    &constraint,
+                    &claims,
                     metadata,
                     expected_version,
                 )
                 .await
             }
-            Err(error) => Err(error.into()),
+            Err(AppendFailure::Database(error)) => Err(error.into()),
         }
+    }
+
+    /// The queue that appends concurrent commands together, started with the first append.
+    fn batcher(&self) -> &Batcher {
+        self.batcher
+            .get_or_init(|| Batcher::start(self.pool.clone()))
     }
 
     /// The recorded outcome of an idempotent command and the stream's events, in one snapshot.
@@ -404,29 +417,23 @@ impl EventStore {
 
     /// A unique violation refused the append; says which rule it was. The command id is checked
     /// first, because a concurrent repeat of the same command collides on the stream too.
+    #[allow(clippy::too_many_arguments)]
     async fn explain_unique_violation<E: std::error::Error + 'static>(
         &self,
         tenant: TenantId,
+        aggregate_type: &str,
         aggregate_id: &str,
-        violation: sqlx::Error,
-        append: &Append,
+        constraint: &str,
+        (claim_scopes, claim_values): &(Vec<String>, Vec<String>),
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<E>> {
         let loaded = self
-            .load_for_command(tenant, metadata, &append.aggregate_type, aggregate_id)
+            .load_for_command(tenant, metadata, aggregate_type, aggregate_id)
             .await?;
         if let Some(recorded) = loaded.recorded_command {
-            return recorded.into_repeat(
-                metadata.command_id(),
-                &append.aggregate_type,
-                aggregate_id,
-            );
+            return recorded.into_repeat(metadata.command_id(), aggregate_type, aggregate_id);
         }
-        let constraint = violation
-            .as_database_error()
-            .and_then(|error| error.constraint())
-            .unwrap_or_default();
         match constraint {
             "events_pkey" => Err(ExecuteError::Conflict {
                 current: loaded.version(),
@@ -440,8 +447,8 @@ impl EventStore {
                      limit 1",
                 )
                 .bind(tenant.as_uuid())
-                .bind(&append.claim_scopes)
-                .bind(&append.claim_values)
+                .bind(claim_scopes)
+                .bind(claim_values)
                 .fetch_optional(&mut *tx)
                 .await?;
                 tx.rollback().await?;
@@ -455,7 +462,9 @@ impl EventStore {
                     },
                 })
             }
-            _ => Err(ExecuteError::Database(violation)),
+            _ => Err(ExecuteError::Database(sqlx::Error::Protocol(format!(
+                "unexpected unique violation of {constraint}"
+            )))),
         }
     }
 }
@@ -556,30 +565,30 @@ async fn load_stream_rows(
 }
 
 /// The new events of one command, laid out as the columns of one multi-row INSERT.
-struct Append {
-    tenant: Uuid,
-    aggregate_type: String,
-    aggregate_id: String,
-    version_before: Version,
-    sequences: Vec<i64>,
-    event_types: Vec<String>,
-    event_versions: Vec<String>,
-    payloads: Vec<Value>,
-    claim_scopes: Vec<String>,
-    claim_values: Vec<String>,
-    actor: String,
-    actor_roles: Vec<String>,
-    command_id: Uuid,
-    idempotency_key: Option<String>,
-    record_command: bool,
-    correlation_id: Uuid,
-    causation_id: Option<Uuid>,
-    request_id: Option<String>,
-    client_address: Option<String>,
-    user_agent: Option<String>,
-    project_id: Option<Uuid>,
-    site_id: Option<Uuid>,
-    request_metadata: Value,
+pub(crate) struct Append {
+    pub(crate) tenant: Uuid,
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) version_before: Version,
+    pub(crate) sequences: Vec<i64>,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) event_versions: Vec<String>,
+    pub(crate) payloads: Vec<Value>,
+    pub(crate) claim_scopes: Vec<String>,
+    pub(crate) claim_values: Vec<String>,
+    pub(crate) actor: String,
+    pub(crate) actor_roles: Vec<String>,
+    pub(crate) command_id: Uuid,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) record_command: bool,
+    pub(crate) correlation_id: Uuid,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) client_address: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) project_id: Option<Uuid>,
+    pub(crate) site_id: Option<Uuid>,
+    pub(crate) request_metadata: Value,
 }
 
 impl Append {
@@ -649,39 +658,9 @@ impl Append {
         Version::new(self.version_before.get() + i64::from(self.event_count()))
     }
 
-    /// Appends the command's events with its read check (design.md D12) in one call to
-    /// `vextrus_append`; in one transaction with a companion stream's events when there is one.
-    /// Returns the position of the last event of the command's own stream, if any.
-    async fn run(
-        &self,
-        pool: &PgPool,
-        reads: &[StreamRead],
-        companion: Option<&Append>,
-    ) -> Result<Option<GlobalPosition>, sqlx::Error> {
-        let check = Reads::of(reads, companion);
-        match companion {
-            None => {
-                let last_position: Option<i64> = self.bind(&check).fetch_one(pool).await?;
-                Ok(last_position.map(GlobalPosition::new))
-            }
-            Some(companion) => {
-                // The companion's stream is in the first call's read set, locked exclusively, so
-                // both streams are locked in one pass before either append.
-                let mut tx = pool.begin().await?;
-                let last_position: Option<i64> = self.bind(&check).fetch_one(&mut *tx).await?;
-                let _: Option<i64> = companion
-                    .bind(&Reads::default())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(last_position.map(GlobalPosition::new))
-            }
-        }
-    }
-
     /// The call of `vextrus_append` with its 27 arguments, in order: the events and their
     /// metadata, then the read set.
-    fn bind<'q>(
+    pub(crate) fn call<'q>(
         &'q self,
         reads: &'q Reads,
     ) -> sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments> {
@@ -721,11 +700,11 @@ impl Append {
 
 /// A read set as the last four arguments of `vextrus_append`.
 #[derive(Debug, Default)]
-struct Reads {
-    types: Vec<&'static str>,
-    ids: Vec<String>,
-    versions: Vec<i64>,
-    exclusive: Vec<bool>,
+pub(crate) struct Reads {
+    pub(crate) types: Vec<&'static str>,
+    pub(crate) ids: Vec<String>,
+    pub(crate) versions: Vec<i64>,
+    pub(crate) exclusive: Vec<bool>,
 }
 
 impl Reads {

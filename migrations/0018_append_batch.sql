@@ -1,37 +1,22 @@
--- WORK IN PROGRESS (branch group-commit, not on main): a group-commit append, correct for the
--- happy path (hashes verify with vextrus_event_hash), not yet wired into the store. Measured with
--- pgbench on the 2-core machine (one client, synchronous_commit off, 16 single-event postings with
--- a read set of two streams): batch of 1 about 1.0-1.4 ms, of 8 about 2.1-2.6 ms, of 16 about
--- 3.3-3.6 ms, against 0.5 ms for one call of 0016's vextrus_append. The fixed cost is executor
--- start-up of the large generic plan (perf: ExecInitNode, ExprEvalPushStep, TupleDescInitEntry);
--- force_generic_plan matters (custom plans: 3.5 ms for a batch of 1).
+-- Group commit: one call appends the commands of many clients (commands/src/batch.rs).
 --
--- Group commit: one call appends the commands of many clients (design.md D13 note, README
--- "Performance").
+-- Measured with pgbench on the 2-core machine (one client, commits not waited for, postings with
+-- a read set of two streams): one vextrus_append call (0017) is about 500-590 µs of server work,
+-- of which the INSERT of the row is about 160 µs; this function appends 8 postings in about
+-- 2.1-2.6 ms and 16 in 3.3-3.6 ms (about 210 µs each), but a lone one in 1.0-1.4 ms (the start-up
+-- of its large plan, generic by force: custom plans cost 3.5 ms). So the store sends a lone
+-- command through vextrus_append and two or more waiting commands through this function.
 --
--- Measured with pgbench on the 2-core machine (one client, commits not waited for), a command
--- appended alone cost the database about 500 µs: the call, two lock and check statements, the
--- multi-row INSERT and a PL/pgSQL row trigger for the hash chain (about 100 µs of it); a plain
--- INSERT of the same row cost 150 µs. A prototype of this function appending 16 commands in one
--- call cost 1.8 ms, 110 µs a command: the statements, the plans and the transaction are paid once
--- per batch. The store (commands/src/batch.rs) sends whatever commands are waiting as one batch,
--- so a lone command waits for nothing and a busy server appends in bulk.
---
--- Semantics per command are those of one vextrus_append call (0016): its stream locked
--- exclusively, its read set locked (shared, or exclusive when the command writes that stream too),
--- all locks of the batch in one pass in key order; the read set checked after the locks
--- (SQLSTATE VX409 when a stream moved), its stream at the version it decided on, its claims and
--- its command id not taken. A command that fails a check is left out with its error; the others
--- are appended. Commands in one group (a command and its companion stream) are appended together
--- or not at all. Within a batch a command is refused as stale when another command of the batch
--- writes a stream it read, and as a conflict when an earlier one writes its stream: order inside
--- a batch never lets a decision commit on state it did not see.
---
--- The hash chain is computed here, once per event, from the stream head this call has locked;
--- the row trigger of 0010 now only fills in rows inserted without a hash (operator tooling and
--- tests inserting as the owner). Only this function inserts events for the application: it runs
--- as the owner of the log (SECURITY DEFINER) and the writer role loses its INSERT on events, so
--- no application role can write a hash, a position or a transaction id of its own.
+-- Semantics per command are those of one vextrus_append call: its stream locked exclusively, its
+-- read set locked (shared, or exclusive when the command writes that stream too), all locks of
+-- the batch in one pass in key order; then, in a statement of its own (after the locks), the read
+-- set checked (SQLSTATE VX409 when a stream moved), its stream at the version it decided on, its
+-- command id and its claims not taken. A command that fails a check is left out with its error;
+-- the others are appended. Commands of one group (a command and its companion stream) are
+-- appended together or not at all. Within a batch a command is refused as stale when another
+-- group of the batch writes a stream it read, and as a conflict when an earlier command writes
+-- its stream: order inside a batch never lets a decision commit on state it did not see. The
+-- hash chain is computed as vextrus_append computes it (0017), from the locked stream heads.
 
 create function vextrus_append_batch(
     -- Per command (its index: its position in these arrays, from 1).
@@ -234,20 +219,3 @@ grant execute on function vextrus_append_batch(uuid[], text[], text[], bigint[],
                                                text[], uuid[], uuid[], text[], inet[], text[], uuid[], uuid[], jsonb[],
                                                boolean[], integer[], text[], text[], jsonb[], integer[], text[], text[],
                                                integer[], text[], text[], bigint[], boolean[]) to vextrus_writer;
-
--- One way to append: the single-command function of 0016 goes, and the writer no longer inserts
--- into the log itself.
-drop function vextrus_append(uuid, text, text, bigint, bigint[], text[], text[], jsonb[], text, text[],
-                             uuid, text, uuid, uuid, text, inet, text, uuid, uuid, jsonb, text[], text[],
-                             boolean, text[], text[], bigint[], boolean[]);
-revoke insert on events from vextrus_writer;
-revoke insert on unique_values from vextrus_writer;
-revoke insert on commands from vextrus_writer;
-
--- The chain trigger fills in only rows inserted without a hash (as the owner: operator tooling,
--- benchmarks seeding a log, tests); a WHEN condition costs appended rows no function call.
-drop trigger events_chain_hash on events;
-create trigger events_chain_hash
-    before insert on events
-    for each row when (new.hash is null) execute function events_chain_hash();
-alter table events enable always trigger events_chain_hash;
