@@ -513,3 +513,87 @@ async fn declaring_a_new_stream_that_exists_is_a_conflict_even_when_the_command_
         "the refused creation's code claim was rolled back with it"
     );
 }
+
+/// A burst of commands from many clients is appended in batches (group commit): every command
+/// gets its own outcome (created, a taken code, a conflict on a stream another command of the
+/// burst moved), streams stay gap-free and every hash chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_commands_appended_together_keeps_each_outcome_and_every_chain() {
+    let fx = fixture().await;
+    let tenants = [TenantId::new(), TenantId::new()];
+    let (_, shared) = fx.create_organization(tenants[0], "SHR").await;
+    let outcomes = race(60, |n| {
+        let (store, shared) = (fx.store.clone(), shared.clone());
+        let tenant = tenants[n % 2];
+        async move {
+            match n % 3 {
+                // A fresh organization; codes repeat once in each tenant.
+                0 | 1 => {
+                    let org = OrganizationId::new();
+                    let code = format!("C{}", n / 4);
+                    store
+                        .execute::<Organization>(
+                            tenant,
+                            &org.to_string(),
+                            create_organization(org, &code),
+                            &(),
+                            &metadata(),
+                            None,
+                        )
+                        .await
+                        .map(|outcome| (n, outcome))
+                }
+                // A division on the shared organization, all decided on its first version.
+                _ => store
+                    .execute::<Organization>(
+                        tenants[0],
+                        &shared,
+                        create_division(n),
+                        &(),
+                        &metadata(),
+                        Some(Version::new(1)),
+                    )
+                    .await
+                    .map(|outcome| (n, outcome)),
+            }
+        }
+    })
+    .await;
+    let (mut created, mut taken, mut divisions, mut conflicts) = (0, 0, 0, 0);
+    for outcome in outcomes {
+        match outcome {
+            Ok((n, outcome)) if n % 3 == 2 => {
+                divisions += 1;
+                assert_eq!(outcome.version, Version::new(2));
+            }
+            Ok((_, outcome)) => {
+                created += 1;
+                assert_eq!(outcome.version, Version::new(1));
+                assert!(outcome.last_position.is_some());
+            }
+            Err(ExecuteError::ValueTaken { scope, .. }) => {
+                assert_eq!(scope, "organization.code");
+                taken += 1;
+            }
+            Err(ExecuteError::Conflict { current, .. }) => {
+                assert_eq!(current, Version::new(2));
+                conflicts += 1;
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(divisions, 1, "one division on version 1 wins");
+    assert_eq!(conflicts, 19);
+    // 40 creations; per tenant, each code is asked for by the creations whose n / 4 match.
+    let mut codes = std::collections::HashSet::new();
+    for n in (0..60).filter(|n| n % 3 != 2) {
+        codes.insert((n % 2, n / 4));
+    }
+    assert_eq!(created, codes.len(), "one organization per tenant and code");
+    assert_eq!(created + taken, 40);
+    assert_eq!(event_count(&fx.owner).await, 1 + created as i64 + 1);
+    let report = vextrus_audit::verify_chains(&fx.owner, None, |_| {})
+        .await
+        .unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
