@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::store::{Append, Reads};
 
-/// Most commands in one batch. Each command's events become subtransaction-free rows of one
-/// statement, so the bound is about latency, not correctness.
+/// Most commands in one batch: one statement appends them all, so the bound keeps a batch's
+/// latency and its arrays small.
 const MAX_BATCH: usize = 32;
 /// Workers appending batches at once: enough to keep both cores of a small server busy while
 /// one batch commits.

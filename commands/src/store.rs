@@ -1,4 +1,5 @@
-//! The event store: one transaction per command, under our control (design.md D2).
+//! The event store: transactions under our control (design.md D2); concurrent commands share
+//! one through group commit (`batch.rs`), each decided, checked and refused alone.
 
 use std::sync::{Arc, OnceLock};
 
