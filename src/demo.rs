@@ -67,6 +67,8 @@ pub struct Demo {
     pub entries: usize,
     /// Events written by this load (0 when everything was there already).
     pub events_written: u32,
+    /// The log position of the tenant's last event (set by whoever reads the log after loading).
+    pub last_position: i64,
 }
 
 /// A division with its projects, each with its sites: `(code, name)`.
@@ -243,6 +245,7 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         sites,
         entries,
         events_written,
+        last_position: 0,
     })
 }
 

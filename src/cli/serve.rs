@@ -232,9 +232,16 @@ fn print_welcome(addr: SocketAddr) {
 /// The sample tenant, written as the application's writer role would.
 async fn load_demo(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result<Demo> {
     let writer = database::role_pool(options, DbRole::Writer, 2).await?;
-    let demo = vextrus::demo::load(&EventStore::new(writer.clone()))
+    let mut demo = vextrus::demo::load(&EventStore::new(writer.clone()))
         .await
         .context("loading the demo tenant")?;
+    // The printed requests wait for the read models to hold the tenant's last event, so they
+    // work as printed even while the projections are still catching up after the start.
+    let mut tx = vextrus_commands::tenant::begin(&writer, demo.tenant).await?;
+    demo.last_position = sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
     writer.close().await;
     tracing::info!(
         tenant = %demo.tenant,
@@ -259,7 +266,7 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
         iat: Some(now),
     };
     let token = keys.sign(&claims).context("signing the demo token")?;
-    let org = demo.organization;
+    let (org, at) = (demo.organization, demo.last_position);
     let text = [
         format!(
             "Demo tenant {}: {} with {} divisions, {} projects, {} sites and {} journal entries ({}).",
@@ -276,18 +283,20 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
         ),
         "Look around (the token is valid for a week and holds every role):".to_owned(),
         format!("  TOKEN={token}"),
-        format!("  curl -s http://{addr}/v1/organizations -H \"Authorization: Bearer $TOKEN\""),
         format!(
-            "  curl -s http://{addr}/v1/organizations/{org}/tree -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/organizations?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s \"http://{addr}/v1/organizations/{org}/trial-balance?from=2026-07-01&to=2027-06-30\" -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/organizations/{org}/tree?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+        ),
+        format!(
+            "  curl -s \"http://{addr}/v1/organizations/{org}/trial-balance?from=2026-07-01&to=2027-06-30&min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
             "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s http://{addr}/v1/audit/activity -H \"Authorization: Bearer $TOKEN\"\n"
+            "  curl -s \"http://{addr}/v1/audit/activity?min_position={at}\" -H \"Authorization: Bearer $TOKEN\"\n"
         ),
     ]
     .join("\n");

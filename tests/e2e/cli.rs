@@ -391,8 +391,16 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
         assert_eq!(trial_balance["balanced"], true, "{trial_balance}");
         assert_ne!(trial_balance["totals"]["debit"], "0.00", "{trial_balance}");
         // The activity counters catch up with the demo's events (every stream of the tenant).
-        let activity_url = curls[4].split_whitespace().nth(2).unwrap();
-        let search_url = activity_url.replace("/v1/audit/activity", "/v1/audit/events?limit=1000");
+        let activity_url = curls[4]
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_matches('"');
+        let search_url = activity_url
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("/v1/audit/activity", "/v1/audit/events?limit=1000");
         let all_events: serde_json::Value = client
             .get(&search_url)
             .bearer_auth(&token)
