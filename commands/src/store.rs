@@ -617,7 +617,7 @@ impl Append {
         Ok(append)
     }
 
-    fn empty(
+    pub(crate) fn empty(
         tenant: TenantId,
         aggregate_type: &str,
         aggregate_id: &str,
@@ -658,48 +658,9 @@ impl Append {
     fn version_after(&self) -> Version {
         Version::new(self.version_before.get() + i64::from(self.event_count()))
     }
-
-    /// The call of `vextrus_append` with its 27 arguments, in order: the events and their
-    /// metadata, then the read set.
-    pub(crate) fn call<'q>(
-        &'q self,
-        reads: &'q Reads,
-    ) -> sqlx::query::QueryScalar<'q, Postgres, Option<i64>, sqlx::postgres::PgArguments> {
-        sqlx::query_scalar(
-            "select vextrus_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16::inet, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-        )
-        .bind(self.tenant)
-        .bind(&self.aggregate_type)
-        .bind(&self.aggregate_id)
-        .bind(self.version_after().get())
-        .bind(&self.sequences)
-        .bind(&self.event_types)
-        .bind(&self.event_versions)
-        .bind(&self.payloads)
-        .bind(&self.actor)
-        .bind(&self.actor_roles)
-        .bind(self.command_id)
-        .bind(&self.idempotency_key)
-        .bind(self.correlation_id)
-        .bind(self.causation_id)
-        .bind(&self.request_id)
-        .bind(&self.client_address)
-        .bind(&self.user_agent)
-        .bind(self.project_id)
-        .bind(self.site_id)
-        .bind(&self.request_metadata)
-        .bind(&self.claim_scopes)
-        .bind(&self.claim_values)
-        .bind(self.record_command)
-        .bind(&reads.types)
-        .bind(&reads.ids)
-        .bind(&reads.versions)
-        .bind(&reads.exclusive)
-    }
 }
 
-/// A read set as the last four arguments of `vextrus_append`.
+/// A command's read set: the streams its decision read, at the versions it saw.
 #[derive(Debug, Default)]
 pub(crate) struct Reads {
     pub(crate) types: Vec<&'static str>,

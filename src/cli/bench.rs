@@ -26,8 +26,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 use vextrus::database;
 use vextrus::postgres::{Durability, PostgresOptions, PrivatePostgres};
@@ -291,7 +292,6 @@ create table snapshots (
 );";
 
 /// One client's way of issuing a command of `events` events on a new stream.
-#[derive(Clone)]
 enum Client {
     Vextrus {
         store: EventStore,
@@ -301,6 +301,9 @@ enum Client {
     },
     Raw {
         pool: PgPool,
+        /// The client's own connection, taken on its first command and kept (no pool round
+        /// trip per command: the ceiling should not pay what a server would not).
+        connection: Option<PoolConnection<Postgres>>,
         tenant: TenantId,
         payload: Value,
     },
@@ -310,7 +313,7 @@ enum Client {
 }
 
 impl Client {
-    async fn command(&self, events: usize) -> anyhow::Result<()> {
+    async fn command(&mut self, events: usize) -> anyhow::Result<()> {
         let stream = Uuid::now_v7().to_string();
         match self {
             Self::Vextrus {
@@ -333,9 +336,14 @@ impl Client {
             }
             Self::Raw {
                 pool,
+                connection,
                 tenant,
                 payload,
             } => {
+                let connection = match connection {
+                    Some(connection) => connection,
+                    None => connection.insert(pool.acquire().await?),
+                };
                 let command_id = Uuid::now_v7();
                 sqlx::query(
                     "insert into raw_events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -348,7 +356,7 @@ impl Client {
                 .bind(command_id)
                 .bind((1..=events as i64).collect::<Vec<_>>())
                 .bind(vec![payload.clone(); events])
-                .execute(pool)
+                .execute(&mut **connection)
                 .await?;
             }
             Self::PostgresEs { cqrs } => {
@@ -433,7 +441,7 @@ async fn run_cell(
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let tenant = TenantId::new();
-            let client = match system {
+            let mut client = match system {
                 System::Vextrus | System::VextrusLoad => Client::Vextrus {
                     store: store.clone(),
                     tenant,
@@ -442,6 +450,7 @@ async fn run_cell(
                 },
                 System::Raw => Client::Raw {
                     pool: pool.clone(),
+                    connection: None,
                     tenant,
                     payload: payload.clone(),
                 },

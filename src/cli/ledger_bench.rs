@@ -52,10 +52,10 @@ use vextrus_projections::finance::GeneralLedger;
 #[derive(Debug, Args)]
 pub struct LedgerBenchArgs {
     /// Measured seconds per cell, split over the rounds.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 8.0)]
     seconds: f64,
     /// The systems take turns this many times per client count.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     rounds: u32,
     /// Concurrent client counts to measure.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
@@ -296,7 +296,7 @@ async fn post(
     books: &Books,
     store: &EventStore,
     postings: &PostingState,
-    pool: &PgPool,
+    connection: &mut PgConnection,
     n: u64,
 ) -> anyhow::Result<()> {
     let lines = lines(books, n);
@@ -343,7 +343,7 @@ async fn post(
             .bind(entry_id.to_string())
             .bind(payload)
             .bind(Uuid::now_v7())
-            .execute(pool)
+            .execute(&mut *connection)
             .await?;
         }
         System::BalanceRows | System::BalanceRowsOne => {
@@ -382,7 +382,7 @@ async fn post(
                 .bind(&accounts)
                 .bind(&debits)
                 .bind(&credits)
-                .execute(pool)
+                .execute(&mut *connection)
                 .await;
                     match result {
                         Err(sqlx::Error::Database(error))
@@ -397,7 +397,7 @@ async fn post(
                     }
                 }
             } else {
-                let mut tx = pool.begin().await?;
+                let mut tx = connection.begin().await?;
                 sqlx::query("insert into gl_entries (id, tenant_id, posting_date, narration) values ($1, $2, $3, 'Bench posting')")
                     .bind(entry_id)
                     .bind(books.tenant.as_uuid())
@@ -521,8 +521,11 @@ async fn run(args: &LedgerBenchArgs, options: &PgConnectOptions) -> anyhow::Resu
         .await?;
     let postings = Arc::new(PostingState::default());
     // Warm up: the first posting to each account also records it on the ledger.
-    for n in 0..OTHER_ACCOUNTS as u64 {
-        post(System::Vextrus, &books, &store, &postings, &plain, n).await?;
+    {
+        let mut warm_up = plain.acquire().await?;
+        for n in 0..OTHER_ACCOUNTS as u64 {
+            post(System::Vextrus, &books, &store, &postings, &mut warm_up, n).await?;
+        }
     }
     println!(
         "ledger benchmark: 3-line entries (cash and a cost account in every one, plus one of {OTHER_ACCOUNTS}), {:.1} s per cell in {} rounds, {} core(s)",
@@ -563,6 +566,9 @@ async fn run(args: &LedgerBenchArgs, options: &PgConnectOptions) -> anyhow::Resu
                     );
                     let base = counter + (client as u64) * 10_000_000;
                     tasks.push(tokio::spawn(async move {
+                        // Each client its own connection for the cell, as a server's request
+                        // handler would hold one: no pool round trip per entry.
+                        let mut connection = pool.acquire().await?;
                         let (mut latencies, mut posted) = (Vec::new(), 0_i64);
                         loop {
                             let began = Instant::now();
@@ -574,7 +580,7 @@ async fn run(args: &LedgerBenchArgs, options: &PgConnectOptions) -> anyhow::Resu
                                 &books,
                                 &store,
                                 &postings,
-                                &pool,
+                                &mut connection,
                                 base + posted as u64,
                             )
                             .await?;

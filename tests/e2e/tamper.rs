@@ -399,7 +399,8 @@ async fn checkpoints_are_append_only_and_chains_refuse_gaps_and_forged_hashes() 
     assert!(error.to_string().contains("permission denied"), "{error}");
     drop(tx);
     // A stream has no gaps: sequence 7 cannot follow 4, neither through the append call (the
-    // writer's only way in) nor inserted by the owner.
+    // writer's only way in: a command that claims the stream is further on than it is conflicts
+    // and appends nothing) nor inserted by the owner.
     let head: i64 = sqlx::query_scalar(
         "select max(sequence) from events where tenant_id = $1 and aggregate_type = 'organization' and aggregate_id = $2",
     )
@@ -409,20 +410,26 @@ async fn checkpoints_are_append_only_and_chains_refuse_gaps_and_forged_hashes() 
     .await
     .unwrap();
     let gap = head + 3;
-    let error = sqlx::query(
-        "select vextrus_append($1, 'organization', $2, $3, array[$3]::bigint[], array['Forged'], array['1'],
-                               array['{}'::jsonb], 'mallory', '{}'::text[], gen_random_uuid(), null,
-                               gen_random_uuid(), null, null, null, null, null, null, '{}'::jsonb,
-                               '{}'::text[], '{}'::text[], false, '{}'::text[], '{}'::text[],
-                               '{}'::bigint[], '{}'::boolean[])",
+    let before = event_count(&fx.owner).await;
+    let (code, constraint): (Option<String>, Option<String>) = sqlx::query_as(
+        "select error_code, error_constraint
+         from vextrus_append(array[$1]::uuid[], array['organization'], array[$2], array[$3 - 1]::bigint[], array[1],
+                             array['mallory'], array['{}'], array[gen_random_uuid()], array[null]::text[],
+                             array[gen_random_uuid()], array[null]::uuid[], array[null]::text[], array[null]::inet[],
+                             array[null]::text[], array[null]::uuid[], array[null]::uuid[], array['{}']::jsonb[],
+                             array[false], array[1], array['Forged'], array['1'], array['{}']::jsonb[],
+                             '{}'::int[], '{}'::text[], '{}'::text[], '{}'::int[], '{}'::text[], '{}'::text[],
+                             '{}'::bigint[], '{}'::boolean[])",
     )
     .bind(tenant.as_uuid())
     .bind(stream)
     .bind(gap)
-    .execute(&writer)
+    .fetch_one(&writer)
     .await
-    .unwrap_err();
-    assert!(error.to_string().contains("no gaps"), "{error}");
+    .unwrap();
+    assert_eq!(code.as_deref(), Some("23505"));
+    assert_eq!(constraint.as_deref(), Some("events_pkey"));
+    assert_eq!(event_count(&fx.owner).await, before, "nothing appended");
     let error = sqlx::query(
         "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
                              actor, command_id, correlation_id)
