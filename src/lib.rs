@@ -13,6 +13,7 @@
 //! workspace, inner to outer: `vextrus-domain` (rules) ← `vextrus-commands` (event store, log
 //! reader) ← `vextrus-projections` ← `vextrus-replay` / `vextrus-api` ← this package.
 
+pub mod analyst;
 pub mod database;
 pub mod demo;
 pub mod postgres;

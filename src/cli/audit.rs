@@ -134,7 +134,7 @@ impl AuditCommand {
     }
 }
 
-async fn owner_pool(
+pub(super) async fn owner_pool(
     database: &DatabaseArgs,
 ) -> anyhow::Result<(PgPool, Option<vextrus::postgres::PrivatePostgres>)> {
     let (options, cluster) = database.open_for_operator().await?;

@@ -1,6 +1,7 @@
 //! Subcommands and their configuration. Every option can come from the environment (design.md
 //! D10), and every secret also from a file (`*_FILE`).
 
+mod analyst;
 mod audit;
 mod bench;
 mod kafka;
@@ -63,6 +64,9 @@ enum Command {
     /// Measure performance and print the figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Analysts' SQL roles, each bound to one tenant (psql, BI tools).
+    #[command(subcommand)]
+    Analyst(analyst::AnalystCommand),
 }
 
 /// Where the data lives.
@@ -193,6 +197,7 @@ impl Cli {
                 result
             }
             Command::Bench(bench) => bench.run(self.database.external()?).await,
+            Command::Analyst(analyst) => analyst.run(&self.database).await,
         }
     }
 }

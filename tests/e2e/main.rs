@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analyst;
 mod api_finance;
 mod api_hierarchy;
 mod api_input;
