@@ -29,6 +29,10 @@ create table vextrus_analysts (
     created_at timestamptz not null default now()
 );
 revoke all on vextrus_analysts from public;
+-- Like every table that names a tenant: row-level security on. No policy, so no application role
+-- would see a row even if granted; not forced, since the owner (and the function below) works
+-- across tenants.
+alter table vextrus_analysts enable row level security;
 
 -- Security definer, so that it can read the bindings; the session's own settings still decide for
 -- everyone who is not an analyst. Called once per query (the policies' init plan, migration 0015).

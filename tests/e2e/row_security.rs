@@ -13,9 +13,15 @@ use vextrus_commands::DbRole;
 use crate::http::spawn_app;
 
 /// Tables with `tenant_id` whose RLS is not FORCEd, so the owner can work across tenants: the
-/// log and its ledger (migrations, operator tooling, `audit checkpoint`).
-const OWNER_WORKS_ACROSS_TENANTS: [&str; 4] =
-    ["audit_checkpoints", "commands", "events", "unique_values"];
+/// log and its ledger (migrations, operator tooling, `audit checkpoint`), and the analysts'
+/// tenant bindings (read by `vextrus_current_tenant`, written by `vextrus analyst`).
+const OWNER_WORKS_ACROSS_TENANTS: [&str; 5] = [
+    "audit_checkpoints",
+    "commands",
+    "events",
+    "unique_values",
+    "vextrus_analysts",
+];
 
 /// Operators' records that name a tenant without holding its data: which tenant a replay rebuilt.
 /// Platform operators see every tenant's replays (`vextrus projections status`, the ops route).
