@@ -24,8 +24,8 @@ use crate::state::AppState;
 /// The shortest signing secret accepted: 32 bytes, the HS256 key size.
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// Clock skew tolerated when checking `exp`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+/// Clock skew tolerated when checking `exp` and `nbf`, in seconds (documented in the README).
+pub const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes long (it is {0})")]
@@ -52,6 +52,8 @@ impl JwtKeys {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        // A token that says it is not valid yet is refused too (it is optional in our tokens).
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
@@ -71,6 +73,7 @@ impl JwtKeys {
             .map_err(|error| {
                 let reason = match error.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                     ErrorKind::InvalidSignature => "the token's signature is not valid",
                     ErrorKind::InvalidAlgorithm => "the token must be signed with HS256",
                     ErrorKind::MissingRequiredClaim(_) => {

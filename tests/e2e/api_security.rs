@@ -34,6 +34,23 @@ async fn every_kind_of_bad_token_gets_401() {
         &jsonwebtoken::EncodingKey::from_secret(SECRET),
     )
     .unwrap();
+    // Signed with the right key, but `nbf` ten minutes ahead, or expired ten seconds ago (beyond
+    // the documented leeway of five).
+    let signed = |extra: Value| {
+        let mut body = json!({"sub": "e2e-user", "tenant": tenant, "roles": ["admin"],
+                              "exp": chrono::Utc::now().timestamp() + 600});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &body,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    };
+    let not_yet_valid = signed(json!({"nbf": chrono::Utc::now().timestamp() + 600}));
+    let just_expired = signed(json!({"exp": chrono::Utc::now().timestamp() - 10}));
     let valid = app.keys.sign(&claims(tenant, &["admin"])).unwrap();
     let tampered = {
         let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
@@ -48,6 +65,8 @@ async fn every_kind_of_bad_token_gets_401() {
         ("empty bearer", Some("Bearer ".into())),
         ("malformed", Some("Bearer not.a.jwt".into())),
         ("expired", Some(format!("Bearer {expired}"))),
+        ("not valid yet", Some(format!("Bearer {not_yet_valid}"))),
+        ("expired 10 s ago", Some(format!("Bearer {just_expired}"))),
         ("wrong key", Some(format!("Bearer {wrong_key}"))),
         ("alg none", Some(format!("Bearer {alg_none}"))),
         ("missing tenant", Some(format!("Bearer {no_tenant}"))),
