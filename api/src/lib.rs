@@ -44,11 +44,12 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
+use axum::http::{HeaderValue, Request, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
@@ -59,6 +60,7 @@ pub use state::{ApiSettings, AppState, Background, Probe};
 /// Every route of the API, ready to serve.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit;
+    let hsts = state.settings().hsts;
     Router::new()
         .merge(hierarchy::router())
         .merge(finance::router())
@@ -77,7 +79,28 @@ pub fn router(state: AppState) -> Router {
                         .make_span_with(request_span)
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // The security headers of every response: no content sniffing, no referrer, a
+                // policy that lets a browser load nothing from an API response, and HSTS when the
+                // API is reached over https.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+                ))
+                .option_layer(hsts.then(|| {
+                    SetResponseHeaderLayer::overriding(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                    )
+                })),
         )
         .with_state(state)
 }

@@ -46,6 +46,8 @@ pub struct ApiSettings {
     /// Proxies whose `X-Forwarded-For` is believed (see [`crate::client_address`]); none by
     /// default.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Send `Strict-Transport-Security` (the API is reached over https, `VEXTRUS_PUBLIC_URL`).
+    pub hsts: bool,
 }
 
 impl Default for ApiSettings {
@@ -55,6 +57,7 @@ impl Default for ApiSettings {
             read_wait: Duration::from_secs(5),
             latest_migration: 0,
             trusted_proxies: Vec::new(),
+            hsts: false,
         }
     }
 }

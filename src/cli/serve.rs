@@ -112,6 +112,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_TRUSTED_PROXIES")]
     trusted_proxies: Option<String>,
 
+    /// The URL clients reach the API at (e.g. `https://erp.example.com`); an https URL turns on
+    /// `Strict-Transport-Security`.
+    #[arg(long, env = "VEXTRUS_PUBLIC_URL")]
+    public_url: Option<String>,
+
     /// Run the Kafka path in this process against librdkafka's in-process mock cluster: the
     /// relay and the projection workers, with no broker to install.
     #[arg(long, conflicts_with = "kafka_brokers")]
@@ -151,8 +156,17 @@ impl ServeArgs {
             .map(|entry| entry.parse::<IpNetwork>())
             .collect::<Result<Vec<_>, _>>()
             .context("VEXTRUS_TRUSTED_PROXIES (--trusted-proxies)")?;
+        let hsts = match self.public_url.as_deref() {
+            None => false,
+            Some(url) if url.starts_with("https://") && url.len() > "https://".len() => true,
+            Some(url) if url.starts_with("http://") && url.len() > "http://".len() => false,
+            Some(url) => bail!(
+                "VEXTRUS_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
+            ),
+        };
         config.api = ApiSettings {
             body_limit: self.body_limit,
+            hsts,
             read_wait: Duration::from_millis(self.read_wait_ms),
             trusted_proxies,
             ..ApiSettings::default()

@@ -470,3 +470,59 @@ async fn project_and_site_headers_must_name_units_of_the_tenant_that_belong_toge
     assert_eq!(project.as_deref(), Some(h.project.as_str()));
     assert_eq!(request_id.as_deref(), Some("req-audit-1"));
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_hsts_only_over_https() {
+    let app = spawn_app().await;
+    let admin = app.caller(&["admin"]);
+    let responses = [
+        admin
+            .request(Method::GET, "/v1/organizations")
+            .send()
+            .await
+            .unwrap(),
+        admin
+            .request(Method::GET, "/v1/nothing-here")
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/v1/organizations"))
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [200, 404, 401, 200, 200]);
+    for response in &responses {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+        assert!(headers.get("strict-transport-security").is_none());
+    }
+    let https = spawn_app_with(|config| config.api.hsts = true).await;
+    let response = https
+        .client
+        .get(https.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
