@@ -115,11 +115,10 @@ pub async fn revoke(owner: &PgPool, name: &str) -> Result<(), AnalystError> {
     .bind(name)
     .execute(&mut *tx)
     .await?;
-    sqlx::raw_sql(&format!(
-        "revoke all on events from {name}; drop owned by {name}; drop role {name}"
-    ))
-    .execute(&mut *tx)
-    .await?;
+    // DROP OWNED also revokes what was granted to the role (the log, with --with-events).
+    sqlx::raw_sql(&format!("drop owned by {name}; drop role {name}"))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -17,7 +17,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value;
-use sqlx::postgres::PgDatabaseError;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
@@ -53,20 +52,9 @@ pub(crate) enum AppendFailure {
 
 impl From<sqlx::Error> for AppendFailure {
     fn from(error: sqlx::Error) -> Self {
+        // `vextrus_append` answers stale reads and conflicts in its rows; only a primary key can
+        // still raise one (a call that broke the batch rules, or a row the owner inserted).
         if let sqlx::Error::Database(database) = &error {
-            if database.code().as_deref() == Some(STALE_READ) {
-                let pg = database.try_downcast_ref::<PgDatabaseError>();
-                return Self::StaleRead {
-                    aggregate_type: pg
-                        .and_then(PgDatabaseError::detail)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    aggregate_id: pg
-                        .and_then(PgDatabaseError::hint)
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-            }
             if database.is_unique_violation() {
                 return Self::Unique {
                     constraint: database.constraint().unwrap_or_default().to_owned(),
