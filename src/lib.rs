@@ -7,6 +7,8 @@
 //! - [`database`]: the embedded migrations and the connection pools, one per database role;
 //! - [`server`]: the API and the projection runners in one process, as `vextrus serve` runs them;
 //! - [`demo`]: the sample tenant of `vextrus serve --demo`;
+//! - [`tenants`] and [`signing_keys`]: the platform operator's tenants and the keys that sign
+//!   access tokens (`vextrus tenant`, `vextrus keys`);
 //! - [`testkit`]: a fresh, migrated database per test on one cluster per test process.
 //!
 //! The subcommands themselves live in the binary (`src/main.rs`, `src/cli/`). The crates of the
@@ -18,4 +20,6 @@ pub mod database;
 pub mod demo;
 pub mod postgres;
 pub mod server;
+pub mod signing_keys;
+pub mod tenants;
 pub mod testkit;

@@ -24,11 +24,13 @@ use sqlx::{PgConnection, Row};
 use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use vextrus_audit::{AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page};
+use vextrus_audit::{
+    AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page, redact_secrets,
+};
 use vextrus_commands::{StateFold, tenant};
 use vextrus_domain::TenantId;
 
-use crate::auth::Role;
+use crate::auth::Permission;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::extract::{PathIds, QueryParams};
@@ -526,7 +528,7 @@ pub async fn search(
 fn require_auditor(context: &RequestContext) -> Result<(), ApiError> {
     context
         .principal
-        .require_any(&[Role::Auditor, Role::Admin], "reading the audit trail")
+        .require(Permission::ReadAudit, "reading the audit trail")
 }
 
 async fn answer(
@@ -800,12 +802,15 @@ fn with_changes(mut folder: Option<Box<dyn StateFold>>, events: &mut [AuditEvent
         let Some(current) = folder.as_mut() else {
             return;
         };
-        let before = current.state();
+        let mut before = current.state();
         if !current.apply(&event.event_type, &event.data) {
             return;
         }
+        let mut after = current.state();
+        redact_secrets(&mut before);
+        redact_secrets(&mut after);
         let mut change = Map::new();
-        diff(&before, &current.state(), String::new(), &mut change);
+        diff(&before, &after, String::new(), &mut change);
         event.change = Some(Value::Object(change));
     }
 }

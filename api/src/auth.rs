@@ -1,12 +1,20 @@
-//! Bearer tokens: HS256 JWTs carrying the subject, the tenant, the roles and an expiry.
+//! Bearer tokens and the caller they prove.
 //!
-//! [`JwtKeys`] signs (for `vextrus token`) and verifies; [`Principal`] is the extractor that
-//! every `/v1` handler takes, so no route can forget authentication. Only HS256 is accepted:
-//! `alg: none` and every other algorithm are refused before the signature is looked at.
+//! Two kinds of token are accepted, told apart by their `alg`:
+//! - **EdDSA** (Ed25519) access tokens issued by `POST /v1/auth/login` and `/v1/auth/refresh`,
+//!   with a `kid` naming one of the server's signing keys ([`crate::keys`]), `iss`, `aud`, the
+//!   session and the user's stream version;
+//! - **HS256** tokens signed with `VEXTRUS_JWT_SECRET` ([`JwtKeys`]), minted by `vextrus token`:
+//!   a development tool, kept so existing deployments keep working.
+//!
+//! `alg: none` and every other algorithm are refused before a signature is looked at.
+//! [`Principal`] is the extractor every `/v1` handler takes, so no route can forget
+//! authentication; after the signature it asks the log whether the token still stands
+//! ([`access::check`]: the tenant not suspended, the session not ended, the user's roles and
+//! standing unchanged).
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::str::FromStr;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -17,8 +25,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vextrus_commands::ActorId;
 use vextrus_domain::TenantId;
+use vextrus_domain::ids::{SessionId, UserId};
+pub use vextrus_domain::identity::{Permission, Role};
 
 use crate::error::ApiError;
+use crate::identity::access;
+pub use crate::keys::SessionClaims;
 use crate::state::AppState;
 
 /// The shortest signing secret accepted: 32 bytes, the HS256 key size.
@@ -103,90 +115,57 @@ pub struct Claims {
     pub iat: Option<i64>,
 }
 
-/// What a role allows. Every authenticated caller may read its tenant's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Everything, including creating, renaming and archiving organizations.
-    Admin,
-    /// Creates, renames, archives and moves divisions, projects and sites.
-    Manager,
-    /// Runs and watches projection replays (operations endpoints).
-    Operator,
-    /// Reads the tenant's audit trail (the `/v1/audit` routes).
-    Auditor,
-    /// Posts and reverses journal entries.
-    Accountant,
-    /// What an accountant does, and manages the chart of accounts and the fiscal calendar
-    /// (close, reopen, lock, year-end closing).
-    FinanceManager,
-    /// Reads only.
-    Viewer,
-}
-
-impl Role {
-    pub const ALL: [Role; 7] = [
-        Role::Admin,
-        Role::Manager,
-        Role::Operator,
-        Role::Auditor,
-        Role::Accountant,
-        Role::FinanceManager,
-        Role::Viewer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Manager => "manager",
-            Self::Operator => "operator",
-            Self::Auditor => "auditor",
-            Self::Accountant => "accountant",
-            Self::FinanceManager => "finance-manager",
-            Self::Viewer => "viewer",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|role| role.as_str()).collect();
-                format!("unknown role {s:?}; roles are {}", names.join(", "))
-            })
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The verified caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub subject: ActorId,
     pub tenant: TenantId,
     pub roles: BTreeSet<Role>,
+    /// The sign-in session, for tokens issued by `POST /v1/auth/login` (none for development
+    /// tokens).
+    pub session: Option<SessionRef>,
+}
+
+/// The session a token was issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRef {
+    pub user: UserId,
+    pub session: SessionId,
+    /// The user's stream version when the token was issued: a later event that outdates tokens
+    /// refuses it.
+    pub version: i64,
 }
 
 impl Principal {
-    /// Passes when the caller holds any of `roles`; else 403 naming what is needed.
-    pub fn require_any(&self, roles: &[Role], action: &str) -> Result<(), ApiError> {
-        if roles.iter().any(|role| self.roles.contains(role)) {
+    /// Passes when one of the caller's roles grants `permission`; else 403 naming the `action`,
+    /// the permission and the roles that grant it.
+    pub fn require(&self, permission: Permission, action: &str) -> Result<(), ApiError> {
+        if self.roles.iter().any(|role| role.grants(permission)) {
             return Ok(());
         }
-        let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+        let roles: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|role| role.grants(permission))
+            .map(|role| role.as_str())
+            .collect();
         Err(ApiError::Forbidden(format!(
-            "{action} requires the role {}",
-            names.join(" or ")
+            "{action} requires the permission {permission} (roles: {})",
+            roles.join(", ")
         )))
     }
+
+    /// The caller as a signed-in user, or 403 for other callers (development tokens).
+    pub fn session(&self) -> Result<SessionRef, ApiError> {
+        self.session.ok_or_else(|| {
+            ApiError::Forbidden("this needs a token from POST /v1/auth/login".into())
+        })
+    }
+}
+
+/// Role names as a token carries them: unknown names are ignored, so older servers accept newer
+/// tokens.
+fn known_roles(names: &[String]) -> BTreeSet<Role> {
+    names.iter().filter_map(|name| name.parse().ok()).collect()
 }
 
 impl TryFrom<Claims> for Principal {
@@ -198,34 +177,68 @@ impl TryFrom<Claims> for Principal {
         Ok(Self {
             subject,
             tenant: TenantId::from_uuid(claims.tenant),
-            roles: claims
-                .roles
-                .iter()
-                .filter_map(|name| name.parse().ok())
-                .collect(),
+            roles: known_roles(&claims.roles),
+            session: None,
         })
     }
+}
+
+impl From<SessionClaims> for Principal {
+    fn from(claims: SessionClaims) -> Self {
+        let user = UserId::from_uuid(claims.sub);
+        Self {
+            subject: ActorId::for_user(user),
+            tenant: TenantId::from_uuid(claims.tenant),
+            roles: known_roles(&claims.roles),
+            session: Some(SessionRef {
+                user,
+                session: SessionId::from_uuid(claims.sid),
+                version: claims.ver,
+            }),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, or 401 saying what to send.
+pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthenticated("send a bearer token in the Authorization header".into())
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+        })
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthenticated("send a bearer token in the Authorization header".into())
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "the Authorization header must be `Bearer <token>`".into(),
-                )
-            })?;
-        state.keys().verify(token)?.try_into()
+        let token = bearer_token(parts)?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::Unauthenticated("the token is malformed".into()))?;
+        let principal: Principal = match header.alg {
+            Algorithm::EdDSA => state
+                .settings()
+                .signing_keys
+                .verify(token, header.kid.as_deref(), &state.settings().issuer)?
+                .into(),
+            Algorithm::HS256 => state.keys().verify(token)?.try_into()?,
+            _ => {
+                return Err(ApiError::Unauthenticated(
+                    "the token must be signed with EdDSA (POST /v1/auth/login) or HS256 \
+                     (development tokens)"
+                        .into(),
+                ));
+            }
+        };
+        access::check(state, &principal).await?;
+        Ok(principal)
     }
 }
 

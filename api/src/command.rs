@@ -35,7 +35,7 @@ use vextrus_commands::{CommandMetadata, CommandOutcome, ExecuteError, Version};
 use vextrus_domain::ids::OrganizationId;
 use vextrus_domain::{TenantId, UniqueValues};
 
-use crate::auth::Role;
+use crate::auth::Permission;
 use crate::context::RequestContext;
 use crate::error::{ApiError, DomainProblem, InvalidParam};
 use crate::extract::{IdempotencyKey, IfMatch, etag};
@@ -85,9 +85,10 @@ impl Command {
         &self.context
     }
 
-    /// Passes when the caller holds any of `roles`; else 403 naming the `action` and the roles.
-    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ApiError> {
-        self.context.principal.require_any(roles, action)
+    /// Passes when one of the caller's roles grants `permission`; else 403 naming the `action`,
+    /// the permission and the roles that grant it.
+    pub fn require(&self, permission: Permission, action: &str) -> Result<(), ApiError> {
+        self.context.principal.require(permission, action)
     }
 
     /// The command this request issues, as `operation` (e.g. `create-division`): its audit

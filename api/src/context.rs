@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-use vextrus_commands::{CommandMetadata, tenant};
+use vextrus_commands::{ActorId, CommandMetadata, tenant};
 use vextrus_domain::TenantId;
 use vextrus_domain::ids::{ProjectId, SiteId};
 
@@ -28,13 +28,10 @@ pub const SITE_HEADER: &str = "x-site-id";
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Who is asking, for which tenant, in which project or site.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub principal: Principal,
-    pub tenant: TenantId,
-    pub project: Option<ProjectId>,
-    pub site: Option<SiteId>,
+/// Where a request comes from, signed in or not: what the audit metadata of its commands records
+/// besides the actor.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
     /// `X-Request-ID` (generated when the client sent none).
     pub request_id: Option<String>,
     /// `X-Correlation-ID`: ties this request to the user action that caused it.
@@ -44,6 +41,65 @@ pub struct RequestContext {
     pub client_address: Option<IpAddr>,
     /// The `User-Agent` header, cut to [`MAX_USER_AGENT_LEN`] bytes.
     pub user_agent: Option<String>,
+}
+
+impl RequestOrigin {
+    /// Audit metadata for a command `actor` issues from this origin (see
+    /// [`RequestContext::command_metadata`] for the idempotency key).
+    pub fn command_metadata(
+        &self,
+        actor: ActorId,
+        actor_roles: Vec<String>,
+        idempotency_key: Option<(&str, &str)>,
+    ) -> CommandMetadata {
+        let mut metadata = CommandMetadata::new(actor);
+        metadata.actor_roles = actor_roles;
+        if let Some((operation, key)) = idempotency_key {
+            metadata = metadata.with_idempotency_key(operation, key);
+        }
+        if let Some(correlation_id) = self.correlation_id {
+            metadata = metadata.with_correlation_id(correlation_id);
+        }
+        if let Some(request_id) = &self.request_id {
+            metadata = metadata.with_request_id(request_id.clone());
+        }
+        metadata.client_address = self.client_address;
+        metadata.user_agent = self.user_agent.clone();
+        let span = tracing::Span::current();
+        span.record("command_id", tracing::field::display(metadata.command_id()));
+        span.record(
+            "correlation_id",
+            tracing::field::display(metadata.correlation_id),
+        );
+        metadata
+    }
+}
+
+impl FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self {
+            request_id: request_id(&parts.headers)?,
+            correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
+            client_address: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
+                |ConnectInfo(peer)| {
+                    client_address(peer.ip(), &parts.headers, &state.settings().trusted_proxies)
+                },
+            ),
+            user_agent: user_agent(&parts.headers),
+        })
+    }
+}
+
+/// Who is asking, for which tenant, in which project or site.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    pub tenant: TenantId,
+    pub project: Option<ProjectId>,
+    pub site: Option<SiteId>,
+    pub origin: RequestOrigin,
 }
 
 impl RequestContext {
@@ -62,32 +118,19 @@ impl RequestContext {
         idempotency_key: Option<&str>,
         operation: &str,
     ) -> CommandMetadata {
-        let mut metadata = CommandMetadata::new(self.principal.subject.clone());
-        metadata.actor_roles = self
+        let roles = self
             .principal
             .roles
             .iter()
             .map(|role| role.as_str().to_owned())
             .collect();
-        if let Some(key) = idempotency_key {
-            metadata = metadata.with_idempotency_key(operation, key);
-        }
-        if let Some(correlation_id) = self.correlation_id {
-            metadata = metadata.with_correlation_id(correlation_id);
-        }
-        if let Some(request_id) = &self.request_id {
-            metadata = metadata.with_request_id(request_id.clone());
-        }
-        metadata.client_address = self.client_address;
-        metadata.user_agent = self.user_agent.clone();
+        let mut metadata = self.origin.command_metadata(
+            self.principal.subject.clone(),
+            roles,
+            idempotency_key.map(|key| (operation, key)),
+        );
         metadata.project_id = self.project.map(|project| project.as_uuid());
         metadata.site_id = self.site.map(|site| site.as_uuid());
-        let span = tracing::Span::current();
-        span.record("command_id", tracing::field::display(metadata.command_id()));
-        span.record(
-            "correlation_id",
-            tracing::field::display(metadata.correlation_id),
-        );
         metadata
     }
 
@@ -147,14 +190,7 @@ impl FromRequestParts<AppState> for RequestContext {
             tenant,
             project: uuid_header(&parts.headers, PROJECT_HEADER)?.map(ProjectId::from_uuid),
             site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
-            request_id: request_id(&parts.headers)?,
-            correlation_id: uuid_header(&parts.headers, CORRELATION_HEADER)?,
-            client_address: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
-                |ConnectInfo(peer)| {
-                    client_address(peer.ip(), &parts.headers, &state.settings().trusted_proxies)
-                },
-            ),
-            user_agent: user_agent(&parts.headers),
+            origin: RequestOrigin::from_request_parts(parts, state).await?,
             principal,
         };
         context.validate_units(state).await?;

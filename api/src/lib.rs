@@ -5,7 +5,9 @@
 //! - [`router`] assembles every route with its layers: request ids (`X-Request-ID`, generated
 //!   when absent and echoed on the response), one tracing span per request that the handlers fill
 //!   with tenant, command and correlation ids, and the body limit.
-//! - [`auth`]: HS256 bearer tokens and roles. [`context`]: the tenant context of a request and
+//! - [`auth`]: bearer tokens (EdDSA from sign-in, HS256 for development) and the permission
+//!   each route requires; [`identity`]: sign-in, sessions, users and the JWKS; [`keys`]: the
+//!   signing keys. [`context`]: the tenant context of a request and
 //!   the one helper that opens a tenant-scoped read transaction.
 //! - [`hierarchy`]: the organization → division → project → site routes. Future bounded contexts
 //!   (finance) get a module of their own, merged in [`router`].
@@ -34,6 +36,8 @@ pub mod extract;
 pub mod finance;
 pub mod health;
 pub mod hierarchy;
+pub mod identity;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 mod state;
@@ -53,9 +57,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
-pub use auth::{Claims, JwtKeys, Role};
+pub use auth::{Claims, JwtKeys, Permission, Role};
 pub use error::ApiError;
-pub use state::{ApiSettings, AppState, Background, Probe};
+pub use keys::SigningKeys;
+pub use state::{ApiSettings, AppState, Background, DEFAULT_ISSUER, Lifetimes, Probe};
 
 /// Every route of the API, ready to serve.
 pub fn router(state: AppState) -> Router {
@@ -64,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(hierarchy::router())
         .merge(finance::router())
+        .merge(identity::router())
         .merge(audit::router())
         .merge(health::router())
         .merge(ops::router())

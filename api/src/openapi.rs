@@ -19,7 +19,8 @@ use crate::{finance, health, hierarchy};
     info(
         title = "Vextrus API",
         description = "Multi-tenant, event-sourced ERP backend for construction companies in Bangladesh. \
-            Every /v1 route takes a bearer JWT (HS256); errors are RFC 9457 problem+json with a stable `type`."
+            Every /v1 route except sign-in takes a bearer JWT (EdDSA from POST /v1/auth/login, or HS256 \
+            development tokens); errors are RFC 9457 problem+json with a stable `type`."
     ),
     paths(
         hierarchy::commands::create_organization,
@@ -69,6 +70,22 @@ use crate::{finance, health, hierarchy};
         finance::queries::trial_balance,
         finance::queries::balance_sheet,
         finance::queries::profit_and_loss,
+        crate::identity::sessions::login,
+        crate::identity::sessions::refresh,
+        crate::identity::sessions::logout,
+        crate::identity::sessions::me,
+        crate::identity::sessions::jwks,
+        crate::identity::users::accept_invitation,
+        crate::identity::users::reset_password,
+        crate::identity::users::change_password,
+        crate::identity::users::invite_user,
+        crate::identity::users::get_user,
+        crate::identity::users::reissue_invitation,
+        crate::identity::users::issue_password_reset,
+        crate::identity::users::disable_user,
+        crate::identity::users::enable_user,
+        crate::identity::users::assign_role,
+        crate::identity::users::remove_role,
         health::live,
         health::ready,
         crate::ops::projections,
@@ -106,6 +123,8 @@ use crate::{finance, health, hierarchy};
         (name = "journal", description = "Journal entries: post and reverse (accountant, finance-manager, admin)"),
         (name = "reports", description = "Trial balance, account ledgers, balance sheet, profit and loss"),
         (name = "audit", description = "The audit trail (auditor and admin roles): who changed what, when, on whose behalf"),
+        (name = "auth", description = "Sign-in, sessions, invitations and passwords; the keys that verify access tokens"),
+        (name = "users", description = "The tenant's users and their roles (manage-users: admin)"),
         (name = "operations", description = "Health and API description"),
     )
 )]
@@ -277,6 +296,79 @@ pub mod text {
              fiscal year) when omitted or null.",
             "07-01",
         ))
+    }
+
+    pub fn slug() -> Object {
+        string(
+            vextrus_domain::identity::Slug::PATTERN,
+            "The tenant's slug: 3 to 40 letters, digits and inner `-`; case-insensitive.",
+            "meghna-builders",
+        )
+        .build()
+    }
+
+    /// Documented addresses: a plain subset of what the server takes (any address with one `@`
+    /// and a dotted domain, at most 254 characters, case-insensitive).
+    pub const EMAIL_PATTERN: &str = "^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,40}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,40}[A-Za-z0-9])?){1,3}$";
+
+    pub fn email() -> Object {
+        string(
+            EMAIL_PATTERN,
+            "An e-mail address; case-insensitive, unique per tenant.",
+            "rahim@meghna.com.bd",
+        )
+        .max_length(Some(254))
+        .build()
+    }
+
+    pub fn password() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(12))
+            .max_length(Some(256))
+            .description(Some(
+                "12 to 256 characters; none of the 10,000 most common passwords.",
+            ))
+            .examples(["correct horse battery staple"])
+            .build()
+    }
+
+    /// A password as typed at sign-in (checked against the stored hash, never against the
+    /// policy: an old password may predate it).
+    pub fn password_attempt() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(256))
+            .examples(["correct horse battery staple"])
+            .build()
+    }
+
+    pub fn invitation() -> Object {
+        string(
+            crate::identity::secrets::INVITATION_PATTERN,
+            "The invitation token, as issued.",
+            "vxi.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+        )
+        .build()
+    }
+
+    pub fn reset() -> Object {
+        string(
+            crate::identity::secrets::RESET_PATTERN,
+            "The password-reset token, as issued.",
+            "vxp.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+        )
+        .build()
+    }
+
+    pub fn refresh() -> Object {
+        string(
+            crate::identity::secrets::REFRESH_PATTERN,
+            "The refresh token, as issued.",
+            "vxr.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.0190a1b2c3d4e5f60718293a4b5c6d80.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+        )
+        .build()
     }
 
     /// Whether `text` matches `pattern` (one of the API's published patterns), as a client's

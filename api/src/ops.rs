@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use vextrus_replay::ProjectionReport;
 
-use crate::auth::Role;
+use crate::auth::Permission;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -50,7 +50,7 @@ pub async fn projections(
 ) -> Result<Json<Vec<ProjectionReport>>, ApiError> {
     context
         .principal
-        .require_any(&[Role::Operator], "reading the projections' status")?;
+        .require(Permission::Operate, "reading the projections' status")?;
     let reports = vextrus_replay::projection_reports(state.ops_pool())
         .await
         .map_err(ApiError::database)?;

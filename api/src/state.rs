@@ -11,6 +11,10 @@ use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
+use crate::keys::SigningKeys;
+
+/// The `iss` of access tokens when no public URL is configured.
+pub const DEFAULT_ISSUER: &str = "vextrus";
 use crate::client_address::IpNetwork;
 use crate::health::{ProjectionCheck, RelayCheck};
 
@@ -48,6 +52,37 @@ pub struct ApiSettings {
     pub trusted_proxies: Vec<IpNetwork>,
     /// Send `Strict-Transport-Security` (the API is reached over https, `VEXTRUS_PUBLIC_URL`).
     pub hsts: bool,
+    /// The keys that sign access tokens at sign-in (none: sign-in answers 503).
+    pub signing_keys: SigningKeys,
+    /// The `iss` of the access tokens this server issues and accepts (`VEXTRUS_PUBLIC_URL`, or
+    /// `vextrus`).
+    pub issuer: String,
+    /// Lifetimes of what sign-in hands out.
+    pub lifetimes: Lifetimes,
+}
+
+/// How long tokens and one-time secrets stay valid.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Access tokens (15 minutes).
+    pub access: Duration,
+    /// A refresh token, renewed by each refresh (14 days).
+    pub refresh: Duration,
+    /// An invitation (7 days).
+    pub invitation: Duration,
+    /// A password reset (1 hour).
+    pub reset: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            access: Duration::from_secs(15 * 60),
+            refresh: Duration::from_secs(14 * 24 * 3600),
+            invitation: Duration::from_secs(7 * 24 * 3600),
+            reset: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -58,6 +93,9 @@ impl Default for ApiSettings {
             latest_migration: 0,
             trusted_proxies: Vec::new(),
             hsts: false,
+            signing_keys: SigningKeys::default(),
+            issuer: DEFAULT_ISSUER.to_owned(),
+            lifetimes: Lifetimes::default(),
         }
     }
 }

@@ -23,5 +23,7 @@ pub use checkpoint::{
     Checkpoint, CheckpointCheck, CheckpointOutcome, KeyError, SigningKey, Statement,
     create_checkpoints, verify_checkpoints,
 };
-pub use trail::{AuditEvent, InvalidCursor, TimeRange, TrailCursor, TrailQuery, fetch_page};
+pub use trail::{
+    AuditEvent, InvalidCursor, TimeRange, TrailCursor, TrailQuery, fetch_page, redact_secrets,
+};
 pub use verify::{ChainReport, Finding, Tampering, verify_chains};

@@ -226,7 +226,35 @@ pub async fn fetch_page(
         sql.push(" order by sequence");
     }
     sql.push(" limit ").push_bind(i64::from(limit));
-    sql.build_query_as::<AuditEvent>().fetch_all(conn).await
+    let mut events = sql.build_query_as::<AuditEvent>().fetch_all(conn).await?;
+    for event in &mut events {
+        redact_secrets(&mut event.data);
+    }
+    Ok(events)
+}
+
+/// The JSON keys whose values the audit trail never shows: password hashes (users' streams keep
+/// them so that sign-in is decided from the log). The hash chain covers the stored payload, so
+/// `vextrus audit verify` is unaffected.
+pub const REDACTED_KEYS: &[&str] = &["password_hash"];
+
+/// Replaces the value of every [`REDACTED_KEYS`] member, at any depth, with `"[redacted]"`.
+pub fn redact_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map.iter_mut() {
+                if REDACTED_KEYS.contains(&key.as_str()) {
+                    if !member.is_null() {
+                        *member = Value::String("[redacted]".into());
+                    }
+                } else {
+                    redact_secrets(member);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
 }
 
 fn push_range(sql: &mut QueryBuilder<'_, Postgres>, range: &TimeRange) {
@@ -286,5 +314,23 @@ mod tests {
                 "{garbage:?}"
             );
         }
+    }
+
+    #[test]
+    fn password_hashes_are_redacted_at_any_depth() {
+        let mut value = serde_json::json!({
+            "password_hash": "$argon2id$v=19$secret",
+            "profile": {"password_hash": null, "name": "Alice"},
+            "list": [{"password_hash": "x"}]
+        });
+        redact_secrets(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "password_hash": "[redacted]",
+                "profile": {"password_hash": null, "name": "Alice"},
+                "list": [{"password_hash": "[redacted]"}]
+            })
+        );
     }
 }

@@ -6,6 +6,7 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use vextrus_domain::finance::{JournalEntry, Ledger};
+use vextrus_domain::identity::{Tenant, User};
 use vextrus_domain::organization::Organization;
 
 use crate::codec;
@@ -43,6 +44,8 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<Organization>(),
     AggregateKind::of::<Ledger>(),
     AggregateKind::of::<JournalEntry>(),
+    AggregateKind::of::<Tenant>(),
+    AggregateKind::of::<User>(),
 ];
 
 /// The names of every aggregate type, in registration order.

@@ -70,6 +70,11 @@ impl ActorId {
         }
     }
 
+    /// The actor a signed-in user acts as: `user:<id>`.
+    pub fn for_user(user: vextrus_domain::ids::UserId) -> Self {
+        Self(format!("user:{}", user.as_uuid()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

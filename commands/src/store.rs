@@ -371,6 +371,29 @@ impl EventStore {
         Ok(events)
     }
 
+    /// The stream that claimed `value` in `scope` for `tenant` ([`UniqueValues`]), if any: how
+    /// a sign-in finds a tenant by its slug and a user by their address, consistently with the
+    /// log (a claim commits with the events that make it).
+    pub async fn claimant(
+        &self,
+        tenant: TenantId,
+        scope: &str,
+        value: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let mut tx = tenant::begin(&self.pool, tenant).await?;
+        let claimant = sqlx::query_scalar(
+            "select aggregate_id from unique_values
+             where tenant_id = $1 and scope = $2 and value = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(scope)
+        .bind(value)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimant)
+    }
+
     /// The events of one stream of `tenant` after `version`, in order.
     pub async fn load_stream_after(
         &self,

@@ -67,6 +67,13 @@ uuid_id!(
     /// The customer account that owns data. Every row of every table is scoped to one tenant.
     TenantId
 );
+impl TenantId {
+    /// The platform's own partition of the log (the nil UUID): the registry of tenants lives
+    /// there, so that a tenant's slug is unique among all tenants and a suspended tenant's
+    /// administrators cannot lift their own suspension. No token is ever issued for it.
+    pub const PLATFORM: TenantId = TenantId::from_uuid(Uuid::nil());
+}
+
 uuid_id!(
     /// A company within a tenant; also the id of its [`Organization`](crate::organization::Organization) aggregate.
     OrganizationId
@@ -78,6 +85,15 @@ uuid_id!(
 uuid_id!(
     /// A construction project within a division.
     ProjectId
+);
+uuid_id!(
+    /// A person who signs in to a tenant; also the id of their [`User`](crate::identity::User)
+    /// aggregate.
+    UserId
+);
+uuid_id!(
+    /// One signed-in session: a chain of refresh tokens, each replacing the last.
+    SessionId
 );
 uuid_id!(
     /// A physical site of a project.

@@ -6,10 +6,11 @@
 //! (`vextrus-commands`) loads an aggregate's events, calls `handle` and appends what it returns.
 //!
 //! Layout: one module per aggregate, holding its commands, events, errors and rules together
-//! ([`organization`], [`finance`]); shared value types in [`values`]; identifiers in [`ids`]; the contract by
+//! ([`organization`], [`finance`], [`identity`]); shared value types in [`values`]; identifiers in [`ids`]; the contract by
 //! which an aggregate asks the store for tenant-wide uniqueness in [`unique`].
 
 pub mod finance;
+pub mod identity;
 pub mod ids;
 pub mod organization;
 pub mod unique;

@@ -5,11 +5,13 @@ mod analyst;
 mod audit;
 mod bench;
 mod kafka;
+mod keys;
 mod lag;
 mod ledger_bench;
 mod replay;
 mod replay_bench;
 mod serve;
+mod tenant;
 
 use std::path::PathBuf;
 
@@ -67,6 +69,12 @@ enum Command {
     /// Analysts' SQL roles, each bound to one tenant (psql, BI tools).
     #[command(subcommand)]
     Analyst(analyst::AnalystCommand),
+    /// Tenants (platform operators): register with a first administrator, suspend, resume.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// The Ed25519 keys that sign access tokens: rotate, list.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// Where the data lives.
@@ -198,6 +206,8 @@ impl Cli {
             }
             Command::Bench(bench) => bench.run(self.database.external()?).await,
             Command::Analyst(analyst) => analyst.run(&self.database).await,
+            Command::Tenant(tenant) => tenant.run(&self.database).await,
+            Command::Keys(keys) => keys.run(&self.database.data_dir),
         }
     }
 }

@@ -12,13 +12,14 @@ use vextrus::database;
 use vextrus::demo::Demo;
 use vextrus::server::{Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
-use vextrus_api::{ApiSettings, Claims, JwtKeys, Role};
+use vextrus_api::{ApiSettings, Claims, DEFAULT_ISSUER, JwtKeys, Lifetimes, Role};
 use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, EventStore};
 use vextrus_fanout::EmbeddedKafka;
 
 use super::DatabaseArgs;
 use super::kafka::KafkaArgs;
+use super::keys::SigningKeysArgs;
 
 /// Where the token signing secret comes from.
 #[derive(Debug, Args)]
@@ -127,11 +128,18 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_DEMO")]
     demo: bool,
 
+    /// Lifetime of the access tokens sign-in issues, in seconds.
+    #[arg(long, env = "VEXTRUS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    access_token_ttl_secs: u64,
+
     #[command(flatten)]
     kafka: KafkaArgs,
 
     #[command(flatten)]
     jwt: JwtArgs,
+
+    #[command(flatten)]
+    signing_keys: SigningKeysArgs,
 }
 
 impl ServeArgs {
@@ -164,9 +172,24 @@ impl ServeArgs {
                 "VEXTRUS_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
             ),
         };
+        if !(60..=86_400).contains(&self.access_token_ttl_secs) {
+            bail!("VEXTRUS_ACCESS_TOKEN_TTL_SECS (--access-token-ttl-secs) must be 60 to 86400");
+        }
+        let keys_dir = self.signing_keys.dir(&database.data_dir);
+        let signing_keys = vextrus::signing_keys::load_or_create(&keys_dir)
+            .context("VEXTRUS_SIGNING_KEYS_DIR: the access-token signing keys")?;
         config.api = ApiSettings {
             body_limit: self.body_limit,
             hsts,
+            signing_keys,
+            issuer: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+            lifetimes: Lifetimes {
+                access: Duration::from_secs(self.access_token_ttl_secs),
+                ..Lifetimes::default()
+            },
             read_wait: Duration::from_millis(self.read_wait_ms),
             trusted_proxies,
             ..ApiSettings::default()
@@ -358,8 +381,8 @@ pub struct TokenArgs {
     #[arg(long)]
     subject: String,
 
-    /// Comma-separated roles: admin, manager, operator, auditor, accountant, finance-manager,
-    /// viewer.
+    /// Comma-separated roles: admin, finance-manager, accountant, project-manager,
+    /// site-engineer, auditor, operator, viewer.
     #[arg(long, value_delimiter = ',', default_value = "viewer")]
     roles: Vec<Role>,
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use vextrus::server::Fanout;
 
@@ -432,4 +433,45 @@ async fn openapi_health_request_ids_and_unknown_routes() {
     .await
     .expect(405);
     assert_eq!(wrong_method.problem(), "method-not-allowed");
+}
+
+/// After authentication, refusals come in a fixed order: the role first (before any field is
+/// looked at), then the headers (before the body is read), then every bad field at once.
+#[tokio::test]
+async fn refusals_come_in_order_role_then_headers_then_fields() {
+    let app = spawn_app().await;
+    let manager = app.caller(&["project-manager"]);
+    let body = json!({"name": " ", "code": "MBL", "bin": "1", "tin": "2"});
+    let reply = manager.post("/v1/organizations", body).await.expect(403);
+    assert_eq!(reply.problem(), "forbidden");
+    assert_eq!(
+        reply.body["detail"],
+        "creating an organization requires the permission manage-organizations (roles: admin)"
+    );
+
+    let admin = app.caller_for(manager.tenant, &["admin"]);
+    for (header, value) in [("if-match", "yesterday"), ("idempotency-key", "a b")] {
+        let request = admin
+            .request(
+                Method::PATCH,
+                &format!("/v1/organizations/{}", Uuid::now_v7()),
+            )
+            .header(header, value)
+            .header("content-type", "application/json")
+            .body("not json");
+        let reply = admin.send(request).await.expect(400);
+        assert_eq!(reply.problem(), "malformed-request", "{header}");
+    }
+
+    let body = json!({"name": " ", "code": "no spaces", "bin": "1", "tin": "2"});
+    let reply = admin.post("/v1/organizations", body).await.expect(422);
+    let names: Vec<&str> = reply.body["invalid-params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|param| param["name"].as_str())
+        .collect();
+    assert_eq!(names, ["name", "code", "bin", "tin"]);
+    assert_eq!(app.event_count().await, 0);
+    app.shutdown().await;
 }

@@ -147,7 +147,7 @@ async fn roles_gate_commands_and_every_role_may_read() {
     let tenant = Uuid::now_v7();
     let (admin, manager, viewer) = (
         app.caller_for(tenant, &["admin"]),
-        app.caller_for(tenant, &["manager"]),
+        app.caller_for(tenant, &["project-manager"]),
         app.caller_for(tenant, &["viewer"]),
     );
     let refused = viewer

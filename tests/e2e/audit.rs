@@ -59,7 +59,7 @@ fn at(instant: DateTime<Utc>) -> String {
 #[tokio::test]
 async fn history_activity_correlation_and_search_return_exactly_what_was_written() {
     let app = spawn_app().await;
-    let admin = app.caller(&["admin", "manager"]);
+    let admin = app.caller(&["admin", "project-manager"]);
     let tenant = admin.tenant;
     let auditor = app.caller_for(tenant, &["auditor"]);
     let correlation = Uuid::now_v7();
@@ -118,7 +118,7 @@ async fn history_activity_correlation_and_search_return_exactly_what_was_written
         )
         .await
         .expect(200);
-    let second = caller_as(&app, tenant, "second-user", &["manager"]);
+    let second = caller_as(&app, tenant, "second-user", &["project-manager"]);
     second
         .patch(
             &format!("/v1/organizations/{org}/divisions/{division}"),
@@ -148,7 +148,7 @@ async fn history_activity_correlation_and_search_return_exactly_what_was_written
     assert_eq!(first["data"]["name"], "Meghna Builders Ltd");
     assert_eq!(first["tenant_id"], tenant.to_string());
     assert_eq!(first["actor"], "e2e-user");
-    assert_eq!(first["actor_roles"], json!(["admin", "manager"]));
+    assert_eq!(first["actor_roles"], json!(["admin", "project-manager"]));
     assert_eq!(first["idempotency_key"], "create-mbl");
     assert_eq!(first["correlation_id"], correlation.to_string());
     assert_eq!(first["request_id"], "req-create");
@@ -195,7 +195,7 @@ async fn history_activity_correlation_and_search_return_exactly_what_was_written
     let theirs = all_pages(&auditor, "/v1/audit/users/second-user/events", 10).await;
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0]["event_type"], "DivisionRenamed");
-    assert_eq!(theirs[0]["actor_roles"], json!(["manager"]));
+    assert_eq!(theirs[0]["actor_roles"], json!(["project-manager"]));
     let first_at: DateTime<Utc> = first["recorded_at"].as_str().unwrap().parse().unwrap();
     let before_first = all_pages(
         &auditor,
@@ -387,7 +387,7 @@ async fn only_auditors_and_admins_read_the_trail_and_bad_parameters_are_refused(
     let app = spawn_app().await;
     let admin = app.caller(&["admin"]);
     let org = admin.create_organization("MBL").await.id();
-    for roles in [&["viewer"][..], &["manager"], &["operator"]] {
+    for roles in [&["viewer"][..], &["project-manager"], &["operator"]] {
         let caller = app.caller_for(admin.tenant, roles);
         for path in [
             "/v1/audit/events".to_owned(),

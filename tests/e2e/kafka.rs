@@ -950,7 +950,7 @@ async fn activity_counters_fed_by_two_workers_one_stopped_mid_stream_equal_the_l
     let tenant = uuid::Uuid::now_v7();
     let (alice, bob) = (
         caller_as(&app, tenant, "alice", &["admin"]),
-        caller_as(&app, tenant, "bob", &["manager"]),
+        caller_as(&app, tenant, "bob", &["project-manager"]),
     );
     let mut organizations = Vec::new();
     for n in 0..24 {

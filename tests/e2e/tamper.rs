@@ -18,7 +18,7 @@ fn full_metadata() -> CommandMetadata {
         .with_idempotency_key("test", &uuid::Uuid::now_v7().to_string())
         .with_causation_id(uuid::Uuid::now_v7())
         .with_request_id("req-tamper");
-    metadata.actor_roles = vec!["admin".into(), "manager".into()];
+    metadata.actor_roles = vec!["admin".into(), "project-manager".into()];
     metadata.client_address = Some("10.1.2.3".parse().unwrap());
     // Quotes, a backslash, non-ASCII and control characters: the escaping must agree with the
     // database's, byte for byte.

@@ -25,16 +25,12 @@ use super::views::{
     PostEntry, ReverseEntry, SetLockDate, SideView, SplitBody, UpdateAccount,
 };
 use super::{FinanceErrors, LedgerCommandErrors};
-use crate::auth::Role;
+use crate::auth::Permission;
 use crate::command::{Accepted, Command, CommandAccepted, Created, Fields, Issue, location};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathIds};
 use crate::state::AppState;
 
-/// Who manages the chart, the settings and the calendar.
-const LEDGER_ROLES: &[Role] = &[Role::Admin, Role::FinanceManager];
-/// Who posts and reverses entries.
-const POSTING_ROLES: &[Role] = &[Role::Admin, Role::FinanceManager, Role::Accountant];
 
 /// The organization as postings see it; 404 when the tenant has none such.
 async fn organization(
@@ -107,7 +103,7 @@ pub async fn create_account(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<CreateAccount>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "opening an account")?;
+    cmd.require(Permission::ManageLedger, "opening an account")?;
     let issue = cmd.named("create-account");
     let org = organization(&issue.state().clone(), &issue, organization_id).await?;
     let account_id = AccountId::from_uuid(issue.new_id());
@@ -135,7 +131,7 @@ pub async fn install_standard_chart(
     cmd: Command,
     PathIds(organization_id): PathIds<OrganizationId>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "installing the standard chart")?;
+    cmd.require(Permission::ManageLedger, "installing the standard chart")?;
     let issue = cmd.named("install-standard-chart");
     let org = organization(&issue.state().clone(), &issue, organization_id).await?;
     let base = org.base_currency().cloned().unwrap_or_default();
@@ -158,7 +154,7 @@ pub async fn update_account(
     PathIds((organization_id, account_id)): PathIds<(OrganizationId, AccountId)>,
     JsonBody(body): JsonBody<UpdateAccount>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "changing an account")?;
+    cmd.require(Permission::ManageLedger, "changing an account")?;
     let mut fields = Fields::default();
     let name = fields.take("name", body.name.as_deref().map(Name::parse).transpose());
     let currency = fields.take(
@@ -194,7 +190,7 @@ macro_rules! account_command {
             cmd: Command,
             PathIds((organization_id, account_id)): PathIds<(OrganizationId, AccountId)>,
         ) -> Result<Accepted, ApiError> {
-            cmd.require(LEDGER_ROLES, $action)?;
+            cmd.require(Permission::ManageLedger, $action)?;
             let command = LedgerCommand::$command { account_id };
             let outcome = run_ledger(cmd.named($operation), organization_id, command).await?;
             Ok(Accepted::changed(outcome, account_id, organization_id))
@@ -235,7 +231,7 @@ pub async fn delete_account(
     cmd: Command,
     PathIds((organization_id, account_id)): PathIds<(OrganizationId, AccountId)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "deleting an account")?;
+    cmd.require(Permission::ManageLedger, "deleting an account")?;
     let command = LedgerCommand::DeleteAccount { account_id };
     let outcome = run_ledger(cmd.named("delete-account"), organization_id, command).await?;
     Ok(Accepted::changed(outcome, account_id, organization_id))
@@ -255,7 +251,7 @@ pub async fn configure_ledger(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<LedgerSettingsBody>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "changing the ledger's settings")?;
+    cmd.require(Permission::ManageLedger, "changing the ledger's settings")?;
     let mut fields = Fields::default();
     let allowance = fields.take(
         "round_off_allowance",
@@ -306,7 +302,7 @@ pub async fn open_fiscal_year(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<OpenFiscalYear>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "opening a fiscal year")?;
+    cmd.require(Permission::ManageLedger, "opening a fiscal year")?;
     let issue = cmd.named("open-fiscal-year");
     let org = organization(&issue.state().clone(), &issue, organization_id).await?;
     let end = match body.end {
@@ -337,7 +333,7 @@ pub async fn close_period(
     cmd: Command,
     PathIds((organization_id, period)): PathIds<(OrganizationId, NaiveDate)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "closing a period")?;
+    cmd.require(Permission::ManageLedger, "closing a period")?;
     let command = LedgerCommand::ClosePeriod { period };
     let outcome = run_ledger(cmd.named("close-period"), organization_id, command).await?;
     Ok(Accepted::changed(outcome, organization_id, organization_id))
@@ -355,7 +351,7 @@ pub async fn reopen_period(
     cmd: Command,
     PathIds((organization_id, period)): PathIds<(OrganizationId, NaiveDate)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "reopening a period")?;
+    cmd.require(Permission::ManageLedger, "reopening a period")?;
     let command = LedgerCommand::ReopenPeriod { period };
     let outcome = run_ledger(cmd.named("reopen-period"), organization_id, command).await?;
     Ok(Accepted::changed(outcome, organization_id, organization_id))
@@ -375,7 +371,7 @@ pub async fn set_lock_date(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<SetLockDate>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "setting the lock date")?;
+    cmd.require(Permission::ManageLedger, "setting the lock date")?;
     let command = LedgerCommand::SetLockDate {
         lock_date: body.lock_date,
     };
@@ -399,7 +395,7 @@ pub async fn close_fiscal_year(
     PathIds((organization_id, start)): PathIds<(OrganizationId, NaiveDate)>,
     JsonBody(body): JsonBody<CloseFiscalYear>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(LEDGER_ROLES, "closing a fiscal year")?;
+    cmd.require(Permission::ManageLedger, "closing a fiscal year")?;
     let issue = cmd.named("close-fiscal-year");
     let state = issue.state().clone();
     organization(&state, &issue, organization_id).await?;
@@ -603,7 +599,7 @@ pub async fn post_entry(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<PostEntry>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(POSTING_ROLES, "posting a journal entry")?;
+    cmd.require(Permission::PostEntries, "posting a journal entry")?;
     let issue = cmd.named("post-journal-entry").on_new_stream();
     let entry_id = EntryId::from_uuid(issue.new_id());
     let entry = body.into_entry(entry_id, organization_id)?;
@@ -634,7 +630,7 @@ pub async fn reverse_entry(
     PathIds((organization_id, entry_id)): PathIds<(OrganizationId, EntryId)>,
     JsonBody(body): JsonBody<ReverseEntry>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(POSTING_ROLES, "reversing a journal entry")?;
+    cmd.require(Permission::PostEntries, "reversing a journal entry")?;
     let issue = cmd.named("reverse-journal-entry");
     let reversal_entry_id = EntryId::from_uuid(issue.new_id());
     organization(issue.state(), &issue, organization_id).await?;

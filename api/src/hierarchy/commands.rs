@@ -16,14 +16,11 @@ use super::views::{
     CreateDivision, CreateOrganization, CreateProject, CreateSite, MoveSite, RenameUnit,
 };
 use super::{ArchiveErrors, CommandErrors};
-use crate::auth::Role;
+use crate::auth::Permission;
 use crate::command::{Accepted, Command, CommandAccepted, Created, Fields, location};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathIds};
 
-/// Who may change organizations themselves, and who may change what is below them.
-const ORGANIZATION_ROLES: &[Role] = &[Role::Admin];
-const UNIT_ROLES: &[Role] = &[Role::Admin, Role::Manager];
 
 fn name_only(body: RenameUnit) -> Result<Name, ApiError> {
     let mut fields = Fields::default();
@@ -136,7 +133,7 @@ pub async fn create_organization(
     cmd: Command,
     JsonBody(body): JsonBody<CreateOrganization>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(ORGANIZATION_ROLES, "creating an organization")?;
+    cmd.require(Permission::ManageOrganizations, "creating an organization")?;
     let issue = cmd.named("create-organization").on_new_stream();
     let organization = OrganizationId::from_uuid(issue.new_id());
     let command = body.into_command(organization)?;
@@ -158,7 +155,7 @@ pub async fn rename_organization(
     PathIds(organization): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<RenameUnit>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(ORGANIZATION_ROLES, "renaming an organization")?;
+    cmd.require(Permission::ManageOrganizations, "renaming an organization")?;
     let command = OrganizationCommand::RenameOrganization {
         name: name_only(body)?,
     };
@@ -178,7 +175,7 @@ pub async fn archive_organization(
     cmd: Command,
     PathIds(organization): PathIds<OrganizationId>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(ORGANIZATION_ROLES, "archiving an organization")?;
+    cmd.require(Permission::ManageOrganizations, "archiving an organization")?;
     let command = OrganizationCommand::ArchiveOrganization;
     let issue = cmd.named("archive-organization");
     let outcome = issue.run::<Organization>(organization, command).await?;
@@ -198,7 +195,7 @@ pub async fn create_division(
     PathIds(organization): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<CreateDivision>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "creating a division")?;
+    cmd.require(Permission::ManageUnits, "creating a division")?;
     let issue = cmd.named("create-division");
     let division_id = DivisionId::from_uuid(issue.new_id());
     let command = body.into_command(division_id)?;
@@ -220,7 +217,7 @@ pub async fn rename_division(
     PathIds((organization, division_id)): PathIds<(OrganizationId, DivisionId)>,
     JsonBody(body): JsonBody<RenameUnit>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "renaming a division")?;
+    cmd.require(Permission::ManageUnits, "renaming a division")?;
     let name = name_only(body)?;
     let command = OrganizationCommand::RenameDivision { division_id, name };
     let issue = cmd.named("rename-division");
@@ -239,7 +236,7 @@ pub async fn archive_division(
     cmd: Command,
     PathIds((organization, division_id)): PathIds<(OrganizationId, DivisionId)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "archiving a division")?;
+    cmd.require(Permission::ManageUnits, "archiving a division")?;
     let command = OrganizationCommand::ArchiveDivision { division_id };
     let issue = cmd.named("archive-division");
     let outcome = issue.run::<Organization>(organization, command).await?;
@@ -259,7 +256,7 @@ pub async fn create_project(
     PathIds(organization): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<CreateProject>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "creating a project")?;
+    cmd.require(Permission::ManageUnits, "creating a project")?;
     let issue = cmd.named("create-project");
     let project_id = ProjectId::from_uuid(issue.new_id());
     let command = body.into_command(project_id)?;
@@ -281,7 +278,7 @@ pub async fn rename_project(
     PathIds((organization, project_id)): PathIds<(OrganizationId, ProjectId)>,
     JsonBody(body): JsonBody<RenameUnit>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "renaming a project")?;
+    cmd.require(Permission::ManageUnits, "renaming a project")?;
     let name = name_only(body)?;
     let command = OrganizationCommand::RenameProject { project_id, name };
     let issue = cmd.named("rename-project");
@@ -300,7 +297,7 @@ pub async fn archive_project(
     cmd: Command,
     PathIds((organization, project_id)): PathIds<(OrganizationId, ProjectId)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "archiving a project")?;
+    cmd.require(Permission::ManageUnits, "archiving a project")?;
     let command = OrganizationCommand::ArchiveProject { project_id };
     let issue = cmd.named("archive-project");
     let outcome = issue.run::<Organization>(organization, command).await?;
@@ -320,7 +317,7 @@ pub async fn create_site(
     PathIds(organization): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<CreateSite>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "creating a site")?;
+    cmd.require(Permission::ManageUnits, "creating a site")?;
     let issue = cmd.named("create-site");
     let site_id = SiteId::from_uuid(issue.new_id());
     let command = body.into_command(site_id)?;
@@ -342,7 +339,7 @@ pub async fn rename_site(
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
     JsonBody(body): JsonBody<RenameUnit>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "renaming a site")?;
+    cmd.require(Permission::ManageUnits, "renaming a site")?;
     let name = name_only(body)?;
     let command = OrganizationCommand::RenameSite { site_id, name };
     let issue = cmd.named("rename-site");
@@ -361,7 +358,7 @@ pub async fn archive_site(
     cmd: Command,
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "archiving a site")?;
+    cmd.require(Permission::ManageUnits, "archiving a site")?;
     let command = OrganizationCommand::ArchiveSite { site_id };
     let issue = cmd.named("archive-site");
     let outcome = issue.run::<Organization>(organization, command).await?;
@@ -381,7 +378,7 @@ pub async fn move_site(
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
     JsonBody(body): JsonBody<MoveSite>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(UNIT_ROLES, "moving a site")?;
+    cmd.require(Permission::ManageUnits, "moving a site")?;
     let to_project_id = ProjectId::from_uuid(body.to_project_id);
     let command = OrganizationCommand::MoveSite {
         site_id,

@@ -1,0 +1,108 @@
+//! Identity over HTTP: sign-in and sessions ([`sessions`]), users ([`users`]), the one-time
+//! secrets they hand out ([`secrets`]), password hashing ([`password`]), and the check every
+//! authenticated request passes ([`access`]). The aggregates and their rules are
+//! `vextrus_domain::identity`; tenants are registered by the platform operator
+//! (`vextrus tenant create`).
+
+pub mod access;
+pub mod password;
+pub mod secrets;
+pub mod sessions;
+pub mod users;
+pub mod views;
+
+use axum::Router;
+use vextrus_domain::identity::{TenantError, UserError};
+
+use crate::command::DocumentedRoutes;
+use crate::error::{ApiError, DomainProblem};
+use crate::state::AppState;
+
+/// Every identity route, each at the path and method of its `#[utoipa::path]`.
+pub fn router() -> Router<AppState> {
+    use sessions::*;
+    use users::*;
+    Router::new()
+        .documented(__path_login, login)
+        .documented(__path_refresh, refresh)
+        .documented(__path_logout, logout)
+        .documented(__path_me, me)
+        .documented(__path_jwks, jwks)
+        .documented(__path_accept_invitation, accept_invitation)
+        .documented(__path_reset_password, reset_password)
+        .documented(__path_change_password, change_password)
+        .documented(__path_invite_user, invite_user)
+        .documented(__path_get_user, get_user)
+        .documented(__path_reissue_invitation, reissue_invitation)
+        .documented(__path_issue_password_reset, issue_password_reset)
+        .documented(__path_disable_user, disable_user)
+        .documented(__path_enable_user, enable_user)
+        .documented(__path_assign_role, assign_role)
+        .documented(__path_remove_role, remove_role)
+}
+
+/// A user's refusals as problems.
+pub fn user_problem(error: UserError) -> ApiError {
+    error.into_problem()
+}
+
+impl DomainProblem for UserError {
+    const STREAM: &'static str = "user";
+
+    fn into_problem(self) -> ApiError {
+        use UserError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::AlreadyExists => ApiError::AlreadyExists(detail),
+            E::InvalidScope => ApiError::invalid_param("role", detail),
+            E::InvitationInvalid | E::ResetInvalid | E::SessionInvalid => {
+                ApiError::Unauthenticated(detail)
+            }
+            E::AlreadyActive => ApiError::RuleViolated {
+                rule: "user-already-active",
+                detail,
+            },
+            E::NotActive => ApiError::RuleViolated {
+                rule: "user-not-active",
+                detail,
+            },
+            E::AlreadyDisabled => ApiError::RuleViolated {
+                rule: "user-already-disabled",
+                detail,
+            },
+            E::NotDisabled => ApiError::RuleViolated {
+                rule: "user-not-disabled",
+                detail,
+            },
+            E::RoleAlreadyAssigned(_) => ApiError::RuleViolated {
+                rule: "role-already-assigned",
+                detail,
+            },
+            E::RoleNotAssigned(_) => ApiError::RuleViolated {
+                rule: "role-not-assigned",
+                detail,
+            },
+        }
+    }
+}
+
+impl DomainProblem for TenantError {
+    const STREAM: &'static str = "tenant";
+
+    fn into_problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            TenantError::NotFound => ApiError::NotFound(detail),
+            TenantError::AlreadyRegistered => ApiError::AlreadyExists(detail),
+            TenantError::AlreadySuspended => ApiError::RuleViolated {
+                rule: "tenant-already-suspended",
+                detail,
+            },
+            TenantError::NotSuspended => ApiError::RuleViolated {
+                rule: "tenant-not-suspended",
+                detail,
+            },
+        }
+    }
+}

@@ -1,0 +1,52 @@
+-- Identity and access (issue 16): tenants and users are aggregates of the log like any other
+-- (`tenant` streams in the platform's partition, the nil tenant; `user` streams in their tenant's).
+-- What this migration adds is what the API asks of the log on every request, and what analysts
+-- must not read.
+
+-- Is this request's token still good? Asked once per request, straight from the log, so a
+-- suspension, a disable, a password change or a sign-out refuses tokens at once, in every API
+-- process, with no cache to go stale:
+--   tenant_event: the tenant's latest event among p_tenant_events (suspended or resumed), read from
+--                 the platform's partition, which the caller's role cannot read itself;
+--   outdated:     the user's stream has an event among p_outdating after p_since (the stream
+--                 version the token was issued at): roles, password or standing changed;
+--   ended:        ... or an event among p_ending that names the token's session.
+-- The event types come from the caller, which owns their names (vextrus_domain::identity). Both
+-- lookups are primary-key range scans; a token issued minutes ago has few events after it.
+create function vextrus_access_check(
+    p_tenant uuid,
+    p_user text,
+    p_since bigint,
+    p_session text,
+    p_tenant_events text[],
+    p_outdating text[],
+    p_ending text[])
+    returns table (tenant_event text, outdated boolean, ended boolean)
+    language sql stable security definer
+    set search_path = pg_catalog, public
+as $$
+    select
+        (select t.event_type from events t
+          where t.tenant_id = '00000000-0000-0000-0000-000000000000'
+            and t.aggregate_type = 'tenant' and t.aggregate_id = p_tenant::text
+            and t.event_type = any (p_tenant_events)
+          order by t.sequence desc
+          limit 1),
+        coalesce(bool_or(u.event_type = any (p_outdating)), false),
+        coalesce(bool_or(u.event_type = any (p_ending) and u.payload->>'session_id' = p_session), false)
+    from (select e.event_type, e.payload from events e
+          where p_user is not null
+            and e.tenant_id = p_tenant and e.aggregate_type = 'user' and e.aggregate_id = p_user
+            and e.sequence > p_since
+            and (e.event_type = any (p_outdating) or e.event_type = any (p_ending))) u
+$$;
+
+revoke all on function vextrus_access_check(uuid, text, bigint, text, text[], text[], text[]) from public;
+grant execute on function vextrus_access_check(uuid, text, bigint, text, text[], text[], text[])
+    to vextrus_reader;
+
+-- Users' streams hold their password hashes (Argon2id) and the SHA-256 of one-time secrets. The
+-- API's audit routes redact them; analysts granted the log read everything else of their tenant's
+-- log, but not users' streams.
+alter policy events_analyst_select on events
+    using (tenant_id = (select vextrus_current_tenant()) and aggregate_type <> 'user');
