@@ -121,7 +121,11 @@ mod tests {
         let rotated = load(&dir).unwrap();
         assert_eq!(rotated.kids().len(), 2);
         assert_eq!(rotated.kids()[0], first.kids()[0], "the old key first");
-        std::fs::write(dir.join("broken.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        std::fs::write(
+            dir.join("broken.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
         let error = load(&dir).unwrap_err().to_string();
         assert!(error.contains("broken.pem"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();

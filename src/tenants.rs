@@ -9,8 +9,8 @@ use vextrus_api::identity::secrets::{self, Kind, OneTimeToken};
 use vextrus_commands::{ActorId, CommandMetadata, EventStore, ExecuteError};
 use vextrus_domain::TenantId;
 use vextrus_domain::identity::{
-    Email, IdentityValueError, OneTime, Role, RoleGrant, Slug, Tenant, TenantCommand,
-    TenantError, User, UserCommand, UserError,
+    Email, IdentityValueError, OneTime, Role, RoleGrant, Slug, Tenant, TenantCommand, TenantError,
+    User, UserCommand, UserError,
 };
 use vextrus_domain::ids::UserId;
 use vextrus_domain::values::{Name, ValueError};
@@ -86,7 +86,10 @@ pub fn slug_from_name(name: &str) -> String {
             slug.push('-');
         }
     }
-    slug.trim_end_matches('-').chars().take(40).collect::<String>()
+    slug.trim_end_matches('-')
+        .chars()
+        .take(40)
+        .collect::<String>()
 }
 
 /// Registers a tenant called `name` under `slug` and invites `admin_email` as its administrator.
@@ -141,7 +144,8 @@ pub async fn invite(
     role: Role,
 ) -> Result<Invitation, TenantAdminError> {
     let user = UserId::new();
-    let (secret, hash) = secrets::fresh().map_err(|error| TenantAdminError::Secret(error.to_string()))?;
+    let (secret, hash) =
+        secrets::fresh().map_err(|error| TenantAdminError::Secret(error.to_string()))?;
     let expires_at = Utc::now() + Duration::days(INVITATION_DAYS);
     let invited = store
         .execute::<User>(
@@ -160,7 +164,9 @@ pub async fn invite(
         )
         .await;
     match invited {
-        Err(ExecuteError::ValueTaken { .. }) => Err(TenantAdminError::EmailTaken(email.to_string())),
+        Err(ExecuteError::ValueTaken { .. }) => {
+            Err(TenantAdminError::EmailTaken(email.to_string()))
+        }
         Err(ExecuteError::Rejected(error)) => Err(TenantAdminError::User(error)),
         Err(other) => Err(store_error(other)),
         Ok(_) => Ok(Invitation {
@@ -256,7 +262,10 @@ mod tests {
 
     #[test]
     fn a_slug_is_suggested_from_a_name() {
-        assert_eq!(slug_from_name("Meghna Builders Ltd."), "meghna-builders-ltd");
+        assert_eq!(
+            slug_from_name("Meghna Builders Ltd."),
+            "meghna-builders-ltd"
+        );
         assert_eq!(slug_from_name("  A & B  "), "a-b");
         assert!(Slug::parse(&slug_from_name("Padma Bridge Construction Co.")).is_ok());
     }

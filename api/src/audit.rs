@@ -24,9 +24,7 @@ use sqlx::{PgConnection, Row};
 use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use vextrus_audit::{
-    AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page, redact_secrets,
-};
+use vextrus_audit::{AuditEvent, TimeRange, TrailCursor, TrailQuery, fetch_page, redact_secrets};
 use vextrus_commands::{StateFold, tenant};
 use vextrus_domain::TenantId;
 

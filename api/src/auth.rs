@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vextrus_commands::ActorId;
 use vextrus_domain::TenantId;
-use vextrus_domain::ids::{SessionId, UserId};
 pub use vextrus_domain::identity::{Permission, Role};
+use vextrus_domain::ids::{SessionId, UserId};
 
 use crate::error::ApiError;
 use crate::identity::access;

@@ -85,6 +85,10 @@ impl Command {
         &self.context
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Passes when one of the caller's roles grants `permission`; else 403 naming the `action`,
     /// the permission and the roles that grant it.
     pub fn require(&self, permission: Permission, action: &str) -> Result<(), ApiError> {

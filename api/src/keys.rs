@@ -106,12 +106,15 @@ impl SigningKeys {
         let mut published = Vec::new();
         let mut signing = None;
         for der in pkcs8 {
-            let pair =
-                Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map_err(|_| KeyError::NotEd25519)?;
             let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
             let kid = thumbprint(&x);
             let key = DecodingKey::from_ed_components(&x).map_err(KeyError::Signing)?;
-            if verifying.insert(kid.clone(), VerifyingKey { key }).is_none() {
+            if verifying
+                .insert(kid.clone(), VerifyingKey { key })
+                .is_none()
+            {
                 kids.push(kid.clone());
                 published.push(json!({
                     "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"

@@ -298,6 +298,20 @@ pub mod text {
         ))
     }
 
+    pub fn role() -> Object {
+        let names: Vec<&str> = vextrus_domain::identity::Role::ALL
+            .iter()
+            .map(|role| role.as_str())
+            .collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .description(Some(
+                "A built-in role; the README's table says what each allows.",
+            ))
+            .build()
+    }
+
     pub fn slug() -> Object {
         string(
             vextrus_domain::identity::Slug::PATTERN,
@@ -321,9 +335,14 @@ pub mod text {
         .build()
     }
 
+    /// Printable text of 12 to 64 characters documents the policy's length (the server takes up
+    /// to 256 characters of any kind); the common-password list is not a pattern.
+    pub const PASSWORD_PATTERN: &str = "^[!-~][ -~]{10,62}[!-~]$";
+
     pub fn password() -> Object {
         ObjectBuilder::new()
             .schema_type(Type::String)
+            .pattern(Some(PASSWORD_PATTERN))
             .min_length(Some(12))
             .max_length(Some(256))
             .description(Some(
@@ -338,6 +357,7 @@ pub mod text {
     pub fn password_attempt() -> Object {
         ObjectBuilder::new()
             .schema_type(Type::String)
+            .pattern(Some("^[ -~]{1,64}$"))
             .min_length(Some(1))
             .max_length(Some(256))
             .examples(["correct horse battery staple"])
@@ -348,7 +368,7 @@ pub mod text {
         string(
             crate::identity::secrets::INVITATION_PATTERN,
             "The invitation token, as issued.",
-            "vxi.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+            "vxi.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE",
         )
         .build()
     }
@@ -357,7 +377,7 @@ pub mod text {
         string(
             crate::identity::secrets::RESET_PATTERN,
             "The password-reset token, as issued.",
-            "vxp.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+            "vxp.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE",
         )
         .build()
     }
@@ -366,7 +386,7 @@ pub mod text {
         string(
             crate::identity::secrets::REFRESH_PATTERN,
             "The refresh token, as issued.",
-            "vxr.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.0190a1b2c3d4e5f60718293a4b5c6d80.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+            "vxr.0190a1b2c3d4e5f60718293a4b5c6d7e.0190a1b2c3d4e5f60718293a4b5c6d7f.0190a1b2c3d4e5f60718293a4b5c6d80.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE",
         )
         .build()
     }

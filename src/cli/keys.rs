@@ -57,7 +57,11 @@ impl KeysCommand {
                     println!("no signing keys in {}", dir.display());
                 }
                 for (index, (file, kid)) in files.iter().zip(keys.kids()).enumerate() {
-                    let role = if index + 1 == files.len() { "signs" } else { "verifies" };
+                    let role = if index + 1 == files.len() {
+                        "signs"
+                    } else {
+                        "verifies"
+                    };
                     println!("{kid}  {role:8}  {}", file.display());
                 }
                 Ok(())

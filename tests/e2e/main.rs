@@ -11,6 +11,7 @@ mod api_security;
 mod audit;
 mod cli;
 mod http;
+mod identity;
 mod immutability;
 mod kafka;
 mod log_reader;

@@ -467,7 +467,7 @@ async fn operators_see_the_projections_status_and_others_do_not() {
         report["last_replay"]["events_done"],
         app.event_count().await
     );
-    app.caller(&["admin"])
+    app.caller(&["accountant", "auditor"])
         .get("/v1/ops/projections")
         .await
         .expect(403);

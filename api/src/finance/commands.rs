@@ -31,7 +31,6 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, PathIds};
 use crate::state::AppState;
 
-
 /// The organization as postings see it; 404 when the tenant has none such.
 async fn organization(
     state: &AppState,

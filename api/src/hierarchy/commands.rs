@@ -21,7 +21,6 @@ use crate::command::{Accepted, Command, CommandAccepted, Created, Fields, locati
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathIds};
 
-
 fn name_only(body: RenameUnit) -> Result<Name, ApiError> {
     let mut fields = Fields::default();
     let name = fields.take("name", Name::parse(&body.name));

@@ -16,6 +16,7 @@ use vextrus_domain::identity::{TenantError, UserError};
 
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem};
+use crate::openapi::problem_responses;
 use crate::state::AppState;
 
 /// Every identity route, each at the path and method of its `#[utoipa::path]`.
@@ -39,6 +40,43 @@ pub fn router() -> Router<AppState> {
         .documented(__path_enable_user, enable_user)
         .documented(__path_assign_role, assign_role)
         .documented(__path_remove_role, remove_role)
+}
+
+/// The error responses of every identity route. Sign-in and refresh answer every refusal with
+/// the same 401.
+pub struct IdentityErrors;
+
+impl utoipa::IntoResponses for IdentityErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed JSON, header or parameter"),
+            (
+                401,
+                "Missing, expired, revoked or invalid token; a refused sign-in, invitation or reset",
+            ),
+            (403, "The caller's roles do not allow this"),
+            (404, "No such user in this tenant"),
+            (
+                409,
+                "Refused by the user's state (see `type`), an address already taken, or a version \
+                 conflict (If-Match)",
+            ),
+            (413, "Request body too large"),
+            (415, "The body is not sent as application/json"),
+            (
+                422,
+                "Invalid fields (see `invalid-params`), or a password the policy refuses",
+            ),
+            (429, "Too many requests; retry after `Retry-After` seconds"),
+            (
+                503,
+                "Sign-in is not configured, or the database is unavailable",
+            ),
+        ])
+    }
 }
 
 /// A user's refusals as problems.

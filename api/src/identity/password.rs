@@ -79,7 +79,11 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(!verify("correct horse battery stapler".into(), Some(hash)).await.unwrap());
+        assert!(
+            !verify("correct horse battery stapler".into(), Some(hash))
+                .await
+                .unwrap()
+        );
         assert!(!verify("anything at all".into(), None).await.unwrap());
     }
 }

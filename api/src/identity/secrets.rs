@@ -73,7 +73,10 @@ impl OneTimeToken {
         let invalid = || {
             ApiError::invalid_param(
                 field,
-                format!("must be a token as issued, starting with {}.", kind.prefix()),
+                format!(
+                    "must be a token as issued, starting with {}.",
+                    kind.prefix()
+                ),
             )
         };
         let mut parts = text.split('.');
@@ -175,7 +178,11 @@ mod tests {
         let tenant = TenantId::new();
         let user = UserId::new();
         let invitation = OneTimeToken::format(Kind::Invitation, tenant, user, &secret);
-        assert!(Regex::new(INVITATION_PATTERN).unwrap().is_match(&invitation));
+        assert!(
+            Regex::new(INVITATION_PATTERN)
+                .unwrap()
+                .is_match(&invitation)
+        );
         let parsed = OneTimeToken::parse(Kind::Invitation, "invitation", &invitation).unwrap();
         assert_eq!((parsed.tenant, parsed.user), (tenant, user));
         assert_eq!(parsed.secret, secret);
@@ -187,7 +194,12 @@ mod tests {
         let refresh = RefreshToken::format(tenant, user, session, &secret);
         assert!(Regex::new(REFRESH_PATTERN).unwrap().is_match(&refresh));
         assert_eq!(RefreshToken::parse(&refresh).unwrap().session, session);
-        for bad in ["", "vxr", &format!("{refresh}.x"), &refresh[..refresh.len() - 1]] {
+        for bad in [
+            "",
+            "vxr",
+            &format!("{refresh}.x"),
+            &refresh[..refresh.len() - 1],
+        ] {
             assert!(RefreshToken::parse(bad).is_err(), "{bad}");
         }
     }

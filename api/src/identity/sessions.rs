@@ -109,12 +109,15 @@ fn tokens(
         nbf: now.timestamp(),
         exp: now.timestamp() + i64::try_from(access_secs).unwrap_or(i64::MAX / 4),
     };
-    let access_token = settings.signing_keys.sign(&claims).map_err(|error| match error {
-        KeyError::NoKey => ApiError::Unavailable(
-            "sign-in is not available: the server has no signing key".into(),
-        ),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let access_token = settings
+        .signing_keys
+        .sign(&claims)
+        .map_err(|error| match error {
+            KeyError::NoKey => ApiError::Unavailable(
+                "sign-in is not available: the server has no signing key".into(),
+            ),
+            other => ApiError::Internal(other.to_string()),
+        })?;
     Ok(Tokens {
         access_token,
         token_type: "Bearer".into(),
@@ -153,9 +156,7 @@ fn no_store(body: impl serde::Serialize) -> Response {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = Tokens),
-        (status = 401, description = "Refused (always the same answer)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn login(
@@ -184,7 +185,10 @@ pub async fn login(
     let stream = sign_in_stream(&state, tenant, &email).await?;
     let metadata = origin.command_metadata(anonymous()?, Vec::new(), None);
     for _ in 0..=RETRIES {
-        let (user, version) = state.store().load_aggregate::<User>(tenant, &stream).await?;
+        let (user, version) = state
+            .store()
+            .load_aggregate::<User>(tenant, &stream)
+            .await?;
         let matches = password::verify(attempt.clone(), user.password_hash().cloned()).await?;
         let session = SessionId::new();
         let (refresh_secret, refresh_hash) = secrets::fresh()?;
@@ -242,8 +246,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = Tokens),
-        (status = 401, description = "The session has ended or the token is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a refresh token", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn refresh(
@@ -283,7 +286,14 @@ pub async fn refresh(
         let refreshed = matches!(events.first(), Some(UserEvent::SessionRefreshed { .. }));
         match state
             .store()
-            .execute::<User>(token.tenant, &stream, command, &(), &metadata, Some(version))
+            .execute::<User>(
+                token.tenant,
+                &stream,
+                command,
+                &(),
+                &metadata,
+                Some(version),
+            )
             .await
         {
             Err(ExecuteError::Conflict { .. }) => continue,
@@ -320,8 +330,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a sign-in token", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn logout(
@@ -355,7 +364,7 @@ pub async fn logout(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn me(principal: Principal) -> Json<Me> {

@@ -17,8 +17,9 @@ use vextrus_domain::values::Name;
 
 use super::secrets::{self, Kind, OneTimeToken};
 use super::views::{
-    AcceptInvitation, ChangePassword, InvitationIssued, InviteUser, ResetIssued, ResetPassword,
-    RoleGrantView, UserChanged, UserStatusView, UserView,
+    AcceptInvitation, ChangePassword, InvitationIssued, InviteUser, OrganizationScope,
+    ProjectScope, ResetIssued, ResetPassword, RoleGrantView, RoleScope, UserChanged,
+    UserStatusView, UserView,
 };
 use super::{password, user_problem};
 use crate::auth::{Permission, Principal};
@@ -61,21 +62,71 @@ fn with_etag(status: StatusCode, body: impl serde::Serialize, outcome: CommandOu
 /// A grant as the API takes it, or why not.
 fn parse_grant(view: &RoleGrantView) -> Result<RoleGrant, String> {
     let role: Role = view.role.parse()?;
-    if view.organization_id.is_some() && view.project_id.is_some() {
-        return Err("give organization_id or project_id, not both".into());
-    }
+    let (organization_id, project_id) = match &view.scope {
+        None => (None, None),
+        Some(RoleScope::Organization(scope)) => {
+            (Some(OrganizationId::from_uuid(scope.organization_id)), None)
+        }
+        Some(RoleScope::Project(scope)) => (None, Some(ProjectId::from_uuid(scope.project_id))),
+    };
     Ok(RoleGrant {
         role,
-        organization_id: view.organization_id.map(OrganizationId::from_uuid),
-        project_id: view.project_id.map(ProjectId::from_uuid),
+        organization_id,
+        project_id,
     })
 }
 
 fn grant_view(grant: &RoleGrant) -> RoleGrantView {
+    let scope = match (grant.organization_id, grant.project_id) {
+        (Some(organization), _) => Some(RoleScope::Organization(OrganizationScope {
+            organization_id: organization.as_uuid(),
+        })),
+        (None, Some(project)) => Some(RoleScope::Project(ProjectScope {
+            project_id: project.as_uuid(),
+        })),
+        (None, None) => None,
+    };
     RoleGrantView {
         role: grant.role.as_str().to_owned(),
-        organization_id: grant.organization_id.map(|id| id.as_uuid()),
-        project_id: grant.project_id.map(|id| id.as_uuid()),
+        scope,
+    }
+}
+
+/// 404 unless every scoped grant names an organization or project of the caller's tenant.
+async fn check_scopes(
+    state: &AppState,
+    context: &RequestContext,
+    grants: &[RoleGrant],
+) -> Result<(), ApiError> {
+    let organizations: Vec<Uuid> = grants
+        .iter()
+        .filter_map(|grant| grant.organization_id.map(|id| id.as_uuid()))
+        .collect();
+    let projects: Vec<Uuid> = grants
+        .iter()
+        .filter_map(|grant| grant.project_id.map(|id| id.as_uuid()))
+        .collect();
+    if organizations.is_empty() && projects.is_empty() {
+        return Ok(());
+    }
+    let mut tx = context.read(state).await?;
+    let missing: Option<(String, Uuid)> = sqlx::query_as(
+        "select 'organization', id from unnest($1::uuid[]) as id
+          where not exists (select from org_organizations o where o.organization_id = id)
+         union all
+         select 'project', id from unnest($2::uuid[]) as id
+          where not exists (select from org_projects p where p.project_id = id)
+         limit 1",
+    )
+    .bind(&organizations)
+    .bind(&projects)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    tx.rollback().await.map_err(ApiError::database)?;
+    match missing {
+        Some((kind, id)) => Err(ApiError::NotFound(format!("{kind} {id} not found"))),
+        None => Ok(()),
     }
 }
 
@@ -92,12 +143,11 @@ fn expiry(lifetime: std::time::Duration) -> chrono::DateTime<Utc> {
     path = "/v1/users",
     tag = "users",
     security(("bearer" = [])),
+    params(crate::hierarchy::IdempotencyKeyHeader),
     request_body = InviteUser,
     responses(
         (status = 201, description = "Invited", body = InvitationIssued),
-        (status = 403, description = "Needs manage-users", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The address is taken", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn invite_user(
@@ -115,6 +165,7 @@ pub async fn invite_user(
         }
     }
     let (email, name) = fields.finish(|| Some((email?, name?)))?;
+    check_scopes(cmd.state(), cmd.context(), &roles).await?;
     let issue = cmd.named("invite-user").on_new_stream();
     let user_id = UserId::from_uuid(issue.new_id());
     let tenant = issue.tenant();
@@ -159,7 +210,7 @@ pub async fn invite_user(
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 404, description = "No such user in the tenant", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn get_user(
@@ -180,8 +231,7 @@ pub async fn get_user(
         .store()
         .load_aggregate::<User>(context.tenant, &stream(user_id))
         .await?;
-    let (Some(email), Some(name), Some(status)) = (user.email(), user.name(), user.status())
-    else {
+    let (Some(email), Some(name), Some(status)) = (user.email(), user.name(), user.status()) else {
         return Err(ApiError::NotFound(format!("user {user_id} not found")));
     };
     let now = Utc::now();
@@ -212,11 +262,10 @@ pub async fn get_user(
     path = "/v1/users/{user_id}/invitation",
     tag = "users",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user")),
+    params(("user_id" = Uuid, Path, description = "The user"), crate::hierarchy::IdempotencyKeyHeader),
     responses(
         (status = 200, description = "A new invitation", body = InvitationIssued),
-        (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already accepted", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn reissue_invitation(
@@ -254,11 +303,10 @@ pub async fn reissue_invitation(
     path = "/v1/users/{user_id}/password-reset",
     tag = "users",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user")),
+    params(("user_id" = Uuid, Path, description = "The user"), crate::hierarchy::IdempotencyKeyHeader),
     responses(
         (status = 200, description = "A reset token", body = ResetIssued),
-        (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The user is not active", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn issue_password_reset(
@@ -298,12 +346,13 @@ macro_rules! user_command_route {
             path = $path,
             tag = "users",
             security(("bearer" = [])),
-            params(("user_id" = Uuid, Path, description = "The user")),
+            params(
+                ("user_id" = Uuid, Path, description = "The user"),
+                crate::hierarchy::IdempotencyKeyHeader
+            ),
             responses(
                 (status = 200, description = "Done", body = UserChanged),
-                (status = 403, description = "Needs manage-users", body = crate::error::Problem, content_type = "application/problem+json"),
-                (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
-                (status = 409, description = "Refused by the user's state", body = crate::error::Problem, content_type = "application/problem+json"),
+                super::IdentityErrors,
             )
         )]
         pub async fn $handler(
@@ -350,13 +399,11 @@ fn grant_of(body: &RoleGrantView) -> Result<RoleGrant, ApiError> {
     path = "/v1/users/{user_id}/roles",
     tag = "users",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user")),
+    params(("user_id" = Uuid, Path, description = "The user"), crate::hierarchy::IdempotencyKeyHeader),
     request_body = RoleGrantView,
     responses(
         (status = 200, description = "Assigned", body = UserChanged),
-        (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already held", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown role or two scopes", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn assign_role(
@@ -366,6 +413,7 @@ pub async fn assign_role(
 ) -> Result<Response, ApiError> {
     cmd.require(Permission::ManageUsers, "assigning a role")?;
     let grant = grant_of(&body)?;
+    check_scopes(cmd.state(), cmd.context(), &[grant]).await?;
     let outcome = cmd
         .named("assign-role")
         .run::<User>(stream(user_id), UserCommand::AssignRole(grant))
@@ -379,13 +427,11 @@ pub async fn assign_role(
     path = "/v1/users/{user_id}/roles/remove",
     tag = "users",
     security(("bearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user")),
+    params(("user_id" = Uuid, Path, description = "The user"), crate::hierarchy::IdempotencyKeyHeader),
     request_body = RoleGrantView,
     responses(
         (status = 200, description = "Removed", body = UserChanged),
-        (status = 404, description = "No such user", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not held", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown role or two scopes", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn remove_role(
@@ -415,8 +461,7 @@ fn new_password(field: &str, text: &str) -> Result<NewPassword, ApiError> {
     request_body = AcceptInvitation,
     responses(
         (status = 200, description = "Accepted: sign in with the password", body = UserChanged),
-        (status = 401, description = "The invitation is wrong, used or expired", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input or a refused password", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn accept_invitation(
@@ -463,8 +508,7 @@ pub async fn accept_invitation(
     request_body = ResetPassword,
     responses(
         (status = 200, description = "The password is set", body = UserChanged),
-        (status = 401, description = "The reset token is wrong, used or expired", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input or a refused password", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn reset_password(
@@ -513,8 +557,7 @@ pub async fn reset_password(
     request_body = ChangePassword,
     responses(
         (status = 200, description = "Changed", body = UserChanged),
-        (status = 403, description = "The current password is wrong, or not a sign-in token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The new password is refused", body = crate::error::Problem, content_type = "application/problem+json"),
+        super::IdentityErrors,
     )
 )]
 pub async fn change_password(

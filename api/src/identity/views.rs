@@ -59,20 +59,35 @@ pub struct Me {
     pub permissions: Vec<String>,
 }
 
-/// A role, in the whole tenant or in one organization or one project.
+/// A role, in the whole tenant or only in one organization or one project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleGrantView {
-    /// `admin`, `finance-manager`, `accountant`, `project-manager`, `site-engineer`, `auditor`,
-    /// `operator` or `viewer`.
-    #[schema(example = "accountant")]
+    #[schema(schema_with = text::role)]
     pub role: String,
-    /// Only in this organization (not with `project_id`).
-    #[serde(default)]
-    pub organization_id: Option<Uuid>,
-    /// Only in this project (not with `organization_id`).
-    #[serde(default)]
-    pub project_id: Option<Uuid>,
+    /// Where the role holds; absent or null: the whole tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<RoleScope>,
+}
+
+/// The one organization or project a role is limited to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RoleScope {
+    Organization(OrganizationScope),
+    Project(ProjectScope),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationScope {
+    pub organization_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectScope {
+    pub project_id: Uuid,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -199,7 +199,10 @@ mod tests {
             );
         }
         let error = "astronaut".parse::<Role>().unwrap_err();
-        assert!(error.contains("admin") && error.contains("site-engineer"), "{error}");
+        assert!(
+            error.contains("admin") && error.contains("site-engineer"),
+            "{error}"
+        );
     }
 
     fn serde_json_name(role: Role) -> String {
@@ -212,7 +215,8 @@ mod tests {
             assert!(Role::Admin.grants(permission));
         }
         for permission in Permission::ALL {
-            if permission == Permission::ManageOrganizations || permission == Permission::ManageUsers
+            if permission == Permission::ManageOrganizations
+                || permission == Permission::ManageUsers
             {
                 continue;
             }

@@ -512,9 +512,16 @@ fn the_session_ending_event_names_are_the_events_own() {
             reason: RevocationReason::RefreshTokenReused,
         },
     ];
-    let names: Vec<String> = ending.iter().map(cqrs_es::DomainEvent::event_type).collect();
+    let names: Vec<String> = ending
+        .iter()
+        .map(cqrs_es::DomainEvent::event_type)
+        .collect();
     assert_eq!(names, SESSION_ENDING_EVENTS);
-    assert!(ending.iter().all(|event| event.ended_session() == Some(session_id)));
+    assert!(
+        ending
+            .iter()
+            .all(|event| event.ended_session() == Some(session_id))
+    );
     let signed_in = UserEvent::SignedIn {
         session_id,
         refresh_hash: secret("r"),

@@ -311,7 +311,9 @@ pub enum UserError {
     NotFound,
     #[error("the user already exists")]
     AlreadyExists,
-    #[error("a role is held in the whole tenant, in one organization or in one project, not in both")]
+    #[error(
+        "a role is held in the whole tenant, in one organization or in one project, not in both"
+    )]
     InvalidScope,
     #[error("the invitation is not valid (wrong, used or expired)")]
     InvitationInvalid,

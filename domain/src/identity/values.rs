@@ -11,7 +11,9 @@ use thiserror::Error;
 /// Why an identity value was refused, worded for the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IdentityValueError {
-    #[error("a slug is 3 to 40 characters: lower-case letters a-z, digits and '-', starting and ending with a letter or digit")]
+    #[error(
+        "a slug is 3 to 40 characters: lower-case letters a-z, digits and '-', starting and ending with a letter or digit"
+    )]
     InvalidSlug,
     #[error("must be an e-mail address such as name@example.com (at most 254 characters)")]
     InvalidEmail,
@@ -74,9 +76,7 @@ impl Email {
         let email = input.to_lowercase();
         let shaped = || -> Option<()> {
             if email.len() > Self::MAX_LEN
-                || email
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control())
+                || email.chars().any(|c| c.is_whitespace() || c.is_control())
             {
                 return None;
             }
@@ -112,8 +112,12 @@ impl fmt::Display for Email {
 /// CC BY-SA 3.0), compared in lower case.
 const COMMON_PASSWORDS_LIST: &str = include_str!("common_passwords.txt");
 
-static COMMON_PASSWORDS: LazyLock<HashSet<String>> =
-    LazyLock::new(|| COMMON_PASSWORDS_LIST.lines().map(str::to_lowercase).collect());
+static COMMON_PASSWORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    COMMON_PASSWORDS_LIST
+        .lines()
+        .map(str::to_lowercase)
+        .collect()
+});
 
 /// A password someone chose, before it is hashed: it passed the policy. Never stored, never
 /// logged, never printed (`Debug` hides it).
@@ -197,9 +201,24 @@ mod tests {
 
     #[test]
     fn slugs_are_lower_case_letters_digits_and_inner_hyphens() {
-        assert_eq!(Slug::parse("Meghna-Builders").unwrap().as_str(), "meghna-builders");
-        for bad in ["ab", "-abc", "abc-", "a b c", "ábc", &"a".repeat(41), "a_bc"] {
-            assert_eq!(Slug::parse(bad), Err(IdentityValueError::InvalidSlug), "{bad}");
+        assert_eq!(
+            Slug::parse("Meghna-Builders").unwrap().as_str(),
+            "meghna-builders"
+        );
+        for bad in [
+            "ab",
+            "-abc",
+            "abc-",
+            "a b c",
+            "ábc",
+            &"a".repeat(41),
+            "a_bc",
+        ] {
+            assert_eq!(
+                Slug::parse(bad),
+                Err(IdentityValueError::InvalidSlug),
+                "{bad}"
+            );
         }
     }
 
@@ -228,7 +247,11 @@ mod tests {
             "rahim@meghna..com",
             "rahim@-meghna.com",
         ] {
-            assert_eq!(Email::parse(bad), Err(IdentityValueError::InvalidEmail), "{bad}");
+            assert_eq!(
+                Email::parse(bad),
+                Err(IdentityValueError::InvalidEmail),
+                "{bad}"
+            );
         }
         let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(190));
         assert_eq!(Email::parse(&long), Err(IdentityValueError::InvalidEmail));
@@ -255,7 +278,10 @@ mod tests {
             );
         }
         assert!(NewPassword::parse("correct horse battery staple").is_ok());
-        assert_eq!(format!("{:?}", NewPassword::parse("a long secret phrase").unwrap()), "NewPassword(..)");
+        assert_eq!(
+            format!("{:?}", NewPassword::parse("a long secret phrase").unwrap()),
+            "NewPassword(..)"
+        );
     }
 
     #[test]
