@@ -76,7 +76,7 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Reply {
     .await
 }
 
-async fn login<'a>(app: &'a TestApp, tenant: &str, email: &str, password: &str) -> Reply {
+async fn login(app: &TestApp, tenant: &str, email: &str, password: &str) -> Reply {
     post(
         app,
         "/v1/auth/login",
@@ -100,7 +100,7 @@ fn session(app: &TestApp, reply: Reply) -> Session<'_> {
     }
 }
 
-async fn refresh<'a>(app: &'a TestApp, refresh_token: &str) -> Reply {
+async fn refresh(app: &TestApp, refresh_token: &str) -> Reply {
     post(
         app,
         "/v1/auth/refresh",
