@@ -52,6 +52,8 @@ pub enum DemoError {
     },
     #[error("the sample chart has no account {0}")]
     Account(&'static str),
+    #[error("registering the demo tenant and its administrator: {0}")]
+    Identity(String),
 }
 
 /// What was loaded, for the welcome text.
@@ -236,6 +238,7 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         }
     }
     let entries = load_ledger(store, tenant, organization, &actor, &mut events_written).await?;
+    load_identity(store, tenant, &mut events_written).await?;
     Ok(Demo {
         tenant,
         organization,
@@ -513,4 +516,96 @@ async fn load_ledger(
     )
     .await?;
     Ok(ENTRIES.len() + 1)
+}
+
+/// The demo tenant's slug, its administrator's address and password: printed by
+/// `serve --demo`, the same on every machine. A demo on your own machine, not a secret.
+pub const DEMO_SLUG: &str = "meghna-builders";
+pub const DEMO_ADMIN_EMAIL: &str = "admin@meghna-builders.example";
+pub const DEMO_ADMIN_PASSWORD: &str = "meghna demo 2026";
+
+/// Registers the demo tenant with the platform (slug [`DEMO_SLUG`]) and an administrator who
+/// signs in with [`DEMO_ADMIN_PASSWORD`]: invited and accepted, like any user.
+async fn load_identity(
+    store: &EventStore,
+    tenant: TenantId,
+    events_written: &mut u32,
+) -> Result<(), DemoError> {
+    use vextrus_domain::identity::{
+        Email, NewPassword, OneTime, Role, RoleGrant, Slug, Tenant, TenantCommand, User,
+        UserCommand,
+    };
+    use vextrus_domain::ids::UserId;
+    let identity = |error: &dyn std::fmt::Display| DemoError::Identity(error.to_string());
+    let operator = ActorId::parse(crate::tenants::PLATFORM_OPERATOR).map_err(|e| identity(&e))?;
+    let metadata = |actor: &ActorId, step: &str| {
+        CommandMetadata::new(actor.clone()).with_idempotency_key("demo", step)
+    };
+    let outcome = store
+        .execute::<Tenant>(
+            TenantId::PLATFORM,
+            &tenant.as_uuid().to_string(),
+            TenantCommand::Register {
+                tenant_id: tenant,
+                name: parse(ORGANIZATION.1, Name::parse)?,
+                slug: Slug::parse(DEMO_SLUG).map_err(|e| identity(&e))?,
+            },
+            &(),
+            &metadata(&operator, "register-tenant"),
+            None,
+        )
+        .await
+        .map_err(|e| identity(&e))?;
+    if !outcome.repeated {
+        *events_written += outcome.event_count;
+    }
+
+    let user = UserId::from_uuid(unit_id("user/admin"));
+    let (_, invitation) = vextrus_api::identity::secrets::fresh().map_err(|e| identity(&e))?;
+    let now = chrono::Utc::now();
+    let invited = store
+        .execute::<User>(
+            tenant,
+            &user.as_uuid().to_string(),
+            UserCommand::Invite {
+                user_id: user,
+                email: Email::parse(DEMO_ADMIN_EMAIL).map_err(|e| identity(&e))?,
+                name: parse("Demo Administrator", Name::parse)?,
+                roles: vec![RoleGrant::tenant_wide(Role::Admin)],
+                invitation: OneTime {
+                    hash: invitation.clone(),
+                    expires_at: now + chrono::Duration::hours(1),
+                },
+            },
+            &(),
+            &metadata(&operator, "invite-admin"),
+            None,
+        )
+        .await
+        .map_err(|e| identity(&e))?;
+    if invited.repeated {
+        return Ok(());
+    }
+    *events_written += invited.event_count;
+    let password = NewPassword::parse(DEMO_ADMIN_PASSWORD).map_err(|e| identity(&e))?;
+    let password = vextrus_api::identity::password::hash(password)
+        .await
+        .map_err(|e| identity(&e))?;
+    let accepted = store
+        .execute::<User>(
+            tenant,
+            &user.as_uuid().to_string(),
+            UserCommand::AcceptInvitation {
+                invitation,
+                password,
+                now,
+            },
+            &(),
+            &metadata(&ActorId::for_user(user), "accept-admin-invitation"),
+            None,
+        )
+        .await
+        .map_err(|e| identity(&e))?;
+    *events_written += accepted.event_count;
+    Ok(())
 }

@@ -237,6 +237,9 @@ impl FromRequestParts<AppState> for Principal {
                 ));
             }
         };
+        if let Some(limiter) = state.tenant_limiter() {
+            limiter.check(principal.tenant.as_uuid())?;
+        }
         access::check(state, &principal).await?;
         Ok(principal)
     }

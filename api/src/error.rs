@@ -104,6 +104,13 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u32,
     },
+    /// 429 `too-many-requests`: a rate limit (per client address, per tenant, or the stricter
+    /// one of the sign-in routes) was reached; `Retry-After` says when to try again.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 503 `unavailable`: a dependency (the database) cannot serve the request now.
     #[error("{0}")]
     Unavailable(String),
@@ -149,6 +156,7 @@ impl ApiError {
             Self::AlreadyExists(_) | Self::VersionConflict { .. } | Self::RuleViolated { .. } => {
                 StatusCode::CONFLICT
             }
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotCaughtUp { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -169,6 +177,7 @@ impl ApiError {
             Self::AlreadyExists(_) => ("already-exists", "Already exists"),
             Self::VersionConflict { .. } => ("version-conflict", "Version conflict"),
             Self::NotCaughtUp { .. } => ("not-caught-up", "Read model not caught up"),
+            Self::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
@@ -222,6 +231,11 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            }
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

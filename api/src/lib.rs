@@ -40,6 +40,7 @@ pub mod identity;
 pub mod keys;
 pub mod openapi;
 pub mod ops;
+pub mod rate_limit;
 mod state;
 
 use std::future::Future;
@@ -60,16 +61,22 @@ use tracing::{Level, Span};
 pub use auth::{Claims, JwtKeys, Permission, Role};
 pub use error::ApiError;
 pub use keys::SigningKeys;
+pub use rate_limit::{LimitSetting, RateLimits};
 pub use state::{ApiSettings, AppState, Background, DEFAULT_ISSUER, Lifetimes, Probe};
 
 /// Every route of the API, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings().body_limit;
-    let hsts = state.settings().hsts;
+    let settings = state.settings();
+    let body_limit = settings.body_limit;
+    let hsts = settings.hsts;
+    let client_limit = settings
+        .rate_limits
+        .client
+        .and_then(|limit| rate_limit::client_layer(limit, &settings.trusted_proxies));
     Router::new()
         .merge(hierarchy::router())
         .merge(finance::router())
-        .merge(identity::router())
+        .merge(identity::router(settings))
         .merge(audit::router())
         .merge(health::router())
         .merge(ops::router())
@@ -106,7 +113,9 @@ pub fn router(state: AppState) -> Router {
                         header::STRICT_TRANSPORT_SECURITY,
                         HeaderValue::from_static("max-age=31536000; includeSubDomains"),
                     )
-                })),
+                }))
+                // Inside the headers, so a 429 carries a request id and the security headers.
+                .option_layer(client_limit),
         )
         .with_state(state)
 }

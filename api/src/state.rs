@@ -12,6 +12,7 @@ use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
 use crate::keys::SigningKeys;
+use crate::rate_limit::{RateLimits, TenantLimiter};
 
 /// The `iss` of access tokens when no public URL is configured.
 pub const DEFAULT_ISSUER: &str = "vextrus";
@@ -59,6 +60,8 @@ pub struct ApiSettings {
     pub issuer: String,
     /// Lifetimes of what sign-in hands out.
     pub lifetimes: Lifetimes,
+    /// Request rate limits.
+    pub rate_limits: RateLimits,
 }
 
 /// How long tokens and one-time secrets stay valid.
@@ -96,6 +99,7 @@ impl Default for ApiSettings {
             signing_keys: SigningKeys::default(),
             issuer: DEFAULT_ISSUER.to_owned(),
             lifetimes: Lifetimes::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -113,6 +117,7 @@ struct Shared {
     keys: JwtKeys,
     background: Background,
     settings: ApiSettings,
+    tenant_limiter: Option<Arc<TenantLimiter>>,
 }
 
 impl AppState {
@@ -135,6 +140,7 @@ impl AppState {
             ops_pool,
             keys,
             background,
+            tenant_limiter: settings.rate_limits.tenant.and_then(TenantLimiter::new),
             settings,
         }))
     }
@@ -165,5 +171,10 @@ impl AppState {
 
     pub fn settings(&self) -> &ApiSettings {
         &self.0.settings
+    }
+
+    /// The per-tenant request limit, when one is set.
+    pub fn tenant_limiter(&self) -> Option<&TenantLimiter> {
+        self.0.tenant_limiter.as_deref()
     }
 }

@@ -35,7 +35,7 @@ use tower::ServiceExt;
 use tracing::instrument::WithSubscriber;
 use uuid::Uuid;
 use vextrus::database;
-use vextrus_api::{ApiSettings, AppState, Background, Claims, JwtKeys};
+use vextrus_api::{ApiSettings, AppState, Background, Claims, JwtKeys, RateLimits};
 use vextrus_commands::{
     ActorId, CommandMetadata, DbRole, EventStore, LogReader, PostingState, Version,
 };
@@ -738,7 +738,11 @@ async fn reports(
         owner.clone(),
         keys.clone(),
         Background::default(),
-        ApiSettings::default(),
+        // The report queries are the measurement; no rate limit may shape them.
+        ApiSettings {
+            rate_limits: RateLimits::off(),
+            ..ApiSettings::default()
+        },
     );
     let router = vextrus_api::router(state);
     let now = chrono::Utc::now().timestamp();

@@ -12,7 +12,9 @@ use vextrus::database;
 use vextrus::demo::Demo;
 use vextrus::server::{Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
-use vextrus_api::{ApiSettings, Claims, DEFAULT_ISSUER, JwtKeys, Lifetimes, Role};
+use vextrus_api::{
+    ApiSettings, Claims, DEFAULT_ISSUER, JwtKeys, Lifetimes, LimitSetting, RateLimits, Role,
+};
 use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, EventStore};
 use vextrus_fanout::EmbeddedKafka;
@@ -128,6 +130,19 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_DEMO")]
     demo: bool,
 
+    /// Requests per client address, on every route: `<n>/s`, `<n>/min`, `<n>/h` or `off`.
+    #[arg(long, env = "VEXTRUS_RATE_LIMIT_CLIENT", default_value = RateLimits::DEFAULT_CLIENT)]
+    rate_limit_client: LimitSetting,
+
+    /// Requests per client address to sign-in, refresh, invitation, password change and reset
+    /// (on top of the client limit).
+    #[arg(long, env = "VEXTRUS_RATE_LIMIT_AUTH", default_value = RateLimits::DEFAULT_AUTH)]
+    rate_limit_auth: LimitSetting,
+
+    /// Authenticated requests per tenant.
+    #[arg(long, env = "VEXTRUS_RATE_LIMIT_TENANT", default_value = RateLimits::DEFAULT_TENANT)]
+    rate_limit_tenant: LimitSetting,
+
     /// Lifetime of the access tokens sign-in issues, in seconds.
     #[arg(long, env = "VEXTRUS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     access_token_ttl_secs: u64,
@@ -189,6 +204,11 @@ impl ServeArgs {
             lifetimes: Lifetimes {
                 access: Duration::from_secs(self.access_token_ttl_secs),
                 ..Lifetimes::default()
+            },
+            rate_limits: RateLimits {
+                client: self.rate_limit_client.0,
+                auth: self.rate_limit_auth.0,
+                tenant: self.rate_limit_tenant.0,
             },
             read_wait: Duration::from_millis(self.read_wait_ms),
             trusted_proxies,
@@ -333,7 +353,14 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
             "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s \"http://{addr}/v1/audit/activity?min_position={at}\" -H \"Authorization: Bearer $TOKEN\"\n"
+            "  curl -s \"http://{addr}/v1/audit/activity?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+        ),
+        "Or sign in as its administrator (an access token for 15 minutes and a refresh token):".to_owned(),
+        format!(
+            "  curl -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' -d '{{\"tenant\": \"{}\", \"email\": \"{}\", \"password\": \"{}\"}}'\n",
+            vextrus::demo::DEMO_SLUG,
+            vextrus::demo::DEMO_ADMIN_EMAIL,
+            vextrus::demo::DEMO_ADMIN_PASSWORD
         ),
     ]
     .join("\n");

@@ -362,7 +362,7 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
         .await
         .unwrap();
         served.wait_until_ready(&client).await;
-        let printed = served.printed_once("/events -H");
+        let printed = served.printed_once("/v1/auth/login");
         let token = printed
             .lines()
             .find_map(|line| line.trim().strip_prefix("TOKEN="))
@@ -387,6 +387,7 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
         let [organizations, tree, trial_balance, history, _activity] = &answers[..] else {
             unreachable!()
         };
+
         // The sample ledger: this fiscal year's trial balance balances and is not empty.
         assert_eq!(trial_balance["balanced"], true, "{trial_balance}");
         assert_ne!(trial_balance["totals"]["debit"], "0.00", "{trial_balance}");
@@ -446,6 +447,38 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
             history["items"].as_array().unwrap().len(),
             all_events,
         ));
+        // The printed sign-in works too (on the second run, after counting: a sign-in is an
+        // event): the administrator's token holds the admin role.
+        if run == 1 {
+            let login = printed
+                .lines()
+                .find(|line| line.contains("/v1/auth/login"))
+                .unwrap_or_else(|| panic!("no sign-in printed:\n{printed}"));
+            let url = login.split_whitespace().nth(3).unwrap();
+            let body = login.split("-d '").nth(1).unwrap().trim_end_matches('\'');
+            let signed_in: serde_json::Value = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let me: serde_json::Value = client
+                .get(url.replace("/login", "/me"))
+                .bearer_auth(signed_in["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(me["roles"], serde_json::json!(["admin"]), "{me}");
+        }
         let status = served.stop().await;
         assert!(status.success());
     }

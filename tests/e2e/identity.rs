@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vextrus::database;
 use vextrus::server::{Server, ServerConfig};
 use vextrus::tenants;
-use vextrus_api::SigningKeys;
+use vextrus_api::{LimitSetting, SigningKeys};
 use vextrus_commands::{DbRole, EventStore};
 use vextrus_domain::TenantId;
 
@@ -19,9 +19,19 @@ use crate::http::*;
 
 const PASSWORD: &str = "mawa bridge at dawn 2026";
 
+/// A server with these signing keys, whose sign-in limit does not get in the tests' way (the
+/// limits have a test of their own).
 async fn app_with_keys(keys: &[Vec<u8>]) -> TestApp {
     let keys = SigningKeys::from_pkcs8(keys).unwrap();
-    spawn_app_with(|config| config.api.signing_keys = keys).await
+    spawn_app_with(|config| {
+        config.api.signing_keys = keys;
+        config.api.rate_limits.auth = limit("1000/min");
+    })
+    .await
+}
+
+fn limit(text: &str) -> Option<vextrus_api::rate_limit::RateLimit> {
+    text.parse::<LimitSetting>().unwrap().0
 }
 
 async fn store(app: &TestApp) -> EventStore {
@@ -616,5 +626,49 @@ async fn rotation_logs_nobody_out_and_forged_or_unknown_key_tokens_are_refused()
         .unwrap();
     developer.get("/v1/auth/me").await.expect(401);
     server.shutdown().await.unwrap();
+    app.shutdown().await;
+}
+
+/// The limits answer 429 with `Retry-After`, per address on the sign-in routes and per tenant
+/// on authenticated ones, and one tenant's burst leaves another's untouched.
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let keys = SigningKeys::from_pkcs8(&[SigningKeys::generate_pkcs8().unwrap()]).unwrap();
+    let app = spawn_app_with(|config| {
+        config.api.signing_keys = keys;
+        config.api.rate_limits.auth = limit("5/min");
+        config.api.rate_limits.tenant = limit("20/min");
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let reply = login(&app, "nobody", "someone@example.com", "a long password").await;
+        if reply.status == 429 {
+            assert_eq!(reply.problem(), "too-many-requests");
+            let wait: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+            assert!(reply.header("x-request-id").is_some());
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+    // Other routes keep their own (larger) budget.
+    app.client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let busy = app.caller(&["viewer"]);
+    let quiet = app.caller(&["viewer"]);
+    let mut answered = Vec::new();
+    for _ in 0..22 {
+        answered.push(busy.get("/v1/organizations").await.status);
+    }
+    assert_eq!(answered.iter().filter(|status| **status == 200).count(), 20);
+    assert_eq!(answered[20..], [429, 429]);
+    quiet.get("/v1/organizations").await.expect(200);
     app.shutdown().await;
 }

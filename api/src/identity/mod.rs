@@ -17,21 +17,33 @@ use vextrus_domain::identity::{TenantError, UserError};
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem};
 use crate::openapi::problem_responses;
-use crate::state::AppState;
+use crate::rate_limit;
+use crate::state::{ApiSettings, AppState};
 
-/// Every identity route, each at the path and method of its `#[utoipa::path]`.
-pub fn router() -> Router<AppState> {
+/// Every identity route, each at the path and method of its `#[utoipa::path]`. The routes that
+/// take a password or a one-time secret get the stricter per-address limit of `settings`.
+pub fn router(settings: &ApiSettings) -> Router<AppState> {
     use sessions::*;
     use users::*;
-    Router::new()
+    let guarded = Router::new()
         .documented(__path_login, login)
         .documented(__path_refresh, refresh)
+        .documented(__path_accept_invitation, accept_invitation)
+        .documented(__path_reset_password, reset_password)
+        .documented(__path_change_password, change_password);
+    let guarded = match settings
+        .rate_limits
+        .auth
+        .and_then(|limit| rate_limit::client_layer(limit, &settings.trusted_proxies))
+    {
+        Some(layer) => guarded.route_layer(layer),
+        None => guarded,
+    };
+    Router::new()
+        .merge(guarded)
         .documented(__path_logout, logout)
         .documented(__path_me, me)
         .documented(__path_jwks, jwks)
-        .documented(__path_accept_invitation, accept_invitation)
-        .documented(__path_reset_password, reset_password)
-        .documented(__path_change_password, change_password)
         .documented(__path_invite_user, invite_user)
         .documented(__path_get_user, get_user)
         .documented(__path_reissue_invitation, reissue_invitation)
