@@ -50,3 +50,24 @@ grant execute on function vextrus_access_check(uuid, text, bigint, text, text[],
 -- log, but not users' streams.
 alter policy events_analyst_select on events
     using (tenant_id = (select vextrus_current_tenant()) and aggregate_type <> 'user');
+
+-- When each API key was last used, for administrators' lists: operational metadata, not a
+-- fact of the log (a row per key, written at most once a minute per key and API process).
+create table api_key_last_use (
+    tenant_id    uuid        not null,
+    key_id       uuid        not null,
+    last_used_at timestamptz not null,
+    constraint api_key_last_use_pkey primary key (tenant_id, key_id)
+);
+
+alter table api_key_last_use enable row level security;
+alter table api_key_last_use force row level security;
+
+create policy api_key_last_use_tenant on api_key_last_use
+    for all to vextrus_writer, vextrus_reader
+    using (tenant_id = (select vextrus_current_tenant()))
+    with check (tenant_id = (select vextrus_current_tenant()));
+
+revoke all on api_key_last_use from public;
+grant select, insert, update on api_key_last_use to vextrus_writer;
+grant select on api_key_last_use to vextrus_reader;

@@ -373,7 +373,8 @@ impl utoipa::IntoResponses for AuditErrors {
         HistoryParams,
     ),
     responses(TrailResponses, AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn stream_history(
     State(state): State<AppState>,
@@ -417,7 +418,8 @@ pub async fn stream_history(
     get, path = "/v1/audit/users/{actor}/events", tag = "audit",
     params(ActorPath, ActivityParams),
     responses(TrailResponses, AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn user_activity(
     State(state): State<AppState>,
@@ -457,7 +459,8 @@ pub async fn user_activity(
     get, path = "/v1/audit/correlations/{correlation_id}/events", tag = "audit",
     params(("correlation_id" = Uuid, Path, description = "The `X-Correlation-ID` (or, when none was sent, the first command's id)"), CorrelationParams),
     responses(TrailResponses, AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn correlation(
     State(state): State<AppState>,
@@ -489,7 +492,8 @@ pub async fn correlation(
     get, path = "/v1/audit/events", tag = "audit",
     params(SearchParams),
     responses(TrailResponses, AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn search(
     State(state): State<AppState>,
@@ -891,7 +895,8 @@ pub struct CheckpointView {
     get, path = "/v1/audit/checkpoints", tag = "audit",
     params(CheckpointParams),
     responses((status = 200, description = "A page of checkpoints", body = CheckpointPage), AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn checkpoints(
     State(state): State<AppState>,
@@ -1050,7 +1055,8 @@ const CURSOR_EPOCH: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1970, 1,
     get, path = "/v1/audit/activity", tag = "audit",
     params(ActivityCountParams),
     responses((status = 200, description = "A page of activity counts", body = ActivityCountPage), AuditErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read-audit"))),
 )]
 pub async fn activity(
     State(state): State<AppState>,

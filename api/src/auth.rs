@@ -29,7 +29,7 @@ pub use vextrus_domain::identity::{Permission, Role};
 use vextrus_domain::ids::{SessionId, UserId};
 
 use crate::error::ApiError;
-use crate::identity::access;
+use crate::identity::{access, api_keys};
 pub use crate::keys::SessionClaims;
 use crate::state::AppState;
 
@@ -219,10 +219,33 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
+        let token = match parts.headers.get(api_keys::API_KEY_HEADER) {
+            Some(value) if !parts.headers.contains_key(header::AUTHORIZATION) => {
+                value.to_str().map_err(|_| {
+                    ApiError::Unauthenticated("X-API-Key must be an API key (vx_…)".into())
+                })?
+            }
+            _ => bearer_token(parts)?,
+        };
+        let principal = if api_keys::is_api_key(token) {
+            api_keys::authenticate(state, token).await?
+        } else {
+            Self::from_jwt(state, token)?
+        };
+        if let Some(limiter) = state.tenant_limiter() {
+            limiter.check(principal.tenant.as_uuid())?;
+        }
+        access::check(state, &principal).await?;
+        Ok(principal)
+    }
+}
+
+impl Principal {
+    /// The caller a JWT proves: EdDSA from sign-in, or an HS256 development token.
+    fn from_jwt(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::Unauthenticated("the token is malformed".into()))?;
-        let principal: Principal = match header.alg {
+        Ok(match header.alg {
             Algorithm::EdDSA => state
                 .settings()
                 .signing_keys
@@ -232,16 +255,11 @@ impl FromRequestParts<AppState> for Principal {
             _ => {
                 return Err(ApiError::Unauthenticated(
                     "the token must be signed with EdDSA (POST /v1/auth/login) or HS256 \
-                     (development tokens)"
+                     (development tokens), or be an API key (vx_…)"
                         .into(),
                 ));
             }
-        };
-        if let Some(limiter) = state.tenant_limiter() {
-            limiter.check(principal.tenant.as_uuid())?;
-        }
-        access::check(state, &principal).await?;
-        Ok(principal)
+        })
     }
 }
 

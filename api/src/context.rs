@@ -17,7 +17,7 @@ use vextrus_commands::{ActorId, CommandMetadata, tenant};
 use vextrus_domain::TenantId;
 use vextrus_domain::ids::{ProjectId, SiteId};
 
-use crate::auth::Principal;
+use crate::auth::{Permission, Principal};
 use crate::client_address::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -177,6 +177,9 @@ impl FromRequestParts<AppState> for RequestContext {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
+        // Every route that touches the tenant's data needs at least `read` (every role has it;
+        // a user with no role has nothing here).
+        principal.require(Permission::Read, "using the tenant's data")?;
         let tenant = principal.tenant;
         if let Some(claimed) = uuid_header(&parts.headers, TENANT_HEADER)? {
             if claimed != tenant.as_uuid() {

@@ -86,6 +86,9 @@ use crate::{finance, health, hierarchy};
         crate::identity::users::enable_user,
         crate::identity::users::assign_role,
         crate::identity::users::remove_role,
+        crate::identity::api_keys::create_api_key,
+        crate::identity::api_keys::list_api_keys,
+        crate::identity::api_keys::revoke_api_key,
         health::live,
         health::ready,
         crate::ops::projections,
@@ -113,7 +116,7 @@ use crate::{finance, health, hierarchy};
         vextrus_replay::ProjectionReport,
         vextrus_replay::ReplayReport,
     )),
-    modifiers(&BearerAuth, &PathParametersRequired, &CreationLinks),
+    modifiers(&BearerAuth, &PathParametersRequired, &CreationLinks, &RateLimited),
     tags(
         (name = "organizations", description = "Companies: the root of the hierarchy and its aggregate"),
         (name = "divisions", description = "Divisions of an organization"),
@@ -140,10 +143,43 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
+                    .bearer_format("JWT or API key")
+                    .description(Some(
+                        "An access token from POST /v1/auth/login (EdDSA JWT), a development \
+                         token (HS256), or an API key (`vx_…`, also accepted as `X-API-Key`).",
+                    ))
                     .build(),
             ),
         );
+    }
+}
+
+/// Every operation may answer 429 (the per-address limit covers every route; see
+/// [`crate::rate_limit`]), so every operation documents it.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let too_many =
+            problem_responses(&[(429, "Too many requests; retry after `Retry-After` seconds")]);
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &too_many {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.clone())
+                        .or_insert_with(|| response.clone());
+                }
+            }
+        }
     }
 }
 
@@ -308,6 +344,15 @@ pub mod text {
             .enum_values(Some(names))
             .description(Some(
                 "A built-in role; the README's table says what each allows.",
+            ))
+            .build()
+    }
+
+    pub fn roles() -> utoipa::openapi::schema::Array {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(role())
+            .description(Some(
+                "Built-in roles; the README's table says what each allows.",
             ))
             .build()
     }

@@ -42,7 +42,8 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "Every projection's status", body = Vec<ProjectionReport>),
         OpsErrors,
     ),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("operate"))),
 )]
 pub async fn projections(
     State(state): State<AppState>,

@@ -1,11 +1,13 @@
 //! What every handler shares: the event store, the read pool, the token keys, the projections'
 //! progress and the settings.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::watch;
+use uuid::Uuid;
 use vextrus_commands::{EventStore, PostingState};
 use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
@@ -118,6 +120,8 @@ struct Shared {
     background: Background,
     settings: ApiSettings,
     tenant_limiter: Option<Arc<TenantLimiter>>,
+    /// When this process last recorded each API key's use.
+    api_key_uses: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl AppState {
@@ -142,6 +146,7 @@ impl AppState {
             background,
             tenant_limiter: settings.rate_limits.tenant.and_then(TenantLimiter::new),
             settings,
+            api_key_uses: Mutex::default(),
         }))
     }
 
@@ -171,6 +176,27 @@ impl AppState {
 
     pub fn settings(&self) -> &ApiSettings {
         &self.0.settings
+    }
+
+    /// Whether `key`'s use at `now` should be recorded: true at most once per `every` per key in
+    /// this process.
+    pub fn api_key_used(&self, key: Uuid, now: Instant, every: Duration) -> bool {
+        let mut uses = self
+            .0
+            .api_key_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if uses
+            .get(&key)
+            .is_some_and(|last| now.duration_since(*last) < every)
+        {
+            return false;
+        }
+        if uses.len() > 100_000 {
+            uses.retain(|_, last| now.duration_since(*last) < every);
+        }
+        uses.insert(key, now);
+        true
     }
 
     /// The per-tenant request limit, when one is set.

@@ -6,7 +6,7 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use vextrus_domain::finance::{JournalEntry, Ledger};
-use vextrus_domain::identity::{Tenant, User};
+use vextrus_domain::identity::{ApiKey, Tenant, User};
 use vextrus_domain::organization::Organization;
 
 use crate::codec;
@@ -46,6 +46,7 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<JournalEntry>(),
     AggregateKind::of::<Tenant>(),
     AggregateKind::of::<User>(),
+    AggregateKind::of::<ApiKey>(),
 ];
 
 /// The names of every aggregate type, in registration order.

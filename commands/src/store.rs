@@ -133,7 +133,9 @@ impl EventStore {
         }
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The store's pool (as `vextrus_writer`): for the API's few writes that are not events
+    /// (when an API key was last used).
+    pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 

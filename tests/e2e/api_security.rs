@@ -187,11 +187,13 @@ async fn roles_gate_commands_and_every_role_may_read() {
         .await
         .expect(200);
     assert_eq!(read.body["items"].as_array().unwrap().len(), 1);
+    // A caller with no role holds no permission, not even `read`.
     let no_roles = app.caller_for(tenant, &[]);
-    no_roles
+    let refused = no_roles
         .get(&format!("/v1/organizations/{org}"))
         .await
-        .expect(200);
+        .expect(403);
+    assert!(refused.body["detail"].as_str().unwrap().contains("read"));
 }
 
 /// Replaces `id` in a reply's body so two 404s about different ids can be compared.

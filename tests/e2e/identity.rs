@@ -335,7 +335,7 @@ async fn an_administrator_signs_in_invites_colleagues_and_changes_take_effect_at
             json!({"current_password": "wrong password!", "new_password": new_password}),
         )
         .await
-        .expect(403);
+        .expect(422);
     second
         .post(
             "/v1/auth/password",
@@ -670,5 +670,150 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(answered.iter().filter(|status| **status == 200).count(), 20);
     assert_eq!(answered[20..], [429, 429]);
     quiet.get("/v1/organizations").await.expect(200);
+    app.shutdown().await;
+}
+
+/// An API key works as a bearer token and as `X-API-Key`, with its roles only; its list entry
+/// shows a prefix and its last use, never the secret; a revocation or a suspension refuses it on
+/// the next request.
+#[tokio::test]
+async fn api_keys_authenticate_machine_clients_until_revoked() {
+    let app = app_with_keys(&[SigningKeys::generate_pkcs8().unwrap()]).await;
+    let (tenant, email) = tenant_with_admin(&app, "karnaphuli").await;
+    let admin = signed_in(&app, "karnaphuli", &email).await;
+    let created = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": "Tally sync", "roles": ["accountant", "viewer"], "expires_in_days": 30}),
+        )
+        .await
+        .expect(201);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["key_id"].as_str().unwrap().to_owned();
+    let prefix = created.body["prefix"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&prefix) && prefix.starts_with("vx_"));
+    assert!(created.body["expires_at"].is_string());
+
+    let bearer = |path: &str| app.client.get(app.url(path)).bearer_auth(&key).send();
+    let as_header = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("x-api-key", &key)
+            .send()
+    };
+    let me = Reply::from(bearer("/v1/auth/me").await.unwrap())
+        .await
+        .expect(200);
+    assert_eq!(me.body["roles"], json!(["accountant", "viewer"]));
+    assert_eq!(me.body["subject"], format!("api-key:{key_id}"));
+    Reply::from(as_header("/v1/organizations").await.unwrap())
+        .await
+        .expect(200);
+    // Its roles only.
+    let refused = Reply::from(
+        app.client
+            .post(app.url("/v1/organizations"))
+            .bearer_auth(&key)
+            .json(&organization_body("KEY"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(403);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("manage-organizations")
+    );
+    // A wrong secret, a malformed key.
+    let wrong = format!(
+        "{}{}",
+        &key[..key.len() - 1],
+        if key.ends_with('A') { "B" } else { "A" }
+    );
+    for bad in [wrong.as_str(), "vx_nonsense"] {
+        let reply = Reply::from(
+            app.client
+                .get(app.url("/v1/auth/me"))
+                .bearer_auth(bad)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .expect(401);
+        assert_eq!(reply.body["detail"], "the API key is not valid");
+    }
+
+    // Listed with its prefix and last use, never its secret.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let list = admin.get("/v1/api-keys").await.expect(200);
+        if list.body["items"][0]["last_used_at"].is_string() || Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let item = &listed.body["items"][0];
+    assert_eq!(item["prefix"], prefix);
+    assert_eq!(item["name"], "Tally sync");
+    assert_eq!(item["roles"], json!(["accountant", "viewer"]));
+    assert!(item["last_used_at"].is_string(), "{listed:?}");
+    assert!(item["revoked_at"].is_null());
+    assert!(
+        !listed.body.to_string().contains(&key[key.len() - 43..]),
+        "the secret is never listed"
+    );
+
+    // A suspension refuses the key at once, and so does a revocation.
+    let operator = store(&app).await;
+    tenants::set_suspended(&operator, tenant, true, "audit")
+        .await
+        .unwrap();
+    Reply::from(bearer("/v1/auth/me").await.unwrap())
+        .await
+        .expect(401);
+    tenants::set_suspended(&operator, tenant, false, "done")
+        .await
+        .unwrap();
+    Reply::from(bearer("/v1/auth/me").await.unwrap())
+        .await
+        .expect(200);
+    admin
+        .post(&format!("/v1/api-keys/{key_id}/revoke"), json!({}))
+        .await
+        .expect(200);
+    let revoked = Reply::from(bearer("/v1/auth/me").await.unwrap())
+        .await
+        .expect(401);
+    assert_eq!(revoked.body["detail"], "the API key was revoked");
+    admin
+        .post(&format!("/v1/api-keys/{key_id}/revoke"), json!({}))
+        .await
+        .expect(409);
+    let list = admin.get("/v1/api-keys").await.expect(200);
+    assert!(list.body["items"][0]["revoked_at"].is_string());
+    // Only administrators manage keys.
+    let viewer_key = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": "Reports", "roles": ["viewer"]}),
+        )
+        .await
+        .expect(201);
+    let viewer_key = viewer_key.body["key"].as_str().unwrap().to_owned();
+    let reply = Reply::from(
+        app.client
+            .get(app.url("/v1/api-keys"))
+            .bearer_auth(&viewer_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(403);
+    assert_eq!(reply.problem(), "forbidden");
     app.shutdown().await;
 }

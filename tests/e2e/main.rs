@@ -20,6 +20,7 @@ mod private_postgres;
 mod projections;
 mod read_models;
 mod replay;
+mod roles;
 mod row_security;
 mod store;
 mod support;

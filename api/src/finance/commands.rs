@@ -95,7 +95,8 @@ impl CreateAccount {
     request_body = CreateAccount,
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses(Created, LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn create_account(
     cmd: Command,
@@ -124,7 +125,8 @@ pub async fn create_account(
     post, path = "/v1/organizations/{organization_id}/accounts/standard-chart", tag = "ledger",
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Installed", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn install_standard_chart(
     cmd: Command,
@@ -146,7 +148,8 @@ pub async fn install_standard_chart(
     request_body = UpdateAccount,
     params(("organization_id" = Uuid, Path), ("account_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Changed (or already so)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn update_account(
     cmd: Command,
@@ -183,7 +186,8 @@ macro_rules! account_command {
             post, path = $path, tag = "ledger",
             params(("organization_id" = Uuid, Path), ("account_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
             responses((status = 200, description = $description, body = CommandAccepted), LedgerCommandErrors),
-            security(("bearer" = []))
+            security(("bearer" = [])),
+            extensions(("x-permission" = json!("manage-ledger"))),
         )]
         pub async fn $handler(
             cmd: Command,
@@ -224,7 +228,8 @@ account_command!(
     delete, path = "/v1/organizations/{organization_id}/accounts/{account_id}", tag = "ledger",
     params(("organization_id" = Uuid, Path), ("account_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Deleted", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn delete_account(
     cmd: Command,
@@ -243,7 +248,8 @@ pub async fn delete_account(
     request_body = LedgerSettingsBody,
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Changed (or already so)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn configure_ledger(
     cmd: Command,
@@ -294,7 +300,8 @@ pub async fn configure_ledger(
     request_body = OpenFiscalYear,
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Opened (or already open with these dates)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn open_fiscal_year(
     cmd: Command,
@@ -326,7 +333,8 @@ pub async fn open_fiscal_year(
     post, path = "/v1/organizations/{organization_id}/periods/{period}/close", tag = "ledger",
     params(("organization_id" = Uuid, Path), ("period" = NaiveDate, Path, description = "The period's first day, e.g. 2025-07-01"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Closed (or already closed)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn close_period(
     cmd: Command,
@@ -344,7 +352,8 @@ pub async fn close_period(
     post, path = "/v1/organizations/{organization_id}/periods/{period}/reopen", tag = "ledger",
     params(("organization_id" = Uuid, Path), ("period" = NaiveDate, Path, description = "The period's first day, e.g. 2025-07-01"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Reopened (or not closed)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn reopen_period(
     cmd: Command,
@@ -363,7 +372,8 @@ pub async fn reopen_period(
     request_body = SetLockDate,
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Set (or already so)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn set_lock_date(
     cmd: Command,
@@ -387,7 +397,8 @@ pub async fn set_lock_date(
     request_body = CloseFiscalYear,
     params(("organization_id" = Uuid, Path), ("start" = NaiveDate, Path, description = "The year's first day"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Closed (or already closed)", body = CommandAccepted), LedgerCommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
 )]
 pub async fn close_fiscal_year(
     cmd: Command,
@@ -591,7 +602,8 @@ impl PostEntry {
     request_body = PostEntry,
     params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
     responses(Created, FinanceErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
 )]
 pub async fn post_entry(
     cmd: Command,
@@ -622,7 +634,8 @@ pub async fn post_entry(
     request_body = ReverseEntry,
     params(("organization_id" = Uuid, Path), ("entry_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
     responses(Created, FinanceErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
 )]
 pub async fn reverse_entry(
     cmd: Command,

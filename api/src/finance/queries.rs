@@ -471,7 +471,8 @@ fn range_end(from: NaiveDate, to: NaiveDate) -> NaiveDate {
     get, path = "/v1/organizations/{organization_id}/accounts/{account_id}", tag = "ledger",
     params(("organization_id" = Uuid, Path), ("account_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The account", body = AccountView), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_account(
     State(state): State<AppState>,
@@ -489,7 +490,8 @@ pub async fn get_account(
     get, path = "/v1/organizations/{organization_id}/accounts", tag = "ledger",
     params(("organization_id" = Uuid, Path), ChartQuery),
     responses((status = 200, description = "The chart", body = ChartView), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_chart(
     State(state): State<AppState>,
@@ -560,7 +562,8 @@ pub async fn get_chart(
     get, path = "/v1/organizations/{organization_id}/ledger", tag = "ledger",
     params(("organization_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The ledger", body = LedgerView, headers(("ETag" = String))), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_ledger(
     State(state): State<AppState>,
@@ -662,7 +665,8 @@ fn party(kind: Option<String>, id: Option<Uuid>) -> Option<PartyRef> {
     get, path = "/v1/organizations/{organization_id}/journal-entries/{entry_id}", tag = "journal",
     params(("organization_id" = Uuid, Path), ("entry_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The entry", body = EntryView), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_entry(
     State(state): State<AppState>,
@@ -746,7 +750,8 @@ fn day_of_cursor(days: &str) -> Result<NaiveDate, ApiError> {
     get, path = "/v1/organizations/{organization_id}/journal-entries", tag = "journal",
     params(("organization_id" = Uuid, Path), JournalQuery),
     responses((status = 200, description = "A page of entries", body = EntryPage), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn list_entries(
     State(state): State<AppState>,
@@ -857,7 +862,8 @@ fn csv_response(file: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Resp
     params(("organization_id" = Uuid, Path), TrialBalanceQuery),
     responses((status = 200, description = "The trial balance (JSON, or CSV with `format=csv`)",
         content((TrialBalanceView = "application/json"), (String = "text/csv"))), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn trial_balance(
     State(state): State<AppState>,
@@ -1091,7 +1097,8 @@ async fn balance_before(
     params(("organization_id" = Uuid, Path), ("account_id" = Uuid, Path), AccountLedgerQuery),
     responses((status = 200, description = "A page of the account's ledger (JSON, or CSV with `format=csv`)",
         content((AccountLedgerView = "application/json"), (String = "text/csv"))), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn account_ledger(
     State(state): State<AppState>,
@@ -1302,7 +1309,8 @@ fn section(
     get, path = "/v1/organizations/{organization_id}/balance-sheet", tag = "reports",
     params(("organization_id" = Uuid, Path), BalanceSheetQuery),
     responses((status = 200, description = "The balance sheet", body = BalanceSheetView), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn balance_sheet(
     State(state): State<AppState>,
@@ -1356,7 +1364,8 @@ pub async fn balance_sheet(
     get, path = "/v1/organizations/{organization_id}/profit-and-loss", tag = "reports",
     params(("organization_id" = Uuid, Path), ProfitAndLossQuery),
     responses((status = 200, description = "The profit and loss statement", body = ProfitAndLossView), FinanceQueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn profit_and_loss(
     State(state): State<AppState>,

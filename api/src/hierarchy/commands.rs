@@ -126,7 +126,8 @@ impl CreateSite {
     request_body = CreateOrganization,
     params(super::IdempotencyKeyHeader),
     responses(Created, CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-organizations"))),
 )]
 pub async fn create_organization(
     cmd: Command,
@@ -147,7 +148,8 @@ pub async fn create_organization(
     request_body = RenameUnit,
     params(("organization_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Renamed (or already so named)", body = CommandAccepted), CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-organizations"))),
 )]
 pub async fn rename_organization(
     cmd: Command,
@@ -168,7 +170,8 @@ pub async fn rename_organization(
     post, path = "/v1/organizations/{organization_id}/archive", tag = "organizations",
     params(("organization_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Archived (or already archived)", body = CommandAccepted), ArchiveErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-organizations"))),
 )]
 pub async fn archive_organization(
     cmd: Command,
@@ -187,7 +190,8 @@ pub async fn archive_organization(
     request_body = CreateDivision,
     params(("organization_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses(Created, CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn create_division(
     cmd: Command,
@@ -209,7 +213,8 @@ pub async fn create_division(
     request_body = RenameUnit,
     params(("organization_id" = Uuid, Path), ("division_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Renamed (or already so named)", body = CommandAccepted), CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn rename_division(
     cmd: Command,
@@ -229,7 +234,8 @@ pub async fn rename_division(
     post, path = "/v1/organizations/{organization_id}/divisions/{division_id}/archive", tag = "divisions",
     params(("organization_id" = Uuid, Path), ("division_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Archived (or already archived)", body = CommandAccepted), ArchiveErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn archive_division(
     cmd: Command,
@@ -248,7 +254,8 @@ pub async fn archive_division(
     request_body = CreateProject,
     params(("organization_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses(Created, CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn create_project(
     cmd: Command,
@@ -270,7 +277,8 @@ pub async fn create_project(
     request_body = RenameUnit,
     params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Renamed (or already so named)", body = CommandAccepted), CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn rename_project(
     cmd: Command,
@@ -290,7 +298,8 @@ pub async fn rename_project(
     post, path = "/v1/organizations/{organization_id}/projects/{project_id}/archive", tag = "projects",
     params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Archived (or already archived)", body = CommandAccepted), ArchiveErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn archive_project(
     cmd: Command,
@@ -309,7 +318,8 @@ pub async fn archive_project(
     request_body = CreateSite,
     params(("organization_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses(Created, CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn create_site(
     cmd: Command,
@@ -331,7 +341,8 @@ pub async fn create_site(
     request_body = RenameUnit,
     params(("organization_id" = Uuid, Path), ("site_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Renamed (or already so named)", body = CommandAccepted), CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn rename_site(
     cmd: Command,
@@ -351,7 +362,8 @@ pub async fn rename_site(
     post, path = "/v1/organizations/{organization_id}/sites/{site_id}/archive", tag = "sites",
     params(("organization_id" = Uuid, Path), ("site_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Archived (or already archived)", body = CommandAccepted), ArchiveErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn archive_site(
     cmd: Command,
@@ -370,7 +382,8 @@ pub async fn archive_site(
     request_body = MoveSite,
     params(("organization_id" = Uuid, Path), ("site_id" = Uuid, Path), super::IdempotencyKeyHeader, super::IfMatchHeader),
     responses((status = 200, description = "Moved", body = CommandAccepted), CommandErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-units"))),
 )]
 pub async fn move_site(
     cmd: Command,

@@ -240,7 +240,8 @@ async fn fresh_read(
     get, path = "/v1/organizations", tag = "organizations",
     params(UnitListQuery),
     responses((status = 200, description = "A page of organizations", body = Page<OrganizationView>), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn list_organizations(
     State(state): State<AppState>,
@@ -259,7 +260,8 @@ pub async fn list_organizations(
     get, path = "/v1/organizations/{organization_id}", tag = "organizations",
     params(("organization_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The organization", body = OrganizationView, headers(("ETag" = String))), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_organization(
     State(state): State<AppState>,
@@ -284,7 +286,8 @@ pub async fn get_organization(
     get, path = "/v1/organizations/{organization_id}/tree", tag = "organizations",
     params(("organization_id" = Uuid, Path), TreeQuery),
     responses((status = 200, description = "The organization's tree", body = OrganizationTree, headers(("ETag" = String))), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_tree(
     State(state): State<AppState>,
@@ -391,7 +394,8 @@ where
     get, path = "/v1/organizations/{organization_id}/divisions", tag = "divisions",
     params(("organization_id" = Uuid, Path), UnitListQuery),
     responses((status = 200, description = "A page of divisions", body = Page<DivisionView>), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn list_divisions(
     State(state): State<AppState>,
@@ -407,7 +411,8 @@ pub async fn list_divisions(
     get, path = "/v1/organizations/{organization_id}/divisions/{division_id}", tag = "divisions",
     params(("organization_id" = Uuid, Path), ("division_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The division", body = DivisionView, headers(("ETag" = String))), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_division(
     State(state): State<AppState>,
@@ -431,7 +436,8 @@ pub async fn get_division(
     get, path = "/v1/organizations/{organization_id}/projects", tag = "projects",
     params(("organization_id" = Uuid, Path), ProjectListQuery),
     responses((status = 200, description = "A page of projects", body = Page<ProjectView>), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn list_projects(
     State(state): State<AppState>,
@@ -447,7 +453,8 @@ pub async fn list_projects(
     get, path = "/v1/organizations/{organization_id}/projects/{project_id}", tag = "projects",
     params(("organization_id" = Uuid, Path), ("project_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The project", body = ProjectView, headers(("ETag" = String))), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_project(
     State(state): State<AppState>,
@@ -471,7 +478,8 @@ pub async fn get_project(
     get, path = "/v1/organizations/{organization_id}/sites", tag = "sites",
     params(("organization_id" = Uuid, Path), SiteListQuery),
     responses((status = 200, description = "A page of sites", body = Page<SiteView>), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn list_sites(
     State(state): State<AppState>,
@@ -487,7 +495,8 @@ pub async fn list_sites(
     get, path = "/v1/organizations/{organization_id}/sites/{site_id}", tag = "sites",
     params(("organization_id" = Uuid, Path), ("site_id" = Uuid, Path), Freshness),
     responses((status = 200, description = "The site", body = SiteView, headers(("ETag" = String))), QueryErrors),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
 )]
 pub async fn get_site(
     State(state): State<AppState>,

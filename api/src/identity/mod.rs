@@ -5,6 +5,7 @@
 //! (`vextrus tenant create`).
 
 pub mod access;
+pub mod api_keys;
 pub mod password;
 pub mod secrets;
 pub mod sessions;
@@ -12,7 +13,7 @@ pub mod users;
 pub mod views;
 
 use axum::Router;
-use vextrus_domain::identity::{TenantError, UserError};
+use vextrus_domain::identity::{ApiKeyError, TenantError, UserError};
 
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem};
@@ -52,6 +53,9 @@ pub fn router(settings: &ApiSettings) -> Router<AppState> {
         .documented(__path_enable_user, enable_user)
         .documented(__path_assign_role, assign_role)
         .documented(__path_remove_role, remove_role)
+        .documented(api_keys::__path_create_api_key, api_keys::create_api_key)
+        .documented(api_keys::__path_list_api_keys, api_keys::list_api_keys)
+        .documented(api_keys::__path_revoke_api_key, api_keys::revoke_api_key)
 }
 
 /// The error responses of every identity route. Sign-in and refresh answer every refusal with
@@ -153,6 +157,23 @@ impl DomainProblem for TenantError {
                 rule: "tenant-not-suspended",
                 detail,
             },
+        }
+    }
+}
+
+impl DomainProblem for ApiKeyError {
+    const STREAM: &'static str = "API key";
+
+    fn into_problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            ApiKeyError::NotFound => ApiError::NotFound(detail),
+            ApiKeyError::AlreadyExists => ApiError::AlreadyExists(detail),
+            ApiKeyError::AlreadyRevoked => ApiError::RuleViolated {
+                rule: "api-key-already-revoked",
+                detail,
+            },
+            ApiKeyError::ScopedRole => ApiError::invalid_param("roles", detail),
         }
     }
 }

@@ -148,7 +148,8 @@ fn expiry(lifetime: std::time::Duration) -> chrono::DateTime<Utc> {
     responses(
         (status = 201, description = "Invited", body = InvitationIssued),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn invite_user(
     cmd: Command,
@@ -211,7 +212,8 @@ pub async fn invite_user(
     responses(
         (status = 200, description = "The user", body = UserView),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -266,7 +268,8 @@ pub async fn get_user(
     responses(
         (status = 200, description = "A new invitation", body = InvitationIssued),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn reissue_invitation(
     cmd: Command,
@@ -307,7 +310,8 @@ pub async fn reissue_invitation(
     responses(
         (status = 200, description = "A reset token", body = ResetIssued),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn issue_password_reset(
     cmd: Command,
@@ -353,7 +357,8 @@ macro_rules! user_command_route {
             responses(
                 (status = 200, description = "Done", body = UserChanged),
                 super::IdentityErrors,
-            )
+            ),
+            extensions(("x-permission" = json!("manage-users"))),
         )]
         pub async fn $handler(
             cmd: Command,
@@ -404,7 +409,8 @@ fn grant_of(body: &RoleGrantView) -> Result<RoleGrant, ApiError> {
     responses(
         (status = 200, description = "Assigned", body = UserChanged),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn assign_role(
     cmd: Command,
@@ -432,7 +438,8 @@ pub async fn assign_role(
     responses(
         (status = 200, description = "Removed", body = UserChanged),
         super::IdentityErrors,
-    )
+    ),
+    extensions(("x-permission" = json!("manage-users"))),
 )]
 pub async fn remove_role(
     cmd: Command,
@@ -574,7 +581,10 @@ pub async fn change_password(
         .load_aggregate::<User>(principal.tenant, &user_stream)
         .await?;
     if !password::verify(body.current_password, user.password_hash().cloned()).await? {
-        return Err(ApiError::Forbidden("the current password is wrong".into()));
+        return Err(ApiError::invalid_param(
+            "current_password",
+            "is not your current password",
+        ));
     }
     let password = password::hash(new).await?;
     let metadata = origin.command_metadata(principal.subject.clone(), Vec::new(), None);
