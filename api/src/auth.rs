@@ -5,7 +5,10 @@
 //!   with a `kid` naming one of the server's signing keys ([`crate::keys`]), `iss`, `aud`, the
 //!   session and the user's stream version;
 //! - **HS256** tokens signed with `VEXTRUS_JWT_SECRET` ([`JwtKeys`]), minted by `vextrus token`:
-//!   a development tool, kept so existing deployments keep working.
+//!   a development tool, kept so existing deployments keep working;
+//! - **API keys** (`vx_…`, [`crate::identity::api_keys`]) and access tokens of a tenant's
+//!   **external identity provider** ([`crate::identity::oidc`]), told apart by their prefix and
+//!   their `iss`.
 //!
 //! `alg: none` and every other algorithm are refused before a signature is looked at.
 //! [`Principal`] is the extractor every `/v1` handler takes, so no route can forget
@@ -229,6 +232,8 @@ impl FromRequestParts<AppState> for Principal {
         };
         let principal = if api_keys::is_api_key(token) {
             api_keys::authenticate(state, token).await?
+        } else if let Some(verified) = state.settings().oidc.verify(token).await {
+            verified?
         } else {
             Self::from_jwt(state, token)?
         };

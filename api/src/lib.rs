@@ -60,6 +60,7 @@ use tracing::{Level, Span};
 
 pub use auth::{Claims, JwtKeys, Permission, Role};
 pub use error::ApiError;
+pub use identity::oidc::OidcProviders;
 pub use keys::SigningKeys;
 pub use rate_limit::{LimitSetting, RateLimits};
 pub use state::{ApiSettings, AppState, Background, DEFAULT_ISSUER, Lifetimes, Probe};

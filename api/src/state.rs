@@ -13,6 +13,7 @@ use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
+use crate::identity::oidc::OidcProviders;
 use crate::keys::SigningKeys;
 use crate::rate_limit::{RateLimits, TenantLimiter};
 
@@ -64,6 +65,8 @@ pub struct ApiSettings {
     pub lifetimes: Lifetimes,
     /// Request rate limits.
     pub rate_limits: RateLimits,
+    /// Tenants' external identity providers (OpenID Connect issuers).
+    pub oidc: OidcProviders,
 }
 
 /// How long tokens and one-time secrets stay valid.
@@ -102,6 +105,7 @@ impl Default for ApiSettings {
             issuer: DEFAULT_ISSUER.to_owned(),
             lifetimes: Lifetimes::default(),
             rate_limits: RateLimits::default(),
+            oidc: OidcProviders::default(),
         }
     }
 }

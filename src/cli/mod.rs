@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run Vextrus: migrate, then serve the HTTP API and run the projections, until Ctrl-C.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print a signed bearer token for the API.
     Token(serve::TokenArgs),
     /// Scale-out: produce the event log to Kafka (needs KAFKA_BROKERS and DATABASE_URL).

@@ -13,7 +13,8 @@ use vextrus::demo::Demo;
 use vextrus::server::{Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
 use vextrus_api::{
-    ApiSettings, Claims, DEFAULT_ISSUER, JwtKeys, Lifetimes, LimitSetting, RateLimits, Role,
+    ApiSettings, Claims, DEFAULT_ISSUER, JwtKeys, Lifetimes, LimitSetting, OidcProviders,
+    RateLimits, Role,
 };
 use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, EventStore};
@@ -143,6 +144,19 @@ pub struct ServeArgs {
     #[arg(long, env = "VEXTRUS_RATE_LIMIT_TENANT", default_value = RateLimits::DEFAULT_TENANT)]
     rate_limit_tenant: LimitSetting,
 
+    /// Tenants' external identity providers: a JSON list of
+    /// `{"tenant", "issuer", "audience", "jwks_url", "roles_claim", "role_map", "subject_claim"}`.
+    #[arg(long, env = "VEXTRUS_OIDC_PROVIDERS", hide_env_values = true)]
+    oidc_providers: Option<String>,
+
+    /// A file holding that list (instead of `VEXTRUS_OIDC_PROVIDERS`).
+    #[arg(
+        long,
+        env = "VEXTRUS_OIDC_PROVIDERS_FILE",
+        conflicts_with = "oidc_providers"
+    )]
+    oidc_providers_file: Option<PathBuf>,
+
     /// Lifetime of the access tokens sign-in issues, in seconds.
     #[arg(long, env = "VEXTRUS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     access_token_ttl_secs: u64,
@@ -190,6 +204,19 @@ impl ServeArgs {
         if !(60..=86_400).contains(&self.access_token_ttl_secs) {
             bail!("VEXTRUS_ACCESS_TOKEN_TTL_SECS (--access-token-ttl-secs) must be 60 to 86400");
         }
+        let oidc = match (&self.oidc_providers, &self.oidc_providers_file) {
+            (Some(json), _) => OidcProviders::from_json(json).context("VEXTRUS_OIDC_PROVIDERS")?,
+            (None, Some(file)) => {
+                let json = std::fs::read_to_string(file).with_context(|| {
+                    format!(
+                        "VEXTRUS_OIDC_PROVIDERS_FILE: cannot read {}",
+                        file.display()
+                    )
+                })?;
+                OidcProviders::from_json(&json).context("VEXTRUS_OIDC_PROVIDERS_FILE")?
+            }
+            (None, None) => OidcProviders::default(),
+        };
         let keys_dir = self.signing_keys.dir(&database.data_dir);
         let signing_keys = vextrus::signing_keys::load_or_create(&keys_dir)
             .context("VEXTRUS_SIGNING_KEYS_DIR: the access-token signing keys")?;
@@ -210,6 +237,7 @@ impl ServeArgs {
                 auth: self.rate_limit_auth.0,
                 tenant: self.rate_limit_tenant.0,
             },
+            oidc,
             read_wait: Duration::from_millis(self.read_wait_ms),
             trusted_proxies,
             ..ApiSettings::default()

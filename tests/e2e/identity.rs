@@ -817,3 +817,166 @@ async fn api_keys_authenticate_machine_clients_until_revoked() {
     assert_eq!(reply.problem(), "forbidden");
     app.shutdown().await;
 }
+
+/// A tenant's own identity provider (an OpenID Connect issuer whose JWKS this test serves): its
+/// tokens are accepted with the roles its claims map to, and refused when they name another
+/// audience, have expired, were signed by a key it does not publish or with a symmetric
+/// algorithm, or when the tenant is suspended.
+#[tokio::test]
+async fn an_identity_providers_tokens_map_to_users_and_roles() {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use vextrus_api::OidcProviders;
+    use vextrus_api::identity::oidc::ProviderConfig;
+
+    let rng = ring::rand::SystemRandom::new();
+    let key_pair = |_: ()| {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+    };
+    let (published_key, point) = key_pair(());
+    let (other_key, _) = key_pair(());
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    // An uncompressed P-256 point: 0x04, then x and y.
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+        "kid": "idp-1", "alg": "ES256", "use": "sig"
+    }]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = format!("http://{}", listener.local_addr().unwrap());
+    let certs = axum::Router::new().route(
+        "/certs",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, certs).await.unwrap() });
+
+    let issuer = format!("{idp}/realms/meghna");
+    let registered_tenant = TenantId::new();
+    let providers = OidcProviders::new(vec![ProviderConfig {
+        tenant: registered_tenant.as_uuid(),
+        issuer: issuer.clone(),
+        audience: "vextrus".into(),
+        jwks_url: format!("{idp}/certs"),
+        roles_claim: "realm_access.roles".into(),
+        role_map: [("erp-accountant".to_owned(), "accountant".to_owned())].into(),
+        subject_claim: "preferred_username".into(),
+    }])
+    .unwrap();
+    let app = spawn_app_with(|config| config.api.oidc = providers).await;
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": issuer, "aud": "vextrus", "sub": "f:3e1c:karim", "preferred_username": "karim",
+        "realm_access": {"roles": ["erp-accountant", "offline_access"]},
+        "iat": now, "exp": now + 300
+    });
+    let sign = |claims: &Value, key: &[u8], kid: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(key),
+        )
+        .unwrap()
+    };
+    let me = |token: String| {
+        let request = app.client.get(app.url("/v1/auth/me")).bearer_auth(token);
+        async move { Reply::from(request.send().await.unwrap()).await }
+    };
+
+    let token = sign(&claims, &published_key, "idp-1");
+    let reply = me(token.clone()).await.expect(200);
+    assert_eq!(reply.body["subject"], "oidc:karim");
+    assert_eq!(reply.body["roles"], json!(["accountant"]));
+    assert_eq!(
+        reply.body["tenant_id"],
+        registered_tenant.as_uuid().to_string()
+    );
+    let caller = Caller {
+        app: &app,
+        tenant: registered_tenant.as_uuid(),
+        token,
+    };
+    caller.get("/v1/organizations").await.expect(200);
+    caller
+        .post("/v1/organizations", organization_body("IDP"))
+        .await
+        .expect(403);
+
+    let mut other_audience = claims.clone();
+    other_audience["aud"] = json!("another-app");
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now - 60);
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    for (case, token, says) in [
+        (
+            "another audience",
+            sign(&other_audience, &published_key, "idp-1"),
+            "audience",
+        ),
+        (
+            "expired",
+            sign(&expired, &published_key, "idp-1"),
+            "expired",
+        ),
+        (
+            "an unpublished key",
+            sign(&claims, &other_key, "idp-1"),
+            "signature",
+        ),
+        ("an unknown kid", sign(&claims, &other_key, "idp-2"), "kid"),
+        ("HS256", hs256, "not accepted"),
+    ] {
+        let reply = me(token).await;
+        assert_eq!(reply.status, 401, "{case}: {reply:?}");
+        assert!(
+            reply.body["detail"].as_str().unwrap().contains(says),
+            "{case}: {reply:?}"
+        );
+    }
+
+    // A suspension refuses the provider's tokens too (the tenant registered under the id the
+    // provider was configured with).
+    use vextrus_domain::identity::{Slug, Tenant, TenantCommand};
+    let operator = store(&app).await;
+    let metadata = vextrus_commands::CommandMetadata::new(
+        vextrus_commands::ActorId::parse(tenants::PLATFORM_OPERATOR).unwrap(),
+    );
+    operator
+        .execute::<Tenant>(
+            TenantId::PLATFORM,
+            &registered_tenant.as_uuid().to_string(),
+            TenantCommand::Register {
+                tenant_id: registered_tenant,
+                name: vextrus_domain::values::Name::parse("Meghna IdP").unwrap(),
+                slug: Slug::parse("meghna-idp").unwrap(),
+            },
+            &(),
+            &metadata,
+            None,
+        )
+        .await
+        .unwrap();
+    tenants::set_suspended(&operator, registered_tenant, true, "audit")
+        .await
+        .unwrap();
+    let suspended = me(sign(&claims, &published_key, "idp-1")).await.expect(401);
+    assert!(
+        suspended.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
+    app.shutdown().await;
+}

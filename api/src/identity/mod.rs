@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_keys;
+pub mod oidc;
 pub mod password;
 pub mod secrets;
 pub mod sessions;
