@@ -8,23 +8,24 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use vextrus_commands::{ActorId, CommandOutcome};
+use vextrus_commands::ActorId;
 use vextrus_domain::TenantId;
 use vextrus_domain::identity::{ApiKey, ApiKeyCommand, KeyRefusal, Role, RoleGrant};
 use vextrus_domain::values::Name;
 
 use super::secrets;
+use super::users::with_etag;
 use crate::auth::{Permission, Principal};
 use crate::command::{Command, Fields};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathIds, etag};
+use crate::extract::{JsonBody, PathIds};
 use crate::openapi::text;
 use crate::state::AppState;
 
@@ -188,22 +189,6 @@ pub struct ApiKeyChanged {
     pub position: Option<i64>,
 }
 
-fn no_store(status: StatusCode, body: impl Serialize, outcome: CommandOutcome) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&etag(outcome.version)) {
-        headers.insert(header::ETAG, value);
-    }
-    if outcome.repeated {
-        headers.insert(
-            crate::command::IDEMPOTENT_REPLAYED,
-            HeaderValue::from_static("true"),
-        );
-    }
-    response
-}
-
 /// Create an API key for a machine client.
 #[utoipa::path(
     post,
@@ -260,7 +245,7 @@ pub async fn create_api_key(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(no_store(StatusCode::CREATED, body, outcome))
+    Ok(with_etag(StatusCode::CREATED, body, outcome))
 }
 
 /// The tenant's API keys, oldest first (at most 1,000), with when each was last used.
@@ -359,7 +344,7 @@ pub async fn revoke_api_key(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(no_store(StatusCode::OK, body, outcome))
+    Ok(with_etag(StatusCode::OK, body, outcome))
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vextrus_commands::{CommandOutcome, ExecuteError};
 use vextrus_domain::identity::{
-    Email, NewPassword, OneTime, Role, RoleGrant, User, UserCommand, UserStatus,
+    Email, NewPassword, OneTime, PasswordHash, Role, RoleGrant, SecretHash, User, UserCommand,
+    UserStatus,
 };
 use vextrus_domain::ids::{OrganizationId, ProjectId, UserId};
 use vextrus_domain::values::Name;
@@ -43,7 +44,13 @@ fn changed(user: Uuid, outcome: CommandOutcome) -> Response {
     with_etag(StatusCode::OK, body, outcome)
 }
 
-fn with_etag(status: StatusCode, body: impl serde::Serialize, outcome: CommandOutcome) -> Response {
+/// A command's answer on an identity route: `status` with `body`, the new version as `ETag`,
+/// `Cache-Control: no-store` (bodies may carry a one-time secret) and `Idempotent-Replayed`.
+pub(super) fn with_etag(
+    status: StatusCode,
+    body: impl serde::Serialize,
+    outcome: CommandOutcome,
+) -> Response {
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&etag(outcome.version)) {
@@ -477,34 +484,19 @@ pub async fn accept_invitation(
     JsonBody(body): JsonBody<AcceptInvitation>,
 ) -> Result<Response, ApiError> {
     let token = OneTimeToken::parse(Kind::Invitation, "invitation", &body.invitation)?;
-    let password = password::hash(new_password("password", &body.password)?).await?;
-    let metadata = origin.command_metadata(
-        vextrus_commands::ActorId::for_user(token.user),
-        Vec::new(),
-        None,
-    );
-    let outcome = state
-        .store()
-        .execute::<User>(
-            token.tenant,
-            &stream(token.user.as_uuid()),
-            UserCommand::AcceptInvitation {
-                invitation: secrets::hash(&token.secret),
-                password,
-                now: Utc::now(),
-            },
-            &(),
-            &metadata,
-            None,
-        )
-        .await
-        .map_err(|error| match error {
-            ExecuteError::Rejected(_) => ApiError::Unauthenticated(
-                "the invitation is not valid (wrong, used or expired); ask for a new one".into(),
-            ),
-            other => other.into(),
-        })?;
-    Ok(changed(token.user.as_uuid(), outcome))
+    redeem(
+        &state,
+        &origin,
+        &token,
+        &body.password,
+        "invitation",
+        |secret, password, now| UserCommand::AcceptInvitation {
+            invitation: secret,
+            password,
+            now,
+        },
+    )
+    .await
 }
 
 /// Set a new password with a reset token. Every session of the user ends; sign in again.
@@ -524,31 +516,53 @@ pub async fn reset_password(
     JsonBody(body): JsonBody<ResetPassword>,
 ) -> Result<Response, ApiError> {
     let token = OneTimeToken::parse(Kind::Reset, "reset", &body.reset)?;
-    let password = password::hash(new_password("password", &body.password)?).await?;
+    redeem(
+        &state,
+        &origin,
+        &token,
+        &body.password,
+        "reset token",
+        |secret, password, now| UserCommand::ResetPassword {
+            reset: secret,
+            password,
+            now,
+        },
+    )
+    .await
+}
+
+/// Redeems a one-time `token` with a new `password` (checked against the policy, then hashed)
+/// through the command `redeem` makes; a wrong, used or expired `what` is 401.
+async fn redeem(
+    state: &AppState,
+    origin: &RequestOrigin,
+    token: &OneTimeToken,
+    password: &str,
+    what: &str,
+    redeem: impl FnOnce(SecretHash, PasswordHash, DateTime<Utc>) -> UserCommand,
+) -> Result<Response, ApiError> {
+    let password = password::hash(new_password("password", password)?).await?;
     let metadata = origin.command_metadata(
         vextrus_commands::ActorId::for_user(token.user),
         Vec::new(),
         None,
     );
+    let command = redeem(secrets::hash(&token.secret), password, Utc::now());
     let outcome = state
         .store()
         .execute::<User>(
             token.tenant,
             &stream(token.user.as_uuid()),
-            UserCommand::ResetPassword {
-                reset: secrets::hash(&token.secret),
-                password,
-                now: Utc::now(),
-            },
+            command,
             &(),
             &metadata,
             None,
         )
         .await
         .map_err(|error| match error {
-            ExecuteError::Rejected(_) => ApiError::Unauthenticated(
-                "the reset token is not valid (wrong, used or expired); ask for a new one".into(),
-            ),
+            ExecuteError::Rejected(_) => ApiError::Unauthenticated(format!(
+                "the {what} is not valid (wrong, used or expired); ask for a new one"
+            )),
             other => other.into(),
         })?;
     Ok(changed(token.user.as_uuid(), outcome))
