@@ -1,6 +1,6 @@
 //! Bearer tokens and the caller they prove.
 //!
-//! Two kinds of token are accepted, told apart by their `alg`:
+//! Four kinds of credential are accepted:
 //! - **EdDSA** (Ed25519) access tokens issued by `POST /v1/auth/login` and `/v1/auth/refresh`,
 //!   with a `kid` naming one of the server's signing keys ([`crate::keys`]), `iss`, `aud`, the
 //!   session and the user's stream version;
