@@ -857,15 +857,30 @@ async fn an_identity_providers_tokens_map_to_users_and_roles() {
 
     let issuer = format!("{idp}/realms/meghna");
     let registered_tenant = TenantId::new();
-    let providers = OidcProviders::new(vec![ProviderConfig {
-        tenant: registered_tenant.as_uuid(),
-        issuer: issuer.clone(),
-        audience: "vextrus".into(),
-        jwks_url: format!("{idp}/certs"),
-        roles_claim: "realm_access.roles".into(),
-        role_map: [("erp-accountant".to_owned(), "accountant".to_owned())].into(),
-        subject_claim: "preferred_username".into(),
-    }])
+    // A second provider, whose keys cannot be fetched (nothing listens on its port).
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let unreachable = format!("http://{}/certs", closed.local_addr().unwrap());
+    drop(closed);
+    let providers = OidcProviders::new(vec![
+        ProviderConfig {
+            tenant: registered_tenant.as_uuid(),
+            issuer: issuer.clone(),
+            audience: "vextrus".into(),
+            jwks_url: format!("{idp}/certs"),
+            roles_claim: "realm_access.roles".into(),
+            role_map: [("erp-accountant".to_owned(), "accountant".to_owned())].into(),
+            subject_claim: "preferred_username".into(),
+        },
+        ProviderConfig {
+            tenant: TenantId::new().as_uuid(),
+            issuer: "https://down.example/realms/x".into(),
+            audience: "vextrus".into(),
+            jwks_url: unreachable,
+            roles_claim: "roles".into(),
+            role_map: Default::default(),
+            subject_claim: "sub".into(),
+        },
+    ])
     .unwrap();
     let app = spawn_app_with(|config| config.api.oidc = providers).await;
 
@@ -945,6 +960,20 @@ async fn an_identity_providers_tokens_map_to_users_and_roles() {
             "{case}: {reply:?}"
         );
     }
+
+    // A provider whose keys cannot be fetched: 503 with Retry-After, not a refusal of the user.
+    let mut elsewhere = claims.clone();
+    elsewhere["iss"] = json!("https://down.example/realms/x");
+    let down = me(sign(&elsewhere, &published_key, "idp-1"))
+        .await
+        .expect(503);
+    assert!(down.header("retry-after").is_some());
+    assert!(
+        down.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be fetched")
+    );
 
     // A suspension refuses the provider's tokens too (the tenant registered under the id the
     // provider was configured with).

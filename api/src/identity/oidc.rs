@@ -7,9 +7,10 @@
 //! and which claim names the user. A token is routed to a provider by its `iss`; its signature
 //! is checked with the provider's published key named by `kid` (RS*, PS*, ES256/384 or EdDSA;
 //! never a symmetric key, never `none`), then `aud`, `exp` and `nbf` (with the usual leeway).
-//! Keys are fetched on first use and cached for ten minutes; a `kid` not in the cache refetches,
-//! at most once every 30 seconds per provider, so a key rotation at the provider is picked up at
-//! once and a flood of made-up `kid`s costs one fetch.
+//! Keys are fetched on first use and cached for ten minutes; a `kid` not in the cache refetches.
+//! Fetches are tried at most once every 30 seconds per provider, so a key rotation at the
+//! provider is picked up at once, a flood of made-up `kid`s costs one fetch, and a provider that
+//! cannot be reached costs one timeout per 30 s (its last keys keep working meanwhile).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -102,7 +103,11 @@ struct Provider {
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
+    /// The last successful fetch.
     fetched: Option<Instant>,
+    /// The last attempt, successful or not: at most one every [`REFETCH_AFTER`], so an
+    /// unreachable provider costs one timeout per 30 s, not one per request.
+    attempted: Option<Instant>,
 }
 
 impl OidcProviders {
@@ -257,10 +262,14 @@ impl Provider {
     /// The key called `kid`, from the cache or a fresh fetch.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {
         let mut cache = self.keys.lock().await;
-        let age = cache.fetched.map(|fetched| fetched.elapsed());
-        let stale = age.is_none_or(|age| age > KEYS_FRESH_FOR);
-        let may_refetch = age.is_none_or(|age| age > REFETCH_AFTER);
-        if stale || (!cache.keys.contains_key(kid) && may_refetch) {
+        let stale = cache
+            .fetched
+            .is_none_or(|fetched| fetched.elapsed() > KEYS_FRESH_FOR);
+        let may_try = cache
+            .attempted
+            .is_none_or(|attempted| attempted.elapsed() > REFETCH_AFTER);
+        if may_try && (stale || !cache.keys.contains_key(kid)) {
+            cache.attempted = Some(Instant::now());
             match self.fetch().await {
                 Ok(keys) => {
                     cache.keys = keys;
