@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde::{Deserialize, Serialize};
@@ -278,20 +278,33 @@ impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         let version = Version::new(self.body.version);
         let mut response = (self.status, Json(self.body)).into_response();
-        let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&etag(version)) {
-            headers.insert(header::ETAG, value);
-        }
-        if let Some(value) = self
-            .location
-            .and_then(|location| HeaderValue::from_str(&location).ok())
-        {
-            headers.insert(header::LOCATION, value);
-        }
-        if self.repeated {
-            headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-        }
+        answer_headers(
+            response.headers_mut(),
+            version,
+            self.location.as_deref(),
+            self.repeated,
+        );
         response
+    }
+}
+
+/// The headers of every accepted command's answer, whatever its body: the stream's new
+/// `version` as `ETag`, the `Location` of what it created, and `Idempotent-Replayed` when it
+/// repeats a first outcome.
+pub fn answer_headers(
+    headers: &mut HeaderMap,
+    version: Version,
+    location: Option<&str>,
+    repeated: bool,
+) {
+    if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Some(value) = location.and_then(|location| HeaderValue::from_str(location).ok()) {
+        headers.insert(header::LOCATION, value);
+    }
+    if repeated {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
 }
 

@@ -245,7 +245,7 @@ pub async fn create_api_key(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(with_etag(StatusCode::CREATED, body, outcome))
+    Ok(with_etag(StatusCode::CREATED, body, outcome, None))
 }
 
 /// The tenant's API keys, oldest first (at most 1,000), with when each was last used.
@@ -344,7 +344,7 @@ pub async fn revoke_api_key(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(with_etag(StatusCode::OK, body, outcome))
+    Ok(with_etag(StatusCode::OK, body, outcome, None))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::views::{
 };
 use super::{password, user_problem};
 use crate::auth::{Permission, Principal};
-use crate::command::{Command, Fields};
+use crate::command::{Command, Fields, answer_headers};
 use crate::context::{RequestContext, RequestOrigin};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathIds, etag};
@@ -41,7 +41,7 @@ fn changed(user: Uuid, outcome: CommandOutcome) -> Response {
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    with_etag(StatusCode::OK, body, outcome)
+    with_etag(StatusCode::OK, body, outcome, None)
 }
 
 /// A command's answer on an identity route: `status` with `body`, the new version as `ETag`,
@@ -50,19 +50,12 @@ pub(super) fn with_etag(
     status: StatusCode,
     body: impl serde::Serialize,
     outcome: CommandOutcome,
+    location: Option<&str>,
 ) -> Response {
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&etag(outcome.version)) {
-        headers.insert(header::ETAG, value);
-    }
+    answer_headers(headers, outcome.version, location, outcome.repeated);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if outcome.repeated {
-        headers.insert(
-            crate::command::IDEMPOTENT_REPLAYED,
-            HeaderValue::from_static("true"),
-        );
-    }
     response
 }
 
@@ -199,11 +192,13 @@ pub async fn invite_user(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    let mut response = with_etag(StatusCode::CREATED, body, outcome);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/users/{}", user_id.as_uuid())) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/v1/users/{}", user_id.as_uuid());
+    Ok(with_etag(
+        StatusCode::CREATED,
+        body,
+        outcome,
+        Some(&location),
+    ))
 }
 
 /// A user: status, roles, lock and sessions, as the log has them now.
@@ -304,7 +299,7 @@ pub async fn reissue_invitation(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(with_etag(StatusCode::OK, body, outcome))
+    Ok(with_etag(StatusCode::OK, body, outcome, None))
 }
 
 /// Issue a password reset for a user (1 hour by default); hand it to them yourself.
@@ -346,7 +341,7 @@ pub async fn issue_password_reset(
         version: outcome.version.get(),
         position: outcome.last_position.map(|position| position.get()),
     };
-    Ok(with_etag(StatusCode::OK, body, outcome))
+    Ok(with_etag(StatusCode::OK, body, outcome, None))
 }
 
 macro_rules! user_command_route {
