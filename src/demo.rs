@@ -69,8 +69,19 @@ pub struct Demo {
     pub entries: usize,
     /// Events written by this load (0 when everything was there already).
     pub events_written: u32,
-    /// The log position of the tenant's last event (set by whoever reads the log after loading).
-    pub last_position: i64,
+    /// Where the printed requests wait for their read models (set by whoever reads the log after
+    /// loading).
+    pub positions: DemoPositions,
+}
+
+/// Log positions of the demo tenant's last events: the last the hierarchy reads, the last the
+/// ledger reads, and the very last. A query's `min_position` must name an event its read model
+/// reads: for any other it has nothing to wait for.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct DemoPositions {
+    pub hierarchy: i64,
+    pub ledger: i64,
+    pub last: i64,
 }
 
 /// A division with its projects, each with its sites: `(code, name)`.
@@ -248,7 +259,7 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         sites,
         entries,
         events_written,
-        last_position: 0,
+        positions: DemoPositions::default(),
     })
 }
 

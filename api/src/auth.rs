@@ -28,12 +28,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vextrus_commands::ActorId;
 use vextrus_domain::TenantId;
-pub use vextrus_domain::identity::{Permission, Role};
+pub use vextrus_domain::identity::{Permission, Role, RoleGrant, Scope};
+use vextrus_domain::ids::{OrganizationId, ProjectId};
 use vextrus_domain::ids::{SessionId, UserId};
 
 use crate::error::ApiError;
 use crate::identity::{access, api_keys};
-pub use crate::keys::SessionClaims;
+pub use crate::keys::{ScopedRoleClaim, SessionClaims};
 use crate::state::AppState;
 
 /// The shortest signing secret accepted: 32 bytes, the HS256 key size.
@@ -123,10 +124,26 @@ pub struct Claims {
 pub struct Principal {
     pub subject: ActorId,
     pub tenant: TenantId,
+    /// The roles held in the whole tenant.
     pub roles: BTreeSet<Role>,
+    /// The roles held in one organization or one project (signed-in users only): they count
+    /// where [`RoleGrant::covers`] says, see [`Principal::allows`].
+    pub scoped_roles: BTreeSet<RoleGrant>,
     /// The sign-in session, for tokens issued by `POST /v1/auth/login` (none for development
     /// tokens).
     pub session: Option<SessionRef>,
+}
+
+/// What a caller may read ([`Principal::readable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    /// The whole tenant.
+    Everything,
+    /// These organizations whole, and these projects with their sites.
+    Units {
+        organizations: Vec<OrganizationId>,
+        projects: Vec<ProjectId>,
+    },
 }
 
 /// The session a token was issued for.
@@ -140,10 +157,40 @@ pub struct SessionRef {
 }
 
 impl Principal {
-    /// Passes when one of the caller's roles grants `permission`; else 403 naming the `action`,
-    /// the permission and the roles that grant it.
+    /// True when a role the caller holds allows `permission` at `scope`: a tenant-wide role
+    /// anywhere, a scoped one where it [covers](RoleGrant::covers) the scope.
+    pub fn allows(&self, permission: Permission, scope: Scope) -> bool {
+        self.roles.iter().any(|role| role.grants(permission))
+            || self
+                .scoped_roles
+                .iter()
+                .any(|grant| grant.allows(permission, scope))
+    }
+
+    /// True when a role the caller holds grants `permission` somewhere in the tenant.
+    pub fn holds_anywhere(&self, permission: Permission) -> bool {
+        self.roles.iter().any(|role| role.grants(permission))
+            || self
+                .scoped_roles
+                .iter()
+                .any(|grant| grant.role.grants(permission))
+    }
+
+    /// Passes when a role the caller holds in the whole tenant grants `permission`; else 403
+    /// naming the `action`, the permission and the roles that grant it.
     pub fn require(&self, permission: Permission, action: &str) -> Result<(), ApiError> {
-        if self.roles.iter().any(|role| role.grants(permission)) {
+        self.require_in(permission, Scope::Tenant, action)
+    }
+
+    /// Passes when the caller [`allows`](Self::allows) `permission` at `scope`; else 403 naming
+    /// the `action`, the permission, the scope and the roles that grant it.
+    pub fn require_in(
+        &self,
+        permission: Permission,
+        scope: Scope,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        if self.allows(permission, scope) {
             return Ok(());
         }
         let roles: Vec<&str> = Role::ALL
@@ -152,9 +199,43 @@ impl Principal {
             .map(|role| role.as_str())
             .collect();
         Err(ApiError::Forbidden(format!(
-            "{action} requires the permission {permission} (roles: {})",
+            "{action} requires the permission {permission} in {scope} (roles: {})",
             roles.join(", ")
         )))
+    }
+
+    /// What the caller may read: with `read` in the whole tenant everything, else the
+    /// organizations and projects its scoped roles name.
+    pub fn readable(&self) -> Readable {
+        if self.roles.iter().any(|role| role.grants(Permission::Read)) {
+            return Readable::Everything;
+        }
+        let mut organizations = Vec::new();
+        let mut projects = Vec::new();
+        for grant in &self.scoped_roles {
+            if !grant.role.grants(Permission::Read) {
+                continue;
+            }
+            match (grant.organization_id, grant.project_id) {
+                (Some(organization), _) => organizations.push(organization),
+                (None, Some(project)) => projects.push(project),
+                (None, None) => {}
+            }
+        }
+        Readable::Units {
+            organizations,
+            projects,
+        }
+    }
+
+    /// The roles to record in the audit metadata of the caller's commands: tenant-wide role
+    /// names, then scoped ones as `role in organization <id>` or `role in project <id>`.
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles
+            .iter()
+            .map(|role| role.as_str().to_owned())
+            .chain(self.scoped_roles.iter().map(RoleGrant::to_string))
+            .collect()
     }
 
     /// The caller as a signed-in user, or 403 for other callers (development tokens).
@@ -171,6 +252,22 @@ fn known_roles(names: &[String]) -> BTreeSet<Role> {
     names.iter().filter_map(|name| name.parse().ok()).collect()
 }
 
+/// Scoped roles as a token carries them: unknown role names, and claims naming neither an
+/// organization nor a project, are ignored.
+fn known_scoped_roles(claims: &[ScopedRoleClaim]) -> BTreeSet<RoleGrant> {
+    claims
+        .iter()
+        .filter_map(|claim| {
+            let grant = RoleGrant {
+                role: claim.role.parse().ok()?,
+                organization_id: claim.organization_id.map(OrganizationId::from_uuid),
+                project_id: claim.project_id.map(ProjectId::from_uuid),
+            };
+            grant.is_scoped().then_some(grant)
+        })
+        .collect()
+}
+
 impl TryFrom<Claims> for Principal {
     type Error = ApiError;
 
@@ -181,6 +278,7 @@ impl TryFrom<Claims> for Principal {
             subject,
             tenant: TenantId::from_uuid(claims.tenant),
             roles: known_roles(&claims.roles),
+            scoped_roles: BTreeSet::new(),
             session: None,
         })
     }
@@ -193,6 +291,7 @@ impl From<SessionClaims> for Principal {
             subject: ActorId::for_user(user),
             tenant: TenantId::from_uuid(claims.tenant),
             roles: known_roles(&claims.roles),
+            scoped_roles: known_scoped_roles(&claims.scoped_roles),
             session: Some(SessionRef {
                 user,
                 session: SessionId::from_uuid(claims.sid),
@@ -297,6 +396,48 @@ mod tests {
         assert_eq!(verified, claims);
         let principal = Principal::try_from(verified).unwrap();
         assert_eq!(principal.roles, BTreeSet::from([Role::Admin]));
+    }
+
+    #[test]
+    fn scoped_roles_of_a_token_count_only_where_they_hold_and_unknown_ones_are_ignored() {
+        let organization = Uuid::now_v7();
+        let project = Uuid::now_v7();
+        let scoped = |role: &str, organization_id, project_id| ScopedRoleClaim {
+            role: role.into(),
+            organization_id,
+            project_id,
+        };
+        let principal = Principal {
+            subject: ActorId::parse("user-1").unwrap(),
+            tenant: TenantId::from_uuid(Uuid::now_v7()),
+            roles: BTreeSet::new(),
+            scoped_roles: known_scoped_roles(&[
+                scoped("project-manager", None, Some(project)),
+                scoped("accountant", Some(organization), None),
+                scoped("astronaut", Some(organization), None),
+                scoped("admin", None, None),
+            ]),
+            session: None,
+        };
+        assert_eq!(principal.scoped_roles.len(), 2);
+        let organization = OrganizationId::from_uuid(organization);
+        let in_project = Scope::Project {
+            organization: OrganizationId::new(),
+            project: ProjectId::from_uuid(project),
+        };
+        assert!(principal.allows(Permission::ManageUnits, in_project));
+        assert!(!principal.allows(Permission::ManageUnits, Scope::Organization(organization)));
+        assert!(principal.allows(Permission::PostEntries, Scope::Organization(organization)));
+        assert!(!principal.allows(Permission::Read, Scope::Tenant));
+        assert!(principal.holds_anywhere(Permission::Read));
+        assert!(principal.require(Permission::Read, "reading").is_err());
+        assert_eq!(
+            principal.readable(),
+            Readable::Units {
+                organizations: vec![organization],
+                projects: vec![ProjectId::from_uuid(project)],
+            }
+        );
     }
 
     #[test]

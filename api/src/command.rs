@@ -32,10 +32,11 @@ use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use uuid::Uuid;
 use vextrus_commands::{CommandMetadata, CommandOutcome, ExecuteError, Version};
-use vextrus_domain::ids::OrganizationId;
+use vextrus_domain::ids::{OrganizationId, ProjectId, SiteId};
+use vextrus_domain::organization::Organization;
 use vextrus_domain::{TenantId, UniqueValues};
 
-use crate::auth::Permission;
+use crate::auth::{Permission, Scope};
 use crate::context::RequestContext;
 use crate::error::{ApiError, DomainProblem, InvalidParam};
 use crate::extract::{IdempotencyKey, IfMatch, etag};
@@ -89,10 +90,64 @@ impl Command {
         &self.state
     }
 
-    /// Passes when one of the caller's roles grants `permission`; else 403 naming the `action`,
-    /// the permission and the roles that grant it.
+    /// Passes when one of the caller's roles grants `permission` where the request acts (its
+    /// path's [`Scope`]); else 403 naming the `action`, the permission, the scope and the roles
+    /// that grant it.
     pub fn require(&self, permission: Permission, action: &str) -> Result<(), ApiError> {
-        self.context.principal.require(permission, action)
+        self.context
+            .principal
+            .require_in(permission, self.context.scope, action)
+    }
+
+    /// As [`require`](Self::require), in `project` of the request's organization: for a command
+    /// whose project is in its body (creating a site, the project a site moves to).
+    pub fn require_in_project(
+        &self,
+        permission: Permission,
+        project: ProjectId,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let scope = match self.context.scope {
+            Scope::Organization(organization) | Scope::Project { organization, .. } => {
+                Scope::Project {
+                    organization,
+                    project,
+                }
+            }
+            Scope::Tenant => Scope::Tenant,
+        };
+        self.context.principal.require_in(permission, scope, action)
+    }
+
+    /// As [`require`](Self::require), in the project `site` belongs to. The project is looked
+    /// up in the organization's stream, not in a read model that may lag, and only for a caller
+    /// whose roles in the organization do not suffice.
+    pub async fn require_for_site(
+        &self,
+        permission: Permission,
+        site: SiteId,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let principal = &self.context.principal;
+        let Scope::Organization(organization) = self.context.scope else {
+            return self.require(permission, action);
+        };
+        let scoped_here = principal
+            .scoped_roles
+            .iter()
+            .any(|grant| grant.project_id.is_some() && grant.role.grants(permission));
+        if principal.allows(permission, self.context.scope) || !scoped_here {
+            return self.require(permission, action);
+        }
+        let (state, _) = self
+            .state
+            .store()
+            .load_aggregate::<Organization>(self.context.tenant, &organization.to_string())
+            .await?;
+        match state.site(site) {
+            Some((project, _)) => self.require_in_project(permission, project, action),
+            None => self.require(permission, action),
+        }
     }
 
     /// The command this request issues, as `operation` (e.g. `create-division`): its audit

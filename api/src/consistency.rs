@@ -123,7 +123,7 @@ async fn progress(
     aggregate_types: &[&str],
     position: i64,
 ) -> Result<Progress, ApiError> {
-    let mut tx = context.read(state).await?;
+    let mut tx = context.tenant_transaction(state).await?;
     let row: (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
         "select e.global_position is not null,
                 coalesce(e.aggregate_type <> all($3), false)

@@ -5,19 +5,25 @@
 //! 404, the same answer as for any id the tenant cannot see) and, when both are sent, the site
 //! must belong to the project (else 422). The validated context travels into the audit metadata
 //! of every command the request issues.
+//!
+//! The context also knows where in the tenant the request acts, from its path (`organization_id`
+//! and `project_id`): its [`Scope`]. A role held in one organization or project counts only there
+//! ([`Principal::allows`]); [`RequestContext::read`] refuses a caller who may not read the whole of
+//! the request's scope, and [`RequestContext::read_filtered`] hands the hierarchy's queries what
+//! the caller may see of it.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use vextrus_commands::{ActorId, CommandMetadata, tenant};
 use vextrus_domain::TenantId;
-use vextrus_domain::ids::{ProjectId, SiteId};
+use vextrus_domain::ids::{OrganizationId, ProjectId, SiteId};
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Permission, Principal, Readable, Scope};
 use crate::client_address::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -97,15 +103,44 @@ impl FromRequestParts<AppState> for RequestOrigin {
 pub struct RequestContext {
     pub principal: Principal,
     pub tenant: TenantId,
+    /// Where the request acts, from its path: the organization of `/v1/organizations/{id}/…`
+    /// (and the project of `…/projects/{id}`), else the whole tenant.
+    pub scope: Scope,
+    /// `X-Project-ID`: the project the caller says it works in (recorded with its commands).
     pub project: Option<ProjectId>,
     pub site: Option<SiteId>,
     pub origin: RequestOrigin,
 }
 
 impl RequestContext {
-    /// Opens a read-only transaction that sees exactly this request's tenant: the one way the
+    /// Opens a read-only transaction that sees exactly this request's tenant, for a caller who
+    /// may read the whole of the request's [`scope`](Self::scope) (else 403): the one way the
     /// API reads read models (through [`tenant::begin`], as `vextrus_reader`).
     pub async fn read(&self, state: &AppState) -> Result<Transaction<'static, Postgres>, ApiError> {
+        self.principal
+            .require_in(Permission::Read, self.scope, "reading this")?;
+        self.tenant_transaction(state).await
+    }
+
+    /// The tenant's read transaction with what the caller may see in it, for queries that show
+    /// each caller its part (the hierarchy: a site engineer sees the projects they work on).
+    /// The caller's query must apply the [`Readable`].
+    pub async fn read_filtered(
+        &self,
+        state: &AppState,
+    ) -> Result<(Transaction<'static, Postgres>, Readable), ApiError> {
+        Ok((
+            self.tenant_transaction(state).await?,
+            self.principal.readable(),
+        ))
+    }
+
+    /// The tenant's read transaction without a scope check: for what every caller of the tenant
+    /// may learn (whether an id exists, how far a projection is).
+    pub(crate) async fn tenant_transaction(
+        &self,
+        state: &AppState,
+    ) -> Result<Transaction<'static, Postgres>, ApiError> {
         tenant::begin(state.read_pool(), self.tenant)
             .await
             .map_err(ApiError::database)
@@ -118,15 +153,9 @@ impl RequestContext {
         idempotency_key: Option<&str>,
         operation: &str,
     ) -> CommandMetadata {
-        let roles = self
-            .principal
-            .roles
-            .iter()
-            .map(|role| role.as_str().to_owned())
-            .collect();
         let mut metadata = self.origin.command_metadata(
             self.principal.subject.clone(),
-            roles,
+            self.principal.role_names(),
             idempotency_key.map(|key| (operation, key)),
         );
         metadata.project_id = self.project.map(|project| project.as_uuid());
@@ -138,7 +167,7 @@ impl RequestContext {
         if self.project.is_none() && self.site.is_none() {
             return Ok(());
         }
-        let mut tx = self.read(state).await?;
+        let mut tx = self.tenant_transaction(state).await?;
         if let Some(project) = self.project {
             let exists: bool = sqlx::query_scalar(
                 "select exists (select from org_projects where project_id = $1)",
@@ -177,9 +206,12 @@ impl FromRequestParts<AppState> for RequestContext {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        // Every route that touches the tenant's data needs at least `read` (every role has it;
-        // a user with no role has nothing here).
-        principal.require(Permission::Read, "using the tenant's data")?;
+        // Every route that touches the tenant's data needs at least `read` somewhere (every role
+        // has it; a user with no role has nothing here).
+        if !principal.holds_anywhere(Permission::Read) {
+            principal.require(Permission::Read, "using the tenant's data")?;
+        }
+        let scope = path_scope(parts, state).await?;
         let tenant = principal.tenant;
         if let Some(claimed) = uuid_header(&parts.headers, TENANT_HEADER)? {
             if claimed != tenant.as_uuid() {
@@ -191,6 +223,7 @@ impl FromRequestParts<AppState> for RequestContext {
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
         let context = Self {
             tenant,
+            scope,
             project: uuid_header(&parts.headers, PROJECT_HEADER)?.map(ProjectId::from_uuid),
             site: uuid_header(&parts.headers, SITE_HEADER)?.map(SiteId::from_uuid),
             origin: RequestOrigin::from_request_parts(parts, state).await?,
@@ -199,6 +232,30 @@ impl FromRequestParts<AppState> for RequestContext {
         context.validate_units(state).await?;
         Ok(context)
     }
+}
+
+/// The scope a request's path names: `organization_id` (with `project_id`, a project of it), else
+/// the whole tenant. An id that is not a UUID answers 404, as [`crate::extract::PathIds`] does.
+async fn path_scope(parts: &mut Parts, state: &AppState) -> Result<Scope, ApiError> {
+    let not_found = || ApiError::NotFound("no resource exists at this path".into());
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| not_found())?;
+    let id = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| Uuid::parse_str(value).map_err(|_| not_found()))
+            .transpose()
+    };
+    Ok(match (id("organization_id")?, id("project_id")?) {
+        (Some(organization), Some(project)) => Scope::Project {
+            organization: OrganizationId::from_uuid(organization),
+            project: ProjectId::from_uuid(project),
+        },
+        (Some(organization), None) => Scope::Organization(OrganizationId::from_uuid(organization)),
+        (None, _) => Scope::Tenant,
+    })
 }
 
 /// The longest `X-Request-ID` recorded with events.

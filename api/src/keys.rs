@@ -54,6 +54,9 @@ pub struct SessionClaims {
     /// The user's tenant-wide roles.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The roles the user holds in one organization or project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scoped_roles: Vec<ScopedRoleClaim>,
     /// The session (one sign-in and its refreshes).
     pub sid: Uuid,
     /// The user's stream version at issue.
@@ -61,6 +64,18 @@ pub struct SessionClaims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+}
+
+/// A role held in one organization or one project, as an access token carries it. The role is a
+/// name, not a [`vextrus_domain::identity::Role`], so that a server that does not know a newer
+/// role ignores it instead of refusing the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedRoleClaim {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<Uuid>,
 }
 
 struct VerifyingKey {
@@ -242,6 +257,7 @@ mod tests {
             sub: Uuid::now_v7(),
             tenant: Uuid::now_v7(),
             roles: vec!["admin".into()],
+            scoped_roles: Vec::new(),
             sid: Uuid::now_v7(),
             ver: 3,
             iat: now,

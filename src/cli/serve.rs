@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use uuid::Uuid;
 use vextrus::database;
-use vextrus::demo::Demo;
+use vextrus::demo::{Demo, DemoPositions};
 use vextrus::server::{Fanout, Server, ServerConfig};
 use vextrus_api::client_address::IpNetwork;
 use vextrus_api::{
@@ -19,6 +19,9 @@ use vextrus_api::{
 use vextrus_commands::AGGREGATE_TYPES;
 use vextrus_commands::{DbRole, EventStore};
 use vextrus_fanout::EmbeddedKafka;
+use vextrus_projections::Projection;
+use vextrus_projections::finance::GeneralLedger;
+use vextrus_projections::organization::OrganizationHierarchy;
 
 use super::DatabaseArgs;
 use super::kafka::KafkaArgs;
@@ -320,12 +323,20 @@ async fn load_demo(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result
     let mut demo = vextrus::demo::load(&EventStore::new(writer.clone()))
         .await
         .context("loading the demo tenant")?;
-    // The printed requests wait for the read models to hold the tenant's last event, so they
-    // work as printed even while the projections are still catching up after the start.
+    // The printed requests wait for their read models to hold the tenant's last event of the
+    // types they read, so they work as printed even while the projections are still catching up
+    // after the start.
     let mut tx = vextrus_commands::tenant::begin(&writer, demo.tenant).await?;
-    demo.last_position = sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
-        .fetch_one(&mut *tx)
-        .await?;
+    demo.positions = sqlx::query_as(
+        "select coalesce(max(global_position) filter (where aggregate_type = any($1)), 0) as hierarchy,
+                coalesce(max(global_position) filter (where aggregate_type = any($2)), 0) as ledger,
+                coalesce(max(global_position), 0) as last
+           from events",
+    )
+    .bind(OrganizationHierarchy::AGGREGATE_TYPES)
+    .bind(GeneralLedger::AGGREGATE_TYPES)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     writer.close().await;
     tracing::info!(
@@ -351,7 +362,12 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
         iat: Some(now),
     };
     let token = keys.sign(&claims).context("signing the demo token")?;
-    let (org, at) = (demo.organization, demo.last_position);
+    let org = demo.organization;
+    let DemoPositions {
+        hierarchy,
+        ledger,
+        last,
+    } = demo.positions;
     let text = [
         format!(
             "Demo tenant {}: {} with {} divisions, {} projects, {} sites and {} journal entries ({}).",
@@ -369,19 +385,19 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
         "Look around (the token is valid for a week and holds every role):".to_owned(),
         format!("  TOKEN={token}"),
         format!(
-            "  curl -s \"http://{addr}/v1/organizations?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/organizations?min_position={hierarchy}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s \"http://{addr}/v1/organizations/{org}/tree?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/organizations/{org}/tree?min_position={hierarchy}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s \"http://{addr}/v1/organizations/{org}/trial-balance?from=2026-07-01&to=2027-06-30&min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/organizations/{org}/trial-balance?from=2026-07-01&to=2027-06-30&min_position={ledger}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
             "  curl -s http://{addr}/v1/audit/streams/organization/{org}/events -H \"Authorization: Bearer $TOKEN\""
         ),
         format!(
-            "  curl -s \"http://{addr}/v1/audit/activity?min_position={at}\" -H \"Authorization: Bearer $TOKEN\""
+            "  curl -s \"http://{addr}/v1/audit/activity?min_position={last}\" -H \"Authorization: Bearer $TOKEN\""
         ),
         "Or sign in as its administrator (an access token for 15 minutes and a refresh token):".to_owned(),
         format!(

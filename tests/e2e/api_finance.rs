@@ -22,7 +22,11 @@ pub(crate) struct Books<'a> {
 
 impl<'a> Books<'a> {
     pub(crate) async fn open(app: &'a TestApp, code: &str) -> Books<'a> {
-        let caller = app.caller(&["admin"]);
+        Self::open_as(app.caller(&["admin"]), code).await
+    }
+
+    /// As [`Books::open`], by `caller` (an administrator).
+    pub(crate) async fn open_as(caller: Caller<'a>, code: &str) -> Books<'a> {
         let tree = caller.create_hierarchy(code).await;
         let org = tree.org.clone();
         let other_project = caller

@@ -475,7 +475,8 @@ async fn refusals_come_in_order_role_then_headers_then_fields() {
     assert_eq!(reply.problem(), "forbidden");
     assert_eq!(
         reply.body["detail"],
-        "creating an organization requires the permission manage-organizations (roles: admin)"
+        "creating an organization requires the permission manage-organizations in the whole tenant \
+         (roles: admin)"
     );
 
     let admin = app.caller_for(manager.tenant, &["admin"]);

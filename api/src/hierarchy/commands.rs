@@ -326,7 +326,11 @@ pub async fn create_site(
     PathIds(organization): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<CreateSite>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(Permission::ManageUnits, "creating a site")?;
+    cmd.require_in_project(
+        Permission::ManageUnits,
+        ProjectId::from_uuid(body.project_id),
+        "creating a site",
+    )?;
     let issue = cmd.named("create-site");
     let site_id = SiteId::from_uuid(issue.new_id());
     let command = body.into_command(site_id)?;
@@ -349,7 +353,8 @@ pub async fn rename_site(
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
     JsonBody(body): JsonBody<RenameUnit>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(Permission::ManageUnits, "renaming a site")?;
+    cmd.require_for_site(Permission::ManageUnits, site_id, "renaming a site")
+        .await?;
     let name = name_only(body)?;
     let command = OrganizationCommand::RenameSite { site_id, name };
     let issue = cmd.named("rename-site");
@@ -369,7 +374,8 @@ pub async fn archive_site(
     cmd: Command,
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(Permission::ManageUnits, "archiving a site")?;
+    cmd.require_for_site(Permission::ManageUnits, site_id, "archiving a site")
+        .await?;
     let command = OrganizationCommand::ArchiveSite { site_id };
     let issue = cmd.named("archive-site");
     let outcome = issue.run::<Organization>(organization, command).await?;
@@ -390,8 +396,14 @@ pub async fn move_site(
     PathIds((organization, site_id)): PathIds<(OrganizationId, SiteId)>,
     JsonBody(body): JsonBody<MoveSite>,
 ) -> Result<Accepted, ApiError> {
-    cmd.require(Permission::ManageUnits, "moving a site")?;
+    cmd.require_for_site(Permission::ManageUnits, site_id, "moving a site")
+        .await?;
     let to_project_id = ProjectId::from_uuid(body.to_project_id);
+    cmd.require_in_project(
+        Permission::ManageUnits,
+        to_project_id,
+        "moving a site to a project",
+    )?;
     let command = OrganizationCommand::MoveSite {
         site_id,
         to_project_id,

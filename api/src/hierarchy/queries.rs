@@ -1,6 +1,9 @@
 //! Query routes of the hierarchy, answered from the `org_*` read models through
-//! [`RequestContext::read`], so row-level security confines every statement to the caller's
-//! tenant: another tenant's id finds nothing and answers 404 exactly like a missing one.
+//! [`RequestContext::read_filtered`], so row-level security confines every statement to the
+//! caller's tenant: another tenant's id finds nothing and answers 404 exactly like a missing one.
+//! Within the tenant, a caller whose roles are scoped sees the organizations it holds a role in
+//! and the projects it works on (with their sites, and the organization and division above
+//! them); a unit it cannot see answers 404 too.
 //!
 //! Lists are in path order (`MBL/DHK/PADMA/S1`) with keyset pagination on `(path, id)`; the
 //! cursor is opaque to clients.
@@ -23,6 +26,7 @@ use super::views::{
     ProjectListQuery, ProjectNode, ProjectView, SiteListQuery, SiteView, TreeQuery,
     UNIT_CURSOR_PATTERN, UnitListQuery, UnitStatus,
 };
+use crate::auth::Readable;
 use crate::consistency::{self, Freshness};
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -37,6 +41,9 @@ struct Table {
     name: &'static str,
     id_column: &'static str,
     columns: &'static str,
+    /// The column, also one of `org_projects`', that ties a row to the projects below or at it:
+    /// a caller with a role in a project sees the rows that share that project's value.
+    project_link: &'static str,
 }
 
 const ORGANIZATIONS: Table = Table {
@@ -44,24 +51,28 @@ const ORGANIZATIONS: Table = Table {
     id_column: "organization_id",
     columns: "organization_id as id, code, name, bin, tin, base_currency, fiscal_year_start, \
               status, path, version, created_at, created_by, updated_at, updated_by",
+    project_link: "organization_id",
 };
 const DIVISIONS: Table = Table {
     name: "org_divisions",
     id_column: "division_id",
     columns: "division_id as id, organization_id, code, name, status, path, version, \
               created_at, created_by, updated_at, updated_by",
+    project_link: "division_id",
 };
 const PROJECTS: Table = Table {
     name: "org_projects",
     id_column: "project_id",
     columns: "project_id as id, organization_id, division_id, code, name, status, path, version, \
               created_at, created_by, updated_at, updated_by",
+    project_link: "project_id",
 };
 const SITES: Table = Table {
     name: "org_sites",
     id_column: "site_id",
     columns: "site_id as id, organization_id, division_id, project_id, code, name, status, path, \
               version, created_at, created_by, updated_at, updated_by",
+    project_link: "project_id",
 };
 
 /// A view's place in path order.
@@ -109,6 +120,8 @@ impl Cursor {
 #[derive(Default)]
 struct Filter {
     organization: Option<Uuid>,
+    /// One unit of the table, by its id.
+    id: Option<Uuid>,
     status: Option<UnitStatus>,
     code: Option<Code>,
     division: Option<Uuid>,
@@ -129,6 +142,7 @@ impl Filter {
         }
         Ok(Self {
             organization: None,
+            id: None,
             status: query.status,
             code: query
                 .code
@@ -144,11 +158,12 @@ impl Filter {
     }
 }
 
-/// The rows of `table` that pass `filter`, in path order.
+/// The rows of `table` that pass `filter` and the caller may see, in path order.
 async fn select<T>(
     conn: &mut PgConnection,
     table: &Table,
     filter: &Filter,
+    readable: &Readable,
 ) -> Result<Vec<T>, ApiError>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
@@ -157,8 +172,28 @@ where
         "select {} from {} where true",
         table.columns, table.name
     ));
+    if let Readable::Units {
+        organizations,
+        projects,
+    } = readable
+    {
+        let organizations: Vec<Uuid> = organizations.iter().map(|id| id.as_uuid()).collect();
+        let projects: Vec<Uuid> = projects.iter().map(|id| id.as_uuid()).collect();
+        sql.push(" and (organization_id = any(")
+            .push_bind(organizations)
+            .push(format!(
+                ") or {0} in (select p.{0} from org_projects p where p.project_id = any(",
+                table.project_link
+            ))
+            .push_bind(projects)
+            .push(")))");
+    }
     if let Some(organization) = filter.organization {
         sql.push(" and organization_id = ").push_bind(organization);
+    }
+    if let Some(id) = filter.id {
+        sql.push(format!(" and {} = ", table.id_column))
+            .push_bind(id);
     }
     if let Some(status) = filter.status {
         sql.push(" and status = ").push_bind(status.as_str());
@@ -208,31 +243,36 @@ fn page<T: Keyed>(mut rows: Vec<T>, limit: Option<u32>) -> Page<T> {
     }
 }
 
-/// The organization's version (its ETag); `None` when the tenant has no such organization.
-async fn organization_version(
+/// The organization, when the tenant has it and the caller may see it.
+async fn visible_organization(
     conn: &mut PgConnection,
     organization: OrganizationId,
-) -> Result<Option<Version>, ApiError> {
-    sqlx::query_scalar::<_, i64>("select version from org_organizations where organization_id = $1")
-        .bind(organization.as_uuid())
-        .fetch_optional(conn)
-        .await
-        .map(|version| version.map(Version::new))
-        .map_err(ApiError::database)
+    readable: &Readable,
+) -> Result<Option<OrganizationView>, ApiError> {
+    let filter = Filter {
+        organization: Some(organization.as_uuid()),
+        ..Filter::default()
+    };
+    Ok(select(conn, &ORGANIZATIONS, &filter, readable).await?.pop())
+}
+
+fn organization_not_found(organization: OrganizationId) -> ApiError {
+    ApiError::NotFound(format!("organization {organization} not found"))
 }
 
 fn with_etag<T: serde::Serialize>(version: Version, body: T) -> Response {
     ([(header::ETAG, etag(version))], Json(body)).into_response()
 }
 
-/// Waits for `min_position` (if any), then opens the tenant's read transaction.
+/// Waits for `min_position` (if any), then opens the tenant's read transaction, with what the
+/// caller may see in it.
 async fn fresh_read(
     state: &AppState,
     context: &RequestContext,
     min_position: Option<i64>,
-) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
+) -> Result<(sqlx::Transaction<'static, Postgres>, Readable), ApiError> {
     consistency::wait_for::<OrganizationHierarchy>(state, context, min_position).await?;
-    context.read(state).await
+    context.read_filtered(state).await
 }
 
 /// Lists the tenant's organizations.
@@ -250,8 +290,8 @@ pub async fn list_organizations(
 ) -> Result<Json<Page<OrganizationView>>, ApiError> {
     let query = ListQuery::from(query);
     let filter = Filter::from_query(&query)?;
-    let mut tx = fresh_read(&state, &context, query.min_position).await?;
-    let rows = select(&mut tx, &ORGANIZATIONS, &filter).await?;
+    let (mut tx, readable) = fresh_read(&state, &context, query.min_position).await?;
+    let rows = select(&mut tx, &ORGANIZATIONS, &filter, &readable).await?;
     Ok(Json(page(rows, filter.limit)))
 }
 
@@ -269,15 +309,10 @@ pub async fn get_organization(
     PathIds(organization): PathIds<OrganizationId>,
     QueryParams(freshness): QueryParams<Freshness>,
 ) -> Result<Response, ApiError> {
-    let mut tx = fresh_read(&state, &context, freshness.min_position).await?;
-    let filter = Filter {
-        organization: Some(organization.as_uuid()),
-        ..Filter::default()
-    };
-    let view: OrganizationView = select(&mut tx, &ORGANIZATIONS, &filter)
+    let (mut tx, readable) = fresh_read(&state, &context, freshness.min_position).await?;
+    let view = visible_organization(&mut tx, organization, &readable)
         .await?
-        .pop()
-        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
+        .ok_or_else(|| organization_not_found(organization))?;
     Ok(with_etag(Version::new(view.version), view))
 }
 
@@ -295,19 +330,18 @@ pub async fn get_tree(
     PathIds(organization): PathIds<OrganizationId>,
     QueryParams(query): QueryParams<TreeQuery>,
 ) -> Result<Response, ApiError> {
-    let mut tx = fresh_read(&state, &context, query.min_position).await?;
-    let mut filter = Filter {
+    let (mut tx, readable) = fresh_read(&state, &context, query.min_position).await?;
+    let view = visible_organization(&mut tx, organization, &readable)
+        .await?
+        .ok_or_else(|| organization_not_found(organization))?;
+    let filter = Filter {
         organization: Some(organization.as_uuid()),
+        status: query.status,
         ..Filter::default()
     };
-    let view: OrganizationView = select(&mut tx, &ORGANIZATIONS, &filter)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
-    filter.status = query.status;
-    let divisions: Vec<DivisionView> = select(&mut tx, &DIVISIONS, &filter).await?;
-    let projects: Vec<ProjectView> = select(&mut tx, &PROJECTS, &filter).await?;
-    let sites: Vec<SiteView> = select(&mut tx, &SITES, &filter).await?;
+    let divisions: Vec<DivisionView> = select(&mut tx, &DIVISIONS, &filter, &readable).await?;
+    let projects: Vec<ProjectView> = select(&mut tx, &PROJECTS, &filter, &readable).await?;
+    let sites: Vec<SiteView> = select(&mut tx, &SITES, &filter, &readable).await?;
     let divisions = divisions
         .into_iter()
         .map(|division| DivisionNode {
@@ -348,12 +382,13 @@ where
 {
     let mut filter = Filter::from_query(query)?;
     filter.organization = Some(organization.as_uuid());
-    let mut tx = fresh_read(state, context, query.min_position).await?;
-    let version = organization_version(&mut tx, organization)
+    let (mut tx, readable) = fresh_read(state, context, query.min_position).await?;
+    let version = visible_organization(&mut tx, organization, &readable)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("organization {organization} not found")))?;
-    let rows: Vec<T> = select(&mut tx, table, &filter).await?;
-    Ok(with_etag(version, page(rows, filter.limit)))
+        .ok_or_else(|| organization_not_found(organization))?
+        .version;
+    let rows: Vec<T> = select(&mut tx, table, &filter, &readable).await?;
+    Ok(with_etag(Version::new(version), page(rows, filter.limit)))
 }
 
 /// One unit below an organization, 404 unless it is in that organization of the tenant.
@@ -368,25 +403,25 @@ async fn get_unit<T>(
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin + serde::Serialize,
 {
-    let mut tx = fresh_read(state, context, min_position).await?;
+    let (mut tx, readable) = fresh_read(state, context, min_position).await?;
     let not_found = || {
         let kind = table.id_column.trim_end_matches("_id");
         ApiError::NotFound(format!("{kind} {id} not found"))
     };
-    let version = organization_version(&mut tx, organization)
+    let version = visible_organization(&mut tx, organization, &readable)
         .await?
+        .ok_or_else(not_found)?
+        .version;
+    let filter = Filter {
+        organization: Some(organization.as_uuid()),
+        id: Some(id),
+        ..Filter::default()
+    };
+    let row: T = select(&mut tx, table, &filter, &readable)
+        .await?
+        .pop()
         .ok_or_else(not_found)?;
-    let row: T = sqlx::query_as(&format!(
-        "select {} from {} where organization_id = $1 and {} = $2",
-        table.columns, table.name, table.id_column
-    ))
-    .bind(organization.as_uuid())
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(ApiError::database)?
-    .ok_or_else(not_found)?;
-    Ok(with_etag(version, row))
+    Ok(with_etag(Version::new(version), row))
 }
 
 /// Lists an organization's divisions.

@@ -4,6 +4,7 @@
 //! its secret's SHA-256; a revocation or a suspension is refused at once. Lists show the first
 //! characters (`vx_<first 8 of the key id>`) and when the key was last used.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -94,6 +95,7 @@ pub async fn authenticate(state: &AppState, text: &str) -> Result<Principal, Api
         subject: actor(key.key)?,
         tenant: key.tenant,
         roles: roles.into_iter().collect(),
+        scoped_roles: BTreeSet::new(),
         session: None,
     })
 }

@@ -12,7 +12,7 @@
 //! provider is picked up at once, a flood of made-up `kid`s costs one fetch, and a provider that
 //! cannot be reached costs one timeout per 30 s (its last keys keep working meanwhile).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,6 +255,7 @@ impl Provider {
             subject,
             tenant: TenantId::from_uuid(self.config.tenant),
             roles,
+            scoped_roles: BTreeSet::new(),
             session: None,
         })
     }

@@ -18,14 +18,14 @@ use vextrus_domain::identity::{
 };
 use vextrus_domain::ids::{SessionId, UserId};
 
-use super::views::{LoginRequest, Me, RefreshRequest, Tokens};
+use super::views::{LoginRequest, Me, RefreshRequest, RoleGrantView, Tokens};
 use super::{password, secrets};
 use crate::auth::{Permission, Principal};
 use crate::command::Fields;
 use crate::context::RequestOrigin;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::keys::{AUDIENCE, KeyError, SessionClaims};
+use crate::keys::{AUDIENCE, KeyError, ScopedRoleClaim, SessionClaims};
 use crate::state::AppState;
 
 /// The one answer to every refused sign-in.
@@ -102,6 +102,16 @@ fn tokens(
             .tenant_roles()
             .iter()
             .map(|role| role.as_str().to_owned())
+            .collect(),
+        scoped_roles: user
+            .roles()
+            .iter()
+            .filter(|grant| grant.is_scoped())
+            .map(|grant| ScopedRoleClaim {
+                role: grant.role.as_str().to_owned(),
+                organization_id: grant.organization_id.map(|id| id.as_uuid()),
+                project_id: grant.project_id.map(|id| id.as_uuid()),
+            })
             .collect(),
         sid: session.as_uuid(),
         ver: version.get(),
@@ -384,6 +394,11 @@ pub async fn me(principal: Principal) -> Json<Me> {
             .map(|role| role.as_str().to_owned())
             .collect(),
         permissions,
+        scoped_roles: principal
+            .scoped_roles
+            .iter()
+            .map(RoleGrantView::from)
+            .collect(),
     })
 }
 

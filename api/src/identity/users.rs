@@ -18,9 +18,8 @@ use vextrus_domain::values::Name;
 
 use super::secrets::{self, Kind, OneTimeToken};
 use super::views::{
-    AcceptInvitation, ChangePassword, InvitationIssued, InviteUser, OrganizationScope,
-    ProjectScope, ResetIssued, ResetPassword, RoleGrantView, RoleScope, UserChanged,
-    UserStatusView, UserView,
+    AcceptInvitation, ChangePassword, InvitationIssued, InviteUser, ResetIssued, ResetPassword,
+    RoleGrantView, RoleScope, UserChanged, UserStatusView, UserView,
 };
 use super::{password, user_problem};
 use crate::auth::{Permission, Principal};
@@ -74,22 +73,6 @@ fn parse_grant(view: &RoleGrantView) -> Result<RoleGrant, String> {
         organization_id,
         project_id,
     })
-}
-
-fn grant_view(grant: &RoleGrant) -> RoleGrantView {
-    let scope = match (grant.organization_id, grant.project_id) {
-        (Some(organization), _) => Some(RoleScope::Organization(OrganizationScope {
-            organization_id: organization.as_uuid(),
-        })),
-        (None, Some(project)) => Some(RoleScope::Project(ProjectScope {
-            project_id: project.as_uuid(),
-        })),
-        (None, None) => None,
-    };
-    RoleGrantView {
-        role: grant.role.as_str().to_owned(),
-        scope,
-    }
 }
 
 /// 404 unless every scoped grant names an organization or project of the caller's tenant.
@@ -248,7 +231,7 @@ pub async fn get_user(
             UserStatus::Active => UserStatusView::Active,
             UserStatus::Disabled => UserStatusView::Disabled,
         },
-        roles: user.roles().iter().map(grant_view).collect(),
+        roles: user.roles().iter().map(RoleGrantView::from).collect(),
         locked_until: user.locked_until().filter(|until| *until > now),
         active_sessions: u32::try_from(user.sessions(now).count()).unwrap_or(u32::MAX),
         version: version.get(),

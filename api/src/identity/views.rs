@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use vextrus_domain::identity::RoleGrant;
 
 use crate::openapi::text;
 
@@ -54,9 +55,12 @@ pub struct Me {
     /// For signed-in users.
     pub user_id: Option<Uuid>,
     pub session_id: Option<Uuid>,
+    /// The roles held in the whole tenant.
     pub roles: Vec<String>,
-    /// What the roles allow (the README's table).
+    /// What the tenant-wide roles allow everywhere (the README's table).
     pub permissions: Vec<String>,
+    /// The roles held in one organization or one project: their permissions count there only.
+    pub scoped_roles: Vec<RoleGrantView>,
 }
 
 /// A role, in the whole tenant or only in one organization or one project.
@@ -68,6 +72,24 @@ pub struct RoleGrantView {
     /// Where the role holds; absent or null: the whole tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<RoleScope>,
+}
+
+impl From<&RoleGrant> for RoleGrantView {
+    fn from(grant: &RoleGrant) -> Self {
+        let scope = match (grant.organization_id, grant.project_id) {
+            (Some(organization), _) => Some(RoleScope::Organization(OrganizationScope {
+                organization_id: organization.as_uuid(),
+            })),
+            (None, Some(project)) => Some(RoleScope::Project(ProjectScope {
+                project_id: project.as_uuid(),
+            })),
+            (None, None) => None,
+        };
+        Self {
+            role: grant.role.as_str().to_owned(),
+            scope,
+        }
+    }
 }
 
 /// The one organization or project a role is limited to.

@@ -15,7 +15,7 @@ mod values;
 mod tests;
 
 pub use api_key::{ApiKey, ApiKeyCommand, ApiKeyError, ApiKeyEvent, KeyRefusal};
-pub use roles::{Permission, Role, RoleGrant};
+pub use roles::{Permission, Role, RoleGrant, Scope};
 pub use tenant::{
     STATUS_EVENTS, SUSPENDED_EVENT, Tenant, TenantCommand, TenantError, TenantEvent, TenantStatus,
 };

@@ -174,6 +174,51 @@ impl RoleGrant {
     }
 }
 
+/// Where an action happens: what a [`RoleGrant`] must cover for its role's permissions to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The tenant as a whole: creating organizations, users, API keys, the audit trail,
+    /// operations. Only roles held in the whole tenant reach it.
+    Tenant,
+    /// One organization: its record, its divisions, its ledger and reports.
+    Organization(OrganizationId),
+    /// One project of an organization, and its sites.
+    Project {
+        organization: OrganizationId,
+        project: ProjectId,
+    },
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tenant => f.write_str("the whole tenant"),
+            Self::Organization(organization) => write!(f, "organization {organization}"),
+            Self::Project { project, .. } => write!(f, "project {project}"),
+        }
+    }
+}
+
+impl RoleGrant {
+    /// True when this grant's role counts at `scope`: a tenant-wide role everywhere, a role in
+    /// an organization in that organization and its projects, a role in a project in that
+    /// project only.
+    pub fn covers(&self, scope: Scope) -> bool {
+        match (self.organization_id, self.project_id, scope) {
+            (None, None, _) => true,
+            (Some(granted), _, Scope::Organization(organization)) => granted == organization,
+            (Some(granted), _, Scope::Project { organization, .. }) => granted == organization,
+            (None, Some(granted), Scope::Project { project, .. }) => granted == project,
+            _ => false,
+        }
+    }
+
+    /// True when this grant lets its holder do what `permission` allows at `scope`.
+    pub fn allows(&self, permission: Permission, scope: Scope) -> bool {
+        self.role.grants(permission) && self.covers(scope)
+    }
+}
+
 impl fmt::Display for RoleGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.organization_id, self.project_id) {
@@ -203,6 +248,54 @@ mod tests {
             error.contains("admin") && error.contains("site-engineer"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_grant_covers_its_own_unit_and_what_lies_below_it_only() {
+        let organization = OrganizationId::new();
+        let other_organization = OrganizationId::new();
+        let project = ProjectId::new();
+        let other_project = ProjectId::new();
+        let in_project = Scope::Project {
+            organization,
+            project,
+        };
+        let in_other_project = Scope::Project {
+            organization,
+            project: other_project,
+        };
+        let tenant_wide = RoleGrant::tenant_wide(Role::Viewer);
+        for scope in [Scope::Tenant, Scope::Organization(organization), in_project] {
+            assert!(tenant_wide.covers(scope), "{scope}");
+        }
+        let in_organization = RoleGrant {
+            organization_id: Some(organization),
+            ..tenant_wide
+        };
+        assert!(in_organization.covers(Scope::Organization(organization)));
+        assert!(in_organization.covers(in_project));
+        assert!(in_organization.covers(in_other_project));
+        assert!(!in_organization.covers(Scope::Tenant));
+        assert!(!in_organization.covers(Scope::Organization(other_organization)));
+        assert!(!in_organization.covers(Scope::Project {
+            organization: other_organization,
+            project,
+        }));
+        let in_one_project = RoleGrant {
+            project_id: Some(project),
+            ..tenant_wide
+        };
+        assert!(in_one_project.covers(in_project));
+        assert!(!in_one_project.covers(in_other_project));
+        assert!(!in_one_project.covers(Scope::Organization(organization)));
+        assert!(!in_one_project.covers(Scope::Tenant));
+        let manager_in_project = RoleGrant {
+            role: Role::ProjectManager,
+            ..in_one_project
+        };
+        assert!(manager_in_project.allows(Permission::ManageUnits, in_project));
+        assert!(!manager_in_project.allows(Permission::PostEntries, in_project));
+        assert!(!manager_in_project.allows(Permission::ManageUnits, in_other_project));
     }
 
     fn serde_json_name(role: Role) -> String {
