@@ -44,7 +44,7 @@ pub enum ServerError {
 }
 
 /// The name of the relay (its lock and checkpoint).
-pub const RELAY_NAME: &str = "main";
+pub const RELAY_NAME: &str = vextrus_fanout::MAIN_RELAY;
 
 /// How committed events reach the projections (design.md D4).
 #[derive(Debug, Clone)]
@@ -255,10 +255,18 @@ fn worker_check(projection: &str, status: &WorkerStatus) -> ProjectionCheck {
             )),
         ),
     };
+    let detail = detail.or_else(|| {
+        (status.missing_events > 0).then(|| {
+            format!(
+                "{} events of the log after position {} not applied yet",
+                status.missing_events, status.covered_position
+            )
+        })
+    });
     ProjectionCheck {
         name: projection.to_owned(),
         state: state.to_owned(),
-        position: status.highest_position,
+        position: status.covered_position,
         detail,
     }
 }

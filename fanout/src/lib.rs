@@ -27,5 +27,5 @@ pub use config::KafkaConfig;
 pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
 pub use poison::{PoisonEvent, poison_events, request_skip};
-pub use relay::{Relay, RelayError, RelayStatus, create_topics};
-pub use worker::{KafkaWorker, WorkerError, WorkerStatus};
+pub use relay::{MAIN_RELAY, Relay, RelayError, RelayStatus, create_topics};
+pub use worker::{DEFAULT_HEAL_AFTER, KafkaWorker, WorkerError, WorkerStatus};

@@ -55,6 +55,10 @@ pub struct RelayStatus {
     pub events_relayed: u64,
 }
 
+/// The relay of a deployment: the name its checkpoint is kept under, which the workers read to
+/// know what Kafka should have delivered.
+pub const MAIN_RELAY: &str = "main";
+
 /// How long a standby waits between attempts to take the lock.
 const STANDBY_RETRY: Duration = Duration::from_millis(500);
 

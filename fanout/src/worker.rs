@@ -13,6 +13,12 @@
 //!   and its partition is paused; the worker's other partitions go on. `vextrus project skip`
 //!   sets `skip_requested`, and the worker then records the event as applied without applying
 //!   it and resumes the partition.
+//!
+//! Besides, each worker checks its projection against the log itself ([`coverage`]): what Kafka
+//! lost or holds back is applied from the log, and the projection's lag is measured against the
+//! log, not against the relay.
+
+mod coverage;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -58,6 +64,15 @@ pub struct WorkerStatus {
     pub running: bool,
     /// Partitions assigned to this worker now (after the group's latest rebalance).
     pub partitions: usize,
+    /// From the latest check against the log: every event of the projection up to this log
+    /// position is applied.
+    pub covered_position: i64,
+    /// From the latest check against the log: events of the projection after the covered
+    /// position not applied yet (its lag behind the log).
+    pub missing_events: u64,
+    /// Events this worker applied from the log because Kafka had not delivered them in time
+    /// (counted in `events_applied` too).
+    pub healed_events: u64,
 }
 
 /// Partitions stopped on a poison event: (topic, partition) → the event's offset.
@@ -165,12 +180,19 @@ fn is_stopped(stopped: &Stopped, message: &BorrowedMessage<'_>) -> bool {
 const SKIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
+/// How long after the relay's brokers acknowledged an event a worker waits for Kafka to deliver
+/// it before applying it from the log ([`KafkaWorker::heal_after`]).
+pub const DEFAULT_HEAL_AFTER: Duration = Duration::from_secs(10);
+
 pub struct KafkaWorker<P: Projection> {
     projection: P,
     pool: PgPool,
     reader: LogReader,
     kafka: KafkaConfig,
     consumer_settings: Vec<(String, String)>,
+    /// The relay whose acknowledged position tells which events Kafka should have delivered.
+    relay_name: String,
+    heal_after: Duration,
     status: watch::Sender<WorkerStatus>,
 }
 
@@ -183,8 +205,23 @@ impl<P: Projection> KafkaWorker<P> {
             reader,
             kafka,
             consumer_settings: Vec::new(),
+            relay_name: crate::relay::MAIN_RELAY.to_owned(),
+            heal_after: DEFAULT_HEAL_AFTER,
             status: watch::Sender::new(WorkerStatus::default()),
         }
+    }
+
+    /// The relay whose position tells which events Kafka has (default [`crate::MAIN_RELAY`]).
+    pub fn relay_name(mut self, relay_name: &str) -> Self {
+        self.relay_name = relay_name.to_owned();
+        self
+    }
+
+    /// How long after the relay's brokers acknowledged an event this worker waits for Kafka to
+    /// deliver it before applying it from the log (default [`DEFAULT_HEAL_AFTER`]).
+    pub fn heal_after(mut self, heal_after: Duration) -> Self {
+        self.heal_after = heal_after;
+        self
     }
 
     /// Extra consumer properties (e.g. `session.timeout.ms`), over the pass-through ones.
@@ -233,12 +270,27 @@ impl<P: Projection> KafkaWorker<P> {
         info!(group = %self.group_id(), ?topics, "consuming");
         self.status.send_modify(|status| status.running = true);
         let mut skip_check = tokio::time::interval(SKIP_CHECK_INTERVAL);
+        let mut coverage_check = tokio::time::interval(coverage::CHECK_INTERVAL);
+        coverage_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut relay_history = coverage::RelayHistory::default();
         loop {
             let message = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 _ = skip_check.tick() => {
                     self.resume_skipped(&consumer, &stopped).await;
+                    continue;
+                }
+                _ = coverage_check.tick() => {
+                    match self.check_coverage(&mut relay_history).await {
+                        Ok(check) => self.status.send_modify(|status| {
+                            status.covered_position = check.covered.global_position;
+                            status.missing_events = check.missing;
+                            status.healed_events += check.healed;
+                            status.events_applied += check.healed;
+                        }),
+                        Err(error) => warn!(%error, "checking the projection against the log"),
+                    }
                     continue;
                 }
                 message = consumer.recv() => message,

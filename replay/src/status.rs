@@ -20,7 +20,8 @@ pub struct ProjectionReport {
     pub built_version: Option<i32>,
     /// `log` (the single-node runner) or `kafka` (workers).
     pub fed_by: String,
-    /// The log position the live tables are at (for Kafka: the relay's acknowledged position).
+    /// The log position the live tables are at: every event of the projection up to it is
+    /// applied (for Kafka-fed projections, as the workers' check against the log found it).
     pub position: i64,
     /// The projection's events after that position.
     pub lag_events: i64,
@@ -66,17 +67,14 @@ pub async fn projection_reports(pool: &PgPool) -> Result<Vec<ProjectionReport>, 
             projection.aggregate_types,
         );
         let checkpoint: Option<CheckpointRow> = sqlx::query_as(
-                "select c.version, c.fed_by,
-                        case when c.fed_by = 'kafka' then coalesce(r.transaction_id, '0') else c.transaction_id end::text::bigint,
-                        case when c.fed_by = 'kafka' then coalesce(r.global_position, 0) else c.global_position end,
+            "select c.version, c.fed_by, c.transaction_id::text::bigint, c.global_position,
                         c.state, c.stopped_at, c.stop_reason
                  from projection_checkpoints c
-                 left join relay_checkpoints r on r.relay = 'main'
                  where c.projection = $1",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
         let last_replay: Option<ReplayReport> = sqlx::query_as(
             "select replay_id, tenant_id, dry_run, reason,
                     case when state = 'building' and now() - updated_at > make_interval(secs => $2)

@@ -54,7 +54,7 @@ fn minted_token(mut command: Command, tenant: &str, subject: &str) -> String {
     succeeded(&mut command).trim().to_owned()
 }
 
-fn scratch_dir(name: &str) -> std::path::PathBuf {
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("vextrus-{name}-{}", uuid::Uuid::now_v7().simple()))
 }
 
@@ -132,7 +132,7 @@ pub fn serve_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> Served {
 
 impl Served {
     /// [`Self::terminate`] off the async runtime.
-    async fn stop(self) -> std::process::ExitStatus {
+    pub async fn stop(self) -> std::process::ExitStatus {
         tokio::task::spawn_blocking(move || self.terminate())
             .await
             .unwrap()
@@ -161,7 +161,7 @@ impl Served {
     }
 
     /// Polls `/health/ready` until it answers 200 (projections start after the listener).
-    async fn wait_until_ready(&self, client: &reqwest::Client) {
+    pub async fn wait_until_ready(&self, client: &reqwest::Client) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let response = client

@@ -14,7 +14,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{
-    EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus,
+    DEFAULT_HEAL_AFTER, EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus,
+    WorkerStatus,
 };
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{Projection, ProjectionRunner, ProjectionState};
@@ -111,6 +112,15 @@ async fn start_worker_of<P: Projection + Clone>(
     config: &KafkaConfig,
     projection: P,
 ) -> Task<WorkerStatus> {
+    start_worker_healing_after(app, config, projection, DEFAULT_HEAL_AFTER).await
+}
+
+async fn start_worker_healing_after<P: Projection + Clone>(
+    app: &TestApp,
+    config: &KafkaConfig,
+    projection: P,
+    heal_after: Duration,
+) -> Task<WorkerStatus> {
     let pool = app.db.role_pool(DbRole::Projector, 2).await.unwrap();
     let worker = KafkaWorker::new(
         projection,
@@ -118,6 +128,7 @@ async fn start_worker_of<P: Projection + Clone>(
         LogReader::new(pool),
         config.clone(),
     )
+    .heal_after(heal_after)
     .consumer_setting("session.timeout.ms", "2000")
     .consumer_setting("heartbeat.interval.ms", "200")
     .consumer_setting("topic.metadata.refresh.interval.ms", "500");
@@ -319,6 +330,48 @@ async fn a_relay_restarted_before_its_checkpoint_resends_and_the_read_models_sta
     relay.stop().await;
     worker.stop().await;
     assert_eq!(through_kafka, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn events_the_brokers_lost_are_applied_from_the_log_and_the_lag_is_the_logs() {
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    drive_commands(&app, 3).await;
+    let events = app.event_count().await as u64;
+    // As if the relay had handed every event to brokers that then lost them (an embedded broker
+    // that died with its process, a topic whose retention ran out before a worker read it).
+    sqlx::query(
+        "insert into relay_checkpoints (relay, transaction_id, global_position, events_relayed)
+         select 'main', transaction_id, global_position, $1 from events
+         order by transaction_id desc, global_position desc limit 1",
+    )
+    .bind(events as i64)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    let worker =
+        start_worker_healing_after(&app, &config, OrganizationHierarchy, Duration::ZERO).await;
+    until_applied(&[&worker], events).await;
+    let mut status = worker.status.clone();
+    let status = tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|status| status.missing_events == 0 && status.covered_position > 0),
+    )
+    .await
+    .expect("the worker's check against the log finds nothing missing")
+    .unwrap()
+    .clone();
+    assert_eq!(status.healed_events, events, "{status:?}");
+    let report = vextrus_replay::projection_reports(&app.owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|report| report.name == "organization_hierarchy")
+        .unwrap();
+    assert_eq!((report.fed_by.as_str(), report.lag_events), ("kafka", 0));
+    let healed = dump_read_models(&app.owner).await;
+    worker.stop().await;
+    assert_eq!(healed, single_node_reference(&app).await);
 }
 
 /// The Kafka workers' dedupe record differs from the log's stream heads: rows (stream, sequence)

@@ -10,6 +10,7 @@ mod api_input;
 mod api_security;
 mod audit;
 mod cli;
+mod crash;
 mod http;
 mod identity;
 mod immutability;
