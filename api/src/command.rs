@@ -40,6 +40,7 @@ use crate::auth::{Permission, Scope};
 use crate::context::RequestContext;
 use crate::error::{ApiError, DomainProblem, InvalidParam};
 use crate::extract::{IdempotencyKey, IfMatch, etag};
+use crate::metrics::{self, CommandOutcomeLabel};
 use crate::state::AppState;
 
 /// Namespace of the ids a creation derives from an idempotency key (UUID v5 of the command id).
@@ -161,6 +162,7 @@ impl Command {
         Issue {
             state: self.state,
             tenant: self.context.tenant,
+            operation: operation.to_owned(),
             metadata,
             expected: self.if_match,
         }
@@ -171,6 +173,8 @@ impl Command {
 pub struct Issue {
     state: AppState,
     tenant: TenantId,
+    /// What the command is (`create-division`), for metrics.
+    operation: String,
     metadata: CommandMetadata,
     /// The version the stream must be at (`If-Match`), or none: decided on the latest state.
     expected: Option<Version>,
@@ -230,8 +234,9 @@ impl Issue {
         A::Error: DomainProblem,
     {
         let stream = stream.to_string();
+        let started = std::time::Instant::now();
         let mut retries = 0;
-        loop {
+        let result = loop {
             let result = self
                 .state
                 .store()
@@ -250,9 +255,23 @@ impl Issue {
                 {
                     retries += 1;
                 }
-                other => return Ok(other?),
+                other => break other,
             }
-        }
+        };
+        let (outcome, events) = match &result {
+            Ok(outcome) if outcome.repeated => (CommandOutcomeLabel::IdempotentReplay, 0),
+            Ok(outcome) => (CommandOutcomeLabel::Accepted, outcome.event_count),
+            Err(ExecuteError::Conflict { .. }) => (CommandOutcomeLabel::Conflict, 0),
+            Err(
+                ExecuteError::Rejected(_)
+                | ExecuteError::ValueTaken { .. }
+                | ExecuteError::CommandIdReused { .. }
+                | ExecuteError::StaleRead { .. },
+            ) => (CommandOutcomeLabel::Refused, 0),
+            Err(_) => (CommandOutcomeLabel::Error, 0),
+        };
+        metrics::record_command(A::TYPE, &self.operation, outcome, started.elapsed(), events);
+        Ok(result?)
     }
 }
 

@@ -20,7 +20,7 @@
 //!   behind trusted proxies).
 //! - [`consistency`]: read-your-writes through `?min_position=N`.
 //! - [`health`] and [`openapi`]: probes and the generated OpenAPI document; [`ops`]: the
-//!   operators' projection status.
+//!   operators' projection status; [`metrics`]: `GET /metrics` for Prometheus.
 //!
 //! The binary wires it to the event store, the read pool and the projection runners
 //! (`vextrus serve`); the API itself holds no state beyond [`AppState`].
@@ -38,6 +38,7 @@ pub mod health;
 pub mod hierarchy;
 pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
@@ -67,6 +68,8 @@ pub use state::{ApiSettings, AppState, Background, DEFAULT_ISSUER, Lifetimes, Pr
 
 /// Every route of the API, ready to serve.
 pub fn router(state: AppState) -> Router {
+    // Installed before the first request, so that it counts from the start.
+    metrics::handle();
     let settings = state.settings();
     let body_limit = settings.body_limit;
     let hsts = settings.hsts;
@@ -82,9 +85,11 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ops::router())
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

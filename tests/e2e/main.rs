@@ -16,6 +16,7 @@ mod identity;
 mod immutability;
 mod kafka;
 mod log_reader;
+mod metrics;
 mod openapi;
 mod private_postgres;
 mod projections;

@@ -1,0 +1,217 @@
+//! `GET /metrics`, read with a Prometheus text parser nobody here wrote (`prometheus-parse`), and
+//! held to the naming conventions: base units, `_total` counters, bounded labels.
+
+use std::collections::BTreeMap;
+
+use prometheus_parse::{Sample, Scrape, Value};
+use serde_json::json;
+
+use crate::http::*;
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap()
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == name)
+        .find(|sample| {
+            labels
+                .iter()
+                .all(|(key, value)| sample.labels.get(key) == Some(*value))
+        })
+        .map(|sample| match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            Value::Histogram(ref buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => f64::NAN,
+        })
+}
+
+fn is_uuid_like(text: &str) -> bool {
+    text.split(['/', '-'])
+        .any(|part| part.len() >= 8 && part.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[tokio::test]
+async fn metrics_parse_follow_the_conventions_and_count_what_happened() {
+    let app = spawn_app().await;
+    let admin = app.caller(&["admin"]);
+    let tree = admin.create_hierarchy("MET").await;
+    admin
+        .get(&format!(
+            "/v1/organizations/{}/tree?min_position={}",
+            tree.org, tree.position
+        ))
+        .await
+        .expect(200);
+    admin
+        .post("/v1/organizations", json!({"name": "", "code": "x"}))
+        .await
+        .expect(422);
+    admin.get("/v1/nowhere").await.expect(404);
+
+    let scrape = scrape(&app).await;
+    let docs: BTreeMap<&str, &str> = scrape
+        .docs
+        .iter()
+        .map(|(name, help)| (name.as_str(), help.as_str()))
+        .collect();
+    let names: std::collections::BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .map(|sample| sample.metric.as_str())
+        .collect();
+    for sample in &scrape.samples {
+        let Sample {
+            metric,
+            value,
+            labels,
+            ..
+        } = sample;
+        assert!(
+            metric.starts_with("vextrus_") || metric.starts_with("process_"),
+            "{metric} has no namespace"
+        );
+        // A histogram's `_sum` and `_count` lines come back untyped, under their own names.
+        let family = match value {
+            Value::Counter(_) => {
+                assert!(metric.ends_with("_total"), "counter {metric}");
+                metric.as_str()
+            }
+            Value::Histogram(_) => {
+                assert!(metric.ends_with("_seconds"), "histogram {metric}");
+                metric.as_str()
+            }
+            Value::Gauge(_) => {
+                assert!(!metric.ends_with("_total"), "gauge {metric}");
+                metric.as_str()
+            }
+            Value::Untyped(_) => metric
+                .strip_suffix("_sum")
+                .or_else(|| metric.strip_suffix("_count"))
+                .filter(|family| names.contains(family))
+                .unwrap_or_else(|| panic!("{metric} is untyped: every metric is typed")),
+            Value::Summary(_) => panic!("{metric} is a summary: durations are histograms"),
+        };
+        assert!(
+            !metric.contains("_ms") && !metric.contains("milli") && !metric.contains("_minutes"),
+            "{metric} is in base units"
+        );
+        assert!(docs.contains_key(family), "{metric} has no HELP");
+        assert!(
+            labels.get("tenant_id").is_none(),
+            "{metric} has a tenant label"
+        );
+        if let Some(route) = labels.get("route") {
+            assert!(
+                route == "unmatched"
+                    || route.starts_with('/') && !is_uuid_like(route) && !route.contains('{'),
+                "{metric}: route {route} is not a template"
+            );
+        }
+    }
+
+    // What this test did is counted.
+    let created = value(
+        &scrape,
+        "vextrus_http_requests_total",
+        &[
+            ("method", "POST"),
+            ("route", "/v1/organizations"),
+            ("status", "201"),
+        ],
+    );
+    assert!(created >= Some(1.0), "{created:?}");
+    let tree_reads = value(
+        &scrape,
+        "vextrus_http_requests_total",
+        &[
+            ("route", "/v1/organizations/:organization_id/tree"),
+            ("status", "200"),
+        ],
+    );
+    assert!(tree_reads >= Some(1.0), "{tree_reads:?}");
+    assert!(
+        value(
+            &scrape,
+            "vextrus_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ) >= Some(1.0)
+    );
+    assert!(
+        value(
+            &scrape,
+            "vextrus_http_request_duration_seconds",
+            &[("route", "/v1/organizations")]
+        ) >= Some(1.0)
+    );
+    for (command, outcome) in [
+        ("create-organization", "accepted"),
+        ("create-site", "accepted"),
+    ] {
+        let counted = value(
+            &scrape,
+            "vextrus_commands_total",
+            &[
+                ("aggregate", "organization"),
+                ("command", command),
+                ("outcome", outcome),
+            ],
+        );
+        assert!(counted >= Some(1.0), "{command} {outcome}: {counted:?}");
+    }
+    assert!(
+        value(
+            &scrape,
+            "vextrus_events_appended_total",
+            &[("aggregate", "organization")]
+        ) >= Some(4.0)
+    );
+    assert!(value(&scrape, "vextrus_log_head_position", &[]) >= Some(tree.position as f64));
+    assert!(value(&scrape, "vextrus_log_watermark_age_seconds", &[]).is_some());
+    for projection in ["organization_hierarchy", "general_ledger", "audit_activity"] {
+        assert!(
+            value(
+                &scrape,
+                "vextrus_projection_lag_events",
+                &[("projection", projection)]
+            )
+            .is_some(),
+            "{projection}"
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "vextrus_projection_state",
+                &[("projection", projection), ("state", "running")]
+            ),
+            Some(1.0),
+            "{projection}"
+        );
+    }
+    assert!(
+        value(
+            &scrape,
+            "vextrus_db_pool_connections",
+            &[("pool", "writer")]
+        ) >= Some(1.0)
+    );
+    assert!(value(&scrape, "process_resident_memory_bytes", &[]) > Some(1_000_000.0));
+    assert!(value(&scrape, "process_open_fds", &[]) > Some(3.0));
+    assert!(names.contains("process_cpu_seconds_total"));
+    app.shutdown().await;
+}
