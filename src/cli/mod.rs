@@ -38,8 +38,26 @@ pub struct Cli {
     )]
     pub log: String,
 
+    /// Log lines as `text` (colours only on a terminal) or `json` (one object per line, with the
+    /// current span's fields: request, tenant, command and correlation ids).
+    #[arg(
+        long,
+        env = "VEXTRUS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

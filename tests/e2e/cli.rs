@@ -488,3 +488,72 @@ async fn serve_demo_loads_a_sample_tenant_once_and_prints_how_to_look_around() {
     assert_eq!(events, 1 + divisions + projects + sites + 1, "one rename");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Logs off a terminal carry no colour codes; `VEXTRUS_LOG_FORMAT=json` writes one JSON object per
+/// line with the request span's ids.
+#[tokio::test]
+async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
+    let client = reqwest::Client::new();
+    for format in ["text", "json"] {
+        let dir = scratch_dir("logs");
+        let mut served = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || {
+                serve_with(&dir, |command| {
+                    command
+                        .env("VEXTRUS_LOG", "info,sqlx=warn")
+                        .env("VEXTRUS_LOG_FORMAT", format)
+                        .stderr(Stdio::piped());
+                })
+            }
+        })
+        .await
+        .unwrap();
+        let mut stderr = served.child.stderr.take().unwrap();
+        let logs = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+            text
+        });
+        served.wait_until_ready(&client).await;
+        let tenant = uuid::Uuid::now_v7().to_string();
+        let token = minted_token(vextrus(&dir), &tenant, "logs@example.com");
+        let correlation = uuid::Uuid::now_v7().to_string();
+        let answer = client
+            .get(format!("{}/v1/organizations", served.base))
+            .bearer_auth(&token)
+            .header("X-Correlation-ID", &correlation)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(served.stop().await.success());
+        let logs = logs.join().unwrap();
+        assert!(!logs.contains('\u{1b}'), "escape sequences in:\n{logs}");
+        if format == "json" {
+            let lines: Vec<serde_json::Value> = logs
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| {
+                    serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))
+                })
+                .collect();
+            for line in &lines {
+                for field in ["timestamp", "level", "target"] {
+                    assert!(line.get(field).is_some(), "no {field}: {line}");
+                }
+            }
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line["span"]["tenant_id"] == tenant.as_str()
+                        && line["span"]["request_id"].is_string()
+                        && line["message"].is_string()),
+                "no request line with the tenant:\n{logs}"
+            );
+        } else {
+            assert!(logs.contains(&tenant), "{logs}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
