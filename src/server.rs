@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vextrus_api::health::{ProjectionCheck, RelayCheck};
+use vextrus_api::metrics::MetricsSource;
 use vextrus_api::{ApiSettings, AppState, Background, JwtKeys};
 use vextrus_commands::{DbRole, EventStore, LogReader};
 use vextrus_fanout::{KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus};
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     pub fanout: Fanout,
     /// Connections per pool (writer, reader); the projector pool is smaller.
     pub max_connections: u32,
+    /// `GET /metrics` on a listener of its own (`VEXTRUS_METRICS_LISTEN`) instead of the API port.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -78,6 +81,7 @@ impl ServerConfig {
             api: ApiSettings::default(),
             fanout: Fanout::InProcess,
             max_connections: 16,
+            metrics_listen: None,
         }
     }
 }
@@ -136,6 +140,17 @@ impl Server {
         }
 
         config.api.latest_migration = database::latest_migration();
+        vextrus_fanout::metrics::describe();
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => {
+                config.api.metrics_on_api_port = false;
+                Some(TcpListener::bind(address).await?)
+            }
+            None => None,
+        };
+        let metrics_source = MetricsSource::new(projector.clone())
+            .with_pool("writer", store.pool().clone())
+            .with_pool("reader", reader.clone());
         let state = AppState::new(
             store,
             reader,
@@ -146,8 +161,18 @@ impl Server {
         );
         let local_addr = listener.local_addr()?;
         let (stop, http_stopped) = watch::channel(false);
+        let metrics = metrics_listener.map(|listener| {
+            tokio::spawn(vextrus_api::metrics::serve(
+                listener,
+                metrics_source,
+                signalled(http_stopped.clone()),
+            ))
+        });
         let task = tokio::spawn(async move {
             let served = vextrus_api::serve(listener, state, signalled(http_stopped)).await;
+            if let Some(metrics) = metrics {
+                metrics.await??;
+            }
             // The API has drained; now let the runners commit their batch and stop.
             stop_runners.send_replace(true);
             for runner in runners {

@@ -85,7 +85,11 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ops::router())
         .route("/openapi.json", get(openapi::openapi_json))
-        .route("/metrics", get(metrics::render))
+        .merge(if settings.metrics_on_api_port {
+            Router::new().route("/metrics", get(metrics::render))
+        } else {
+            Router::new()
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -241,29 +241,78 @@ pub fn record_command(
     }
 }
 
-/// `GET /metrics`: refreshes what is read at scrape time, then renders everything.
+/// What a scrape reads besides the recorder: a pool that reads the whole log
+/// (`vextrus_projector`), and the process's pools by name.
+#[derive(Debug, Clone)]
+pub struct MetricsSource {
+    projector: PgPool,
+    pools: Vec<(&'static str, PgPool)>,
+}
+
+impl MetricsSource {
+    pub fn new(projector: PgPool) -> Self {
+        Self {
+            pools: vec![("projector", projector.clone())],
+            projector,
+        }
+    }
+
+    /// Reports `pool`'s connections as `pool="<name>"`.
+    pub fn with_pool(mut self, name: &'static str, pool: PgPool) -> Self {
+        self.pools.push((name, pool));
+        self
+    }
+
+    /// Refreshes what is read at scrape time, then renders everything.
+    pub async fn render(&self) -> Response {
+        let handle = handle();
+        if let Err(error) = refresh_from_database(&self.projector).await {
+            // The rest still renders: a scrape that fails entirely hides the process metrics too.
+            tracing::warn!(%error, "metrics: reading the database failed");
+        }
+        for (name, pool) in &self.pools {
+            gauge!(POOL_CONNECTIONS, "pool" => *name).set(f64::from(pool.size()));
+            gauge!(POOL_IDLE_CONNECTIONS, "pool" => *name).set(pool.num_idle() as f64);
+        }
+        refresh_process();
+        handle.run_upkeep();
+        let mut response = handle.render().into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// `GET /metrics` on the API port.
 pub async fn render(State(state): State<AppState>) -> Response {
-    let handle = handle();
-    if let Err(error) = refresh_from_database(state.ops_pool()).await {
-        // The rest still renders: a scrape that fails entirely hides the process metrics too.
-        tracing::warn!(%error, "metrics: reading the database failed");
-    }
-    for (pool, name) in [
-        (state.store().pool(), "writer"),
-        (state.read_pool(), "reader"),
-        (state.ops_pool(), "projector"),
-    ] {
-        gauge!(POOL_CONNECTIONS, "pool" => name).set(f64::from(pool.size()));
-        gauge!(POOL_IDLE_CONNECTIONS, "pool" => name).set(pool.num_idle() as f64);
-    }
-    refresh_process();
-    handle.run_upkeep();
-    let mut response = handle.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
+    MetricsSource::new(state.ops_pool().clone())
+        .with_pool("writer", state.store().pool().clone())
+        .with_pool("reader", state.read_pool().clone())
+        .render()
+        .await
+}
+
+/// Serves `GET /metrics`, and nothing else, on `listener` until `shutdown`
+/// (`VEXTRUS_METRICS_LISTEN`; also for `vextrus relay` and `vextrus project`, which have no API).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    source: MetricsSource,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    handle();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(source): State<MetricsSource>| async move {
+                source.render().await
+            }),
+        )
+        .with_state(source);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The log, the projections, the relay and replays, as the database has them. `pool` reads the

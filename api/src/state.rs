@@ -67,6 +67,9 @@ pub struct ApiSettings {
     pub rate_limits: RateLimits,
     /// Tenants' external identity providers (OpenID Connect issuers).
     pub oidc: OidcProviders,
+    /// `GET /metrics` on the API port; false when it has a listener of its own
+    /// (`VEXTRUS_METRICS_LISTEN`).
+    pub metrics_on_api_port: bool,
 }
 
 /// How long tokens and one-time secrets stay valid.
@@ -106,6 +109,7 @@ impl Default for ApiSettings {
             lifetimes: Lifetimes::default(),
             rate_limits: RateLimits::default(),
             oidc: OidcProviders::default(),
+            metrics_on_api_port: true,
         }
     }
 }

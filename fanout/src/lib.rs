@@ -19,6 +19,7 @@
 mod config;
 mod embedded;
 pub mod envelope;
+pub mod metrics;
 pub mod poison;
 mod relay;
 mod worker;

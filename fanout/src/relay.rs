@@ -151,8 +151,10 @@ impl Relay {
                 continue;
             }
             if let Err(error) = self.produce(&producer, &batch).await {
+                metrics::counter!(crate::metrics::PRODUCE_ERRORS).increment(1);
                 break Err(error);
             }
+            metrics::counter!(crate::metrics::EVENTS_PRODUCED).increment(batch.len() as u64);
             // The lock's session must still be ours, or another relay may have taken over.
             if sqlx::query("select 1").execute(&mut lock).await.is_err() {
                 break Err(RelayError::LockLost);

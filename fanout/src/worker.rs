@@ -29,6 +29,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -100,14 +101,38 @@ fn publish_stopped(stopped: &Stopped, status: &watch::Sender<WorkerStatus>) {
 /// partitions that a rebalance takes away: their next owner finds the poison event again by
 /// itself.
 struct WorkerContext {
+    projection: &'static str,
     stopped: Stopped,
     status: watch::Sender<WorkerStatus>,
 }
 
-impl ClientContext for WorkerContext {}
+impl ClientContext for WorkerContext {
+    /// librdkafka's statistics (every [`STATISTICS_INTERVAL_MS`]): each partition's consumer lag.
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in statistics.topics {
+            for (partition, stats) in stats.partitions {
+                // -1: the internal unassigned partition, or a lag not known yet.
+                if partition < 0 || stats.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!(
+                    crate::metrics::CONSUMER_LAG,
+                    "projection" => self.projection,
+                    "topic" => topic.clone(),
+                    "partition" => partition.to_string()
+                )
+                .set(stats.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+/// How often librdkafka reports a worker's statistics (its partitions' lag).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 impl ConsumerContext for WorkerContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        metrics::counter!(crate::metrics::REBALANCES, "projection" => self.projection).increment(1);
         let assigned = consumer
             .assignment()
             .map_or(0, |assignment| assignment.count());
@@ -252,12 +277,14 @@ impl<P: Projection> KafkaWorker<P> {
         config
             .set("group.id", self.group_id())
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         for (key, value) in &self.consumer_settings {
             config.set(key, value);
         }
         let consumer: StreamConsumer<WorkerContext> =
             config.create_with_context(WorkerContext {
+                projection: P::NAME,
                 stopped: Arc::clone(&stopped),
                 status: self.status.clone(),
             })?;
@@ -283,12 +310,16 @@ impl<P: Projection> KafkaWorker<P> {
                 }
                 _ = coverage_check.tick() => {
                     match self.check_coverage(&mut relay_history).await {
-                        Ok(check) => self.status.send_modify(|status| {
-                            status.covered_position = check.covered.global_position;
-                            status.missing_events = check.missing;
-                            status.healed_events += check.healed;
-                            status.events_applied += check.healed;
-                        }),
+                        Ok(check) => {
+                            metrics::counter!(crate::metrics::HEALED_EVENTS, "projection" => P::NAME)
+                                .increment(check.healed);
+                            self.status.send_modify(|status| {
+                                status.covered_position = check.covered.global_position;
+                                status.missing_events = check.missing;
+                                status.healed_events += check.healed;
+                                status.events_applied += check.healed;
+                            });
+                        }
                         Err(error) => warn!(%error, "checking the projection against the log"),
                     }
                     continue;

@@ -1,6 +1,8 @@
 //! Kafka settings (design.md D4, D10) and the scale-out subcommands: `vextrus relay`,
 //! `vextrus project` and `vextrus project skip`.
 
+use std::net::SocketAddr;
+
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tokio::sync::watch;
@@ -91,9 +93,13 @@ enum ProjectAction {
 }
 
 impl ProjectArgs {
-    pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
+    pub async fn run(
+        &self,
+        database: &DatabaseArgs,
+        metrics_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<()> {
         match &self.action {
-            None => project(database, &self.kafka).await,
+            None => project(database, &self.kafka, metrics_listen).await,
             Some(ProjectAction::Skip {
                 projection,
                 position,
@@ -145,13 +151,18 @@ async fn shared_database(
 }
 
 /// `vextrus relay`: produces the log to Kafka until Ctrl-C; a second instance waits as a standby.
-pub async fn relay(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
+pub async fn relay(
+    database: &DatabaseArgs,
+    kafka: &KafkaArgs,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let config = kafka.required("relay")?;
     let options = shared_database(database, "relay").await?;
     database::migrate(&options)
         .await
         .context("applying migrations")?;
     let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
+    serve_metrics(metrics_listen, &pool).await?;
     vextrus_fanout::create_topics(&config, AGGREGATE_TYPES).await;
     let relay = Relay::new(RELAY_NAME, pool.clone(), LogReader::new(pool), config);
     relay.run(super::serve::shutdown_signal()).await?;
@@ -160,13 +171,18 @@ pub async fn relay(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result
 
 /// `vextrus project`: runs every projection, each as a member of its own Kafka consumer group,
 /// until Ctrl-C. Start as many as there are partitions to share.
-async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<()> {
+async fn project(
+    database: &DatabaseArgs,
+    kafka: &KafkaArgs,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let config = kafka.required("project")?;
     let options = shared_database(database, "project").await?;
     database::migrate(&options)
         .await
         .context("applying migrations")?;
     let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
+    serve_metrics(metrics_listen, &pool).await?;
     // A projection whose version changed is rebuilt first (by one worker; the others wait).
     let owner = sqlx::PgPool::connect_with(options.clone()).await?;
     let (stop, stopped) = watch::channel(false);
@@ -190,6 +206,29 @@ async fn project(database: &DatabaseArgs, kafka: &KafkaArgs) -> anyhow::Result<(
     }
     owner.close().await;
     failed.map_or(Ok(()), Err)
+}
+
+/// Serves `GET /metrics` on `address` (when set) until Ctrl-C: the fan-out's own metrics, and
+/// what the database says of the log, the projections and the relay.
+async fn serve_metrics(address: Option<SocketAddr>, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let Some(address) = address else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("VEXTRUS_METRICS_LISTEN: cannot listen on {address}"))?;
+    vextrus_api::metrics::handle();
+    vextrus_fanout::metrics::describe();
+    let source = vextrus_api::metrics::MetricsSource::new(pool.clone());
+    tokio::spawn(async move {
+        if let Err(error) =
+            vextrus_api::metrics::serve(listener, source, super::serve::shutdown_signal()).await
+        {
+            tracing::error!(%error, "serving metrics");
+        }
+    });
+    tracing::info!(%address, "metrics on /metrics");
+    Ok(())
 }
 
 /// Keeps the first failure of a finished worker.

@@ -49,6 +49,11 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Serve `GET /metrics` on this address instead of the API port (`serve`); `relay` and
+    /// `project` serve it only when this is set.
+    #[arg(long, env = "VEXTRUS_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -201,10 +206,25 @@ impl DatabaseArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(serve) => serve.run(&self.database).await,
+            Command::Serve(serve) => {
+                serve
+                    .run(&self.database, metrics_listen(&self.metrics_listen)?)
+                    .await
+            }
             Command::Token(token) => token.run(&self.database.data_dir),
-            Command::Relay(kafka) => kafka::relay(&self.database, &kafka).await,
-            Command::Project(project) => project.run(&self.database).await,
+            Command::Relay(kafka) => {
+                kafka::relay(
+                    &self.database,
+                    &kafka,
+                    metrics_listen(&self.metrics_listen)?,
+                )
+                .await
+            }
+            Command::Project(project) => {
+                project
+                    .run(&self.database, metrics_listen(&self.metrics_listen)?)
+                    .await
+            }
             Command::Replay(replay) => replay.run(&self.database).await,
             Command::Projections(projections) => projections.run(&self.database).await,
             Command::Audit(audit) => audit.run(&self.database).await,
@@ -239,4 +259,18 @@ async fn stop(cluster: Option<PrivatePostgres>) {
             Err(error) => tracing::warn!(%error, "stopping the private PostgreSQL"),
         }
     }
+}
+
+/// `VEXTRUS_METRICS_LISTEN` as an address, or an error naming the variable.
+fn metrics_listen(value: &Option<String>) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    value
+        .as_deref()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "VEXTRUS_METRICS_LISTEN (--metrics-listen) must be an address like 127.0.0.1:9464, not {text:?}"
+                )
+            })
+        })
+        .transpose()
 }

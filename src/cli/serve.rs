@@ -175,7 +175,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
+    pub async fn run(
+        &self,
+        database: &DatabaseArgs,
+        metrics_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<()> {
         // Configuration first, so a bad variable fails before anything is started.
         let listen: SocketAddr = self.listen.parse().with_context(|| {
             format!(
@@ -188,6 +192,7 @@ impl ServeArgs {
         }
         let keys = self.jwt.keys(&database.data_dir)?;
         let mut config = ServerConfig::new(keys.clone());
+        config.metrics_listen = metrics_listen;
         let trusted_proxies = self
             .trusted_proxies
             .iter()

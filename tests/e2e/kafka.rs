@@ -592,6 +592,18 @@ async fn the_all_in_one_kafka_shape_serves_read_your_writes() {
         tree.body["divisions"][0]["projects"][0]["sites"][0]["path"],
         "MBL/DHK/PADMA/S1"
     );
+    // The fan-out's metrics: the relay produced, each worker joined its group.
+    let scrape = crate::metrics::scrape(&app).await;
+    crate::metrics::check_conventions(&scrape);
+    let value = |name, labels: &[(&str, &str)]| crate::metrics::value(&scrape, name, labels);
+    assert!(value("vextrus_kafka_events_produced_total", &[]) >= Some(h.position as f64));
+    assert!(
+        value(
+            "vextrus_kafka_rebalances_total",
+            &[("projection", "organization_hierarchy")]
+        ) >= Some(1.0)
+    );
+    assert!(value("vextrus_relay_position", &[("relay", "main")]).is_some());
     app.shutdown().await;
 }
 

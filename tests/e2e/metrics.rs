@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::http::*;
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub async fn scrape(app: &TestApp) -> Scrape {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
@@ -24,7 +24,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 }
 
 /// The value of the sample `name` whose labels include `labels`.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
         .iter()
@@ -46,25 +46,9 @@ fn is_uuid_like(text: &str) -> bool {
         .any(|part| part.len() >= 8 && part.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-#[tokio::test]
-async fn metrics_parse_follow_the_conventions_and_count_what_happened() {
-    let app = spawn_app().await;
-    let admin = app.caller(&["admin"]);
-    let tree = admin.create_hierarchy("MET").await;
-    admin
-        .get(&format!(
-            "/v1/organizations/{}/tree?min_position={}",
-            tree.org, tree.position
-        ))
-        .await
-        .expect(200);
-    admin
-        .post("/v1/organizations", json!({"name": "", "code": "x"}))
-        .await
-        .expect(422);
-    admin.get("/v1/nowhere").await.expect(404);
-
-    let scrape = scrape(&app).await;
+/// Holds every sample of `scrape` to the conventions: a namespace, typed, `_total` counters only,
+/// `_seconds` histograms, base units, a HELP line, no tenant label, route templates.
+pub fn check_conventions(scrape: &Scrape) {
     let docs: BTreeMap<&str, &str> = scrape
         .docs
         .iter()
@@ -124,7 +108,28 @@ async fn metrics_parse_follow_the_conventions_and_count_what_happened() {
             );
         }
     }
+}
 
+#[tokio::test]
+async fn metrics_parse_follow_the_conventions_and_count_what_happened() {
+    let app = spawn_app().await;
+    let admin = app.caller(&["admin"]);
+    let tree = admin.create_hierarchy("MET").await;
+    admin
+        .get(&format!(
+            "/v1/organizations/{}/tree?min_position={}",
+            tree.org, tree.position
+        ))
+        .await
+        .expect(200);
+    admin
+        .post("/v1/organizations", json!({"name": "", "code": "x"}))
+        .await
+        .expect(422);
+    admin.get("/v1/nowhere").await.expect(404);
+
+    let scrape = scrape(&app).await;
+    check_conventions(&scrape);
     // What this test did is counted.
     let created = value(
         &scrape,
@@ -212,6 +217,35 @@ async fn metrics_parse_follow_the_conventions_and_count_what_happened() {
     );
     assert!(value(&scrape, "process_resident_memory_bytes", &[]) > Some(1_000_000.0));
     assert!(value(&scrape, "process_open_fds", &[]) > Some(3.0));
-    assert!(names.contains("process_cpu_seconds_total"));
+    assert!(value(&scrape, "process_cpu_seconds_total", &[]).is_some());
+    app.shutdown().await;
+}
+
+/// `VEXTRUS_METRICS_LISTEN` moves `/metrics` off the API port onto a listener of its own.
+#[tokio::test]
+async fn metrics_listen_serves_metrics_apart_from_the_api() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let app = spawn_app_with(|config| config.metrics_listen = Some(address)).await;
+    app.client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    let on_api_port = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_api_port.status(), 404);
+    let text = app
+        .client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+    check_conventions(&scrape);
+    assert!(value(&scrape, "vextrus_log_head_position", &[]).is_some());
     app.shutdown().await;
 }
