@@ -101,6 +101,9 @@ impl Server {
         listener: TcpListener,
         mut config: ServerConfig,
     ) -> Result<Self, ServerError> {
+        // The metrics recorder first, so that the relay and the workers count from the start.
+        vextrus_api::metrics::handle();
+        vextrus_fanout::metrics::describe();
         let pool_size = config.max_connections.max(2);
         let writer = database::role_pool(database, DbRole::Writer, pool_size).await?;
         let reader = database::role_pool(database, DbRole::Reader, pool_size).await?;
@@ -140,7 +143,6 @@ impl Server {
         }
 
         config.api.latest_migration = database::latest_migration();
-        vextrus_fanout::metrics::describe();
         let metrics_listener = match config.metrics_listen {
             Some(address) => {
                 config.api.metrics_on_api_port = false;

@@ -336,11 +336,13 @@ async fn refresh_from_database(pool: &PgPool) -> Result<(), sqlx::Error> {
             let current = if report.state == state { 1.0 } else { 0.0 };
             gauge!(PROJECTION_STATE, "projection" => name.clone(), "state" => state).set(current);
         }
-        if let Some(replay) = &report.last_replay {
-            gauge!(REPLAY_EVENTS_DONE, "projection" => name.clone()).set(replay.events_done as f64);
-            gauge!(REPLAY_EVENTS_TOTAL, "projection" => name.clone())
-                .set(replay.events_total as f64);
-        }
+        // 0 of 0 before the first replay.
+        let (done, total) = report
+            .last_replay
+            .as_ref()
+            .map_or((0, 0), |replay| (replay.events_done, replay.events_total));
+        gauge!(REPLAY_EVENTS_DONE, "projection" => name.clone()).set(done as f64);
+        gauge!(REPLAY_EVENTS_TOTAL, "projection" => name.clone()).set(total as f64);
     }
     let projections: Vec<(String, i64, i64)> = sqlx::query_as(
         "select c.projection, c.events_applied,

@@ -125,6 +125,9 @@ impl Relay {
             .map_err(RelayError::Producer)?;
         let (position, relayed) = self.load_checkpoint().await?;
         info!(?position, "relay active");
+        // Present from the start, so that a rate over them is 0 rather than nothing.
+        metrics::counter!(crate::metrics::PRODUCE_ERRORS).increment(0);
+        metrics::counter!(crate::metrics::EVENTS_PRODUCED).increment(0);
         self.status.send_modify(|status| {
             *status = RelayStatus {
                 active: true,

@@ -28,7 +28,7 @@ use crate::support::dump_read_models;
 const PARTITIONS: i32 = 4;
 
 /// A broker with a topic per aggregate type, and the configuration pointing at it.
-fn broker() -> (EmbeddedKafka, KafkaConfig) {
+pub fn broker() -> (EmbeddedKafka, KafkaConfig) {
     let kafka = EmbeddedKafka::start(1).unwrap();
     let mut config = KafkaConfig::new(kafka.bootstrap_servers());
     config.topic_prefix = format!("t{}.", uuid::Uuid::now_v7().simple());

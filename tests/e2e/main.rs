@@ -11,6 +11,7 @@ mod api_security;
 mod audit;
 mod cli;
 mod crash;
+mod deploy_kit;
 mod http;
 mod identity;
 mod immutability;
