@@ -104,6 +104,13 @@ impl Server {
         // The metrics recorder first, so that the relay and the workers count from the start.
         vextrus_api::metrics::handle();
         vextrus_fanout::metrics::describe();
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => {
+                config.api.metrics_on_api_port = false;
+                Some(TcpListener::bind(address).await?)
+            }
+            None => None,
+        };
         let pool_size = config.max_connections.max(2);
         let writer = database::role_pool(database, DbRole::Writer, pool_size).await?;
         let reader = database::role_pool(database, DbRole::Reader, pool_size).await?;
@@ -143,13 +150,6 @@ impl Server {
         }
 
         config.api.latest_migration = database::latest_migration();
-        let metrics_listener = match config.metrics_listen {
-            Some(address) => {
-                config.api.metrics_on_api_port = false;
-                Some(TcpListener::bind(address).await?)
-            }
-            None => None,
-        };
         let metrics_source = MetricsSource::new(projector.clone())
             .with_pool("writer", store.pool().clone())
             .with_pool("reader", reader.clone());

@@ -12,7 +12,7 @@ use vextrus::server::Fanout;
 
 use crate::http::spawn_app_with;
 use crate::kafka::broker;
-use crate::metrics::check_conventions;
+use crate::metrics::{check_conventions, scrape_url};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -79,17 +79,7 @@ async fn the_alert_rules_and_dashboard_name_metrics_a_scrape_has_and_promtool_ag
     // librdkafka reports consumer lag every 5 s: scrape until every named metric is there.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (scrape, text) = loop {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let scrape =
-            prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+        let (scrape, text) = scrape_url(&app.client, &app.url("/metrics")).await;
         let present: BTreeSet<String> = scrape
             .samples
             .iter()

@@ -8,8 +8,14 @@ use serde_json::json;
 
 use crate::http::*;
 
+/// The API port's `/metrics`, parsed.
 pub async fn scrape(app: &TestApp) -> Scrape {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    scrape_url(&app.client, &app.url("/metrics")).await.0
+}
+
+/// `/metrics` at `url`: parsed, and as text.
+pub async fn scrape_url(client: &reqwest::Client, url: &str) -> (Scrape, String) {
+    let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -20,7 +26,8 @@ pub async fn scrape(app: &TestApp) -> Scrape {
         "{content_type}"
     );
     let text = response.text().await.unwrap();
-    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap()
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+    (scrape, text)
 }
 
 /// The value of the sample `name` whose labels include `labels`.
@@ -235,16 +242,7 @@ async fn metrics_listen_serves_metrics_apart_from_the_api() {
         .unwrap();
     let on_api_port = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(on_api_port.status(), 404);
-    let text = app
-        .client
-        .get(format!("http://{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+    let (scrape, _) = scrape_url(&app.client, &format!("http://{address}/metrics")).await;
     check_conventions(&scrape);
     assert!(value(&scrape, "vextrus_log_head_position", &[]).is_some());
     app.shutdown().await;
