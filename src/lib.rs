@@ -9,6 +9,7 @@
 //! - [`demo`]: the sample tenant of `vextrus serve --demo`;
 //! - [`tenants`] and [`signing_keys`]: the platform operator's tenants and the keys that sign
 //!   access tokens (`vextrus tenant`, `vextrus keys`);
+//! - [`telemetry`]: OpenTelemetry traces over OTLP, when the standard variables ask for them;
 //! - [`testkit`]: a fresh, migrated database per test on one cluster per test process.
 //!
 //! The subcommands themselves live in the binary (`src/main.rs`, `src/cli/`). The crates of the
@@ -21,5 +22,6 @@ pub mod demo;
 pub mod postgres;
 pub mod server;
 pub mod signing_keys;
+pub mod telemetry;
 pub mod tenants;
 pub mod testkit;

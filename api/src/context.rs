@@ -71,6 +71,7 @@ impl RequestOrigin {
         }
         metadata.client_address = self.client_address;
         metadata.user_agent = self.user_agent.clone();
+        vextrus_commands::trace::record_current(&mut metadata);
         let span = tracing::Span::current();
         span.record("command_id", tracing::field::display(metadata.command_id()));
         span.record(

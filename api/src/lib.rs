@@ -147,13 +147,15 @@ pub async fn serve(
 }
 
 /// The span of one request. Handlers record the tenant, command and correlation ids once known.
+/// A W3C `traceparent` (and `tracestate`) makes it a child of the caller's span when traces are
+/// exported (see the binary's `telemetry`); otherwise it has no effect.
 fn request_span(request: &Request<Body>) -> Span {
     let request_id = request
         .headers()
         .get(context::REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
@@ -161,7 +163,26 @@ fn request_span(request: &Request<Body>) -> Span {
         tenant_id = tracing::field::Empty,
         command_id = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
-    )
+    );
+    let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&TraceHeaders(request.headers()))
+    });
+    // Without an exporter there is no OpenTelemetry layer, and this does nothing.
+    tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, caller);
+    span
+}
+
+/// A request's headers, as the W3C trace-context propagator reads them.
+struct TraceHeaders<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
 }
 
 async fn not_found() -> ApiError {

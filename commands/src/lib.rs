@@ -26,6 +26,7 @@ pub mod log;
 mod metadata;
 mod store;
 pub mod tenant;
+pub mod trace;
 
 pub use aggregates::{AGGREGATE_TYPES, AGGREGATES, AggregateKind, StateFold, aggregate};
 pub use cache::StreamCache;

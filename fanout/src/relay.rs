@@ -229,6 +229,10 @@ impl Relay {
         let mut deliveries = Vec::with_capacity(batch.len());
         for event in batch {
             let position = event.global_position.get();
+            if event.traceparent().is_some() {
+                let span = tracing::info_span!("relay_event", global_position = position);
+                event.continue_trace(&span);
+            }
             let envelope = EventEnvelope::from(event);
             let value = envelope
                 .to_json()
@@ -291,7 +295,7 @@ fn message_headers(event: &RecordedEvent) -> OwnedHeaders {
             value: Some(value.as_bytes()),
         })
     };
-    let mut headers = OwnedHeaders::new_with_capacity(6);
+    let mut headers = OwnedHeaders::new_with_capacity(7);
     headers = header(headers, headers::TENANT_ID, &event.tenant_id.to_string());
     headers = header(headers, headers::EVENT_TYPE, &event.event_type);
     headers = header(headers, headers::SEQUENCE, &event.sequence.to_string());
@@ -305,11 +309,16 @@ fn message_headers(event: &RecordedEvent) -> OwnedHeaders {
         headers::CORRELATION_ID,
         &event.correlation_id.to_string(),
     );
-    header(
+    headers = header(
         headers,
         headers::ENVELOPE_VERSION,
         &crate::envelope::ENVELOPE_VERSION.to_string(),
-    )
+    );
+    // The W3C trace context, under its standard name, for tracing-aware consumers.
+    match event.traceparent() {
+        Some(traceparent) => header(headers, vextrus_commands::trace::TRACEPARENT, traceparent),
+        None => headers,
+    }
 }
 
 /// Creates the topics of `aggregate_types` with the configured partition count, where the

@@ -37,6 +37,7 @@ use tracing::{error, info, instrument, warn};
 use vextrus_commands::{LogReader, RecordedEvent, tenant};
 use vextrus_projections::{
     BatchFailure, FedBy, Projection, apply_batch, hold_off_swaps, is_transient, register,
+    trace_applied,
 };
 
 use crate::config::KafkaConfig;
@@ -474,6 +475,7 @@ impl<P: Projection> KafkaWorker<P> {
                 BatchFailure::Database(error) => classify(error),
             })?;
         tx.commit().await?;
+        trace_applied(P::NAME, &admitted);
         Ok(outcomes)
     }
 

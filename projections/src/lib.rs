@@ -35,6 +35,7 @@ pub use columns::{
 };
 pub use projection::{
     BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
+    trace_applied,
 };
 pub use runner::{
     FedBy, ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError, hold_off_swaps,

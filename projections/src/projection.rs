@@ -88,6 +88,21 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError>;
 }
 
+/// Marks each traced event of a committed batch in its request's trace: an `apply_event` span,
+/// child of the request that appended it (see `vextrus_commands::trace`). Untraced events cost
+/// nothing.
+pub fn trace_applied(projection: &'static str, events: &[&RecordedEvent]) {
+    for event in events.iter().filter(|event| event.traceparent().is_some()) {
+        let span = tracing::info_span!(
+            "apply_event",
+            projection,
+            global_position = event.global_position.get(),
+            event_type = %event.event_type,
+        );
+        event.continue_trace(&span);
+    }
+}
+
 /// Loads, applies and saves `events` in the caller's transaction: a whole batch. On failure the
 /// caller rolls back; the error says whether an event (and which) or the database failed.
 pub async fn apply_batch<P: Projection>(

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
 use vextrus_commands::{GlobalPosition, LogFilter, LogPosition, LogReader, RecordedEvent};
 
-use crate::projection::{BatchFailure, Projection, ProjectionError, apply_batch, is_transient};
+use crate::projection::{
+    BatchFailure, Projection, ProjectionError, apply_batch, is_transient, trace_applied,
+};
 
 /// Where a projection is and what it is doing, as the runner last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +261,7 @@ impl<P: Projection> ProjectionRunner<P> {
         .await
         .map_err(BatchFailure::Database)?;
         tx.commit().await.map_err(BatchFailure::Database)?;
+        trace_applied(P::NAME, events);
         Ok(Batch::Committed)
     }
 

@@ -28,3 +28,4 @@ mod row_security;
 mod store;
 mod support;
 mod tamper;
+mod traces;
