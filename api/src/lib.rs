@@ -52,12 +52,14 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, header};
 use axum::routing::get;
+use opentelemetry::trace::TraceContextExt as _;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub use auth::{Claims, JwtKeys, Permission, Role};
 pub use error::ApiError;
@@ -163,12 +165,17 @@ fn request_span(request: &Request<Body>) -> Span {
         tenant_id = tracing::field::Empty,
         command_id = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&TraceHeaders(request.headers()))
     });
-    // Without an exporter there is no OpenTelemetry layer, and this does nothing.
-    tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, caller);
+    // Without an exporter there is no OpenTelemetry layer, and none of this does anything.
+    span.set_parent(caller);
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
     span
 }
 

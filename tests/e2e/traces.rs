@@ -62,7 +62,7 @@ async fn one_traced_command(
     expected: &[&str],
 ) -> Vec<Span> {
     let dir = scratch_dir("traces");
-    let served = tokio::task::spawn_blocking({
+    let mut served = tokio::task::spawn_blocking({
         let (dir, url, endpoint) = (dir.clone(), app.db.url.clone(), endpoint.to_owned());
         let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
         move || {
@@ -73,12 +73,21 @@ async fn one_traced_command(
                     .env("VEXTRUS_JWT_SECRET", SECRET)
                     .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
                     .env("OTEL_SERVICE_NAME", "vextrus-trace-test")
-                    .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+                    .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+                    .env("VEXTRUS_LOG_FORMAT", "json")
+                    .env("VEXTRUS_LOG", "info,sqlx=warn")
+                    .stderr(std::process::Stdio::piped());
             })
         }
     })
     .await
     .unwrap();
+    let mut stderr = served.child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
     let client = reqwest::Client::new();
     served.wait_until_ready(&client).await;
     let token = JwtKeys::from_secret(SECRET.as_bytes())
@@ -130,6 +139,14 @@ async fn one_traced_command(
     };
     assert!(served.stop().await.success());
     let _ = std::fs::remove_dir_all(&dir);
+    // The JSON logs of the request carry its trace id.
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.lines()
+            .any(|line| serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|line| line["span"]["trace_id"] == trace_id.as_str())),
+        "no log line with trace id {trace_id}:\n{logs}"
+    );
     let request = ours
         .iter()
         .find(|span| span.name == "request")
