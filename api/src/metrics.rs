@@ -44,6 +44,7 @@ pub const RELAY_POSITION: &str = "vextrus_relay_position";
 pub const RELAY_LAG_EVENTS: &str = "vextrus_relay_lag_events";
 pub const RELAY_EVENTS_RELAYED: &str = "vextrus_relay_events_relayed_total";
 pub const POOL_CONNECTIONS: &str = "vextrus_db_pool_connections";
+pub const POOL_MAX_CONNECTIONS: &str = "vextrus_db_pool_max_connections";
 pub const POOL_IDLE_CONNECTIONS: &str = "vextrus_db_pool_idle_connections";
 pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
@@ -151,6 +152,20 @@ fn describe() {
         "Open connections of a database pool (writer, reader, projector)"
     );
     describe_gauge!(POOL_IDLE_CONNECTIONS, "Idle connections of a database pool");
+    describe_gauge!(
+        POOL_MAX_CONNECTIONS,
+        "The most connections a database pool opens: open equal to it with none idle means waits"
+    );
+    describe_histogram!(
+        vextrus_commands::tenant::BEGIN_DURATION,
+        Unit::Seconds,
+        "Time to take a connection from a pool and begin a tenant's transaction (pool waits show here)"
+    );
+    describe_histogram!(
+        vextrus_projections::BATCH_DURATION,
+        Unit::Seconds,
+        "Time a projection takes to apply and commit one batch"
+    );
     describe_gauge!(
         PROCESS_RESIDENT_MEMORY,
         Unit::Bytes,
@@ -273,6 +288,8 @@ impl MetricsSource {
         for (name, pool) in &self.pools {
             gauge!(POOL_CONNECTIONS, "pool" => *name).set(f64::from(pool.size()));
             gauge!(POOL_IDLE_CONNECTIONS, "pool" => *name).set(pool.num_idle() as f64);
+            gauge!(POOL_MAX_CONNECTIONS, "pool" => *name)
+                .set(f64::from(pool.options().get_max_connections()));
         }
         refresh_process();
         handle.run_upkeep();

@@ -17,9 +17,16 @@ pub async fn begin(
     pool: &PgPool,
     tenant: TenantId,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(format!("begin; select vextrus_set_tenant('{tenant}')"))
-        .await
+    let started = std::time::Instant::now();
+    let tx = pool
+        .begin_with(format!("begin; select vextrus_set_tenant('{tenant}')"))
+        .await;
+    metrics::histogram!(BEGIN_DURATION).record(started.elapsed().as_secs_f64());
+    tx
 }
+
+/// Metric: the time [`begin`] takes, a pool wait included (sqlx counts no waits itself).
+pub const BEGIN_DURATION: &str = "vextrus_db_begin_duration_seconds";
 
 /// Switches an open transaction to `tenant`: for the projector, whose transactions apply events
 /// of several tenants in turn. Everything after it in the transaction sees exactly `tenant`.

@@ -26,11 +26,15 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// librdkafka properties passed through (`security.protocol`, `sasl.mechanism`, ...).
     pub properties: BTreeMap<String, String>,
+    /// How long after the relay's brokers acknowledged an event a worker waits for Kafka to
+    /// deliver it before applying it from the log (see the worker's check against the log).
+    pub heal_after: std::time::Duration,
 }
 
 impl KafkaConfig {
     pub const DEFAULT_TOPIC_PREFIX: &'static str = "vextrus.";
     pub const DEFAULT_PARTITIONS: i32 = 6;
+    pub const DEFAULT_HEAL_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
@@ -38,6 +42,7 @@ impl KafkaConfig {
             topic_prefix: Self::DEFAULT_TOPIC_PREFIX.to_owned(),
             partitions: Self::DEFAULT_PARTITIONS,
             properties: BTreeMap::new(),
+            heal_after: Self::DEFAULT_HEAL_AFTER,
         }
     }
 

@@ -29,4 +29,4 @@ pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
 pub use poison::{PoisonEvent, poison_events, request_skip};
 pub use relay::{MAIN_RELAY, Relay, RelayError, RelayStatus, create_topics};
-pub use worker::{DEFAULT_HEAL_AFTER, KafkaWorker, WorkerError, WorkerStatus};
+pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

@@ -206,10 +206,6 @@ fn is_stopped(stopped: &Stopped, message: &BorrowedMessage<'_>) -> bool {
 const SKIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-/// How long after the relay's brokers acknowledged an event a worker waits for Kafka to deliver
-/// it before applying it from the log ([`KafkaWorker::heal_after`]).
-pub const DEFAULT_HEAL_AFTER: Duration = Duration::from_secs(10);
-
 pub struct KafkaWorker<P: Projection> {
     projection: P,
     pool: PgPool,
@@ -218,7 +214,6 @@ pub struct KafkaWorker<P: Projection> {
     consumer_settings: Vec<(String, String)>,
     /// The relay whose acknowledged position tells which events Kafka should have delivered.
     relay_name: String,
-    heal_after: Duration,
     status: watch::Sender<WorkerStatus>,
 }
 
@@ -232,7 +227,6 @@ impl<P: Projection> KafkaWorker<P> {
             kafka,
             consumer_settings: Vec::new(),
             relay_name: crate::relay::MAIN_RELAY.to_owned(),
-            heal_after: DEFAULT_HEAL_AFTER,
             status: watch::Sender::new(WorkerStatus::default()),
         }
     }
@@ -244,9 +238,9 @@ impl<P: Projection> KafkaWorker<P> {
     }
 
     /// How long after the relay's brokers acknowledged an event this worker waits for Kafka to
-    /// deliver it before applying it from the log (default [`DEFAULT_HEAL_AFTER`]).
+    /// deliver it before applying it from the log (default: the configuration's `heal_after`).
     pub fn heal_after(mut self, heal_after: Duration) -> Self {
-        self.heal_after = heal_after;
+        self.kafka.heal_after = heal_after;
         self
     }
 
@@ -459,6 +453,7 @@ impl<P: Projection> KafkaWorker<P> {
     /// written as the events are admitted; the projection then applies every admitted event
     /// (and missing predecessor) in one go.
     async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<Vec<Applied>, ApplyError> {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         // A replay's swap replaces the read model and the dedupe record together, between batches.
         hold_off_swaps(&mut tx, P::NAME).await?;
@@ -475,6 +470,8 @@ impl<P: Projection> KafkaWorker<P> {
                 BatchFailure::Database(error) => classify(error),
             })?;
         tx.commit().await?;
+        metrics::histogram!(vextrus_projections::BATCH_DURATION, "projection" => P::NAME)
+            .record(started.elapsed().as_secs_f64());
         trace_applied(P::NAME, &admitted);
         Ok(outcomes)
     }

@@ -34,8 +34,8 @@ pub use columns::{
     concat_columns, field_column,
 };
 pub use projection::{
-    BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch, is_transient,
-    trace_applied,
+    BATCH_DURATION, BatchFailure, Projection, ProjectionError, SHADOW_SCHEMA, Target, apply_batch,
+    is_transient, trace_applied,
 };
 pub use runner::{
     FedBy, ProjectionRunner, ProjectionState, ProjectionStatus, RunnerError, hold_off_swaps,

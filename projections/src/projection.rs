@@ -88,6 +88,9 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, rows: &mut Self::Rows, event: &RecordedEvent) -> Result<(), ProjectionError>;
 }
 
+/// Metric: how long one batch took to apply and commit, by projection (runner and workers).
+pub const BATCH_DURATION: &str = "vextrus_projection_batch_duration_seconds";
+
 /// Marks each traced event of a committed batch in its request's trace: an `apply_event` span,
 /// child of the request that appended it (see `vextrus_commands::trace`). Untraced events cost
 /// nothing.

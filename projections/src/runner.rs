@@ -236,6 +236,7 @@ impl<P: Projection> ProjectionRunner<P> {
         events: &[&RecordedEvent],
         generation: i64,
     ) -> Result<Batch, BatchFailure> {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await.map_err(BatchFailure::Database)?;
         let current = hold_off_swaps(&mut tx, P::NAME)
             .await
@@ -261,6 +262,8 @@ impl<P: Projection> ProjectionRunner<P> {
         .await
         .map_err(BatchFailure::Database)?;
         tx.commit().await.map_err(BatchFailure::Database)?;
+        metrics::histogram!(crate::projection::BATCH_DURATION, "projection" => P::NAME)
+            .record(started.elapsed().as_secs_f64());
         trace_applied(P::NAME, events);
         Ok(Batch::Committed)
     }

@@ -32,6 +32,11 @@ pub struct KafkaArgs {
     /// Partitions of the topics the relay creates on start (where the brokers allow it).
     #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = KafkaConfig::DEFAULT_PARTITIONS)]
     pub kafka_topic_partitions: i32,
+
+    /// Seconds a worker waits, after the relay's brokers acknowledged an event, for Kafka to
+    /// deliver it before applying it from the log (0 to 3600).
+    #[arg(long, env = "VEXTRUS_KAFKA_HEAL_AFTER_SECS", default_value_t = KafkaConfig::DEFAULT_HEAL_AFTER.as_secs())]
+    pub kafka_heal_after_secs: u64,
 }
 
 impl KafkaArgs {
@@ -48,9 +53,13 @@ impl KafkaArgs {
         if !(1..=10_000).contains(&self.kafka_topic_partitions) {
             bail!("KAFKA_TOPIC_PARTITIONS must be between 1 and 10000");
         }
+        if self.kafka_heal_after_secs > 3600 {
+            bail!("VEXTRUS_KAFKA_HEAL_AFTER_SECS must be between 0 and 3600");
+        }
         let mut config = KafkaConfig::new(brokers).with_environment(std::env::vars());
         config.topic_prefix = prefix.clone();
         config.partitions = self.kafka_topic_partitions;
+        config.heal_after = std::time::Duration::from_secs(self.kafka_heal_after_secs);
         Ok(config)
     }
 

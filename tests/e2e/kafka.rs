@@ -14,8 +14,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{
-    DEFAULT_HEAL_AFTER, EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus,
-    WorkerStatus,
+    EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus,
 };
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{Projection, ProjectionRunner, ProjectionState};
@@ -112,7 +111,7 @@ async fn start_worker_of<P: Projection + Clone>(
     config: &KafkaConfig,
     projection: P,
 ) -> Task<WorkerStatus> {
-    start_worker_healing_after(app, config, projection, DEFAULT_HEAL_AFTER).await
+    start_worker_healing_after(app, config, projection, KafkaConfig::DEFAULT_HEAL_AFTER).await
 }
 
 async fn start_worker_healing_after<P: Projection + Clone>(

@@ -82,7 +82,7 @@ impl<P: Projection> KafkaWorker<P> {
         relay_history: &mut RelayHistory,
     ) -> Result<CoverageCheck, sqlx::Error> {
         let relay = relay_position(&self.pool, &self.relay_name).await?;
-        let heal_below = relay_history.record(Instant::now(), relay, self.heal_after);
+        let heal_below = relay_history.record(Instant::now(), relay, self.kafka.heal_after);
         let (start, generation) = covered_position(&self.pool, P::NAME).await?;
         let poisoned = poisoned_streams(&self.pool, &self.reader, P::NAME).await?;
         let filter = LogFilter::default().aggregate_types(P::AGGREGATE_TYPES.iter().copied());
