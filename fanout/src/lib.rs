@@ -28,5 +28,7 @@ pub use config::KafkaConfig;
 pub use embedded::EmbeddedKafka;
 pub use envelope::EventEnvelope;
 pub use poison::{PoisonEvent, poison_events, request_skip};
-pub use relay::{MAIN_RELAY, Relay, RelayError, RelayStatus, create_topics};
+pub use relay::{
+    MAIN_RELAY, Relay, RelayError, RelayStatus, create_topics, rewind_for_empty_brokers,
+};
 pub use worker::{KafkaWorker, WorkerError, WorkerStatus};

@@ -321,6 +321,26 @@ fn message_headers(event: &RecordedEvent) -> OwnedHeaders {
     }
 }
 
+/// For brokers that start empty (the embedded cluster, which dies with its process): moves the
+/// relay's checkpoint back to the lowest covered position of the Kafka-fed projections, so that
+/// the relay sends again what no worker had applied when the previous brokers went. The workers'
+/// dedupe skips what they had. `pool` acts as `vextrus_projector`.
+pub async fn rewind_for_empty_brokers(pool: &PgPool, relay: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update relay_checkpoints r
+         set transaction_id = c.transaction_id, global_position = c.global_position, updated_at = now()
+         from (select transaction_id, global_position from projection_checkpoints
+               where fed_by = 'kafka'
+               order by transaction_id, global_position limit 1) c
+         where r.relay = $1
+           and (c.transaction_id, c.global_position) < (r.transaction_id, r.global_position)",
+    )
+    .bind(relay)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 /// Creates the topics of `aggregate_types` with the configured partition count, where the
 /// brokers allow it. Existing topics are left as they are; a refusal (no permission, a broker
 /// that does not serve CreateTopics) is logged, and producing then relies on the cluster's

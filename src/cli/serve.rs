@@ -277,6 +277,14 @@ impl ServeArgs {
             database::migrate(&options)
                 .await
                 .context("applying migrations")?;
+            if embedded.is_some() {
+                // The embedded brokers start empty: send again what the workers had not applied.
+                let projector = database::role_pool(&options, DbRole::Projector, 1).await?;
+                vextrus_fanout::rewind_for_empty_brokers(&projector, vextrus_fanout::MAIN_RELAY)
+                    .await
+                    .context("rewinding the relay for the embedded brokers")?;
+                projector.close().await;
+            }
             let demo = match self.demo {
                 true => Some(load_demo(&options).await?),
                 false => None,

@@ -373,6 +373,71 @@ async fn events_the_brokers_lost_are_applied_from_the_log_and_the_lag_is_the_log
     assert_eq!(healed, single_node_reference(&app).await);
 }
 
+#[tokio::test]
+async fn empty_brokers_make_the_relay_resend_from_the_lowest_covered_position() {
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    drive_commands(&app, 1).await;
+    let positions: Vec<(i64, i64)> = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from events
+         order by transaction_id, global_position",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    let (head, middle) = (
+        positions[positions.len() - 1],
+        positions[positions.len() / 2],
+    );
+    sqlx::query(
+        "insert into relay_checkpoints (relay, transaction_id, global_position)
+         values ('main', $1::text::xid8, $2)",
+    )
+    .bind(head.0.to_string())
+    .bind(head.1)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    for (projection, at) in [("organization_hierarchy", middle), ("audit_activity", head)] {
+        sqlx::query(
+            "insert into projection_checkpoints (projection, version, fed_by, transaction_id, global_position)
+             values ($1, 1, 'kafka', $2::text::xid8, $3)",
+        )
+        .bind(projection)
+        .bind(at.0.to_string())
+        .bind(at.1)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    }
+    let projector = app.db.role_pool(DbRole::Projector, 1).await.unwrap();
+    let relay_at = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "select transaction_id::text::bigint, global_position from relay_checkpoints",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+    };
+    vextrus_fanout::rewind_for_empty_brokers(&projector, "main")
+        .await
+        .unwrap();
+    assert_eq!(
+        relay_at().await,
+        middle,
+        "back to the lowest covered position"
+    );
+    // Never forward.
+    sqlx::query("update projection_checkpoints set global_position = $1 where projection = 'organization_hierarchy'")
+        .bind(head.1)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    vextrus_fanout::rewind_for_empty_brokers(&projector, "main")
+        .await
+        .unwrap();
+    assert_eq!(relay_at().await, middle);
+}
+
 /// The Kafka workers' dedupe record differs from the log's stream heads: rows (stream, sequence)
 /// that one has and the other has not, for tenants matching `tenant` (all when `None`).
 async fn stream_positions_off_the_log(app: &TestApp, tenant: Option<uuid::Uuid>) -> i64 {

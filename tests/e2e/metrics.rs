@@ -247,3 +247,62 @@ async fn metrics_listen_serves_metrics_apart_from_the_api() {
     assert!(value(&scrape, "vextrus_log_head_position", &[]).is_some());
     app.shutdown().await;
 }
+
+/// `vextrus relay` and `vextrus project` have no API: with `VEXTRUS_METRICS_LISTEN` they serve
+/// `/metrics` themselves, with the fan-out's metrics in it.
+#[tokio::test]
+async fn relay_and_project_serve_metrics_when_asked() {
+    let app = spawn_app_with(|config| config.fanout = vextrus::server::Fanout::Elsewhere).await;
+    let (_kafka, config) = crate::kafka::broker();
+    let mut children = Vec::new();
+    let mut addresses = Vec::new();
+    for command in ["relay", "project"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let child = crate::cli::vextrus(&std::env::temp_dir())
+            .arg(command)
+            .env("DATABASE_URL", &app.db.url)
+            .env("KAFKA_BROKERS", &config.brokers)
+            .env("KAFKA_TOPIC_PREFIX", &config.topic_prefix)
+            .env("VEXTRUS_METRICS_LISTEN", address.to_string())
+            .spawn()
+            .unwrap();
+        children.push(child);
+        addresses.push((command, address));
+    }
+    let admin = app.caller(&["admin"]);
+    admin.create_hierarchy("FAN").await;
+    for (command, address) in addresses {
+        let wanted = match command {
+            "relay" => "vextrus_kafka_events_produced_total",
+            _ => "vextrus_kafka_rebalances_total",
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = app
+                .client
+                .get(format!("http://{address}/metrics"))
+                .send()
+                .await;
+            if let Ok(answer) = answer {
+                let text = answer.text().await.unwrap();
+                let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+                if scrape.samples.iter().any(|sample| sample.metric == wanted) {
+                    check_conventions(&scrape);
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vextrus {command}: no {wanted} on {address}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    app.shutdown().await;
+}
