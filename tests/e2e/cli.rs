@@ -150,6 +150,17 @@ impl Served {
         }
     }
 
+    /// Everything the process writes to standard error (spawned with `Stdio::piped()` for it),
+    /// collected until it exits.
+    pub fn read_stderr(&mut self) -> std::thread::JoinHandle<String> {
+        let mut stderr = self.child.stderr.take().expect("standard error is piped");
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+            text
+        })
+    }
+
     /// SIGTERM, then the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
         let killed = Command::new("kill")
@@ -509,12 +520,7 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
         })
         .await
         .unwrap();
-        let mut stderr = served.child.stderr.take().unwrap();
-        let logs = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-            text
-        });
+        let logs = served.read_stderr();
         served.wait_until_ready(&client).await;
         let tenant = uuid::Uuid::now_v7().to_string();
         let token = minted_token(vextrus(&dir), &tenant, "logs@example.com");

@@ -82,12 +82,7 @@ async fn one_traced_command(
     })
     .await
     .unwrap();
-    let mut stderr = served.child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        text
-    });
+    let logs = served.read_stderr();
     let client = reqwest::Client::new();
     served.wait_until_ready(&client).await;
     let token = JwtKeys::from_secret(SECRET.as_bytes())
