@@ -245,16 +245,13 @@ async fn poisoned_streams(
     reader: &LogReader,
     projection: &str,
 ) -> Result<HashSet<StreamKey>, sqlx::Error> {
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "select global_position from projection_poison_events
-         where projection = $1 and not skip_requested",
-    )
-    .bind(projection)
-    .fetch_all(pool)
-    .await?;
     let mut streams = HashSet::new();
-    for position in positions {
-        if let Some(event) = reader.read_position(position).await? {
+    let waiting = crate::poison::poison_events(pool, projection)
+        .await?
+        .into_iter()
+        .filter(|poison| !poison.skip_requested);
+    for poison in waiting {
+        if let Some(event) = reader.read_position(poison.global_position).await? {
             streams.insert((
                 event.tenant_id.as_uuid(),
                 event.aggregate_type,
