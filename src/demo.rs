@@ -11,8 +11,8 @@ use uuid::Uuid;
 use vextrus_commands::{ActorId, CommandMetadata, EventStore, ExecuteError, PostingState, Version};
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
-    EntryKind, EntryLine, JournalCommand, JournalError, Ledger, LedgerCommand, LedgerError, Money,
-    MoneyError, NewEntry, Party, PartyKind, standard_chart,
+    EntryKind, EntryLine, JournalCommand, JournalError, Ledger, LedgerCommand, LedgerError,
+    LineParty, Money, MoneyError, NewEntry, PartyKind, standard_chart,
 };
 use vextrus_domain::ids::{DivisionId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::{
@@ -475,7 +475,7 @@ async fn load_ledger(
                     account_id: account(code)?,
                     debit: money(debit)?,
                     credit: money(credit)?,
-                    party: party.map(|(kind, name)| Party {
+                    party: party.map(|(kind, name)| LineParty {
                         kind,
                         id: unit_id(&format!("party/{name}")),
                     }),

@@ -65,7 +65,7 @@ impl From<sqlx::Error> for AppendFailure {
     }
 }
 
-/// One command's appends: its own stream's, then a companion stream's (all or nothing).
+/// One command's appends: its own stream's, then its companion streams' (all or nothing).
 struct Job {
     appends: Vec<Append>,
     reads: Reads,

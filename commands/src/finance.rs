@@ -109,10 +109,13 @@ impl EventStore {
                     |events| {
                         let first =
                             first_postings(&ledger, organization_id, ledger_version, events)?;
-                        Ok(first.map(|(companion, note)| {
-                            noted = Some(note);
-                            companion
-                        }))
+                        Ok(first
+                            .map(|(companion, note)| {
+                                noted = Some(note);
+                                companion
+                            })
+                            .into_iter()
+                            .collect())
                     },
                 )
                 .await;

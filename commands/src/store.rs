@@ -180,7 +180,7 @@ impl EventStore {
             metadata,
             expected_version,
             &[],
-            |_| Ok(None),
+            |_| Ok(Vec::new()),
         )
         .await
     }
@@ -188,8 +188,9 @@ impl EventStore {
     /// [`EventStore::execute`] for a decision that read other streams (design.md D12): the
     /// command appends only if every stream of `reads` is still at the version the decision saw,
     /// else [`ExecuteError::StaleRead`] names the one that moved (reload it and decide again).
-    /// `companion` may add the events of one more stream, decided from the command's own events,
-    /// to the same transaction (its version is checked as well; it must also be in `reads`).
+    /// `companions` may add the events of more streams, decided from the command's own events,
+    /// to the same transaction (each one's version is checked as well; each must also be in
+    /// `reads`).
     #[allow(clippy::too_many_arguments)]
     #[instrument(
         name = "execute_command",
@@ -213,7 +214,7 @@ impl EventStore {
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
         reads: &[StreamRead],
-        companion: impl FnOnce(&[A::Event]) -> Result<Option<Companion>, CodecError>,
+        companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, CodecError>,
     ) -> Result<CommandOutcome, ExecuteError<A::Error>>
     where
         A: UniqueValues,
@@ -280,14 +281,16 @@ impl EventStore {
             });
         }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
-        let companion = companion(&new_events)
+        let companions: Vec<Append> = companions(&new_events)
             .map_err(ExecuteError::Encode)?
-            .map(|companion| companion.into_append(tenant, metadata));
-        let check = Reads::of(reads, companion.as_ref());
+            .into_iter()
+            .map(|companion| companion.into_append(tenant, metadata))
+            .collect();
+        let check = Reads::of(reads, &companions);
         let (version, event_count) = (append.version_after(), append.event_count());
         let claims = (append.claim_scopes.clone(), append.claim_values.clone());
         let mut appends = vec![append];
-        appends.extend(companion);
+        appends.extend(companions);
         match self.batcher().append(appends, check).await {
             Ok(last_position) => {
                 if last_position.is_some() {
@@ -695,11 +698,11 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
-    /// The read set; the companion's stream, which the command writes, is locked exclusively.
-    fn of(reads: &[StreamRead], companion: Option<&Append>) -> Self {
+    /// The read set; the companions' streams, which the command writes, are locked exclusively.
+    fn of(reads: &[StreamRead], companions: &[Append]) -> Self {
         let written = |read: &StreamRead| {
             read.written
-                || companion.is_some_and(|c| {
+                || companions.iter().any(|c| {
                     c.aggregate_type == read.aggregate_type && c.aggregate_id == read.aggregate_id
                 })
         };

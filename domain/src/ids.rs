@@ -109,3 +109,13 @@ uuid_id!(
     /// made them.
     EntryId
 );
+uuid_id!(
+    /// A customer or supplier of an organization; also the id of its
+    /// [`Party`](crate::finance::Party) stream.
+    PartyId
+);
+uuid_id!(
+    /// A sales invoice or purchase bill; also the id of its [`Invoice`](crate::finance::Invoice)
+    /// stream.
+    InvoiceId
+);

@@ -640,7 +640,7 @@ mod tests {
     use vextrus_commands::{GlobalPosition, codec};
     use vextrus_domain::TenantId;
     use vextrus_domain::finance::{
-        FiscalYear, JournalCommand, LedgerCommand, Money, NewEntry, Party, PartyKind,
+        FiscalYear, JournalCommand, LedgerCommand, LineParty, Money, NewEntry, PartyKind,
         PostingContext, standard_chart,
     };
     use vextrus_domain::ids::{AccountId, DivisionId, EntryId, OrganizationId, ProjectId};
@@ -863,7 +863,7 @@ mod tests {
                                 },
                                 debit: Money::from_paisa(if debit { paisa } else { 0 }),
                                 credit: Money::from_paisa(if debit { 0 } else { paisa }),
-                                party: Some(Party {
+                                party: Some(LineParty {
                                     kind: PartyKind::Customer,
                                     id: Uuid::nil(),
                                 }),

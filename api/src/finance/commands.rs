@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
     AccountType, EntryKind, EntryLine, JournalCommand, Ledger, LedgerCommand, LedgerSettings,
-    Money, NewAccount, NewEntry, Party, standard_chart,
+    LineParty, Money, NewAccount, NewEntry, standard_chart,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -480,7 +480,7 @@ fn entry_lines(
 ) -> Result<Vec<EntryLine>, ApiError> {
     let mut fields = Fields::default();
     let party = |party: Option<PartyRef>| {
-        party.map(|party| Party {
+        party.map(|party| LineParty {
             kind: party.kind.into(),
             id: party.id,
         })

@@ -31,10 +31,10 @@ impl PartyKind {
     }
 }
 
-/// The customer or supplier a receivable or payable line concerns. Parties become records of
-/// their own with invoices and bills; until then a line names one by kind and id.
+/// The customer or supplier a receivable or payable line concerns, by kind and id (a
+/// [`super::Party`]'s id when the line comes from an invoice, bill or payment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Party {
+pub struct LineParty {
     pub kind: PartyKind,
     pub id: Uuid,
 }
@@ -72,7 +72,7 @@ pub struct EntryLine {
     pub debit: Money,
     pub credit: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub party: Option<Party>,
+    pub party: Option<LineParty>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

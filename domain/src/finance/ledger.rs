@@ -399,6 +399,11 @@ impl Ledger {
         self.accounts.get(&account_id)
     }
 
+    /// The account with `code`, if the chart has one.
+    pub fn account_by_code(&self, code: &Code) -> Option<AccountId> {
+        self.codes.get(code).copied()
+    }
+
     pub fn accounts(&self) -> impl Iterator<Item = (AccountId, &Account)> {
         self.accounts.iter().map(|(id, account)| (*id, account))
     }
@@ -427,8 +432,6 @@ impl Ledger {
         self.closed_years.contains(&start)
     }
 
-    /// Whether an entry may be dated `date`: it lies in a fiscal year that is not closed, in an
-    /// open period, and after the lock date.
     /// Whether an entry may be dated `date`: after the lock date, in an open period of a fiscal
     /// year that is not closed. Returns the start of that fiscal year (recorded on the entry).
     pub fn check_posting_date(&self, date: NaiveDate) -> Result<NaiveDate, LedgerError> {

@@ -6,23 +6,49 @@
 //! - [`JournalEntry`]: one stream per posted entry; its posting decides on the ledger and the
 //!   organization's hierarchy ([`PostingContext`]), whose versions the store checks at append.
 //! - [`standard_chart`]: the chart a Bangladeshi construction company starts from.
+//! - [`Party`]: a customer or supplier, one stream per party.
+//! - [`TaxBook`]: an organization's dated VAT codes, VDS shares and TDS tiers, the accounts its
+//!   documents post to and its submitted VAT months, one stream per organization.
+//! - [`Invoice`]: a sales invoice or purchase bill, one stream per document; its submit takes a
+//!   gapless number from a [`NumberSeries`] and posts a journal entry, in one transaction.
+//! - [`Rate`] and [`Quantity`]: exact percentages and quantities.
 
 mod calendar;
 mod chart;
 mod entry;
+mod invoice;
 mod journal;
 mod ledger;
+mod measure;
 mod money;
+mod party;
+mod series;
+mod tax;
 
+#[cfg(test)]
+mod invoice_tests;
 #[cfg(test)]
 mod tests;
 
 pub use calendar::FiscalYear;
 pub use chart::{AccountType, NewAccount, RootType, standard_chart};
-pub use entry::{EntryKind, EntryLine, Party, PartyKind};
+pub use entry::{EntryKind, EntryLine, LineParty, PartyKind};
+pub use invoice::{
+    DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent, InvoiceKind, InvoiceLine,
+    NewInvoice, PricedLine, Pricing, SubmittedInvoice, TaxParty, Withholding, journal_entry,
+};
 pub use journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, LineIndex, MAX_LINES, MAX_TEXT,
     NewEntry, PostingContext, TEXT_PATTERN, valid_text,
 };
 pub use ledger::{Account, Ledger, LedgerCommand, LedgerError, LedgerEvent, LedgerSettings};
+pub use measure::{MeasureError, Quantity, Rate};
 pub use money::{Money, MoneyError};
+pub use party::{MAX_TERMS_DAYS, Party, PartyCommand, PartyDetails, PartyError, PartyEvent};
+pub use series::{
+    NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,
+};
+pub use tax::{
+    DocumentAccounts, TaxBook, TaxCommand, TaxError, TaxEvent, TdsDefinition, TdsSection, TdsTier,
+    VatCode, VatCodeDefinition, VatKind, VatMonth, VatRate, month_of, standard_tax_rules,
+};

@@ -12,11 +12,11 @@ use crate::ids::{AccountId, DivisionId, EntryId, OrganizationId, ProjectId, Site
 use crate::organization::{Organization, OrganizationEvent};
 use crate::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
-fn date(text: &str) -> NaiveDate {
+pub(super) fn date(text: &str) -> NaiveDate {
     text.parse().unwrap()
 }
 
-fn taka(text: &str) -> Money {
+pub(super) fn taka(text: &str) -> Money {
     Money::parse(text).unwrap()
 }
 
@@ -41,19 +41,19 @@ fn account(
 /// A company with the standard chart, FY 2025-26 open, one division, project P1 with site S1,
 /// and project P2.
 #[derive(Clone)]
-struct Books {
-    org: OrganizationId,
-    project: ProjectId,
-    site: SiteId,
-    other_project: ProjectId,
-    other_site: SiteId,
-    chart: Vec<NewAccount>,
-    ledger_events: Vec<LedgerEvent>,
-    organization_events: Vec<OrganizationEvent>,
+pub(super) struct Books {
+    pub(super) org: OrganizationId,
+    pub(super) project: ProjectId,
+    pub(super) site: SiteId,
+    pub(super) other_project: ProjectId,
+    pub(super) other_site: SiteId,
+    pub(super) chart: Vec<NewAccount>,
+    pub(super) ledger_events: Vec<LedgerEvent>,
+    pub(super) organization_events: Vec<OrganizationEvent>,
 }
 
 impl Books {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let org = OrganizationId::new();
         let (division, project, site) = (DivisionId::new(), ProjectId::new(), SiteId::new());
         let (other_project, other_site) = (ProjectId::new(), SiteId::new());
@@ -122,7 +122,7 @@ impl Books {
         }
     }
 
-    fn id(&self, code: &str) -> AccountId {
+    pub(super) fn id(&self, code: &str) -> AccountId {
         self.chart
             .iter()
             .find(|a| a.code.as_str() == code)
@@ -136,7 +136,7 @@ impl Books {
         books
     }
 
-    fn ledger(&self) -> Ledger {
+    pub(super) fn ledger(&self) -> Ledger {
         let mut ledger = Ledger::default();
         for event in self.ledger_events.clone() {
             ledger.apply(event);
@@ -144,7 +144,7 @@ impl Books {
         ledger
     }
 
-    fn context(&self) -> PostingContext {
+    pub(super) fn context(&self) -> PostingContext {
         let mut organization = Organization::default();
         for event in self.organization_events.clone() {
             organization.apply(event);
@@ -516,7 +516,7 @@ fn no_party_fixed(books: &Books) -> NewEntry {
             books.pl_line("4100", "0", "115000"),
         ],
     );
-    entry.lines[0].party = Some(Party {
+    entry.lines[0].party = Some(LineParty {
         kind: PartyKind::Customer,
         id: Uuid::now_v7(),
     });

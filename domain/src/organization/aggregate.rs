@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{OrganizationCommand, OrganizationError, OrganizationEvent, UnitKind};
 use crate::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
 use crate::unique::{UniqueValue, UniqueValues};
-use crate::values::{Code, CurrencyCode, FiscalYearStart, Name};
+use crate::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum UnitStatus {
@@ -35,6 +35,9 @@ struct Profile {
     base_currency: CurrencyCode,
     #[serde(default)]
     fiscal_year_start: FiscalYearStart,
+    /// Printed on its tax invoices as the seller's (or buyer's) BIN.
+    #[serde(default)]
+    bin: Option<Bin>,
 }
 
 /// A company and its whole tree of divisions, projects and sites: the consistency boundary of
@@ -74,6 +77,7 @@ impl Aggregate for Organization {
                 name,
                 base_currency,
                 fiscal_year_start,
+                bin,
                 ..
             } => {
                 self.profile = Some(Profile {
@@ -82,6 +86,7 @@ impl Aggregate for Organization {
                     status: UnitStatus::Active,
                     base_currency,
                     fiscal_year_start,
+                    bin: Some(bin),
                 });
             }
             E::OrganizationRenamed { name, .. } => {
@@ -196,6 +201,18 @@ impl Organization {
     /// The organization's id, once it has been created.
     pub fn id(&self) -> Option<OrganizationId> {
         self.profile.as_ref().map(|profile| profile.id)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> Option<&Name> {
+        self.profile.as_ref().map(|profile| &profile.name)
+    }
+
+    /// Its Business Identification Number (VAT registration).
+    pub fn bin(&self) -> Option<&Bin> {
+        self.profile
+            .as_ref()
+            .and_then(|profile| profile.bin.as_ref())
     }
 
     /// The currency its books are kept in.

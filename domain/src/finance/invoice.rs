@@ -1,0 +1,705 @@
+//! The [`Invoice`] aggregate: a sales invoice or a purchase bill, one stream per document
+//! (design.md D13).
+//!
+//! A document is drafted, then submitted. Submitting prices every line at the VAT rate in force on
+//! the document's date (VAT-exclusive or VAT-inclusive prices, rounded half-up once per line),
+//! works out what is withheld, takes the next number of its series and posts one balanced journal
+//! entry through the ledger's own rules:
+//!
+//! - a sales invoice: Dr receivable (the total, naming the customer) / Cr revenue per line / Cr
+//!   output VAT;
+//! - a purchase bill: Dr expense or asset per line / Dr input VAT / Cr payable (what is left to
+//!   pay) / Cr VDS payable / Cr TDS payable / Cr retention payable, when the organization withholds.
+//!
+//! The submit decides on the organization's ledger and hierarchy, its [`TaxBook`], the party and
+//! the number series, and appends the document's event, the series' number and the journal entry
+//! in one transaction, with each stream read at the version the decision saw (design.md D12).
+//! Everything a tax invoice (Mushak-6.3) prints is recorded in [`InvoiceEvent::InvoiceSubmitted`],
+//! so a changed rate, party or name later leaves the printed document as it was.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::entry::{EntryKind, EntryLine, LineParty, PartyKind};
+use super::journal::{
+    JournalCommand, JournalEntry, JournalError, JournalEvent, MAX_LINES, NewEntry, PostingContext,
+};
+use super::measure::{Quantity, Rate};
+use super::party::Party;
+use super::series::document_number;
+use super::tax::{TaxBook, TaxError, VatKind};
+use super::{Money, valid_text};
+use crate::ids::{AccountId, EntryId, InvoiceId, OrganizationId, PartyId, ProjectId, SiteId};
+use crate::unique::UniqueValues;
+use crate::values::{Bin, Code};
+
+/// Whether a document bills a customer or is a supplier's bill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceKind {
+    SalesInvoice,
+    PurchaseBill,
+}
+
+impl InvoiceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SalesInvoice => "sales_invoice",
+            Self::PurchaseBill => "purchase_bill",
+        }
+    }
+
+    /// The prefix of its number series.
+    pub fn series_prefix(self) -> &'static str {
+        match self {
+            Self::SalesInvoice => "SI",
+            Self::PurchaseBill => "PB",
+        }
+    }
+
+    /// The kind of party it is addressed to.
+    pub fn party_kind(self) -> PartyKind {
+        match self {
+            Self::SalesInvoice => PartyKind::Customer,
+            Self::PurchaseBill => PartyKind::Supplier,
+        }
+    }
+}
+
+/// Whether unit prices include VAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pricing {
+    #[default]
+    VatExclusive,
+    VatInclusive,
+}
+
+/// One line as entered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub description: String,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+    pub vat_code: Code,
+    /// Revenue on a sales invoice; expense or asset on a bill.
+    pub account_id: AccountId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<SiteId>,
+}
+
+/// A document to draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvoice {
+    pub invoice_id: InvoiceId,
+    pub organization_id: OrganizationId,
+    pub kind: InvoiceKind,
+    pub party_id: PartyId,
+    pub date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub pricing: Pricing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<String>,
+    pub lines: Vec<InvoiceLine>,
+    /// Bills: the TDS section the organization withholds under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tds_section: Option<Code>,
+    /// Bills: the share of the VAT-exclusive value held as retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Rate>,
+}
+
+/// A line as submitted: priced at its VAT code's rate on the document's date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedLine {
+    #[serde(flatten)]
+    pub line: InvoiceLine,
+    pub vat_kind: VatKind,
+    pub vat_rate: Rate,
+    /// Value without VAT.
+    pub value: Money,
+    pub vat: Money,
+    /// Value with VAT.
+    pub total: Money,
+    /// The VAT a withholding buyer deducts at source on this line.
+    pub vds: Money,
+}
+
+/// A seller or buyer as a tax invoice prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxParty {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<Bin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// What is withheld from a document's total: by the organization on a bill (posted with it), by
+/// a withholding customer on a sales invoice (expected; posted when the customer pays).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withholding {
+    pub vds: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tds_rate: Option<Rate>,
+    pub tds: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_rate: Option<Rate>,
+    pub retention: Money,
+}
+
+impl Withholding {
+    pub fn total(&self) -> Money {
+        self.vds + self.tds + self.retention
+    }
+}
+
+/// A submitted document: everything a tax invoice (Mushak-6.3) prints and the registers read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmittedInvoice {
+    pub invoice_id: InvoiceId,
+    pub organization_id: OrganizationId,
+    pub kind: InvoiceKind,
+    pub party_id: PartyId,
+    /// The printed number, e.g. `SI-2025-26-000001`, and its serial in the series.
+    pub number: String,
+    pub serial: u64,
+    /// The first day of the fiscal year of `date`, which names the series.
+    pub fiscal_year: NaiveDate,
+    pub date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub seller: TaxParty,
+    pub buyer: TaxParty,
+    pub pricing: Pricing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub narration: String,
+    pub lines: Vec<PricedLine>,
+    /// Sums of the lines.
+    pub value: Money,
+    pub vat: Money,
+    pub total: Money,
+    pub withholding: Withholding,
+    /// What the party owes (sales) or is owed (bills) on the receivable or payable account:
+    /// the total, less on a bill what the organization withholds.
+    pub balance: Money,
+    /// The journal entry the submit posted.
+    pub entry_id: EntryId,
+    /// The receivable or payable account the balance is on.
+    pub account_id: AccountId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvoiceCommand {
+    Draft(NewInvoice),
+    /// Prices, numbers and posts the draft, issued at `issued_at`.
+    Submit {
+        issued_at: DateTime<Utc>,
+        entry_id: EntryId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InvoiceEvent {
+    InvoiceDrafted(NewInvoice),
+    InvoiceSubmitted(Box<SubmittedInvoice>),
+}
+
+impl DomainEvent for InvoiceEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::InvoiceDrafted(_) => "InvoiceDrafted",
+            Self::InvoiceSubmitted(_) => "InvoiceSubmitted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Why a document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvoiceError {
+    #[error("document not found")]
+    NotFound,
+    #[error("the document already exists")]
+    AlreadyExists,
+    #[error("the document is already submitted; submitted documents change only by notes")]
+    AlreadySubmitted,
+    #[error("the party was not found in this organization")]
+    PartyNotFound,
+    #[error("the party is archived")]
+    PartyArchived,
+    #[error("a {document} is addressed to a {expected}")]
+    PartyKind {
+        document: &'static str,
+        expected: &'static str,
+    },
+    #[error("a document has 1 to {MAX_LINES} lines")]
+    LineCount,
+    #[error("must be 1 to 500 characters, without control characters or white space at either end")]
+    Text { field: String },
+    #[error("the due date is before the document's date")]
+    DueBeforeDate,
+    #[error("TDS and retention are withheld on purchase bills only")]
+    WithholdingOnSale,
+    #[error(
+        "lines[{line}]: the unit price is above zero and quantity times price at most 9999999999999.99"
+    )]
+    LineAmount { line: usize },
+    #[error("lines[{line}].vat_code: {source}")]
+    VatCode { line: usize, source: TaxError },
+    #[error("{0}")]
+    Tax(TaxError),
+    #[error("the tax book has no accounts for documents to post to")]
+    NoDocumentAccounts,
+    #[error("what is withheld ({withheld}) is more than the document's total ({total})")]
+    WithheldAboveTotal { withheld: Money, total: Money },
+    #[error("the organization has no BIN to print on a tax invoice")]
+    NoSellerBin,
+    #[error("{0}")]
+    Posting(JournalError),
+}
+
+/// What a document's decisions read: the organization's ledger and hierarchy, its tax book, the
+/// party, and the series' next serial.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentContext {
+    pub posting: PostingContext,
+    pub tax: Arc<TaxBook>,
+    pub party: Arc<Party>,
+    /// The next serial of the document's series in its fiscal year (submits only).
+    pub next_serial: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Submitted {
+    number: String,
+    total: Money,
+    balance: Money,
+    entry_id: EntryId,
+}
+
+/// A sales invoice or purchase bill (see the module docs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Invoice {
+    draft: Option<NewInvoice>,
+    submitted: Option<Submitted>,
+}
+
+impl Aggregate for Invoice {
+    const TYPE: &'static str = "invoice";
+    type Command = InvoiceCommand;
+    type Event = InvoiceEvent;
+    type Error = InvoiceError;
+    type Services = DocumentContext;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        context: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command, context)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            InvoiceEvent::InvoiceDrafted(draft) => self.draft = Some(draft),
+            InvoiceEvent::InvoiceSubmitted(submitted) => {
+                self.submitted = Some(Submitted {
+                    number: submitted.number,
+                    total: submitted.total,
+                    balance: submitted.balance,
+                    entry_id: submitted.entry_id,
+                });
+            }
+        }
+    }
+}
+
+impl UniqueValues for Invoice {}
+
+impl Invoice {
+    /// The draft as entered, once drafted.
+    pub fn draft(&self) -> Option<&NewInvoice> {
+        self.draft.as_ref()
+    }
+
+    pub fn is_submitted(&self) -> bool {
+        self.submitted.is_some()
+    }
+
+    /// The printed number, once submitted.
+    pub fn number(&self) -> Option<&str> {
+        self.submitted.as_ref().map(|s| s.number.as_str())
+    }
+
+    pub fn decide(
+        &self,
+        command: InvoiceCommand,
+        context: &DocumentContext,
+    ) -> Result<Vec<InvoiceEvent>, InvoiceError> {
+        match command {
+            InvoiceCommand::Draft(draft) => {
+                if self.draft.is_some() {
+                    return Err(InvoiceError::AlreadyExists);
+                }
+                check_draft(&draft, context)?;
+                Ok(vec![InvoiceEvent::InvoiceDrafted(draft)])
+            }
+            InvoiceCommand::Submit {
+                issued_at,
+                entry_id,
+            } => {
+                let draft = self.draft.as_ref().ok_or(InvoiceError::NotFound)?;
+                if context.posting.organization.id() != Some(draft.organization_id) {
+                    return Err(InvoiceError::NotFound);
+                }
+                if self.submitted.is_some() {
+                    return Err(InvoiceError::AlreadySubmitted);
+                }
+                let submitted = submit(draft, context, issued_at, entry_id)?;
+                // The entry it posts must pass the ledger's rules.
+                journal_entry(&submitted, context)?;
+                Ok(vec![submitted])
+            }
+        }
+    }
+}
+
+fn text(field: &str, value: &str) -> Result<(), InvoiceError> {
+    if valid_text(value) {
+        Ok(())
+    } else {
+        Err(InvoiceError::Text {
+            field: field.to_owned(),
+        })
+    }
+}
+
+/// The rules a draft meets on its own and against the party and the tax book.
+fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), InvoiceError> {
+    if context.posting.organization.id() != Some(draft.organization_id) {
+        return Err(InvoiceError::NotFound);
+    }
+    check_party(draft, &context.party)?;
+    if draft.lines.is_empty() || draft.lines.len() > MAX_LINES {
+        return Err(InvoiceError::LineCount);
+    }
+    if draft.due_date < draft.date {
+        return Err(InvoiceError::DueBeforeDate);
+    }
+    if draft.kind == InvoiceKind::SalesInvoice
+        && (draft.tds_section.is_some() || draft.retention.is_some())
+    {
+        return Err(InvoiceError::WithholdingOnSale);
+    }
+    if let Some(reference) = &draft.reference {
+        text("reference", reference)?;
+    }
+    if let Some(narration) = &draft.narration {
+        text("narration", narration)?;
+    }
+    let tax = &context.tax;
+    if tax.organization_id().is_none() {
+        return Err(InvoiceError::Tax(TaxError::NotAdopted));
+    }
+    for (index, line) in draft.lines.iter().enumerate() {
+        text(&format!("lines[{index}].description"), &line.description)?;
+        if !line.unit_price.is_positive() || line.quantity.times(line.unit_price).is_none() {
+            return Err(InvoiceError::LineAmount { line: index });
+        }
+        tax.vat_rate(&line.vat_code, draft.date)
+            .map_err(|source| InvoiceError::VatCode {
+                line: index,
+                source,
+            })?;
+    }
+    if let Some(section) = &draft.tds_section {
+        if !tax.tds_sections().contains_key(section) {
+            return Err(InvoiceError::Tax(TaxError::UnknownTdsSection(
+                section.clone(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_party(draft: &NewInvoice, party: &Party) -> Result<(), InvoiceError> {
+    if party.id() != Some(draft.party_id) || party.organization_id() != Some(draft.organization_id)
+    {
+        return Err(InvoiceError::PartyNotFound);
+    }
+    if party.is_archived() {
+        return Err(InvoiceError::PartyArchived);
+    }
+    let expected = draft.kind.party_kind();
+    if party.kind() != Some(expected) {
+        return Err(InvoiceError::PartyKind {
+            document: match draft.kind {
+                InvoiceKind::SalesInvoice => "sales invoice",
+                InvoiceKind::PurchaseBill => "purchase bill",
+            },
+            expected: expected.as_str(),
+        });
+    }
+    Ok(())
+}
+
+/// Prices, withholds and numbers a draft.
+fn submit(
+    draft: &NewInvoice,
+    context: &DocumentContext,
+    issued_at: DateTime<Utc>,
+    entry_id: EntryId,
+) -> Result<InvoiceEvent, InvoiceError> {
+    check_draft(draft, context)?;
+    let tax = &context.tax;
+    tax.check_vat_period(draft.date)
+        .map_err(InvoiceError::Tax)?;
+    let accounts = tax.accounts().ok_or(InvoiceError::NoDocumentAccounts)?;
+    let party = &context.party;
+    let details = party.details().ok_or(InvoiceError::PartyNotFound)?;
+    let organization = &context.posting.organization;
+    let fiscal_year = context
+        .posting
+        .ledger
+        .check_posting_date(draft.date)
+        .map_err(|error| InvoiceError::Posting(JournalError::Date(error)))?;
+
+    // VDS is withheld by the buyer: the organization on a bill, a withholding customer on a sale.
+    let buyer_withholds = match draft.kind {
+        InvoiceKind::PurchaseBill => tax.withholding_entity(),
+        InvoiceKind::SalesInvoice => details.withholding_entity,
+    };
+    let mut lines = Vec::with_capacity(draft.lines.len());
+    for (index, line) in draft.lines.iter().enumerate() {
+        let (vat_kind, rate) =
+            tax.vat_rate(&line.vat_code, draft.date)
+                .map_err(|source| InvoiceError::VatCode {
+                    line: index,
+                    source,
+                })?;
+        let amount = line
+            .quantity
+            .times(line.unit_price)
+            .ok_or(InvoiceError::LineAmount { line: index })?;
+        let (value, vat) = match draft.pricing {
+            Pricing::VatExclusive => (amount, rate.rate.of(amount)),
+            Pricing::VatInclusive => rate.rate.split_inclusive(amount),
+        };
+        let vds = if buyer_withholds {
+            rate.vds_share.of(vat)
+        } else {
+            Money::ZERO
+        };
+        lines.push(PricedLine {
+            line: line.clone(),
+            vat_kind,
+            vat_rate: rate.rate,
+            value,
+            vat,
+            total: value + vat,
+            vds,
+        });
+    }
+    let value: Money = lines.iter().map(|l| l.value).sum();
+    let vat: Money = lines.iter().map(|l| l.vat).sum();
+    let total = value + vat;
+    if total > Money::MAX {
+        return Err(InvoiceError::LineAmount { line: 0 });
+    }
+    let mut withholding = Withholding {
+        vds: lines.iter().map(|l| l.vds).sum(),
+        ..Withholding::default()
+    };
+    if let Some(section) = &draft.tds_section {
+        if buyer_withholds {
+            let rate = tax
+                .tds_rate(section, draft.date, value)
+                .map_err(InvoiceError::Tax)?;
+            withholding.tds_rate = Some(rate);
+            withholding.tds = rate.of(value);
+        }
+    }
+    if let Some(rate) = draft.retention {
+        withholding.retention_rate = Some(rate);
+        withholding.retention = rate.of(value);
+    }
+    let balance = match draft.kind {
+        InvoiceKind::SalesInvoice => total,
+        InvoiceKind::PurchaseBill => {
+            if withholding.total() > total {
+                return Err(InvoiceError::WithheldAboveTotal {
+                    withheld: withholding.total(),
+                    total,
+                });
+            }
+            total - withholding.total()
+        }
+    };
+    let organization_party = TaxParty {
+        name: organization
+            .name()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        bin: organization.bin().cloned(),
+        address: None,
+    };
+    let counterparty = TaxParty {
+        name: details.name.to_string(),
+        bin: details.bin.clone(),
+        address: details.address.clone(),
+    };
+    let (seller, buyer) = match draft.kind {
+        InvoiceKind::SalesInvoice => (organization_party, counterparty),
+        InvoiceKind::PurchaseBill => (counterparty, organization_party),
+    };
+    if draft.kind == InvoiceKind::SalesInvoice && seller.bin.is_none() {
+        return Err(InvoiceError::NoSellerBin);
+    }
+    let account_id = details.account_id.unwrap_or(match draft.kind {
+        InvoiceKind::SalesInvoice => accounts.receivable,
+        InvoiceKind::PurchaseBill => accounts.payable,
+    });
+    let serial = context.next_serial.max(1);
+    let number = document_number(draft.kind.series_prefix(), fiscal_year, serial);
+    let narration = draft.narration.clone().unwrap_or_else(|| {
+        let (what, to) = match draft.kind {
+            InvoiceKind::SalesInvoice => ("Sales invoice", "to"),
+            InvoiceKind::PurchaseBill => ("Purchase bill", "from"),
+        };
+        format!("{what} {number} {to} {}", details.name)
+            .chars()
+            .take(super::MAX_TEXT)
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+    });
+    Ok(InvoiceEvent::InvoiceSubmitted(Box::new(SubmittedInvoice {
+        invoice_id: draft.invoice_id,
+        organization_id: draft.organization_id,
+        kind: draft.kind,
+        party_id: draft.party_id,
+        number,
+        serial,
+        fiscal_year,
+        date: draft.date,
+        due_date: draft.due_date,
+        issued_at,
+        seller,
+        buyer,
+        pricing: draft.pricing,
+        reference: draft.reference.clone(),
+        narration,
+        lines,
+        value,
+        vat,
+        total,
+        withholding,
+        balance,
+        entry_id,
+        account_id,
+    })))
+}
+
+/// The journal entry a submitted document posts, decided by the ledger's own rules (the same
+/// decision as a manual posting); `Ok(None)` for events that post nothing.
+pub fn journal_entry(
+    event: &InvoiceEvent,
+    context: &DocumentContext,
+) -> Result<Option<JournalEvent>, InvoiceError> {
+    let InvoiceEvent::InvoiceSubmitted(submitted) = event else {
+        return Ok(None);
+    };
+    let SubmittedInvoice {
+        organization_id,
+        kind,
+        number,
+        date,
+        reference,
+        narration,
+        lines,
+        vat,
+        withholding,
+        balance,
+        entry_id,
+        account_id,
+        ..
+    } = submitted.as_ref();
+    let accounts = context
+        .tax
+        .accounts()
+        .ok_or(InvoiceError::NoDocumentAccounts)?;
+    let party: Option<LineParty> = context.party.line_party();
+    let side = |account_id: AccountId, amount: Money, debit: bool| EntryLine {
+        account_id,
+        debit: if debit { amount } else { Money::ZERO },
+        credit: if debit { Money::ZERO } else { amount },
+        party: None,
+        project_id: None,
+        site_id: None,
+        memo: None,
+    };
+    // Sales credit revenue and VAT and debit the customer; bills the other way round.
+    let sale = *kind == InvoiceKind::SalesInvoice;
+    let mut entry_lines = Vec::with_capacity(lines.len() + 5);
+    entry_lines.push(EntryLine {
+        party,
+        ..side(*account_id, *balance, sale)
+    });
+    for line in lines {
+        entry_lines.push(EntryLine {
+            project_id: line.line.project_id,
+            site_id: line.line.site_id,
+            memo: Some(line.line.description.clone()),
+            ..side(line.line.account_id, line.value, !sale)
+        });
+    }
+    let vat_account = if sale {
+        accounts.output_vat
+    } else {
+        accounts.input_vat
+    };
+    entry_lines.push(side(vat_account, *vat, !sale));
+    if !sale {
+        entry_lines.push(side(accounts.vds_payable, withholding.vds, false));
+        entry_lines.push(side(accounts.tds_payable, withholding.tds, false));
+        entry_lines.push(EntryLine {
+            party,
+            ..side(accounts.retention_payable, withholding.retention, false)
+        });
+    }
+    entry_lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
+    let entry = NewEntry {
+        entry_id: *entry_id,
+        organization_id: *organization_id,
+        kind: EntryKind::Regular,
+        date: *date,
+        narration: narration.clone(),
+        reference: reference.clone(),
+        document_number: Some(number.clone()),
+        lines: entry_lines,
+        round_off: false,
+    };
+    let mut events = JournalEntry::default()
+        .decide(JournalCommand::Post(entry), &context.posting)
+        .map_err(InvoiceError::Posting)?;
+    Ok(events.pop())
+}

@@ -1,0 +1,507 @@
+//! Invoices and bills: given the books, a party and the tax book, when a document is drafted and
+//! submitted, then what it prices, withholds, numbers and posts (domain-finance.md scenarios 13,
+//! 14, 17 and 22).
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use cqrs_es::Aggregate;
+
+use super::tests::{Books, date, taka};
+use super::*;
+use crate::ids::{EntryId, InvoiceId, PartyId};
+use crate::values::{Bin, Code, Name};
+
+fn code(text: &str) -> Code {
+    Code::parse(text).unwrap()
+}
+
+fn rate(text: &str) -> Rate {
+    Rate::parse(text).unwrap()
+}
+
+/// The books with the standard tax rules adopted (the organization withholds) and one party.
+struct Desk {
+    books: Books,
+    tax: TaxBook,
+    party: Party,
+}
+
+impl Desk {
+    fn new(kind: PartyKind, withholding_entity: bool) -> Self {
+        let books = Books::new();
+        let ledger = books.ledger();
+        let (vat_codes, tds_sections) = standard_tax_rules();
+        let mut tax = TaxBook::default();
+        for event in tax
+            .decide(TaxCommand::Adopt {
+                organization_id: books.org,
+                withholding_entity: true,
+                vat_codes,
+                tds_sections,
+                accounts: DocumentAccounts::from_standard_chart(&ledger).unwrap(),
+            })
+            .unwrap()
+        {
+            tax.apply(event);
+        }
+        let mut party = Party::default();
+        for event in party
+            .decide(PartyCommand::Register {
+                party_id: PartyId::new(),
+                organization_id: books.org,
+                kind,
+                details: PartyDetails {
+                    name: Name::parse("Roads and Highways Department").unwrap(),
+                    bin: Some(Bin::parse("000000001-0101").unwrap()),
+                    tin: None,
+                    address: Some("Sarak Bhaban, Dhaka".to_owned()),
+                    withholding_entity,
+                    terms_days: 30,
+                    account_id: None,
+                },
+            })
+            .unwrap()
+        {
+            party.apply(event);
+        }
+        Self { books, tax, party }
+    }
+
+    fn tax_with(&self, command: TaxCommand) -> Self {
+        let mut tax = self.tax.clone();
+        for event in tax.decide(command).unwrap() {
+            tax.apply(event);
+        }
+        Self {
+            books: self.books.clone(),
+            tax,
+            party: self.party.clone(),
+        }
+    }
+
+    fn context(&self, next_serial: u64) -> DocumentContext {
+        DocumentContext {
+            posting: self.books.context(),
+            tax: Arc::new(self.tax.clone()),
+            party: Arc::new(self.party.clone()),
+            next_serial,
+        }
+    }
+
+    fn line(&self, price: &str, vat_code: &str, account: &str) -> InvoiceLine {
+        InvoiceLine {
+            description: "Earthwork in embankment".to_owned(),
+            quantity: Quantity::ONE,
+            unit_price: taka(price),
+            vat_code: code(vat_code),
+            account_id: self.books.id(account),
+            project_id: Some(self.books.project),
+            site_id: Some(self.books.site),
+        }
+    }
+
+    fn draft(&self, kind: InvoiceKind, on: &str, lines: Vec<InvoiceLine>) -> NewInvoice {
+        NewInvoice {
+            invoice_id: InvoiceId::new(),
+            organization_id: self.books.org,
+            kind,
+            party_id: self.party.id().unwrap(),
+            date: date(on),
+            due_date: date(on),
+            pricing: Pricing::VatExclusive,
+            reference: None,
+            narration: None,
+            lines,
+            tds_section: None,
+            retention: None,
+        }
+    }
+
+    /// Drafts and submits `draft` as serial `serial`: the submitted event and the entry it posts.
+    fn submit(
+        &self,
+        draft: NewInvoice,
+        serial: u64,
+    ) -> Result<(InvoiceEvent, JournalEvent), InvoiceError> {
+        let context = self.context(serial);
+        let mut invoice = Invoice::default();
+        for event in invoice.decide(InvoiceCommand::Draft(draft), &context)? {
+            invoice.apply(event);
+        }
+        let submit = InvoiceCommand::Submit {
+            issued_at: Utc.with_ymd_and_hms(2025, 8, 10, 9, 30, 0).unwrap(),
+            entry_id: EntryId::new(),
+        };
+        let mut events = invoice.decide(submit, &context)?;
+        let submitted = events.pop().unwrap();
+        let entry = journal_entry(&submitted, &context)?.unwrap();
+        Ok((submitted, entry))
+    }
+}
+
+/// (account code, debit, credit) of each line of a posted entry, in order.
+fn sides(books: &Books, entry: &JournalEvent) -> Vec<(String, Money, Money)> {
+    let JournalEvent::JournalEntryPosted { lines, .. } = entry else {
+        panic!("not a posting: {entry:?}");
+    };
+    lines
+        .iter()
+        .map(|line| {
+            let code = books
+                .chart
+                .iter()
+                .find(|a| a.account_id == line.account_id)
+                .map(|a| a.code.to_string())
+                .unwrap();
+            (code, line.debit, line.credit)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sale_of_1_00_000_at_15_percent_is_1_15_000_receivable_and_takes_the_next_number() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let draft = desk.draft(
+        InvoiceKind::SalesInvoice,
+        "2025-08-10",
+        vec![desk.line("100000", "STD", "4100")],
+    );
+    let (submitted, entry) = desk.submit(draft, 7).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &submitted else {
+        panic!("{submitted:?}");
+    };
+    let SubmittedInvoice {
+        number,
+        value,
+        vat,
+        total,
+        balance,
+        seller,
+        lines,
+        ..
+    } = submitted.as_ref();
+    assert_eq!(number, "SI-2025-26-000007");
+    assert_eq!(
+        (*value, *vat, *total),
+        (taka("100000"), taka("15000"), taka("115000"))
+    );
+    assert_eq!(*balance, taka("115000"));
+    assert_eq!(lines[0].vat_rate, rate("15"));
+    assert_eq!(seller.bin, Some(Bin::parse("002871821-0101").unwrap()));
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1130".to_owned(), taka("115000"), zero),
+            ("4100".to_owned(), zero, taka("100000")),
+            ("2140".to_owned(), zero, taka("15000")),
+        ]
+    );
+    let JournalEvent::JournalEntryPosted {
+        lines,
+        document_number,
+        ..
+    } = &entry
+    else {
+        unreachable!()
+    };
+    assert_eq!(document_number.as_deref(), Some("SI-2025-26-000007"));
+    assert_eq!(lines[0].party, desk.party.line_party());
+}
+
+#[test]
+fn a_vat_inclusive_bill_splits_base_and_vat_and_withholds_tds_on_the_base() {
+    // Scenario 14: 86,79,600.00 with 15 % included; TDS on contracts, 5 % in the 50 lakh – 2
+    // crore tier.
+    let desk = Desk::new(PartyKind::Supplier, false);
+    let mut draft = desk.draft(
+        InvoiceKind::PurchaseBill,
+        "2025-08-10",
+        vec![desk.line("8679600", "STD", "5110")],
+    );
+    draft.pricing = Pricing::VatInclusive;
+    draft.tds_section = Some(code("CONTRACT"));
+    let (submitted, _) = desk.submit(draft, 1).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &submitted else {
+        panic!("{submitted:?}");
+    };
+    let SubmittedInvoice {
+        value,
+        vat,
+        withholding,
+        number,
+        ..
+    } = submitted.as_ref();
+    assert_eq!(number, "PB-2025-26-000001");
+    assert_eq!(*value, taka("7547478.26"));
+    assert_eq!(*vat, taka("1132121.74"));
+    assert_eq!(withholding.tds_rate, Some(rate("5")));
+    assert_eq!(withholding.tds, taka("377373.91"));
+}
+
+#[test]
+fn a_subcontractor_bill_withholds_vds_tds_and_retention_and_owes_the_rest() {
+    // Scenario 17: construction service S004.00, 10,00,000.00, the organization withholds.
+    let desk = Desk::new(PartyKind::Supplier, false);
+    let mut draft = desk.draft(
+        InvoiceKind::PurchaseBill,
+        "2025-08-10",
+        vec![desk.line("1000000", "S004.00", "5120")],
+    );
+    draft.tds_section = Some(code("CONTRACT"));
+    draft.retention = Some(rate("5"));
+    let (submitted, entry) = desk.submit(draft, 1).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &submitted else {
+        panic!("{submitted:?}");
+    };
+    let SubmittedInvoice {
+        vat,
+        withholding,
+        balance,
+        ..
+    } = submitted.as_ref();
+    assert_eq!(*vat, taka("75000"));
+    assert_eq!(withholding.vds, taka("75000"));
+    assert_eq!(withholding.tds, taka("30000"));
+    assert_eq!(withholding.retention, taka("50000"));
+    assert_eq!(*balance, taka("920000"));
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("2110".to_owned(), zero, taka("920000")),
+            ("5120".to_owned(), taka("1000000"), zero),
+            ("1150".to_owned(), taka("75000"), zero),
+            ("2150".to_owned(), zero, taka("75000")),
+            ("2160".to_owned(), zero, taka("30000")),
+            ("2130".to_owned(), zero, taka("50000")),
+        ]
+    );
+}
+
+#[test]
+fn an_organization_that_does_not_withhold_owes_the_whole_bill() {
+    let desk =
+        Desk::new(PartyKind::Supplier, false).tax_with(TaxCommand::SetWithholdingEntity(false));
+    let mut draft = desk.draft(
+        InvoiceKind::PurchaseBill,
+        "2025-08-10",
+        vec![desk.line("1000000", "S004.00", "5120")],
+    );
+    draft.tds_section = Some(code("CONTRACT"));
+    let (submitted, _) = desk.submit(draft, 1).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = submitted else {
+        unreachable!()
+    };
+    assert_eq!(submitted.withholding, Withholding::default());
+    assert_eq!(submitted.balance, taka("1075000"));
+}
+
+#[test]
+fn a_rate_changed_from_a_date_prices_later_documents_only() {
+    let desk =
+        Desk::new(PartyKind::Customer, false).tax_with(TaxCommand::SetVatRate(VatCodeDefinition {
+            code: code("S004.00"),
+            description: "Construction firm (service code S004.00)".to_owned(),
+            kind: VatKind::Reduced,
+            effective_from: date("2025-09-01"),
+            rate: VatRate {
+                rate: rate("10"),
+                vds_share: rate("100"),
+            },
+        }));
+    let price = |on: &str| {
+        let draft = desk.draft(
+            InvoiceKind::SalesInvoice,
+            on,
+            vec![desk.line("1000", "S004.00", "4100")],
+        );
+        let (InvoiceEvent::InvoiceSubmitted(submitted), _) = desk.submit(draft, 1).unwrap() else {
+            unreachable!()
+        };
+        submitted.vat
+    };
+    assert_eq!(price("2025-08-31"), taka("75"));
+    assert_eq!(price("2025-09-01"), taka("100"));
+}
+
+#[test]
+fn a_submitted_vat_month_refuses_documents_dated_in_it_until_an_amendment_opens_it() {
+    let august = date("2025-08-01");
+    let desk = Desk::new(PartyKind::Customer, false)
+        .tax_with(TaxCommand::SubmitVatReturn { month: august });
+    let draft = |on: &str| {
+        desk.draft(
+            InvoiceKind::SalesInvoice,
+            on,
+            vec![desk.line("1000", "STD", "4100")],
+        )
+    };
+    assert_eq!(
+        desk.submit(draft("2025-08-31"), 1).unwrap_err(),
+        InvoiceError::Tax(TaxError::PeriodLocked { month: august })
+    );
+    assert!(desk.submit(draft("2025-09-01"), 1).is_ok());
+    let amending = desk.tax_with(TaxCommand::OpenVatAmendment {
+        month: august,
+        reason: "A missed sale".to_owned(),
+    });
+    assert!(amending.submit(draft("2025-08-31"), 1).is_ok());
+    let resubmitted = amending.tax_with(TaxCommand::SubmitVatReturn { month: august });
+    assert_eq!(resubmitted.tax.vat_months()[&august].amendment, 1);
+    assert!(resubmitted.submit(draft("2025-08-31"), 1).is_err());
+}
+
+#[test]
+fn drafts_are_refused_for_the_wrong_party_an_unknown_code_a_late_due_date_or_withholding_on_a_sale()
+{
+    let desk = Desk::new(PartyKind::Customer, false);
+    let sale = || {
+        desk.draft(
+            InvoiceKind::SalesInvoice,
+            "2025-08-10",
+            vec![desk.line("1000", "STD", "4100")],
+        )
+    };
+    let bill = NewInvoice {
+        kind: InvoiceKind::PurchaseBill,
+        ..sale()
+    };
+    assert!(matches!(
+        desk.submit(bill, 1),
+        Err(InvoiceError::PartyKind { .. })
+    ));
+    let mut unknown = sale();
+    unknown.lines[0].vat_code = code("VAT-99");
+    assert!(matches!(
+        desk.submit(unknown, 1),
+        Err(InvoiceError::VatCode { line: 0, .. })
+    ));
+    let mut late = sale();
+    late.due_date = date("2025-08-09");
+    assert_eq!(
+        desk.submit(late, 1).unwrap_err(),
+        InvoiceError::DueBeforeDate
+    );
+    let mut retained = sale();
+    retained.retention = Some(rate("5"));
+    assert_eq!(
+        desk.submit(retained, 1).unwrap_err(),
+        InvoiceError::WithholdingOnSale
+    );
+    let mut free = sale();
+    free.lines[0].unit_price = Money::ZERO;
+    assert_eq!(
+        desk.submit(free, 1).unwrap_err(),
+        InvoiceError::LineAmount { line: 0 }
+    );
+}
+
+#[test]
+fn the_ledger_rules_refuse_a_submit_as_they_refuse_an_entry() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let mut draft = desk.draft(
+        InvoiceKind::SalesInvoice,
+        "2025-08-10",
+        vec![desk.line("1000", "STD", "4100")],
+    );
+    draft.lines[0].project_id = None;
+    draft.lines[0].site_id = None;
+    assert!(matches!(
+        desk.submit(draft, 1),
+        Err(InvoiceError::Posting(JournalError::ProjectRequired { .. }))
+    ));
+    let outside = desk.draft(
+        InvoiceKind::SalesInvoice,
+        "2027-01-10",
+        vec![desk.line("1000", "STD", "4100")],
+    );
+    assert!(matches!(
+        desk.submit(outside, 1),
+        Err(InvoiceError::Posting(JournalError::Date(_)))
+    ));
+}
+
+#[test]
+fn a_document_is_submitted_once() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let context = desk.context(1);
+    let mut invoice = Invoice::default();
+    let draft = desk.draft(
+        InvoiceKind::SalesInvoice,
+        "2025-08-10",
+        vec![desk.line("1000", "STD", "4100")],
+    );
+    for event in invoice
+        .decide(InvoiceCommand::Draft(draft.clone()), &context)
+        .unwrap()
+    {
+        invoice.apply(event);
+    }
+    assert_eq!(
+        invoice
+            .decide(InvoiceCommand::Draft(draft), &context)
+            .unwrap_err(),
+        InvoiceError::AlreadyExists
+    );
+    let submit = InvoiceCommand::Submit {
+        issued_at: Utc::now(),
+        entry_id: EntryId::new(),
+    };
+    for event in invoice.decide(submit.clone(), &context).unwrap() {
+        invoice.apply(event);
+    }
+    assert_eq!(invoice.number(), Some("SI-2025-26-000001"));
+    assert_eq!(
+        invoice.decide(submit, &context).unwrap_err(),
+        InvoiceError::AlreadySubmitted
+    );
+}
+
+#[test]
+fn tds_tiers_must_rise_and_end_open_and_exempt_codes_carry_no_rate() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let tiers = |tiers: Vec<TdsTier>| {
+        desk.tax.decide(TaxCommand::SetTdsTiers(TdsDefinition {
+            section: code("CONTRACT"),
+            description: "Contractors".to_owned(),
+            effective_from: date("2026-07-01"),
+            tiers,
+        }))
+    };
+    let tier = |up_to: Option<&str>, r: &str| TdsTier {
+        up_to: up_to.map(taka),
+        rate: rate(r),
+    };
+    assert!(tiers(vec![tier(Some("100"), "1"), tier(None, "2")]).is_ok());
+    assert_eq!(
+        tiers(vec![tier(Some("100"), "1"), tier(Some("50"), "2")]).unwrap_err(),
+        TaxError::TiersOutOfOrder
+    );
+    assert_eq!(
+        tiers(vec![tier(None, "1"), tier(Some("50"), "2")]).unwrap_err(),
+        TaxError::TiersOutOfOrder
+    );
+    assert_eq!(tiers(vec![]).unwrap_err(), TaxError::TiersOutOfOrder);
+    let exempt_with_rate = desk.tax.decide(TaxCommand::SetVatRate(VatCodeDefinition {
+        code: code("EXEMPT"),
+        description: "Exempt".to_owned(),
+        kind: VatKind::Exempt,
+        effective_from: date("2026-07-01"),
+        rate: VatRate {
+            rate: rate("5"),
+            vds_share: Rate::ZERO,
+        },
+    }));
+    assert!(matches!(exempt_with_rate, Err(TaxError::RateOfKind { .. })));
+}
+
+#[test]
+fn the_standard_rules_are_whole() {
+    let (vat_codes, tds) = standard_tax_rules();
+    assert_eq!(vat_codes.len(), 7);
+    assert_eq!(tds.len(), 2);
+    let books = Books::new();
+    assert!(DocumentAccounts::from_standard_chart(&books.ledger()).is_some());
+}
