@@ -5,7 +5,7 @@
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
-use vextrus_domain::finance::{JournalEntry, Ledger};
+use vextrus_domain::finance::{Invoice, JournalEntry, Ledger, NumberSeries, Party, TaxBook};
 use vextrus_domain::identity::{ApiKey, Tenant, User};
 use vextrus_domain::organization::Organization;
 
@@ -44,6 +44,10 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<Organization>(),
     AggregateKind::of::<Ledger>(),
     AggregateKind::of::<JournalEntry>(),
+    AggregateKind::of::<TaxBook>(),
+    AggregateKind::of::<Party>(),
+    AggregateKind::of::<Invoice>(),
+    AggregateKind::of::<NumberSeries>(),
     AggregateKind::of::<Tenant>(),
     AggregateKind::of::<User>(),
     AggregateKind::of::<ApiKey>(),

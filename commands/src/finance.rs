@@ -9,7 +9,7 @@ use uuid::Uuid;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
     EntryLine, JournalCommand, JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent,
-    Money, PostingContext,
+    Money, NumberSeries, Party, PostingContext, TaxBook,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -24,16 +24,41 @@ use crate::tenant;
 /// How often a posting decides again when the ledger or the hierarchy changed under it.
 const POSTING_ATTEMPTS: u32 = 8;
 
-/// The streams postings decide on, held in memory: every organization's ledger and hierarchy.
+/// The streams postings and documents decide on, held in memory: every organization's ledger,
+/// hierarchy and tax book, parties, and number series.
 #[derive(Debug, Default)]
 pub struct PostingState {
     pub ledgers: StreamCache<Ledger>,
     pub organizations: StreamCache<Organization>,
+    pub tax_books: StreamCache<TaxBook>,
+    pub parties: StreamCache<Party>,
+    pub series: StreamCache<NumberSeries>,
+}
+
+impl PostingState {
+    /// Brings the cached ledger to the version a committed first-postings `note` moved it to, so
+    /// the next posting need not find the cache stale and decide twice.
+    pub(crate) fn noted(
+        &self,
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        (ledger, version): (&Ledger, Version),
+        note: LedgerEvent,
+    ) {
+        let mut next = Ledger::clone(ledger);
+        next.apply(note);
+        self.ledgers.put(
+            tenant,
+            &organization_id.to_string(),
+            std::sync::Arc::new(next),
+            Version::new(version.get() + 1),
+        );
+    }
 }
 
 /// The ledger's note of the accounts `events` post to for the first time, appended with them, and
 /// the note itself.
-fn first_postings(
+pub(crate) fn first_postings(
     ledger: &Ledger,
     organization_id: OrganizationId,
     version: Version,
@@ -108,7 +133,8 @@ impl EventStore {
                     &reads,
                     |events| {
                         let first =
-                            first_postings(&ledger, organization_id, ledger_version, events)?;
+                            first_postings(&ledger, organization_id, ledger_version, events)
+                                .map_err(ExecuteError::Encode)?;
                         Ok(first
                             .map(|(companion, note)| {
                                 noted = Some(note);
@@ -126,16 +152,7 @@ impl EventStore {
                 Some(note),
             ) = (&result, noted)
             {
-                // This transaction moved the ledger from the version it checked to the next: the
-                // next posting need not find the cache stale and decide twice.
-                let mut next = Ledger::clone(&ledger);
-                next.apply(note);
-                state.ledgers.put(
-                    tenant,
-                    &stream,
-                    std::sync::Arc::new(next),
-                    Version::new(ledger_version.get() + 1),
-                );
+                state.noted(tenant, organization_id, (&ledger, ledger_version), note);
             }
             match result {
                 Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. })

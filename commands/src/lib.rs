@@ -21,6 +21,7 @@ mod batch;
 mod cache;
 pub mod codec;
 mod error;
+mod documents;
 mod finance;
 pub mod log;
 mod metadata;

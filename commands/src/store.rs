@@ -214,7 +214,7 @@ impl EventStore {
         metadata: &CommandMetadata,
         expected_version: Option<Version>,
         reads: &[StreamRead],
-        companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, CodecError>,
+        companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, ExecuteError<A::Error>>,
     ) -> Result<CommandOutcome, ExecuteError<A::Error>>
     where
         A: UniqueValues,
@@ -281,8 +281,7 @@ impl EventStore {
             });
         }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
-        let companions: Vec<Append> = companions(&new_events)
-            .map_err(ExecuteError::Encode)?
+        let companions: Vec<Append> = companions(&new_events)?
             .into_iter()
             .map(|companion| companion.into_append(tenant, metadata))
             .collect();

@@ -6,7 +6,8 @@
 //!   declared once ([`Row`], [`read_model!`]) as state rows ([`Table`]), additive [`Counters`] or
 //!   insert-only [`Lines`]; loading, upserts, deletes and replay's binary COPY are derived from
 //!   the declarations. [`organization`] builds the hierarchy, [`activity`] the audit activity
-//!   counters; [`registry`] lists every projection for the server, the CLI and the tests.
+//!   counters, [`finance`] the general ledger, [`invoicing`] parties, invoices and the VAT
+//!   registers; [`registry`] lists every projection for the server, the CLI and the tests.
 //! - [`ProjectionRunner`]: feeds one projection from the log reader of `vextrus-commands` in
 //!   batches. Each batch's read-model changes and the projection's checkpoint commit together, so
 //!   a crash anywhere neither loses nor doubles an effect, and an event at or before the checkpoint
@@ -23,6 +24,7 @@ mod arrays;
 mod columns;
 mod copy;
 pub mod finance;
+pub mod invoicing;
 pub mod organization;
 mod projection;
 pub mod registry;

@@ -9,6 +9,7 @@
 use crate::activity::AuditActivity;
 use crate::columns::Declaration;
 use crate::finance::GeneralLedger;
+use crate::invoicing::Invoicing;
 use crate::organization::OrganizationHierarchy;
 use crate::projection::Projection;
 use crate::table::ReadModel;
@@ -25,6 +26,7 @@ pub fn each<V: Visit>(visitor: &mut V) -> Vec<V::Output> {
         visitor.visit(OrganizationHierarchy),
         visitor.visit(AuditActivity),
         visitor.visit(GeneralLedger),
+        visitor.visit(Invoicing),
     ]
 }
 
