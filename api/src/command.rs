@@ -258,7 +258,19 @@ impl Issue {
                 other => break other,
             }
         };
-        let (outcome, events) = match &result {
+        self.record::<A, _>(&result, started);
+        Ok(result?)
+    }
+
+    /// Counts a command of aggregate `A` that started at `started` in the metrics, by outcome:
+    /// [`Issue::run`] does it for its commands, a route that executes through a store method of
+    /// its own (postings, documents) calls it with that method's result.
+    pub fn record<A: cqrs_es::Aggregate, E: std::error::Error + 'static>(
+        &self,
+        result: &Result<CommandOutcome, ExecuteError<E>>,
+        started: std::time::Instant,
+    ) {
+        let (outcome, events) = match result {
             Ok(outcome) if outcome.repeated => (CommandOutcomeLabel::IdempotentReplay, 0),
             Ok(outcome) => (CommandOutcomeLabel::Accepted, outcome.event_count),
             Err(ExecuteError::Conflict { .. }) => (CommandOutcomeLabel::Conflict, 0),
@@ -271,7 +283,6 @@ impl Issue {
             Err(_) => (CommandOutcomeLabel::Error, 0),
         };
         metrics::record_command(A::TYPE, &self.operation, outcome, started.elapsed(), events);
-        Ok(result?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Read-your-writes (design.md D9): a query that carries `min_position=N` (the `position` of a
 //! command's response) waits, up to the configured bound, until the read model's projection has
-//! applied the event at N, then answers. If it has not in time, the answer is 503 with
+//! applied every event it reads of the transaction that wrote N (a command's events commit
+//! together: a document, its number and its journal entry), then answers. If it has not in time, the answer is 503 with
 //! `Retry-After`. A position that is not an event of the caller's tenant has nothing to wait for
 //! and answers at once.
 //!
@@ -124,19 +125,26 @@ async fn progress(
     position: i64,
 ) -> Result<Progress, ApiError> {
     let mut tx = context.tenant_transaction(state).await?;
+    // Passed once the projection has applied every event of the position's transaction that it
+    // reads: a command's events commit together (a document, its number, its journal entry), and
+    // its position names the last of them, which may be of a type this projection does not read.
     let row: (bool, bool, Option<String>, Option<i64>) = sqlx::query_as(
-        "select e.global_position is not null,
-                coalesce(e.aggregate_type <> all($3), false)
-                    or coalesce((c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position), false)
-                    or coalesce(s.sequence >= e.sequence, false),
+        "select t.global_position is not null,
+                not exists (
+                    select 1 from events m
+                    left join projection_stream_positions s
+                           on s.projection = $1 and s.tenant_id = m.tenant_id
+                          and s.aggregate_type = m.aggregate_type and s.aggregate_id = m.aggregate_id
+                    where m.transaction_id = t.transaction_id and m.tenant_id = t.tenant_id
+                      and m.aggregate_type = any($3)
+                      and not coalesce((c.transaction_id, c.global_position)
+                                       >= (m.transaction_id, m.global_position), false)
+                      and not coalesce(s.sequence >= m.sequence, false)),
                 c.state,
                 c.stopped_at
            from (select) as one
-           left join events e on e.global_position = $2
-           left join projection_checkpoints c on c.projection = $1
-           left join projection_stream_positions s
-                  on s.projection = $1 and s.tenant_id = e.tenant_id
-                 and s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id",
+           left join events t on t.global_position = $2
+           left join projection_checkpoints c on c.projection = $1",
     )
     .bind(projection)
     .bind(position)

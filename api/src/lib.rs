@@ -9,8 +9,9 @@
 //!   each route requires; [`identity`]: sign-in, sessions, users and the JWKS; [`keys`]: the
 //!   signing keys. [`context`]: the tenant context of a request and
 //!   the one helper that opens a tenant-scoped read transaction.
-//! - [`hierarchy`]: the organization → division → project → site routes. Future bounded contexts
-//!   (finance) get a module of their own, merged in [`router`].
+//! - [`hierarchy`]: the organization → division → project → site routes; [`finance`] the general
+//!   ledger's, [`invoicing`] parties, the tax book, invoices and bills and the VAT registers.
+//!   Each bounded context has a module of its own, merged in [`router`].
 //! - [`command`]: the command kit every command route is written with (one extractor, one
 //!   accepted answer, routes at their documented paths).
 //! - [`error`]: every failure as RFC 9457 problem+json with a stable `type`.
@@ -37,6 +38,7 @@ pub mod finance;
 pub mod health;
 pub mod hierarchy;
 pub mod identity;
+pub mod invoicing;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(hierarchy::router())
         .merge(finance::router())
+        .merge(invoicing::router())
         .merge(identity::router(settings))
         .merge(audit::router())
         .merge(health::router())

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiError, InvalidParam, PROBLEM_JSON, Problem};
 use crate::hierarchy::CreationLinks;
-use crate::{finance, health, hierarchy};
+use crate::{finance, health, hierarchy, invoicing};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,6 +70,28 @@ use crate::{finance, health, hierarchy};
         finance::queries::trial_balance,
         finance::queries::balance_sheet,
         finance::queries::profit_and_loss,
+        invoicing::commands::register_party,
+        invoicing::commands::update_party,
+        invoicing::commands::archive_party,
+        invoicing::commands::adopt_standard_tax_rules,
+        invoicing::commands::set_vat_rate,
+        invoicing::commands::set_tds_tiers,
+        invoicing::commands::set_document_accounts,
+        invoicing::commands::set_withholding_entity,
+        invoicing::commands::submit_vat_return,
+        invoicing::commands::open_vat_amendment,
+        invoicing::commands::draft_sales_invoice,
+        invoicing::commands::draft_purchase_bill,
+        invoicing::commands::submit_document,
+        invoicing::queries::list_parties,
+        invoicing::queries::get_party,
+        invoicing::queries::get_tax_book,
+        invoicing::queries::list_documents,
+        invoicing::queries::get_document,
+        invoicing::queries::tax_invoice_pdf,
+        invoicing::queries::sales_book,
+        invoicing::queries::purchase_book,
+        invoicing::queries::get_vat_return,
         crate::identity::sessions::login,
         crate::identity::sessions::refresh,
         crate::identity::sessions::logout,
@@ -125,6 +147,9 @@ use crate::{finance, health, hierarchy};
         (name = "ledger", description = "The chart of accounts, the ledger's settings and the fiscal calendar (finance-manager, admin)"),
         (name = "journal", description = "Journal entries: post and reverse (accountant, finance-manager, admin)"),
         (name = "reports", description = "Trial balance, account ledgers, balance sheet, profit and loss"),
+        (name = "parties", description = "Customers and suppliers of an organization (accountant, finance-manager, admin)"),
+        (name = "invoices", description = "Sales invoices and purchase bills: draft, submit (gapless numbers, posted through the ledger), the printed tax invoice"),
+        (name = "tax", description = "The tax book (dated VAT codes, VDS shares, TDS tiers), the VAT registers (Mushak-6.1, 6.2) and monthly returns (Mushak-9.1)"),
         (name = "audit", description = "The audit trail (auditor and admin roles): who changed what, when, on whose behalf"),
         (name = "auth", description = "Sign-in, sessions, invitations and passwords; the keys that verify access tokens"),
         (name = "users", description = "The tenant's users and their roles (manage-users: admin)"),
@@ -237,7 +262,7 @@ pub mod text {
 
     use regex::Regex;
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
-    use vextrus_domain::finance::{Money, TEXT_PATTERN};
+    use vextrus_domain::finance::{Money, Quantity, Rate, TEXT_PATTERN};
     use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
     fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
@@ -285,6 +310,46 @@ pub mod text {
 
     pub fn tin() -> Object {
         string(Tin::PATTERN, "e-TIN: 12 digits.", "123456789012").build()
+    }
+
+    pub fn bin_or_null() -> Object {
+        or_null(string(
+            Bin::PATTERN,
+            "Business Identification Number: 13 digits, or 9+4 (`002871821-0101`).",
+            "002871821-0101",
+        ))
+    }
+
+    pub fn tin_or_null() -> Object {
+        or_null(string(Tin::PATTERN, "e-TIN: 12 digits.", "123456789012"))
+    }
+
+    pub fn code_or_null() -> Object {
+        or_null(string(
+            Code::PATTERN,
+            "Letters, digits, `-`, `_`, `.`; starts with a letter or digit; at most 32 characters; \
+             case-insensitive, stored upper case.",
+            "CONTRACT",
+        ))
+    }
+
+    const RATE: &str = "A percentage from 0 to 100 with at most two decimals, as a string: `\"15\"`, \
+                        `\"7.5\"`.";
+
+    pub fn rate() -> Object {
+        string(Rate::PATTERN, RATE, "7.5").build()
+    }
+
+    pub fn rate_or_null() -> Object {
+        or_null(string(Rate::PATTERN, RATE, "5"))
+    }
+
+    pub fn quantity_or_null() -> Object {
+        or_null(string(
+            Quantity::PATTERN,
+            "A quantity greater than zero with at most three decimals, as a string: `\"12.5\"`.",
+            "1",
+        ))
     }
 
     pub fn currency_or_null() -> Object {

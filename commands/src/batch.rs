@@ -391,14 +391,26 @@ async fn append(
         }
     };
     let mut outcomes = Vec::with_capacity(owners.len());
-    for owner in owners {
+    for (owner, job) in owners.into_iter().zip(jobs) {
         let row = rows
             .iter()
             .find(|row| row.try_get::<i32, _>("command").ok() == Some(owner))
             .ok_or_else(|| sqlx::Error::Protocol(format!("no outcome for command {owner}")))?;
         let code: Option<String> = row.try_get("error_code")?;
         outcomes.push(match code.as_deref() {
-            None => Ok(row.try_get::<Option<i64>, _>("last_position")?),
+            // The job's appends are numbered from its own on; the last of all their events is
+            // the one a reader must wait for to see the whole command.
+            None => {
+                let last = i32::try_from(job.appends.len()).unwrap_or(i32::MAX);
+                let mut position: Option<i64> = None;
+                for row in &rows {
+                    let command: i32 = row.try_get("command")?;
+                    if (owner..owner.saturating_add(last)).contains(&command) {
+                        position = position.max(row.try_get::<Option<i64>, _>("last_position")?);
+                    }
+                }
+                Ok(position)
+            }
             Some(STALE_READ) => Err(AppendFailure::StaleRead {
                 aggregate_type: row
                     .try_get::<Option<String>, _>("error_detail")?

@@ -49,7 +49,9 @@ impl EventStore {
             let draft = match &command {
                 InvoiceCommand::Draft(draft) => draft.clone(),
                 InvoiceCommand::Submit { .. } => {
-                    let (document, _) = self.load_aggregate::<Invoice>(tenant, &invoice_stream).await?;
+                    let (document, _) = self
+                        .load_aggregate::<Invoice>(tenant, &invoice_stream)
+                        .await?;
                     document
                         .draft()
                         .filter(|draft| draft.organization_id == organization_id)
@@ -61,22 +63,44 @@ impl EventStore {
             let load = async |fresh: bool| -> Result<_, ExecuteError<InvoiceError>> {
                 Ok(if fresh {
                     (
-                        state.ledgers.refresh(self, tenant, &organization_stream).await?,
-                        state.organizations.refresh(self, tenant, &organization_stream).await?,
-                        state.tax_books.refresh(self, tenant, &organization_stream).await?,
+                        state
+                            .ledgers
+                            .refresh(self, tenant, &organization_stream)
+                            .await?,
+                        state
+                            .organizations
+                            .refresh(self, tenant, &organization_stream)
+                            .await?,
+                        state
+                            .tax_books
+                            .refresh(self, tenant, &organization_stream)
+                            .await?,
                         state.parties.refresh(self, tenant, &party_stream).await?,
                     )
                 } else {
                     (
-                        state.ledgers.get(self, tenant, &organization_stream).await?,
-                        state.organizations.get(self, tenant, &organization_stream).await?,
-                        state.tax_books.get(self, tenant, &organization_stream).await?,
+                        state
+                            .ledgers
+                            .get(self, tenant, &organization_stream)
+                            .await?,
+                        state
+                            .organizations
+                            .get(self, tenant, &organization_stream)
+                            .await?,
+                        state
+                            .tax_books
+                            .get(self, tenant, &organization_stream)
+                            .await?,
                         state.parties.get(self, tenant, &party_stream).await?,
                     )
                 })
             };
-            let ((ledger, ledger_version), (organization, organization_version), (tax, tax_version), (party, party_version)) =
-                load(fresh).await?;
+            let (
+                (ledger, ledger_version),
+                (organization, organization_version),
+                (tax, tax_version),
+                (party, party_version),
+            ) = load(fresh).await?;
             let mut reads = vec![
                 StreamRead::of::<vextrus_domain::finance::Ledger>(organization_id, ledger_version),
                 StreamRead::of::<Organization>(organization_id, organization_version),
@@ -106,7 +130,9 @@ impl EventStore {
                 },
                 tax,
                 party,
-                next_serial: series.as_ref().map_or(1, |(_, series, _)| series.next_serial()),
+                next_serial: series
+                    .as_ref()
+                    .map_or(1, |(_, series, _)| series.next_serial()),
             };
             let mut noted: Option<LedgerEvent> = None;
             let result = self
@@ -126,8 +152,10 @@ impl EventStore {
                             else {
                                 continue;
                             };
-                            if let (InvoiceEvent::InvoiceSubmitted(submitted), Some((id, _, version))) =
-                                (event, &series)
+                            if let (
+                                InvoiceEvent::InvoiceSubmitted(submitted),
+                                Some((id, _, version)),
+                            ) = (event, &series)
                             {
                                 let number = SeriesEvent::NumberIssued {
                                     document_id: submitted.invoice_id.as_uuid(),
@@ -166,7 +194,13 @@ impl EventStore {
                     },
                 )
                 .await;
-            if let (Ok(CommandOutcome { repeated: false, .. }), Some(note)) = (&result, noted) {
+            if let (
+                Ok(CommandOutcome {
+                    repeated: false, ..
+                }),
+                Some(note),
+            ) = (&result, noted)
+            {
                 state.noted(tenant, organization_id, (&ledger, ledger_version), note);
             }
             match result {

@@ -16,9 +16,7 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
-use vextrus_domain::finance::{
-    Invoice, InvoiceEvent, InvoiceKind, Party, PartyEvent, month_of,
-};
+use vextrus_domain::finance::{Invoice, InvoiceEvent, InvoiceKind, Party, PartyEvent, month_of};
 
 use crate::projection::{Projection, ProjectionError};
 use crate::{read_model, row};
@@ -302,7 +300,11 @@ impl Projection for Invoicing {
         }
     }
 
-    fn apply(&self, rows: &mut InvoicingRows, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(
+        &self,
+        rows: &mut InvoicingRows,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
         if event.aggregate_type == Party::TYPE {
             rows.apply_party(event)
         } else {

@@ -7,6 +7,7 @@ mod analyst;
 mod api_finance;
 mod api_hierarchy;
 mod api_input;
+mod api_invoicing;
 mod api_security;
 mod audit;
 mod cli;

@@ -32,7 +32,7 @@ use crate::extract::{JsonBody, PathIds};
 use crate::state::AppState;
 
 /// The organization as postings see it; 404 when the tenant has none such.
-async fn organization(
+pub(crate) async fn organization(
     state: &AppState,
     issue: &Issue,
     organization: OrganizationId,
@@ -560,7 +560,8 @@ async fn run_journal(
     command: JournalCommand,
 ) -> Result<CommandOutcome, ApiError> {
     let state = issue.state();
-    Ok(state
+    let started = std::time::Instant::now();
+    let result = state
         .store()
         .execute_journal(
             state.postings(),
@@ -571,7 +572,9 @@ async fn run_journal(
             issue.metadata(),
             issue.expected(),
         )
-        .await?)
+        .await;
+    issue.record::<vextrus_domain::finance::JournalEntry, _>(&result, started);
+    Ok(result?)
 }
 
 impl PostEntry {

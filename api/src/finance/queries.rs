@@ -819,7 +819,7 @@ pub async fn list_entries(
 }
 
 /// A CSV body with a header row.
-fn csv_response(file: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
+pub(crate) fn csv_response(file: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
     let mut out = Vec::new();
     out.extend_from_slice(header_row.join(",").as_bytes());
     out.extend_from_slice(b"\r\n");

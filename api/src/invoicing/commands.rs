@@ -1,0 +1,710 @@
+//! Command routes of invoicing: parties and documents (role `accountant`, `finance-manager` or
+//! `admin`), the tax book and VAT returns (`finance-manager` or `admin`).
+//!
+//! Parties and the tax book are streams of their own, run with the command kit. Documents decide
+//! on several streams (the organization's ledger, hierarchy and tax book, the party, the number
+//! series), held in memory ([`AppState::postings`]) and checked at append (design.md D12).
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, Utc};
+use vextrus_commands::CommandOutcome;
+use vextrus_domain::finance::{
+    AccountType, DocumentAccounts, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger,
+    Money, NewInvoice, Party, PartyCommand, PartyDetails, PartyKind, Pricing, Quantity, Rate,
+    TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate, standard_tax_rules,
+};
+use vextrus_domain::ids::{
+    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, ProjectId, SiteId,
+};
+use vextrus_domain::values::{Bin, Code, Name, Tin};
+
+use super::InvoicingErrors;
+use super::queries::{__path_get_document, __path_get_party};
+use super::views::{
+    AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RegisterParty,
+    SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
+};
+use crate::auth::Permission;
+use crate::command::{Accepted, Command, CommandAccepted, Created, Fields, Issue, location};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathIds};
+use crate::finance::commands::organization;
+use crate::state::AppState;
+
+/// The organization's ledger as documents see it.
+async fn ledger(issue: &Issue, organization_id: OrganizationId) -> Result<Arc<Ledger>, ApiError> {
+    let state = issue.state();
+    let (ledger, _) = state
+        .postings()
+        .ledgers
+        .refresh(state.store(), issue.tenant(), &organization_id.to_string())
+        .await?;
+    Ok(ledger)
+}
+
+/// The party, as the write side holds it; 404 unless it is one of the organization's.
+async fn party(
+    state: &AppState,
+    issue: &Issue,
+    organization_id: OrganizationId,
+    party_id: PartyId,
+) -> Result<(Arc<Party>, vextrus_commands::Version), ApiError> {
+    let (party, version) = state
+        .postings()
+        .parties
+        .refresh(state.store(), issue.tenant(), &party_id.to_string())
+        .await?;
+    if party.organization_id() == Some(organization_id) {
+        Ok((party, version))
+    } else {
+        Err(ApiError::NotFound(format!("party {party_id} not found")))
+    }
+}
+
+/// Refuses an account a party's documents cannot post their balance to.
+fn check_party_account(
+    ledger: &Ledger,
+    kind: PartyKind,
+    account_id: Option<AccountId>,
+) -> Result<(), ApiError> {
+    let Some(account_id) = account_id else {
+        return Ok(());
+    };
+    let account = ledger
+        .account(account_id)
+        .ok_or_else(|| ApiError::NotFound(format!("account_id: account {account_id} not found")))?;
+    let expected = match kind {
+        PartyKind::Customer => AccountType::Receivable,
+        PartyKind::Supplier => AccountType::Payable,
+    };
+    if account.is_group || account.account_type != expected {
+        return Err(ApiError::RuleViolated {
+            rule: "party-account-type",
+            detail: format!(
+                "account_id: a {} posts to a {} ledger account",
+                kind.as_str(),
+                expected.as_str()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn parse_details(
+    fields: &mut Fields,
+    name: &str,
+    bin: Option<&str>,
+    tin: Option<&str>,
+) -> (Option<Name>, Option<Option<Bin>>, Option<Option<Tin>>) {
+    (
+        fields.take("name", Name::parse(name)),
+        fields.take("bin", bin.map(Bin::parse).transpose()),
+        fields.take("tin", tin.map(Tin::parse).transpose()),
+    )
+}
+
+/// Registers a customer or supplier of the organization (role `accountant`, `finance-manager` or
+/// `admin`).
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/parties", tag = "parties",
+    request_body = RegisterParty,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn register_party(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<RegisterParty>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "registering a party")?;
+    let issue = cmd.named("register-party").on_new_stream();
+    organization(issue.state(), &issue, organization_id).await?;
+    let mut fields = Fields::default();
+    let (name, bin, tin) = parse_details(
+        &mut fields,
+        &body.name,
+        body.bin.as_deref(),
+        body.tin.as_deref(),
+    );
+    let details = fields.finish(|| {
+        Some(PartyDetails {
+            name: name?,
+            bin: bin?,
+            tin: tin?,
+            address: body.address.clone(),
+            withholding_entity: body.withholding_entity.unwrap_or(false),
+            terms_days: body.terms_days.unwrap_or(30),
+            account_id: body.account_id.map(AccountId::from_uuid),
+        })
+    })?;
+    let kind = PartyKind::from(body.kind);
+    check_party_account(
+        &*ledger(&issue, organization_id).await?,
+        kind,
+        details.account_id,
+    )?;
+    let party_id = PartyId::from_uuid(issue.new_id());
+    let command = PartyCommand::Register {
+        party_id,
+        organization_id,
+        kind,
+        details,
+    };
+    let outcome = issue.run::<Party>(party_id, command).await?;
+    let at = location(__path_get_party, &[organization_id.into(), party_id.into()]);
+    Ok(Accepted::created(outcome, party_id, organization_id, at))
+}
+
+/// Changes a party's details; omitted fields stay, `null` clears an optional one. Documents
+/// already submitted keep what they printed.
+#[utoipa::path(
+    patch, path = "/v1/organizations/{organization_id}/parties/{party_id}", tag = "parties",
+    request_body = UpdateParty,
+    params(("organization_id" = Uuid, Path), ("party_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Changed (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn update_party(
+    cmd: Command,
+    PathIds((organization_id, party_id)): PathIds<(OrganizationId, PartyId)>,
+    JsonBody(body): JsonBody<UpdateParty>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "changing a party")?;
+    let issue = cmd.named("update-party");
+    let (current, version) =
+        party(&issue.state().clone(), &issue, organization_id, party_id).await?;
+    let (Some(kind), Some(details)) = (current.kind(), current.details()) else {
+        return Err(ApiError::NotFound(format!("party {party_id} not found")));
+    };
+    let mut fields = Fields::default();
+    let name = body
+        .name
+        .as_deref()
+        .map(|name| fields.take("name", Name::parse(name)));
+    let bin = body
+        .bin
+        .as_ref()
+        .map(|bin| fields.take("bin", bin.as_deref().map(Bin::parse).transpose()));
+    let tin = body
+        .tin
+        .as_ref()
+        .map(|tin| fields.take("tin", tin.as_deref().map(Tin::parse).transpose()));
+    let changed = fields.finish(|| {
+        Some(PartyDetails {
+            name: name.map_or(Some(details.name.clone()), |name| name)?,
+            bin: bin.map_or(Some(details.bin.clone()), |bin| bin)?,
+            tin: tin.map_or(Some(details.tin.clone()), |tin| tin)?,
+            address: body.address.clone().unwrap_or(details.address.clone()),
+            withholding_entity: body
+                .withholding_entity
+                .unwrap_or(details.withholding_entity),
+            terms_days: body.terms_days.unwrap_or(details.terms_days),
+            account_id: body
+                .account_id
+                .map_or(details.account_id, |id| id.map(AccountId::from_uuid)),
+        })
+    })?;
+    check_party_account(
+        &*ledger(&issue, organization_id).await?,
+        kind,
+        changed.account_id,
+    )?;
+    // Decided on the details read above: a change in between is a conflict, never overwritten.
+    let outcome = issue
+        .at_version(version)
+        .run::<Party>(party_id, PartyCommand::Update(changed))
+        .await?;
+    Ok(Accepted::changed(outcome, party_id, organization_id))
+}
+
+/// Archives a party: no new documents for it; its documents stay.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/parties/{party_id}/archive", tag = "parties",
+    params(("organization_id" = Uuid, Path), ("party_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Archived (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn archive_party(
+    cmd: Command,
+    PathIds((organization_id, party_id)): PathIds<(OrganizationId, PartyId)>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "archiving a party")?;
+    let issue = cmd.named("archive-party");
+    party(&issue.state().clone(), &issue, organization_id, party_id).await?;
+    let outcome = issue.run::<Party>(party_id, PartyCommand::Archive).await?;
+    Ok(Accepted::changed(outcome, party_id, organization_id))
+}
+
+/// Runs a command on the organization's tax book.
+async fn run_tax(
+    issue: Issue,
+    organization_id: OrganizationId,
+    command: TaxCommand,
+) -> Result<Accepted, ApiError> {
+    organization(&issue.state().clone(), &issue, organization_id).await?;
+    let outcome = issue.run::<TaxBook>(organization_id, command).await?;
+    Ok(Accepted::changed(outcome, organization_id, organization_id))
+}
+
+/// Sets up the organization's tax book with the Bangladesh rules this build knows (VAT codes
+/// with their rates and VDS shares, TDS sections with their tiers; check them against each
+/// Finance Act) and the standard chart's accounts for documents (role `finance-manager` or
+/// `admin`). The standard chart must be installed.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/tax-book/standard", tag = "tax",
+    request_body = AdoptStandardTaxRules,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Set up", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn adopt_standard_tax_rules(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<AdoptStandardTaxRules>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "setting up the tax book")?;
+    let issue = cmd.named("adopt-standard-tax-rules");
+    organization(&issue.state().clone(), &issue, organization_id).await?;
+    let accounts = DocumentAccounts::from_standard_chart(&*ledger(&issue, organization_id).await?)
+        .ok_or_else(|| ApiError::RuleViolated {
+            rule: "standard-chart-required",
+            detail: "the tax book's accounts come from the standard chart; install it first \
+                     (POST …/accounts/standard-chart) or set the accounts with PUT …/tax-book/accounts \
+                     after adopting"
+                .to_owned(),
+        })?;
+    let (vat_codes, tds_sections) = standard_tax_rules();
+    let command = TaxCommand::Adopt {
+        organization_id,
+        withholding_entity: body.withholding_entity.unwrap_or(true),
+        vat_codes,
+        tds_sections,
+        accounts,
+    };
+    run_tax(issue, organization_id, command).await
+}
+
+/// Sets a VAT code's rate from a date on, or adds a code (role `finance-manager` or `admin`).
+/// Documents dated before keep the rate they were priced at.
+#[utoipa::path(
+    put, path = "/v1/organizations/{organization_id}/tax-book/vat-codes/{code}", tag = "tax",
+    request_body = SetVatRate,
+    params(("organization_id" = Uuid, Path), ("code" = String, Path, description = "The VAT code, e.g. `S004.00`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Set (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn set_vat_rate(
+    cmd: Command,
+    PathIds((organization_id, code)): PathIds<(OrganizationId, String)>,
+    JsonBody(body): JsonBody<SetVatRate>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "setting a VAT rate")?;
+    let mut fields = Fields::default();
+    let code = fields.take("code", Code::parse(&code));
+    let rate = fields.take("rate", Rate::parse(&body.rate));
+    let vds_share = fields.take(
+        "vds_share",
+        body.vds_share
+            .as_deref()
+            .map_or(Ok(Rate::ZERO), Rate::parse),
+    );
+    let command = fields.finish(|| {
+        Some(TaxCommand::SetVatRate(VatCodeDefinition {
+            code: code?,
+            description: body.description.clone(),
+            kind: body.kind.into(),
+            effective_from: body.effective_from,
+            rate: VatRate {
+                rate: rate?,
+                vds_share: vds_share?,
+            },
+        }))
+    })?;
+    run_tax(cmd.named("set-vat-rate"), organization_id, command).await
+}
+
+/// Sets a TDS section's tiers from a date on, or adds a section (role `finance-manager` or
+/// `admin`).
+#[utoipa::path(
+    put, path = "/v1/organizations/{organization_id}/tax-book/tds-sections/{section}", tag = "tax",
+    request_body = SetTdsTiers,
+    params(("organization_id" = Uuid, Path), ("section" = String, Path, description = "The TDS section, e.g. `CONTRACT`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Set", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn set_tds_tiers(
+    cmd: Command,
+    PathIds((organization_id, section)): PathIds<(OrganizationId, String)>,
+    JsonBody(body): JsonBody<SetTdsTiers>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "setting TDS tiers")?;
+    let mut fields = Fields::default();
+    let section = fields.take("section", Code::parse(&section));
+    let tiers: Vec<Option<TdsTier>> = body
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(index, tier)| {
+            let up_to = fields.take(
+                &format!("tiers[{index}].up_to"),
+                tier.up_to.as_deref().map(Money::parse).transpose(),
+            );
+            let rate = fields.take(&format!("tiers[{index}].rate"), Rate::parse(&tier.rate));
+            Some(TdsTier {
+                up_to: up_to?,
+                rate: rate?,
+            })
+        })
+        .collect();
+    let command = fields.finish(|| {
+        Some(TaxCommand::SetTdsTiers(TdsDefinition {
+            section: section?,
+            description: body.description.clone(),
+            effective_from: body.effective_from,
+            tiers: tiers.into_iter().collect::<Option<Vec<_>>>()?,
+        }))
+    })?;
+    run_tax(cmd.named("set-tds-tiers"), organization_id, command).await
+}
+
+/// Sets the accounts documents post to (role `finance-manager` or `admin`): ledger accounts of
+/// the organization.
+#[utoipa::path(
+    put, path = "/v1/organizations/{organization_id}/tax-book/accounts", tag = "tax",
+    request_body = DocumentAccountsBody,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Set (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn set_document_accounts(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<DocumentAccountsBody>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "setting the documents' accounts")?;
+    let issue = cmd.named("set-document-accounts");
+    let accounts = DocumentAccounts::from(body);
+    let ledger = ledger(&issue, organization_id).await?;
+    for (name, account_id) in accounts.all() {
+        match ledger.account(account_id) {
+            None => {
+                return Err(ApiError::NotFound(format!(
+                    "{name}: account {account_id} not found"
+                )));
+            }
+            Some(account) if account.is_group => {
+                return Err(ApiError::RuleViolated {
+                    rule: "group-account",
+                    detail: format!("{name}: account {account_id} is a group"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    run_tax(issue, organization_id, TaxCommand::SetAccounts(accounts)).await
+}
+
+impl From<DocumentAccountsBody> for DocumentAccounts {
+    fn from(body: DocumentAccountsBody) -> Self {
+        let id = AccountId::from_uuid;
+        Self {
+            receivable: id(body.receivable),
+            payable: id(body.payable),
+            output_vat: id(body.output_vat),
+            input_vat: id(body.input_vat),
+            vds_receivable: id(body.vds_receivable),
+            vds_payable: id(body.vds_payable),
+            tds_receivable: id(body.tds_receivable),
+            tds_payable: id(body.tds_payable),
+            retention_receivable: id(body.retention_receivable),
+            retention_payable: id(body.retention_payable),
+            customer_advances: id(body.customer_advances),
+            supplier_advances: id(body.supplier_advances),
+            exchange_gain: id(body.exchange_gain),
+            exchange_loss: id(body.exchange_loss),
+            bank_charges: id(body.bank_charges),
+        }
+    }
+}
+
+/// Whether the organization deducts VAT and income tax at source when it pays suppliers (role
+/// `finance-manager` or `admin`).
+#[utoipa::path(
+    put, path = "/v1/organizations/{organization_id}/tax-book/withholding-entity", tag = "tax",
+    request_body = SetWithholdingEntity,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Set (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn set_withholding_entity(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<SetWithholdingEntity>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "changing the withholding status")?;
+    let command = TaxCommand::SetWithholdingEntity(body.withholding_entity);
+    run_tax(
+        cmd.named("set-withholding-entity"),
+        organization_id,
+        command,
+    )
+    .await
+}
+
+/// A VAT month from the path, `YYYY-MM`: its first day. 404 for anything else (it names no month).
+pub(crate) fn month(text: &str) -> Result<NaiveDate, ApiError> {
+    let parsed = text
+        .split_once('-')
+        .filter(|(year, month)| year.len() == 4 && month.len() == 2)
+        .and_then(|(year, month)| {
+            NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
+        });
+    parsed.ok_or_else(|| ApiError::NotFound(format!("{text:?} is not a month (YYYY-MM)")))
+}
+
+/// Submits the month's VAT return (Mushak-9.1): from now on no VAT-affecting document may be
+/// dated in the month (role `finance-manager` or `admin`). Submitting an amended month locks it
+/// again.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/vat-returns/{month}/submit", tag = "tax",
+    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Submitted", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn submit_vat_return(
+    cmd: Command,
+    PathIds((organization_id, month_text)): PathIds<(OrganizationId, String)>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "submitting a VAT return")?;
+    let month = month(&month_text)?;
+    let command = TaxCommand::SubmitVatReturn { month };
+    run_tax(cmd.named("submit-vat-return"), organization_id, command).await
+}
+
+/// Opens a submitted month for an amended return: documents may be dated in it again until the
+/// amended return is submitted (role `finance-manager` or `admin`).
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/vat-returns/{month}/amendment", tag = "tax",
+    request_body = OpenVatAmendment,
+    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Open for amendment (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn open_vat_amendment(
+    cmd: Command,
+    PathIds((organization_id, month_text)): PathIds<(OrganizationId, String)>,
+    JsonBody(body): JsonBody<OpenVatAmendment>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "amending a VAT return")?;
+    let month = month(&month_text)?;
+    let command = TaxCommand::OpenVatAmendment {
+        month,
+        reason: body.reason,
+    };
+    run_tax(cmd.named("open-vat-amendment"), organization_id, command).await
+}
+
+/// Runs a document command through the store's document path, counted in the metrics.
+async fn run_document(
+    issue: &Issue,
+    organization_id: OrganizationId,
+    invoice: InvoiceId,
+    command: InvoiceCommand,
+) -> Result<CommandOutcome, ApiError> {
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_invoice(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            invoice,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Invoice, _>(&result, started);
+    Ok(result?)
+}
+
+impl DraftDocument {
+    fn into_new(
+        self,
+        invoice_id: InvoiceId,
+        organization_id: OrganizationId,
+        kind: InvoiceKind,
+        terms_days: u16,
+    ) -> Result<NewInvoice, ApiError> {
+        let mut fields = Fields::default();
+        let lines: Vec<Option<InvoiceLine>> = self
+            .lines
+            .into_iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let at = |name: &str| format!("lines[{index}].{name}");
+                let quantity = fields.take(
+                    &at("quantity"),
+                    line.quantity
+                        .as_deref()
+                        .map_or(Ok(Quantity::ONE), Quantity::parse),
+                );
+                let unit_price = fields.take(&at("unit_price"), Money::parse(&line.unit_price));
+                let vat_code = fields.take(&at("vat_code"), Code::parse(&line.vat_code));
+                Some(InvoiceLine {
+                    description: line.description,
+                    quantity: quantity?,
+                    unit_price: unit_price?,
+                    vat_code: vat_code?,
+                    account_id: AccountId::from_uuid(line.account_id),
+                    project_id: line.project_id.map(ProjectId::from_uuid),
+                    site_id: line.site_id.map(SiteId::from_uuid),
+                })
+            })
+            .collect();
+        let tds_section = fields.take(
+            "tds_section",
+            self.tds_section.as_deref().map(Code::parse).transpose(),
+        );
+        let retention = fields.take(
+            "retention",
+            self.retention.as_deref().map(Rate::parse).transpose(),
+        );
+        let due_date = self.due_date.or_else(|| {
+            self.date
+                .checked_add_signed(Duration::days(i64::from(terms_days)))
+        });
+        let due_date = fields.take(
+            "due_date",
+            due_date.ok_or("the due date is beyond the calendar"),
+        );
+        fields.finish(|| {
+            Some(NewInvoice {
+                invoice_id,
+                organization_id,
+                kind,
+                party_id: PartyId::from_uuid(self.party_id),
+                date: self.date,
+                due_date: due_date?,
+                pricing: self.pricing.map_or(Pricing::VatExclusive, Into::into),
+                reference: self.reference,
+                narration: self.narration,
+                lines: lines.into_iter().collect::<Option<Vec<_>>>()?,
+                tds_section: tds_section?,
+                retention: retention?,
+            })
+        })
+    }
+}
+
+/// Drafts a document of `kind`.
+async fn draft(
+    cmd: Command,
+    organization_id: OrganizationId,
+    body: DraftDocument,
+    kind: InvoiceKind,
+) -> Result<Accepted, ApiError> {
+    let action = match kind {
+        InvoiceKind::SalesInvoice => "drafting a sales invoice",
+        InvoiceKind::PurchaseBill => "drafting a purchase bill",
+    };
+    cmd.require(Permission::PostEntries, action)?;
+    let operation = match kind {
+        InvoiceKind::SalesInvoice => "draft-sales-invoice",
+        InvoiceKind::PurchaseBill => "draft-purchase-bill",
+    };
+    let issue = cmd.named(operation).on_new_stream();
+    organization(issue.state(), &issue, organization_id).await?;
+    let party_id = PartyId::from_uuid(body.party_id);
+    let (party, _) = party(&issue.state().clone(), &issue, organization_id, party_id).await?;
+    let terms = party.details().map_or(30, |details| details.terms_days);
+    let invoice_id = InvoiceId::from_uuid(issue.new_id());
+    let new = body.into_new(invoice_id, organization_id, kind, terms)?;
+    let outcome = run_document(
+        &issue,
+        organization_id,
+        invoice_id,
+        InvoiceCommand::Draft(new),
+    )
+    .await?;
+    let at = location(
+        __path_get_document,
+        &[organization_id.into(), invoice_id.into()],
+    );
+    Ok(Accepted::created(outcome, invoice_id, organization_id, at))
+}
+
+/// Drafts a sales invoice to a customer (role `accountant`, `finance-manager` or `admin`).
+/// Submit it to price, number and post it.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/sales-invoices", tag = "invoices",
+    request_body = DraftDocument,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn draft_sales_invoice(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<DraftDocument>,
+) -> Result<Accepted, ApiError> {
+    draft(cmd, organization_id, body, InvoiceKind::SalesInvoice).await
+}
+
+/// Drafts a supplier's or subcontractor's bill (role `accountant`, `finance-manager` or
+/// `admin`). Submit it to price, withhold, number and post it.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/purchase-bills", tag = "invoices",
+    request_body = DraftDocument,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn draft_purchase_bill(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<DraftDocument>,
+) -> Result<Accepted, ApiError> {
+    draft(cmd, organization_id, body, InvoiceKind::PurchaseBill).await
+}
+
+/// Submits a draft (role `accountant`, `finance-manager` or `admin`): prices every line at the
+/// VAT rate in force on its date, works out what is withheld, takes the next gapless number of
+/// its series and fiscal year, and posts its journal entry, all in one transaction. Refused in
+/// a submitted VAT month, a closed period, or when a ledger rule refuses the entry.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/submit", tag = "invoices",
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Submitted", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn submit_document(
+    cmd: Command,
+    PathIds((organization_id, invoice_id)): PathIds<(OrganizationId, InvoiceId)>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "submitting a document")?;
+    let issue = cmd.named("submit-document");
+    organization(issue.state(), &issue, organization_id).await?;
+    let command = InvoiceCommand::Submit {
+        issued_at: Utc::now(),
+        entry_id: EntryId::from_uuid(issue.new_id()),
+    };
+    let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
+    Ok(Accepted::changed(outcome, invoice_id, organization_id))
+}

@@ -1,0 +1,192 @@
+//! Invoicing over HTTP (domain-finance.md, "Invoices, bills and payments"): parties, the tax book
+//! (dated VAT codes, VDS shares, TDS tiers, the accounts documents post to, the VAT months),
+//! sales invoices and purchase bills with their printed tax invoice (Mushak-6.3), and the VAT
+//! registers (Mushak-6.1, 6.2) and monthly return summary (Mushak-9.1) read from the `invoicing`
+//! projection. Commands in [`commands`], queries in [`queries`], what they take and return in
+//! [`views`], the printed tax invoice in [`pdf`]; how the refusals read as problems is their
+//! [`DomainProblem`] here.
+
+pub mod commands;
+pub mod pdf;
+pub mod queries;
+pub mod views;
+
+use axum::Router;
+use vextrus_domain::finance::{InvoiceError, PartyError, TaxError};
+
+use crate::command::DocumentedRoutes;
+use crate::error::{ApiError, DomainProblem, InvalidParam};
+use crate::openapi::problem_responses;
+use crate::state::AppState;
+
+/// Every invoicing route, each at the path and method of its `#[utoipa::path]`.
+pub fn router() -> Router<AppState> {
+    use commands::*;
+    use queries::*;
+    Router::new()
+        .documented(__path_register_party, register_party)
+        .documented(__path_list_parties, list_parties)
+        .documented(__path_get_party, get_party)
+        .documented(__path_update_party, update_party)
+        .documented(__path_archive_party, archive_party)
+        .documented(__path_get_tax_book, get_tax_book)
+        .documented(__path_adopt_standard_tax_rules, adopt_standard_tax_rules)
+        .documented(__path_set_vat_rate, set_vat_rate)
+        .documented(__path_set_tds_tiers, set_tds_tiers)
+        .documented(__path_set_document_accounts, set_document_accounts)
+        .documented(__path_set_withholding_entity, set_withholding_entity)
+        .documented(__path_draft_sales_invoice, draft_sales_invoice)
+        .documented(__path_draft_purchase_bill, draft_purchase_bill)
+        .documented(__path_submit_document, submit_document)
+        .documented(__path_list_documents, list_documents)
+        .documented(__path_get_document, get_document)
+        .documented(__path_tax_invoice_pdf, tax_invoice_pdf)
+        .documented(__path_sales_book, sales_book)
+        .documented(__path_purchase_book, purchase_book)
+        .documented(__path_get_vat_return, get_vat_return)
+        .documented(__path_submit_vat_return, submit_vat_return)
+        .documented(__path_open_vat_amendment, open_vat_amendment)
+}
+
+fn rule(rule: &'static str, detail: String) -> ApiError {
+    ApiError::RuleViolated { rule, detail }
+}
+
+fn field(name: impl Into<String>, detail: String) -> ApiError {
+    ApiError::invalid_input(vec![InvalidParam::new(name, detail)])
+}
+
+impl DomainProblem for PartyError {
+    const STREAM: &'static str = "party";
+
+    fn into_problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            PartyError::NotFound => ApiError::NotFound(detail),
+            PartyError::AlreadyRegistered => ApiError::AlreadyExists(detail),
+            PartyError::Archived => rule("party-archived", detail),
+            PartyError::Address => field("address", detail),
+            PartyError::TermsTooLong => field("terms_days", detail),
+        }
+    }
+}
+
+/// The tax book's refusals: 422 for a field no state could make acceptable, 409 with the rule's
+/// `type` for what the book's state forbids.
+impl DomainProblem for TaxError {
+    const STREAM: &'static str = "tax book";
+
+    fn into_problem(self) -> ApiError {
+        use TaxError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotAdopted => rule("tax-book-not-set-up", detail),
+            E::AlreadyAdopted => ApiError::AlreadyExists(detail),
+            E::UnknownVatCode(_) => rule("unknown-vat-code", detail),
+            E::NoVatRateOn { .. } => rule("no-vat-rate", detail),
+            E::RateOfKind { .. } => field("rate", detail),
+            E::UnknownTdsSection(_) => rule("unknown-tds-section", detail),
+            E::NoTdsTiersOn { .. } => rule("no-tds-tiers", detail),
+            E::TiersOutOfOrder => field("tiers", detail),
+            E::NotAMonth(_) => field("month", detail),
+            E::PeriodLocked { .. } => rule("vat-period-locked", detail),
+            E::NotSubmitted(_) => rule("vat-return-not-submitted", detail),
+            E::Text { field: name } => field(name, detail),
+        }
+    }
+}
+
+/// A document's refusals; those of the ledger's rules read as for a journal entry, with the
+/// entry's line numbers (the receivable or payable line first, then the document's lines, then
+/// VAT and what is withheld).
+impl DomainProblem for InvoiceError {
+    const STREAM: &'static str = "document";
+
+    fn into_problem(self) -> ApiError {
+        use InvoiceError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::PartyNotFound => ApiError::NotFound(format!("party_id: {detail}")),
+            E::AlreadyExists => ApiError::AlreadyExists(detail),
+            E::AlreadySubmitted => rule("already-submitted", detail),
+            E::PartyArchived => rule("party-archived", format!("party_id: {detail}")),
+            E::PartyKind { .. } => rule("party-kind", format!("party_id: {detail}")),
+            E::LineCount => rule("line-count", detail),
+            E::Text { field: name } => field(name, detail),
+            E::DueBeforeDate => field("due_date", detail),
+            E::WithholdingOnSale => field("retention", detail),
+            E::LineAmount { line } => field(format!("lines[{line}].unit_price"), detail),
+            E::VatCode { source, .. } => match source {
+                TaxError::UnknownVatCode(_) => rule("unknown-vat-code", detail),
+                TaxError::NoVatRateOn { .. } => rule("no-vat-rate", detail),
+                other => other.into_problem(),
+            },
+            E::Tax(error) => error.into_problem(),
+            E::NoDocumentAccounts => rule("no-document-accounts", detail),
+            E::WithheldAboveTotal { .. } => rule("withheld-above-total", detail),
+            E::NoSellerBin => rule("no-seller-bin", detail),
+            E::Posting(error) => error.into_problem(),
+        }
+    }
+}
+
+/// The error responses of an invoicing command.
+pub struct InvoicingErrors;
+
+impl utoipa::IntoResponses for InvoicingErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed JSON, header or parameter"),
+            (401, "Missing, expired or invalid bearer token"),
+            (
+                403,
+                "The token's role does not allow this (accountant, finance-manager or admin; the \
+                 tax book and VAT returns: finance-manager or admin)",
+            ),
+            (
+                404,
+                "The organization, party, document or account does not exist in this tenant",
+            ),
+            (
+                409,
+                "Version conflict (If-Match), or a rule forbids it: a locked VAT month, a closed \
+                 period, an unknown VAT code, a party of the wrong kind … (see `type`)",
+            ),
+            (413, "Request body too large"),
+            (415, "The body is not sent as application/json"),
+            (
+                422,
+                "A field does not match the document (see `invalid-params`)",
+            ),
+        ])
+    }
+}
+
+/// The error responses of an invoicing query.
+pub struct InvoicingQueryErrors;
+
+impl utoipa::IntoResponses for InvoicingQueryErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        problem_responses(&[
+            (400, "Malformed header or query parameter"),
+            (401, "Missing, expired or invalid bearer token"),
+            (403, "X-Tenant-ID differs from the token"),
+            (
+                404,
+                "The organization, party or document does not exist in this tenant",
+            ),
+            (422, "Invalid parameter value"),
+            (
+                503,
+                "The read model did not reach `min_position` in time (see Retry-After)",
+            ),
+        ])
+    }
+}

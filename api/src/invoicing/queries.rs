@@ -1,0 +1,792 @@
+//! Query routes of invoicing: parties, documents and the VAT registers from the `invoicing`
+//! read models through [`RequestContext::read`] (row-level security confines every statement to
+//! the caller's tenant), and the tax book from its stream, which the write side holds in memory.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{Days, NaiveDate};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+use vextrus_domain::finance::{
+    InvoiceEvent, Money, NewInvoice, PartyKind, SubmittedInvoice, VatKind,
+};
+use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId};
+use vextrus_domain::values::Bin;
+use vextrus_projections::invoicing::Invoicing;
+
+use super::InvoicingQueryErrors;
+use super::commands::month;
+use super::pdf;
+use super::views::{
+    DocumentAccountsBody, DocumentKindView, DocumentPage, DocumentQuery, DocumentRow,
+    DocumentStatusView, DocumentView, PartyPage, PartyQuery, PartyView, TaxBookView,
+    TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
+    VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
+};
+use crate::auth::Permission;
+use crate::consistency;
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::extract::{PathIds, QueryParams};
+use crate::finance::views::{PartyKindView, ReportFormat, amount};
+use crate::state::AppState;
+
+/// Waits for `min_position` (if any), then opens the tenant's read transaction.
+async fn fresh_read(
+    state: &AppState,
+    context: &RequestContext,
+    min_position: Option<i64>,
+) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
+    consistency::wait_for::<Invoicing>(state, context, min_position).await?;
+    context.read(state).await
+}
+
+/// 404 unless the tenant has the organization.
+async fn require_organization(
+    conn: &mut PgConnection,
+    organization: OrganizationId,
+) -> Result<(), ApiError> {
+    let found: bool = sqlx::query_scalar(
+        "select exists (select 1 from org_organizations where organization_id = $1)",
+    )
+    .bind(organization.as_uuid())
+    .fetch_one(conn)
+    .await
+    .map_err(ApiError::database)?;
+    if found {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "organization {organization} not found"
+        )))
+    }
+}
+
+fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_param(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    Ok(i64::from(limit))
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::invalid_param("after", "not a cursor returned by this list")
+}
+
+fn bin_text(digits: Option<String>) -> Option<String> {
+    digits.map(|digits| match Bin::parse(&digits) {
+        Ok(bin) => bin.to_string(),
+        Err(_) => digits,
+    })
+}
+
+const PARTY_COLUMNS: &str = "party_id, organization_id, kind, name, bin, tin, address, \
+                             withholding_entity, terms_days, account_id, archived, version";
+
+fn party_view(row: &PgRow) -> PartyView {
+    let kind: String = row.get("kind");
+    PartyView {
+        id: row.get("party_id"),
+        organization_id: row.get("organization_id"),
+        kind: match PartyKind::parse(&kind) {
+            Some(PartyKind::Supplier) => PartyKindView::Supplier,
+            _ => PartyKindView::Customer,
+        },
+        name: row.get("name"),
+        bin: bin_text(row.get("bin")),
+        tin: row.get("tin"),
+        address: row.get("address"),
+        withholding_entity: row.get("withholding_entity"),
+        terms_days: row.get("terms_days"),
+        account_id: row.get("account_id"),
+        archived: row.get("archived"),
+        version: row.get("version"),
+    }
+}
+
+/// The organization's customers and suppliers by name.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/parties", tag = "parties",
+    params(("organization_id" = Uuid, Path), PartyQuery),
+    responses((status = 200, description = "A page of parties", body = PartyPage), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn list_parties(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<PartyQuery>,
+) -> Result<Json<PartyPage>, ApiError> {
+    let limit = page_size(query.limit)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| {
+            let (offset, id) = text.split_once('~').ok_or_else(bad_cursor)?;
+            Ok::<_, ApiError>((
+                offset.parse::<i64>().map_err(|_| bad_cursor())?,
+                id.parse::<Uuid>().map_err(|_| bad_cursor())?,
+            ))
+        })
+        .transpose()?;
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    // Pages by name are cut by position in the name order; the cursor carries the offset and
+    // the last id so that a page never repeats a party even when names are equal.
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {PARTY_COLUMNS} from fin_parties where organization_id = "
+    ));
+    sql.push_bind(organization.as_uuid());
+    if let Some(kind) = query.kind {
+        sql.push(" and kind = ")
+            .push_bind(PartyKind::from(kind).as_str());
+    }
+    if let Some(text) = query.q.as_deref().filter(|text| !text.is_empty()) {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push(" and name ilike ")
+            .push_bind(format!("%{escaped}%"));
+    }
+    if !query.include_archived.unwrap_or(false) {
+        sql.push(" and not archived");
+    }
+    let offset = after.map_or(0, |(offset, _)| offset.max(0));
+    sql.push(" order by lower(name), party_id offset ")
+        .push_bind(offset)
+        .push(" limit ")
+        .push_bind(limit + 1);
+    let rows = sql
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+    let mut items: Vec<PartyView> = rows.iter().map(party_view).collect();
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|last| format!("{}~{}", offset + limit, last.id))
+    } else {
+        None
+    };
+    Ok(Json(PartyPage { items, next_cursor }))
+}
+
+/// One party.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/parties/{party_id}", tag = "parties",
+    params(("organization_id" = Uuid, Path), ("party_id" = Uuid, Path), VatReturnQuery),
+    responses((status = 200, description = "The party", body = PartyView), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn get_party(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, party)): PathIds<(OrganizationId, PartyId)>,
+    QueryParams(query): QueryParams<VatReturnQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let row = sqlx::query(&format!(
+        "select {PARTY_COLUMNS} from fin_parties where organization_id = $1 and party_id = $2"
+    ))
+    .bind(organization.as_uuid())
+    .bind(party.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(|| ApiError::NotFound(format!("party {party} not found")))?;
+    let view = party_view(&row);
+    let version = view.version;
+    Ok(([(header::ETAG, format!("\"{version}\""))], Json(view)).into_response())
+}
+
+/// The organization's tax book: VAT codes with their dated rates, TDS sections with their dated
+/// tiers, the accounts documents post to, and the submitted VAT months. Read from the book's
+/// stream, so it is never behind a change just made.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/tax-book", tag = "tax",
+    params(("organization_id" = Uuid, Path)),
+    responses((status = 200, description = "The tax book", body = TaxBookView), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn get_tax_book(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+) -> Result<Response, ApiError> {
+    context
+        .principal
+        .require_in(Permission::Read, context.scope, "reading the tax book")?;
+    let (book, version) = state
+        .postings()
+        .tax_books
+        .refresh(state.store(), context.tenant, &organization.to_string())
+        .await?;
+    if book.organization_id() != Some(organization) {
+        return Err(ApiError::NotFound(format!(
+            "organization {organization} has no tax book (adopt the standard rules first)"
+        )));
+    }
+    let view = TaxBookView {
+        organization_id: organization.as_uuid(),
+        withholding_entity: book.withholding_entity(),
+        vat_codes: book
+            .vat_codes()
+            .iter()
+            .map(|(code, vat)| VatCodeView {
+                code: code.to_string(),
+                description: vat.description.clone(),
+                kind: vat.kind.into(),
+                rates: vat
+                    .rates
+                    .iter()
+                    .map(|(from, rate)| VatRateView {
+                        effective_from: *from,
+                        rate: rate.rate.to_decimal(),
+                        vds_share: rate.vds_share.to_decimal(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        tds_sections: book
+            .tds_sections()
+            .iter()
+            .map(|(section, tds)| TdsSectionView {
+                section: section.to_string(),
+                description: tds.description.clone(),
+                tiers: tds
+                    .tiers
+                    .iter()
+                    .map(|(from, tiers)| TdsTiersView {
+                        effective_from: *from,
+                        tiers: tiers
+                            .iter()
+                            .map(|tier| TdsTierView {
+                                up_to: tier.up_to.map(Money::to_decimal),
+                                rate: tier.rate.to_decimal(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        accounts: book.accounts().map(|a| DocumentAccountsBody {
+            receivable: a.receivable.as_uuid(),
+            payable: a.payable.as_uuid(),
+            output_vat: a.output_vat.as_uuid(),
+            input_vat: a.input_vat.as_uuid(),
+            vds_receivable: a.vds_receivable.as_uuid(),
+            vds_payable: a.vds_payable.as_uuid(),
+            tds_receivable: a.tds_receivable.as_uuid(),
+            tds_payable: a.tds_payable.as_uuid(),
+            retention_receivable: a.retention_receivable.as_uuid(),
+            retention_payable: a.retention_payable.as_uuid(),
+            customer_advances: a.customer_advances.as_uuid(),
+            supplier_advances: a.supplier_advances.as_uuid(),
+            exchange_gain: a.exchange_gain.as_uuid(),
+            exchange_loss: a.exchange_loss.as_uuid(),
+            bank_charges: a.bank_charges.as_uuid(),
+        }),
+        vat_months: book
+            .vat_months()
+            .iter()
+            .map(|(month, submitted)| VatMonthView {
+                month: month.format("%Y-%m").to_string(),
+                amendment: submitted.amendment,
+                locked: !submitted.open_for_amendment,
+            })
+            .collect(),
+        version: version.get(),
+    };
+    Ok((
+        [(header::ETAG, format!("\"{}\"", version.get()))],
+        Json(view),
+    )
+        .into_response())
+}
+
+const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
+                                i.position, i.date, p.name as party_name";
+
+/// A document row as the API shows it; the recorded document decides the rest.
+fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
+    let document: serde_json::Value = row.get("document");
+    let base = DocumentRow {
+        id: row.get("invoice_id"),
+        party_name: row.get("party_name"),
+        version: row.get("version"),
+        position: row.get("position"),
+    };
+    let unreadable =
+        |error: serde_json::Error| ApiError::Internal(format!("a recorded document: {error}"));
+    let status: String = row.get("status");
+    if status == "submitted" {
+        let submitted: SubmittedInvoice = serde_json::from_value(document).map_err(unreadable)?;
+        Ok(DocumentView::of_submitted(base, &submitted, None))
+    } else {
+        let draft: NewInvoice = serde_json::from_value(document).map_err(unreadable)?;
+        Ok(DocumentView::of_draft(base, &draft))
+    }
+}
+
+/// The organization's sales invoices and bills by date, then by the order they were drafted.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/invoices", tag = "invoices",
+    params(("organization_id" = Uuid, Path), DocumentQuery),
+    responses((status = 200, description = "A page of documents", body = DocumentPage), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<DocumentQuery>,
+) -> Result<Json<DocumentPage>, ApiError> {
+    let limit = page_size(query.limit)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| {
+            let (date, position) = text.split_once('~').ok_or_else(bad_cursor)?;
+            Ok::<_, ApiError>((
+                date.parse::<NaiveDate>().map_err(|_| bad_cursor())?,
+                position.parse::<i64>().map_err(|_| bad_cursor())?,
+            ))
+        })
+        .transpose()?;
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {DOCUMENT_COLUMNS} from fin_invoices i \
+         left join fin_parties p on p.tenant_id = i.tenant_id and p.party_id = i.party_id \
+         where i.organization_id = "
+    ));
+    sql.push_bind(organization.as_uuid());
+    if let Some(kind) = query.kind {
+        sql.push(" and i.kind = ").push_bind(match kind {
+            DocumentKindView::SalesInvoice => "sales_invoice",
+            DocumentKindView::PurchaseBill => "purchase_bill",
+        });
+    }
+    if let Some(status) = query.status {
+        sql.push(" and i.status = ").push_bind(match status {
+            DocumentStatusView::Draft => "draft",
+            DocumentStatusView::Submitted => "submitted",
+        });
+    }
+    if let Some(party) = query.party_id {
+        sql.push(" and i.party_id = ").push_bind(party);
+    }
+    if let Some(from) = query.from {
+        sql.push(" and i.date >= ").push_bind(from);
+    }
+    if let Some(to) = query.to {
+        sql.push(" and i.date <= ").push_bind(to);
+    }
+    if let Some((date, position)) = after {
+        sql.push(" and (i.date, i.position) > (")
+            .push_bind(date)
+            .push(", ")
+            .push_bind(position)
+            .push(")");
+    }
+    sql.push(" order by i.date, i.position limit ")
+        .push_bind(limit + 1);
+    let rows = sql
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+    let mut items = rows
+        .iter()
+        .map(document_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|last| format!("{}~{}", last.date, last.position))
+    } else {
+        None
+    };
+    Ok(Json(DocumentPage { items, next_cursor }))
+}
+
+async fn document_row(
+    tx: &mut PgConnection,
+    organization: OrganizationId,
+    invoice: InvoiceId,
+) -> Result<PgRow, ApiError> {
+    sqlx::query(&format!(
+        "select {DOCUMENT_COLUMNS} from fin_invoices i \
+         left join fin_parties p on p.tenant_id = i.tenant_id and p.party_id = i.party_id \
+         where i.organization_id = $1 and i.invoice_id = $2"
+    ))
+    .bind(organization.as_uuid())
+    .bind(invoice.as_uuid())
+    .fetch_optional(tx)
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(|| ApiError::NotFound(format!("document {invoice} not found")))
+}
+
+/// One sales invoice or bill: as drafted, or as submitted with everything its tax invoice prints.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}", tag = "invoices",
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), VatReturnQuery),
+    responses((status = 200, description = "The document", body = DocumentView), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn get_document(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, invoice)): PathIds<(OrganizationId, InvoiceId)>,
+    QueryParams(query): QueryParams<VatReturnQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let row = document_row(&mut tx, organization, invoice).await?;
+    let view = document_view(&row)?;
+    let version = view.version;
+    Ok(([(header::ETAG, format!("\"{version}\""))], Json(view)).into_response())
+}
+
+/// The tax invoice (Mushak-6.3) of a submitted sales invoice, as a printable PDF: seller's and
+/// buyer's names and BINs, the serial number, the date and time of issue, and per line the
+/// description, quantity, unit price, value without VAT, VAT rate, VAT and value with VAT.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/tax-invoice.pdf", tag = "invoices",
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), VatReturnQuery),
+    responses((status = 200, description = "The tax invoice", content_type = "application/pdf", body = Vec<u8>), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn tax_invoice_pdf(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, invoice)): PathIds<(OrganizationId, InvoiceId)>,
+    QueryParams(query): QueryParams<VatReturnQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let row = document_row(&mut tx, organization, invoice).await?;
+    let status: String = row.get("status");
+    if status != "submitted" {
+        return Err(ApiError::RuleViolated {
+            rule: "not-submitted",
+            detail: "a draft has no tax invoice yet; submit it first".to_owned(),
+        });
+    }
+    let document: serde_json::Value = row.get("document");
+    let submitted: SubmittedInvoice = serde_json::from_value(document)
+        .map_err(|error| ApiError::Internal(format!("a recorded document: {error}")))?;
+    let file = format!("{}.pdf", submitted.number);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{file}\""),
+            ),
+        ],
+        pdf::tax_invoice(&InvoiceEvent::InvoiceSubmitted(Box::new(submitted))),
+    )
+        .into_response())
+}
+
+/// A VAT book's lines of one month, and their sums of value, VAT, total and VDS in paisa.
+async fn book_lines(
+    tx: &mut PgConnection,
+    organization: OrganizationId,
+    book: &str,
+    month: NaiveDate,
+) -> Result<(Vec<VatBookLine>, [i64; 4]), ApiError> {
+    let rows = sqlx::query(
+        "select invoice_id, line_no, date, number, party_id, party_name, party_bin, description,
+                quantity, unit_price, vat_code, vat_kind, vat_rate, value, vat, total, vds
+         from fin_vat_lines
+         where organization_id = $1 and book = $2 and month = $3
+         order by date, position, line_no",
+    )
+    .bind(organization.as_uuid())
+    .bind(book)
+    .bind(month)
+    .fetch_all(tx)
+    .await
+    .map_err(ApiError::database)?;
+    let mut sums = [0i64; 4];
+    let lines = rows
+        .iter()
+        .map(|row| {
+            let quantity: i64 = row.get("quantity");
+            let rate: i32 = row.get("vat_rate");
+            for (sum, column) in sums.iter_mut().zip(["value", "vat", "total", "vds"]) {
+                *sum += row.get::<i64, _>(column);
+            }
+            VatBookLine {
+                date: row.get("date"),
+                number: row.get("number"),
+                document_id: row.get("invoice_id"),
+                line_no: row.get("line_no"),
+                party_id: row.get("party_id"),
+                party_name: row.get("party_name"),
+                party_bin: bin_text(row.get("party_bin")),
+                description: row.get("description"),
+                quantity: decimal(quantity, 3),
+                unit_price: amount(row.get("unit_price")),
+                vat_code: row.get("vat_code"),
+                vat_kind: vat_kind(row.get("vat_kind")),
+                vat_rate: decimal(i64::from(rate), 2),
+                value: amount(row.get("value")),
+                vat: amount(row.get("vat")),
+                total: amount(row.get("total")),
+                vds: amount(row.get("vds")),
+            }
+        })
+        .collect();
+    Ok((lines, sums))
+}
+
+/// `value` with `places` decimals: `decimal(750, 2)` is `"7.50"`.
+fn decimal(value: i64, places: u32) -> String {
+    let scale = 10i64.pow(places);
+    let sign = if value < 0 { "-" } else { "" };
+    let abs = value.unsigned_abs();
+    let scale = scale.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = places as usize
+    )
+}
+
+fn vat_kind(text: String) -> VatKindView {
+    VatKind::ALL
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+        .map_or(VatKindView::Standard, Into::into)
+}
+
+/// A VAT book as JSON or CSV.
+async fn vat_book(
+    state: &AppState,
+    context: &RequestContext,
+    organization: OrganizationId,
+    query: VatBookQuery,
+    book: &str,
+) -> Result<Response, ApiError> {
+    let month_start = month(&query.month).map_err(|_| {
+        ApiError::invalid_param("month", "must be a month written YYYY-MM, e.g. 2025-08")
+    })?;
+    let mut tx = fresh_read(state, context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let (lines, [value, vat, total, vds]) =
+        book_lines(&mut tx, organization, book, month_start).await?;
+    let form = if book == "sales" {
+        "mushak-6.2"
+    } else {
+        "mushak-6.1"
+    };
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "date",
+            "number",
+            "party",
+            "party_bin",
+            "description",
+            "quantity",
+            "unit_price",
+            "vat_code",
+            "vat_rate",
+            "value",
+            "vat",
+            "total",
+            "vds",
+        ];
+        let rows = lines
+            .into_iter()
+            .map(|line| {
+                vec![
+                    line.date.to_string(),
+                    line.number,
+                    line.party_name,
+                    line.party_bin.unwrap_or_default(),
+                    line.description,
+                    line.quantity,
+                    line.unit_price,
+                    line.vat_code,
+                    line.vat_rate,
+                    line.value,
+                    line.vat,
+                    line.total,
+                    line.vds,
+                ]
+            })
+            .collect();
+        let file = format!("{form}-{}", query.month);
+        return Ok(crate::finance::queries::csv_response(
+            &file,
+            &header_row,
+            rows,
+        ));
+    }
+    let view = VatBookView {
+        form: form.to_owned(),
+        month: query.month.clone(),
+        value: amount(value),
+        vat: amount(vat),
+        total: amount(total),
+        vds: amount(vds),
+        lines,
+    };
+    Ok(Json(view).into_response())
+}
+
+/// The sales book (Mushak-6.2) of a month: every line of every sales invoice dated in it, as the
+/// invoice printed it. JSON, or CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/vat/sales-book", tag = "tax",
+    params(("organization_id" = Uuid, Path), VatBookQuery),
+    responses((status = 200, description = "The sales book",
+        content((VatBookView = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn sales_book(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<VatBookQuery>,
+) -> Result<Response, ApiError> {
+    vat_book(&state, &context, organization, query, "sales").await
+}
+
+/// The purchase book (Mushak-6.1) of a month: every line of every bill dated in it. JSON, or CSV
+/// with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/vat/purchase-book", tag = "tax",
+    params(("organization_id" = Uuid, Path), VatBookQuery),
+    responses((status = 200, description = "The purchase book",
+        content((VatBookView = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn purchase_book(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<VatBookQuery>,
+) -> Result<Response, ApiError> {
+    vat_book(&state, &context, organization, query, "purchase").await
+}
+
+/// The monthly return summary (Mushak-9.1) of a month: sales and purchases by VAT kind, output
+/// and input VAT, VAT deducted at source from suppliers, the net VAT, and whether the return was
+/// submitted.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/vat-returns/{month}", tag = "tax",
+    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), VatReturnQuery),
+    responses((status = 200, description = "The return summary", body = VatReturnView), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn get_vat_return(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, month_text)): PathIds<(OrganizationId, String)>,
+    QueryParams(query): QueryParams<VatReturnQuery>,
+) -> Result<Json<VatReturnView>, ApiError> {
+    let month_start = month(&month_text)?;
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let rows = sqlx::query(
+        "select book, vat_kind, sum(value)::bigint as value, sum(vat)::bigint as vat,
+                sum(vds)::bigint as vds
+         from fin_vat_lines where organization_id = $1 and month = $2
+         group by book, vat_kind order by book, vat_kind",
+    )
+    .bind(organization.as_uuid())
+    .bind(month_start)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    drop(tx);
+    let mut totals: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    let (mut sales, mut purchases) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let book: String = row.get("book");
+        let book = if book == "sales" { "sales" } else { "purchase" };
+        let (value, vat, vds): (i64, i64, i64) = (row.get("value"), row.get("vat"), row.get("vds"));
+        *totals.entry((book, 0)).or_default() += vat;
+        *totals.entry((book, 1)).or_default() += vds;
+        let line = VatReturnRow {
+            vat_kind: vat_kind(row.get("vat_kind")),
+            value: amount(value),
+            vat: amount(vat),
+        };
+        if book == "sales" {
+            sales.push(line);
+        } else {
+            purchases.push(line);
+        }
+    }
+    let output_vat = totals.get(&("sales", 0)).copied().unwrap_or(0);
+    let input_vat = totals.get(&("purchase", 0)).copied().unwrap_or(0);
+    let vds_deducted = totals.get(&("purchase", 1)).copied().unwrap_or(0);
+    let (book, _) = state
+        .postings()
+        .tax_books
+        .refresh(state.store(), context.tenant, &organization.to_string())
+        .await?;
+    let submitted = book.vat_months().get(&month_start).copied();
+    let next_month = month_start
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(month_start);
+    Ok(Json(VatReturnView {
+        month: month_text,
+        due_date: next_month
+            .checked_add_days(Days::new(14))
+            .unwrap_or(next_month),
+        submitted: submitted.is_some(),
+        amendment: submitted.map(|s| s.amendment),
+        locked: submitted.is_some_and(|s| !s.open_for_amendment),
+        sales,
+        purchases,
+        output_vat: amount(output_vat),
+        input_vat: amount(input_vat),
+        vds_deducted: amount(vds_deducted),
+        net_vat: amount(output_vat - input_vat),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Datelike;
+
+    use super::*;
+
+    #[test]
+    fn decimals_keep_their_places() {
+        assert_eq!(decimal(750, 2), "7.50");
+        assert_eq!(decimal(12_500, 3), "12.500");
+        assert_eq!(decimal(-5, 2), "-0.05");
+        assert_eq!(month("2025-08").unwrap().day(), 1);
+        assert!(month("2025-13").is_err());
+        assert!(month("25-08").is_err());
+    }
+}

@@ -1,0 +1,697 @@
+//! What the invoicing routes take and return. Amounts are decimal strings with two places, rates
+//! percentages with up to two decimals (`"7.5"`), quantities decimals with up to three (`"12.5"`),
+//! as in the ledger's routes; BINs print 9+4 (`002871821-0101`).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use vextrus_domain::finance::{
+    InvoiceKind, Money, NewInvoice, PricedLine, Pricing, Rate, SubmittedInvoice, TaxParty, VatKind,
+    Withholding,
+};
+use vextrus_domain::values::Bin;
+
+use crate::finance::views::{PartyKindView, ReportFormat};
+use crate::openapi::text;
+
+/// A party as registered.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterParty {
+    pub kind: PartyKindView,
+    #[schema(schema_with = text::name)]
+    pub name: String,
+    #[schema(schema_with = text::bin_or_null)]
+    pub bin: Option<String>,
+    #[schema(schema_with = text::tin_or_null)]
+    pub tin: Option<String>,
+    #[schema(schema_with = text::narration_or_null)]
+    pub address: Option<String>,
+    /// Deducts VAT (VDS) and income tax (TDS) at source when it pays: a government body, a bank,
+    /// a limited company … `false` when omitted.
+    pub withholding_entity: Option<bool>,
+    /// Days from a document's date to its due date; 30 when omitted.
+    #[schema(maximum = 3650)]
+    pub terms_days: Option<u16>,
+    /// A receivable (customer) or payable (supplier) account of the organization for this party's
+    /// documents, instead of the tax book's.
+    pub account_id: Option<Uuid>,
+}
+
+/// The changes a PATCH makes; omitted fields stay as they are, `null` clears an optional one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateParty {
+    #[schema(schema_with = text::name_or_null)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = text::bin_or_null)]
+    pub bin: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = text::tin_or_null)]
+    pub tin: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(schema_with = text::narration_or_null)]
+    pub address: Option<Option<String>>,
+    pub withholding_entity: Option<bool>,
+    #[schema(maximum = 3650)]
+    pub terms_days: Option<u16>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<Uuid>)]
+    pub account_id: Option<Option<Uuid>>,
+}
+
+/// A field of a PATCH that was given: `Some(None)` for `null`, as opposed to an omitted one.
+fn given<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A customer or supplier.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PartyView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: PartyKindView,
+    pub name: String,
+    /// 9+4, e.g. `002871821-0101`.
+    pub bin: Option<String>,
+    pub tin: Option<String>,
+    pub address: Option<String>,
+    pub withholding_entity: bool,
+    pub terms_days: i32,
+    pub account_id: Option<Uuid>,
+    pub archived: bool,
+    /// The party's stream version, for `If-Match`.
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartyPage {
+    pub items: Vec<PartyView>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PartyQuery {
+    pub kind: Option<PartyKindView>,
+    /// Names containing this text, in any case.
+    pub q: Option<String>,
+    /// Archived parties too; `false` when omitted.
+    pub include_archived: Option<bool>,
+    /// 1 to 500; 50 when omitted.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub after: Option<String>,
+    /// Wait (bounded) until the read model has applied this log position.
+    pub min_position: Option<i64>,
+}
+
+/// How a VAT code taxes a supply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VatKindView {
+    Standard,
+    Reduced,
+    Exempt,
+    ZeroRated,
+}
+
+impl From<VatKindView> for VatKind {
+    fn from(view: VatKindView) -> Self {
+        match view {
+            VatKindView::Standard => Self::Standard,
+            VatKindView::Reduced => Self::Reduced,
+            VatKindView::Exempt => Self::Exempt,
+            VatKindView::ZeroRated => Self::ZeroRated,
+        }
+    }
+}
+
+impl From<VatKind> for VatKindView {
+    fn from(kind: VatKind) -> Self {
+        match kind {
+            VatKind::Standard => Self::Standard,
+            VatKind::Reduced => Self::Reduced,
+            VatKind::Exempt => Self::Exempt,
+            VatKind::ZeroRated => Self::ZeroRated,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptStandardTaxRules {
+    /// Whether the organization deducts VAT and income tax at source when it pays suppliers (a
+    /// limited company does); `true` when omitted.
+    pub withholding_entity: Option<bool>,
+}
+
+/// A VAT code's rate from a date on (a new code when the book has none such).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetVatRate {
+    #[schema(schema_with = text::narration)]
+    pub description: String,
+    pub kind: VatKindView,
+    /// The first day the rate applies; documents dated earlier keep the earlier rate.
+    pub effective_from: NaiveDate,
+    #[schema(schema_with = text::rate)]
+    pub rate: String,
+    /// The share of the VAT a withholding buyer deducts at source; `"0"` when omitted.
+    #[schema(schema_with = text::rate_or_null)]
+    pub vds_share: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TdsTierBody {
+    /// The largest VAT-exclusive value of a document in this tier; null for the last tier.
+    #[schema(schema_with = text::amount_or_null)]
+    pub up_to: Option<String>,
+    #[schema(schema_with = text::rate)]
+    pub rate: String,
+}
+
+/// A TDS section's tiers from a date on (a new section when the book has none such).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTdsTiers {
+    #[schema(schema_with = text::narration)]
+    pub description: String,
+    pub effective_from: NaiveDate,
+    /// In rising order of `up_to`; the last one without.
+    pub tiers: Vec<TdsTierBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWithholdingEntity {
+    pub withholding_entity: bool,
+}
+
+/// The accounts documents post to: ledger accounts of the organization.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentAccountsBody {
+    pub receivable: Uuid,
+    pub payable: Uuid,
+    pub output_vat: Uuid,
+    pub input_vat: Uuid,
+    pub vds_receivable: Uuid,
+    pub vds_payable: Uuid,
+    pub tds_receivable: Uuid,
+    pub tds_payable: Uuid,
+    pub retention_receivable: Uuid,
+    pub retention_payable: Uuid,
+    pub customer_advances: Uuid,
+    pub supplier_advances: Uuid,
+    pub exchange_gain: Uuid,
+    pub exchange_loss: Uuid,
+    pub bank_charges: Uuid,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenVatAmendment {
+    /// Why the submitted return is amended.
+    #[schema(schema_with = text::narration)]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatRateView {
+    pub effective_from: NaiveDate,
+    /// Percent, e.g. `"15.00"`.
+    pub rate: String,
+    pub vds_share: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatCodeView {
+    pub code: String,
+    pub description: String,
+    pub kind: VatKindView,
+    /// Oldest first.
+    pub rates: Vec<VatRateView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TdsTierView {
+    pub up_to: Option<String>,
+    pub rate: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TdsTiersView {
+    pub effective_from: NaiveDate,
+    pub tiers: Vec<TdsTierView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TdsSectionView {
+    pub section: String,
+    pub description: String,
+    /// Oldest first.
+    pub tiers: Vec<TdsTiersView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatMonthView {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// 0 for the original return, 1, 2 … for amendments.
+    pub amendment: u32,
+    /// Locked for VAT-affecting documents (false while an amendment is open).
+    pub locked: bool,
+}
+
+/// An organization's tax book.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaxBookView {
+    pub organization_id: Uuid,
+    pub withholding_entity: bool,
+    pub vat_codes: Vec<VatCodeView>,
+    pub tds_sections: Vec<TdsSectionView>,
+    pub accounts: Option<DocumentAccountsBody>,
+    pub vat_months: Vec<VatMonthView>,
+    /// The book's stream version, for `If-Match`.
+    pub version: i64,
+}
+
+/// Whether unit prices include VAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PricingView {
+    VatExclusive,
+    VatInclusive,
+}
+
+impl From<PricingView> for Pricing {
+    fn from(view: PricingView) -> Self {
+        match view {
+            PricingView::VatExclusive => Self::VatExclusive,
+            PricingView::VatInclusive => Self::VatInclusive,
+        }
+    }
+}
+
+impl From<Pricing> for PricingView {
+    fn from(pricing: Pricing) -> Self {
+        match pricing {
+            Pricing::VatExclusive => Self::VatExclusive,
+            Pricing::VatInclusive => Self::VatInclusive,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentLineBody {
+    #[schema(schema_with = text::narration)]
+    pub description: String,
+    /// `"1"` when omitted.
+    #[schema(schema_with = text::quantity_or_null)]
+    pub quantity: Option<String>,
+    #[schema(schema_with = text::amount)]
+    pub unit_price: String,
+    /// A VAT code of the tax book, e.g. `STD` or `S004.00`.
+    #[schema(schema_with = text::code)]
+    pub vat_code: String,
+    /// Revenue (sales invoice) or expense or asset (bill): a ledger account of the organization.
+    pub account_id: Uuid,
+    /// Required on income and expense accounts.
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+}
+
+/// A sales invoice or purchase bill to draft.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftDocument {
+    /// A customer (sales invoice) or supplier (bill) of the organization.
+    pub party_id: Uuid,
+    pub date: NaiveDate,
+    /// `date` plus the party's terms when omitted.
+    pub due_date: Option<NaiveDate>,
+    /// `vat_exclusive` when omitted.
+    pub pricing: Option<PricingView>,
+    /// The buyer's order or contract reference.
+    #[schema(schema_with = text::narration_or_null)]
+    pub reference: Option<String>,
+    /// "Sales invoice SI-… to …" when omitted.
+    #[schema(schema_with = text::narration_or_null)]
+    pub narration: Option<String>,
+    pub lines: Vec<DocumentLineBody>,
+    /// Bills: the TDS section the organization withholds under (e.g. `CONTRACT`).
+    #[schema(schema_with = text::code_or_null)]
+    pub tds_section: Option<String>,
+    /// Bills: the share of the VAT-exclusive value held as retention.
+    #[schema(schema_with = text::rate_or_null)]
+    pub retention: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKindView {
+    SalesInvoice,
+    PurchaseBill,
+}
+
+impl From<InvoiceKind> for DocumentKindView {
+    fn from(kind: InvoiceKind) -> Self {
+        match kind {
+            InvoiceKind::SalesInvoice => Self::SalesInvoice,
+            InvoiceKind::PurchaseBill => Self::PurchaseBill,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatusView {
+    Draft,
+    Submitted,
+}
+
+/// A seller or buyer as the tax invoice prints them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaxPartyView {
+    pub name: String,
+    /// 9+4.
+    pub bin: Option<String>,
+    pub address: Option<String>,
+}
+
+impl From<&TaxParty> for TaxPartyView {
+    fn from(party: &TaxParty) -> Self {
+        Self {
+            name: party.name.clone(),
+            bin: party.bin.as_ref().map(Bin::to_string),
+            address: party.address.clone(),
+        }
+    }
+}
+
+/// A line: as entered on a draft; priced once submitted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentLineView {
+    pub description: String,
+    pub quantity: String,
+    pub unit_price: String,
+    pub vat_code: String,
+    pub account_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    /// The rest once submitted.
+    pub vat_kind: Option<VatKindView>,
+    pub vat_rate: Option<String>,
+    /// Value without VAT.
+    pub value: Option<String>,
+    pub vat: Option<String>,
+    /// Value with VAT.
+    pub total: Option<String>,
+    pub vds: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct WithholdingView {
+    pub vds: String,
+    pub tds_rate: Option<String>,
+    pub tds: String,
+    pub retention_rate: Option<String>,
+    pub retention: String,
+}
+
+impl From<&Withholding> for WithholdingView {
+    fn from(withholding: &Withholding) -> Self {
+        Self {
+            vds: withholding.vds.to_decimal(),
+            tds_rate: withholding.tds_rate.map(Rate::to_decimal),
+            tds: withholding.tds.to_decimal(),
+            retention_rate: withholding.retention_rate.map(Rate::to_decimal),
+            retention: withholding.retention.to_decimal(),
+        }
+    }
+}
+
+/// A sales invoice or purchase bill.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: DocumentKindView,
+    pub status: DocumentStatusView,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// Gapless per series and fiscal year, e.g. `SI-2025-26-000001`; null while a draft.
+    pub number: Option<String>,
+    pub date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub pricing: PricingView,
+    pub reference: Option<String>,
+    pub narration: Option<String>,
+    pub lines: Vec<DocumentLineView>,
+    /// Sums once submitted ("0.00" while a draft).
+    pub value: String,
+    pub vat: String,
+    pub total: String,
+    /// What the party owes (sales) or is owed (bills) on the receivable or payable account.
+    pub balance: String,
+    pub withholding: WithholdingView,
+    pub tds_section: Option<String>,
+    /// The date and time of issue printed on the tax invoice.
+    pub issued_at: Option<DateTime<Utc>>,
+    pub seller: Option<TaxPartyView>,
+    pub buyer: Option<TaxPartyView>,
+    /// The journal entry the submit posted.
+    pub entry_id: Option<Uuid>,
+    /// The document's stream version, for `If-Match`.
+    pub version: i64,
+    /// Log position of the document's first event.
+    pub position: i64,
+}
+
+impl DocumentLineView {
+    pub fn drafted(line: &vextrus_domain::finance::InvoiceLine) -> Self {
+        Self {
+            description: line.description.clone(),
+            quantity: line.quantity.to_decimal(),
+            unit_price: line.unit_price.to_decimal(),
+            vat_code: line.vat_code.to_string(),
+            account_id: line.account_id.as_uuid(),
+            project_id: line.project_id.map(|id| id.as_uuid()),
+            site_id: line.site_id.map(|id| id.as_uuid()),
+            vat_kind: None,
+            vat_rate: None,
+            value: None,
+            vat: None,
+            total: None,
+            vds: None,
+        }
+    }
+
+    pub fn priced(line: &PricedLine) -> Self {
+        Self {
+            vat_kind: Some(line.vat_kind.into()),
+            vat_rate: Some(line.vat_rate.to_decimal()),
+            value: Some(line.value.to_decimal()),
+            vat: Some(line.vat.to_decimal()),
+            total: Some(line.total.to_decimal()),
+            vds: Some(line.vds.to_decimal()),
+            ..Self::drafted(&line.line)
+        }
+    }
+}
+
+/// The parts of a document row the view is made of besides its recorded document.
+pub struct DocumentRow {
+    pub id: Uuid,
+    pub party_name: Option<String>,
+    pub version: i64,
+    pub position: i64,
+}
+
+impl DocumentView {
+    pub fn of_draft(row: DocumentRow, draft: &NewInvoice) -> Self {
+        let zero = Money::ZERO.to_decimal();
+        Self {
+            id: row.id,
+            organization_id: draft.organization_id.as_uuid(),
+            kind: draft.kind.into(),
+            status: DocumentStatusView::Draft,
+            party_id: draft.party_id.as_uuid(),
+            party_name: row.party_name,
+            number: None,
+            date: draft.date,
+            due_date: draft.due_date,
+            pricing: draft.pricing.into(),
+            reference: draft.reference.clone(),
+            narration: draft.narration.clone(),
+            lines: draft.lines.iter().map(DocumentLineView::drafted).collect(),
+            value: zero.clone(),
+            vat: zero.clone(),
+            total: zero.clone(),
+            balance: zero,
+            withholding: WithholdingView::from(&Withholding {
+                retention_rate: draft.retention,
+                ..Withholding::default()
+            }),
+            tds_section: draft.tds_section.as_ref().map(ToString::to_string),
+            issued_at: None,
+            seller: None,
+            buyer: None,
+            entry_id: None,
+            version: row.version,
+            position: row.position,
+        }
+    }
+
+    pub fn of_submitted(
+        row: DocumentRow,
+        submitted: &SubmittedInvoice,
+        tds_section: Option<String>,
+    ) -> Self {
+        Self {
+            id: row.id,
+            organization_id: submitted.organization_id.as_uuid(),
+            kind: submitted.kind.into(),
+            status: DocumentStatusView::Submitted,
+            party_id: submitted.party_id.as_uuid(),
+            party_name: row.party_name,
+            number: Some(submitted.number.clone()),
+            date: submitted.date,
+            due_date: submitted.due_date,
+            pricing: submitted.pricing.into(),
+            reference: submitted.reference.clone(),
+            narration: Some(submitted.narration.clone()),
+            lines: submitted
+                .lines
+                .iter()
+                .map(DocumentLineView::priced)
+                .collect(),
+            value: submitted.value.to_decimal(),
+            vat: submitted.vat.to_decimal(),
+            total: submitted.total.to_decimal(),
+            balance: submitted.balance.to_decimal(),
+            withholding: (&submitted.withholding).into(),
+            tds_section,
+            issued_at: Some(submitted.issued_at),
+            seller: Some((&submitted.seller).into()),
+            buyer: Some((&submitted.buyer).into()),
+            entry_id: Some(submitted.entry_id.as_uuid()),
+            version: row.version,
+            position: row.position,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DocumentPage {
+    pub items: Vec<DocumentView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentQuery {
+    pub kind: Option<DocumentKindView>,
+    pub status: Option<DocumentStatusView>,
+    pub party_id: Option<Uuid>,
+    /// First day.
+    pub from: Option<NaiveDate>,
+    /// Last day.
+    pub to: Option<NaiveDate>,
+    /// 1 to 500; 50 when omitted.
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+    pub min_position: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VatBookQuery {
+    /// The VAT month, `YYYY-MM`.
+    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2025-08")]
+    pub month: String,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+    pub min_position: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VatReturnQuery {
+    pub min_position: Option<i64>,
+}
+
+/// One line of the sales book (Mushak-6.2) or the purchase book (Mushak-6.1).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatBookLine {
+    pub date: NaiveDate,
+    pub number: String,
+    pub document_id: Uuid,
+    pub line_no: i32,
+    pub party_id: Uuid,
+    pub party_name: String,
+    pub party_bin: Option<String>,
+    pub description: String,
+    pub quantity: String,
+    pub unit_price: String,
+    pub vat_code: String,
+    pub vat_kind: VatKindView,
+    pub vat_rate: String,
+    pub value: String,
+    pub vat: String,
+    pub total: String,
+    pub vds: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatBookView {
+    /// `mushak-6.1` (purchases) or `mushak-6.2` (sales).
+    pub form: String,
+    pub month: String,
+    pub lines: Vec<VatBookLine>,
+    pub value: String,
+    pub vat: String,
+    pub total: String,
+    pub vds: String,
+}
+
+/// Sales or purchases of one VAT kind in a month.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatReturnRow {
+    pub vat_kind: VatKindView,
+    pub value: String,
+    pub vat: String,
+}
+
+/// The monthly return summary (Mushak-9.1), from the sales and purchase books.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VatReturnView {
+    pub month: String,
+    /// Due 15 days after the month.
+    pub due_date: NaiveDate,
+    pub submitted: bool,
+    pub amendment: Option<u32>,
+    pub locked: bool,
+    pub sales: Vec<VatReturnRow>,
+    pub purchases: Vec<VatReturnRow>,
+    pub output_vat: String,
+    pub input_vat: String,
+    /// VAT deducted at source from suppliers, to deposit.
+    pub vds_deducted: String,
+    /// Output VAT less input VAT (negative: carried forward).
+    pub net_vat: String,
+}

@@ -1,0 +1,640 @@
+//! Invoices, bills, the tax book and the VAT registers through the HTTP API: scenarios 13, 14,
+//! 17 and 22 of domain-finance.md, gapless numbering under concurrent submits, the printed tax
+//! invoice read back as text, and the refusals that change nothing.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::api_finance::Books;
+use crate::http::{Reply, TestApp, spawn_app};
+
+/// The books with the standard tax rules adopted, a customer that withholds (a government
+/// body), and a subcontractor.
+struct Desk<'a> {
+    books: Books<'a>,
+    customer: String,
+    subcontractor: String,
+}
+
+impl<'a> Desk<'a> {
+    async fn open(app: &'a TestApp, code: &str) -> Desk<'a> {
+        let books = Books::open(app, code).await;
+        books
+            .caller
+            .post(&books.path("tax-book/standard"), json!({}))
+            .await
+            .expect(200);
+        let customer = books
+            .caller
+            .post(
+                &books.path("parties"),
+                json!({"kind": "customer", "name": "Roads and Highways Department",
+                       "bin": "000000001-0101", "address": "Sarak Bhaban, Dhaka",
+                       "withholding_entity": true, "terms_days": 45}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let subcontractor = books
+            .caller
+            .post(
+                &books.path("parties"),
+                json!({"kind": "supplier", "name": "Karim Earthworks", "bin": "000000002-0101",
+                       "tin": "123456789013"}),
+            )
+            .await
+            .expect(201)
+            .id();
+        Desk {
+            books,
+            customer,
+            subcontractor,
+        }
+    }
+
+    fn line(&self, price: &str, vat_code: &str, account: &str) -> Value {
+        json!({"description": "Earthwork in embankment", "quantity": "1",
+               "unit_price": price, "vat_code": vat_code,
+               "account_id": self.books.id(account),
+               "project_id": self.books.project, "site_id": self.books.site})
+    }
+
+    async fn draft(&self, route: &str, body: Value) -> Reply {
+        self.books.caller.post(&self.books.path(route), body).await
+    }
+
+    async fn sale(&self, date: &str, price: &str, vat_code: &str) -> String {
+        self.draft(
+            "sales-invoices",
+            json!({"party_id": self.customer, "date": date,
+                   "lines": [self.line(price, vat_code, "4100")]}),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    async fn submit(&self, id: &str) -> Reply {
+        self.books
+            .caller
+            .post(
+                &self.books.path(&format!("invoices/{id}/submit")),
+                json!({}),
+            )
+            .await
+    }
+
+    async fn document(&self, id: &str, position: i64) -> Value {
+        self.books
+            .caller
+            .get(
+                &self
+                    .books
+                    .path(&format!("invoices/{id}?min_position={position}")),
+            )
+            .await
+            .expect(200)
+            .body
+    }
+
+    async fn get(&self, rest: &str) -> Reply {
+        self.books.caller.get(&self.books.path(rest)).await
+    }
+}
+
+fn row<'v>(trial_balance: &'v Value, code: &str) -> &'v Value {
+    trial_balance["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["code"] == code)
+        .unwrap_or_else(|| panic!("no row {code} in {trial_balance}"))
+}
+
+#[tokio::test]
+async fn a_sale_of_1_00_000_at_15_percent_is_1_15_000_receivable_in_the_sales_book_and_numbered() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "SALE").await;
+    let first = desk.sale("2025-08-10", "100000.00", "STD").await;
+    let submitted = desk.submit(&first).await.expect(200);
+    let document = desk.document(&first, submitted.position()).await;
+    assert_eq!(document["status"], "submitted");
+    assert_eq!(document["number"], "SI-2025-26-000001");
+    assert_eq!(document["value"], "100000.00");
+    assert_eq!(document["vat"], "15000.00");
+    assert_eq!(document["total"], "115000.00");
+    assert_eq!(document["balance"], "115000.00");
+    assert_eq!(document["seller"]["bin"], "002871821-0101");
+    assert_eq!(document["buyer"]["bin"], "000000001-0101");
+    assert_eq!(document["lines"][0]["vat_rate"], "15.00");
+    // Terms of 45 days from the party.
+    assert_eq!(document["due_date"], "2025-09-24");
+
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", submitted.position())
+        .await;
+    assert_eq!(row(&tb.body, "1130")["debit"], "115000.00");
+    assert_eq!(row(&tb.body, "4100")["credit"], "100000.00");
+    assert_eq!(row(&tb.body, "2140")["credit"], "15000.00");
+    assert_eq!(tb.body["totals"]["debit"], tb.body["totals"]["credit"]);
+
+    let second = desk.sale("2025-08-11", "1000.00", "STD").await;
+    let again = desk.submit(&second).await.expect(200);
+    assert_eq!(
+        desk.document(&second, again.position()).await["number"],
+        "SI-2025-26-000002"
+    );
+
+    let book = desk
+        .get(&format!(
+            "vat/sales-book?month=2025-08&min_position={}",
+            again.position()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(book.body["form"], "mushak-6.2");
+    let lines = book.body["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["number"], "SI-2025-26-000001");
+    assert_eq!(lines[0]["party_bin"], "000000001-0101");
+    assert_eq!(book.body["vat"], "15150.00");
+    // A withholding customer deducts nothing of standard-rated VAT (its VDS share is 0).
+    assert_eq!(book.body["vds"], "0.00");
+
+    let csv = app
+        .client
+        .get(app.url(&desk.books.path("vat/sales-book?month=2025-08&format=csv")))
+        .bearer_auth(&desk.books.caller.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("date,number,party,party_bin,"), "{csv}");
+    assert!(csv.contains("SI-2025-26-000001"), "{csv}");
+    assert!(csv.contains(",100000.00,15000.00,115000.00,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subcontractor_bill_withholds_vds_tds_and_retention_and_owes_the_rest() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "BILL").await;
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-20",
+                   "lines": [desk.line("1000000.00", "S004.00", "5120")],
+                   "tds_section": "CONTRACT", "retention": "5"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let submitted = desk.submit(&bill).await.expect(200);
+    let document = desk.document(&bill, submitted.position()).await;
+    assert_eq!(document["number"], "PB-2025-26-000001");
+    assert_eq!(document["vat"], "75000.00");
+    assert_eq!(document["withholding"]["vds"], "75000.00");
+    assert_eq!(document["withholding"]["tds_rate"], "3.00");
+    assert_eq!(document["withholding"]["tds"], "30000.00");
+    assert_eq!(document["withholding"]["retention"], "50000.00");
+    assert_eq!(document["balance"], "920000.00");
+
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", submitted.position())
+        .await;
+    assert_eq!(row(&tb.body, "5120")["debit"], "1000000.00");
+    assert_eq!(row(&tb.body, "1150")["debit"], "75000.00");
+    assert_eq!(row(&tb.body, "2110")["credit"], "920000.00");
+    assert_eq!(row(&tb.body, "2150")["credit"], "75000.00");
+    assert_eq!(row(&tb.body, "2160")["credit"], "30000.00");
+    assert_eq!(row(&tb.body, "2130")["credit"], "50000.00");
+
+    let summary = desk
+        .get(&format!(
+            "vat-returns/2025-08?min_position={}",
+            submitted.position()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(summary.body["input_vat"], "75000.00");
+    assert_eq!(summary.body["output_vat"], "0.00");
+    assert_eq!(summary.body["vds_deducted"], "75000.00");
+    assert_eq!(summary.body["net_vat"], "-75000.00");
+    assert_eq!(summary.body["due_date"], "2025-09-15");
+    assert_eq!(summary.body["submitted"], false);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_vat_inclusive_bill_splits_base_and_vat_and_withholds_five_percent_tds_on_the_base() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "INCL").await;
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-20", "pricing": "vat_inclusive",
+                   "lines": [desk.line("8679600.00", "STD", "5110")], "tds_section": "CONTRACT"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let submitted = desk.submit(&bill).await.expect(200);
+    let document = desk.document(&bill, submitted.position()).await;
+    assert_eq!(document["value"], "7547478.26");
+    assert_eq!(document["vat"], "1132121.74");
+    assert_eq!(document["withholding"]["tds_rate"], "5.00");
+    assert_eq!(document["withholding"]["tds"], "377373.91");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_submits_take_every_number_of_the_series_exactly_once() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "RACE").await;
+    let mut drafts = Vec::new();
+    for day in 1..=12 {
+        drafts.push(
+            desk.sale(&format!("2025-09-{day:02}"), "1000.00", "STD")
+                .await,
+        );
+    }
+    let submits = drafts.iter().map(|id| desk.submit(id));
+    let replies = futures_util::future::join_all(submits).await;
+    let last = replies
+        .into_iter()
+        .map(|reply| reply.expect(200).position())
+        .max()
+        .unwrap();
+    let page = desk
+        .get(&format!(
+            "invoices?kind=sales_invoice&status=submitted&min_position={last}&limit=50"
+        ))
+        .await
+        .expect(200);
+    let numbers: BTreeSet<String> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["number"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = (1..=12)
+        .map(|serial| format!("SI-2025-26-{serial:06}"))
+        .collect();
+    assert_eq!(numbers, expected);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_submitted_vat_month_refuses_documents_dated_in_it_until_amended() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "LOCK").await;
+    let august = desk.sale("2025-08-20", "1000.00", "STD").await;
+    desk.books
+        .caller
+        .post(&desk.books.path("vat-returns/2025-08/submit"), json!({}))
+        .await
+        .expect(200);
+    let before = app.event_count().await;
+    let refused = desk.submit(&august).await.expect(409);
+    assert_eq!(refused.problem(), "vat-period-locked");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused submit wrote events"
+    );
+    let september = desk.sale("2025-09-01", "1000.00", "STD").await;
+    desk.submit(&september).await.expect(200);
+    // Submitted twice: refused; amended, the month opens until it is submitted again.
+    assert_eq!(
+        desk.books
+            .caller
+            .post(&desk.books.path("vat-returns/2025-08/submit"), json!({}))
+            .await
+            .expect(409)
+            .problem(),
+        "vat-period-locked"
+    );
+    desk.books
+        .caller
+        .post(
+            &desk.books.path("vat-returns/2025-08/amendment"),
+            json!({"reason": "A sale was left out"}),
+        )
+        .await
+        .expect(200);
+    desk.submit(&august).await.expect(200);
+    desk.books
+        .caller
+        .post(&desk.books.path("vat-returns/2025-08/submit"), json!({}))
+        .await
+        .expect(200);
+    let book = desk.get("tax-book").await.expect(200);
+    assert_eq!(
+        book.body["vat_months"],
+        json!([{"month": "2025-08", "amendment": 1, "locked": true}])
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rate_changed_from_a_date_prices_later_documents_and_leaves_earlier_ones() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "RATE").await;
+    let earlier = desk.sale("2025-08-31", "1000.00", "S004.00").await;
+    desk.submit(&earlier).await.expect(200);
+    desk.books
+        .caller
+        .send(
+            desk.books
+                .caller
+                .request(Method::PUT, &desk.books.path("tax-book/vat-codes/S004.00"))
+                .json(
+                    &json!({"description": "Construction firm", "kind": "reduced",
+                              "effective_from": "2025-09-01", "rate": "10", "vds_share": "100"}),
+                ),
+        )
+        .await
+        .expect(200);
+    let later = desk.sale("2025-09-01", "1000.00", "S004.00").await;
+    let submitted = desk.submit(&later).await.expect(200);
+    assert_eq!(
+        desk.document(&earlier, submitted.position()).await["vat"],
+        "75.00"
+    );
+    let document = desk.document(&later, submitted.position()).await;
+    assert_eq!(document["vat"], "100.00");
+    // The customer withholds all of a construction service's VAT.
+    assert_eq!(document["lines"][0]["vds"], "100.00");
+    let book = desk.get("tax-book").await.expect(200);
+    let code = book.body["vat_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|code| code["code"] == "S004.00")
+        .unwrap();
+    assert_eq!(code["rates"].as_array().unwrap().len(), 2);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_tax_invoice_prints_the_mushak_6_3_fields() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "PDF").await;
+    let drafted = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": desk.customer, "date": "2025-08-10", "reference": "WO-17",
+                   "lines": [{"description": "Embankment, chainage 2+300", "quantity": "2.5",
+                              "unit_price": "40000.00", "vat_code": "STD",
+                              "account_id": desk.books.id("4100"),
+                              "project_id": desk.books.project}]}),
+        )
+        .await
+        .expect(201);
+    let id = drafted.id();
+    let draft_pdf = desk
+        .get(&format!(
+            "invoices/{id}/tax-invoice.pdf?min_position={}",
+            drafted.position()
+        ))
+        .await
+        .expect(409);
+    assert_eq!(draft_pdf.problem(), "not-submitted");
+    let submitted = desk.submit(&id).await.expect(200);
+    let response = app
+        .client
+        .get(app.url(&desk.books.path(&format!(
+            "invoices/{id}/tax-invoice.pdf?min_position={}",
+            submitted.position()
+        ))))
+        .bearer_auth(&desk.books.caller.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = pdf_text(&bytes);
+    for printed in [
+        "Tax Invoice (Mushak-6.3)",
+        "Seller: Meghna Builders Ltd",
+        "Seller BIN: 002871821-0101",
+        "Buyer: Roads and Highways Department",
+        "Buyer BIN: 000000001-0101",
+        "Serial number: SI-2025-26-000001",
+        "Date of issue: 2025-08-10",
+        "Time of issue:",
+        "Embankment, chainage 2+300",
+        "2.5",
+        "40,000.00",
+        "1,00,000.00",
+        "15.00%",
+        "15,000.00",
+        "Total value with VAT: Tk 1,15,000.00",
+        "Reference: WO-17",
+    ] {
+        assert!(text.contains(printed), "{printed:?} not in:\n{text}");
+    }
+    app.shutdown().await;
+}
+
+/// The text of a PDF, as `pdftotext` (poppler) reads it.
+fn pdf_text(pdf: &[u8]) -> String {
+    let mut child = Command::new("pdftotext")
+        .args(["-layout", "-", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("pdftotext (Debian's poppler-utils; .ci/run installs it)");
+    child.stdin.take().unwrap().write_all(pdf).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "pdftotext failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn documents_and_parties_refuse_bad_input_and_change_nothing() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "BAD").await;
+    let before = app.event_count().await;
+    // A bill to a customer; an unknown VAT code; a quantity with four decimals; retention on a
+    // sale; a bare JSON number for a price.
+    let to_customer = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.customer, "date": "2025-08-10",
+                   "lines": [desk.line("1000.00", "STD", "5110")]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(to_customer.problem(), "party-kind");
+    let unknown = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": desk.customer, "date": "2025-08-10",
+                   "lines": [desk.line("1000.00", "VAT-99", "4100")]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(unknown.problem(), "unknown-vat-code");
+    let mut line = desk.line("1000.00", "STD", "4100");
+    line["quantity"] = json!("1.2345");
+    let quantity = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": desk.customer, "date": "2025-08-10", "lines": [line]}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(
+        quantity.body["invalid-params"][0]["name"],
+        "lines[0].quantity"
+    );
+    let retained = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": desk.customer, "date": "2025-08-10", "retention": "5",
+                   "lines": [desk.line("1000.00", "STD", "4100")]}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(retained.body["invalid-params"][0]["name"], "retention");
+    let mut number = desk.line("1000.00", "STD", "4100");
+    number["unit_price"] = json!(1000);
+    desk.draft(
+        "sales-invoices",
+        json!({"party_id": desk.customer, "date": "2025-08-10", "lines": [number]}),
+    )
+    .await
+    .expect(422);
+    let bad_bin = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("parties"),
+            json!({"kind": "customer", "name": "X", "bin": "12345"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(bad_bin.body["invalid-params"][0]["name"], "bin");
+    let payable_for_customer = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("parties"),
+            json!({"kind": "customer", "name": "Y", "account_id": desk.books.id("2110")}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(payable_for_customer.problem(), "party-account-type");
+    assert_eq!(app.event_count().await, before, "a refusal wrote events");
+
+    // A draft dated in no fiscal year is drafted, and refused when submitted.
+    let outside = desk.sale("2027-01-10", "1000.00", "STD").await;
+    let refused = desk.submit(&outside).await.expect(409);
+    assert_eq!(refused.problem(), "no-fiscal-year");
+    // Submitted once only.
+    let once = desk.sale("2025-08-10", "1000.00", "STD").await;
+    desk.submit(&once).await.expect(200);
+    assert_eq!(
+        desk.submit(&once).await.expect(409).problem(),
+        "already-submitted"
+    );
+
+    // Another tenant sees none of it.
+    let stranger = app.caller_for(uuid::Uuid::now_v7(), &["admin"]);
+    for path in [
+        format!("invoices/{once}"),
+        format!("parties/{}", desk.customer),
+        "tax-book".to_owned(),
+    ] {
+        stranger.get(&desk.books.path(&path)).await.expect(404);
+    }
+    stranger
+        .post(
+            &desk.books.path(&format!("invoices/{once}/submit")),
+            json!({}),
+        )
+        .await
+        .expect(404);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn parties_are_listed_by_name_paged_and_changed_with_their_version() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "PARTY").await;
+    let changed = desk
+        .books
+        .caller
+        .patch(
+            &desk.books.path(&format!("parties/{}", desk.subcontractor)),
+            json!({"address": "Tongi, Gazipur", "bin": null, "terms_days": 15}),
+        )
+        .await
+        .expect(200);
+    let party = desk
+        .get(&format!(
+            "parties/{}?min_position={}",
+            desk.subcontractor,
+            changed.position()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(party.body["address"], "Tongi, Gazipur");
+    assert_eq!(party.body["bin"], Value::Null);
+    assert_eq!(party.body["tin"], "123456789013");
+    assert_eq!(party.body["terms_days"], 15);
+    assert_eq!(party.header("etag"), Some("\"2\""));
+
+    let first = desk.get("parties?limit=1").await.expect(200);
+    assert_eq!(first.body["items"][0]["name"], "Karim Earthworks");
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = desk
+        .get(&format!("parties?limit=1&after={cursor}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        second.body["items"][0]["name"],
+        "Roads and Highways Department"
+    );
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let suppliers = desk.get("parties?kind=supplier&q=karim").await.expect(200);
+    assert_eq!(suppliers.body["items"].as_array().unwrap().len(), 1);
+
+    let archived = desk
+        .books
+        .caller
+        .post(
+            &desk
+                .books
+                .path(&format!("parties/{}/archive", desk.subcontractor)),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let refused = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-10",
+                   "lines": [desk.line("1000.00", "STD", "5110")]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(refused.problem(), "party-archived");
+    let listed = desk
+        .get(&format!("parties?min_position={}", archived.position()))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    app.shutdown().await;
+}
