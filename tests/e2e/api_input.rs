@@ -358,6 +358,73 @@ async fn openapi_health_request_ids_and_unknown_routes() {
         ("get", "/v1/audit/checkpoints"),
         ("get", "/v1/audit/activity"),
         ("get", "/openapi.json"),
+        ("post", "/v1/organizations/{organization_id}/parties"),
+        ("get", "/v1/organizations/{organization_id}/parties"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/parties/{party_id}",
+        ),
+        (
+            "patch",
+            "/v1/organizations/{organization_id}/parties/{party_id}",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/parties/{party_id}/archive",
+        ),
+        ("get", "/v1/organizations/{organization_id}/tax-book"),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/tax-book/standard",
+        ),
+        (
+            "put",
+            "/v1/organizations/{organization_id}/tax-book/vat-codes/{code}",
+        ),
+        (
+            "put",
+            "/v1/organizations/{organization_id}/tax-book/tds-sections/{section}",
+        ),
+        (
+            "put",
+            "/v1/organizations/{organization_id}/tax-book/accounts",
+        ),
+        (
+            "put",
+            "/v1/organizations/{organization_id}/tax-book/withholding-entity",
+        ),
+        ("post", "/v1/organizations/{organization_id}/sales-invoices"),
+        ("post", "/v1/organizations/{organization_id}/purchase-bills"),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}/submit",
+        ),
+        ("get", "/v1/organizations/{organization_id}/invoices"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}",
+        ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}/tax-invoice.pdf",
+        ),
+        ("get", "/v1/organizations/{organization_id}/vat/sales-book"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/vat/purchase-book",
+        ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/vat-returns/{month}",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/vat-returns/{month}/submit",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/vat-returns/{month}/amendment",
+        ),
     ];
     let documented: usize = doc["paths"]
         .as_object()

@@ -11,8 +11,9 @@ use chrono::{Duration, NaiveDate, Utc};
 use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
     AccountType, DocumentAccounts, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger,
-    Money, NewInvoice, Party, PartyCommand, PartyDetails, PartyKind, Pricing, Quantity, Rate,
-    TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate, standard_tax_rules,
+    MAX_TERMS_DAYS, Money, NewInvoice, Party, PartyCommand, PartyDetails, PartyKind, Pricing,
+    Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate,
+    standard_tax_rules,
 };
 use vextrus_domain::ids::{
     AccountId, EntryId, InvoiceId, OrganizationId, PartyId, ProjectId, SiteId,
@@ -25,6 +26,8 @@ use super::views::{
     AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RegisterParty,
     SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
 };
+#[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
+use super::views::{MonthPath, TdsSectionPath, VatCodePath};
 use crate::auth::Permission;
 use crate::command::{Accepted, Command, CommandAccepted, Created, Fields, Issue, location};
 use crate::error::ApiError;
@@ -91,6 +94,18 @@ fn check_party_account(
     Ok(())
 }
 
+/// Payment terms in days, sent as a JSON number: whole, 0 to [`MAX_TERMS_DAYS`].
+fn terms_days(days: f64) -> Result<u16, String> {
+    if days.fract() == 0.0 && (0.0..=f64::from(MAX_TERMS_DAYS)).contains(&days) {
+        // Whole and in range, so the cast is exact.
+        Ok(days as u16)
+    } else {
+        Err(format!(
+            "must be a whole number of days from 0 to {MAX_TERMS_DAYS}"
+        ))
+    }
+}
+
 fn parse_details(
     fields: &mut Fields,
     name: &str,
@@ -129,6 +144,7 @@ pub async fn register_party(
         body.bin.as_deref(),
         body.tin.as_deref(),
     );
+    let terms = fields.take("terms_days", body.terms_days.map_or(Ok(30), terms_days));
     let details = fields.finish(|| {
         Some(PartyDetails {
             name: name?,
@@ -136,7 +152,7 @@ pub async fn register_party(
             tin: tin?,
             address: body.address.clone(),
             withholding_entity: body.withholding_entity.unwrap_or(false),
-            terms_days: body.terms_days.unwrap_or(30),
+            terms_days: terms?,
             account_id: body.account_id.map(AccountId::from_uuid),
         })
     })?;
@@ -193,6 +209,9 @@ pub async fn update_party(
         .tin
         .as_ref()
         .map(|tin| fields.take("tin", tin.as_deref().map(Tin::parse).transpose()));
+    let terms = body
+        .terms_days
+        .map(|days| fields.take("terms_days", terms_days(days)));
     let changed = fields.finish(|| {
         Some(PartyDetails {
             name: name.map_or(Some(details.name.clone()), |name| name)?,
@@ -202,7 +221,7 @@ pub async fn update_party(
             withholding_entity: body
                 .withholding_entity
                 .unwrap_or(details.withholding_entity),
-            terms_days: body.terms_days.unwrap_or(details.terms_days),
+            terms_days: terms.map_or(Some(details.terms_days), |terms| terms)?,
             account_id: body
                 .account_id
                 .map_or(details.account_id, |id| id.map(AccountId::from_uuid)),
@@ -295,7 +314,7 @@ pub async fn adopt_standard_tax_rules(
 #[utoipa::path(
     put, path = "/v1/organizations/{organization_id}/tax-book/vat-codes/{code}", tag = "tax",
     request_body = SetVatRate,
-    params(("organization_id" = Uuid, Path), ("code" = String, Path, description = "The VAT code, e.g. `S004.00`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    params(VatCodePath, crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Set (or already so)", body = CommandAccepted), InvoicingErrors),
     security(("bearer" = [])),
     extensions(("x-permission" = json!("manage-ledger"))),
@@ -335,7 +354,7 @@ pub async fn set_vat_rate(
 #[utoipa::path(
     put, path = "/v1/organizations/{organization_id}/tax-book/tds-sections/{section}", tag = "tax",
     request_body = SetTdsTiers,
-    params(("organization_id" = Uuid, Path), ("section" = String, Path, description = "The TDS section, e.g. `CONTRACT`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    params(TdsSectionPath, crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Set", body = CommandAccepted), InvoicingErrors),
     security(("bearer" = [])),
     extensions(("x-permission" = json!("manage-ledger"))),
@@ -477,7 +496,7 @@ pub(crate) fn month(text: &str) -> Result<NaiveDate, ApiError> {
 /// again.
 #[utoipa::path(
     post, path = "/v1/organizations/{organization_id}/vat-returns/{month}/submit", tag = "tax",
-    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    params(MonthPath, crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Submitted", body = CommandAccepted), InvoicingErrors),
     security(("bearer" = [])),
     extensions(("x-permission" = json!("manage-ledger"))),
@@ -497,7 +516,7 @@ pub async fn submit_vat_return(
 #[utoipa::path(
     post, path = "/v1/organizations/{organization_id}/vat-returns/{month}/amendment", tag = "tax",
     request_body = OpenVatAmendment,
-    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    params(MonthPath, crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
     responses((status = 200, description = "Open for amendment (or already so)", body = CommandAccepted), InvoicingErrors),
     security(("bearer" = [])),
     extensions(("x-permission" = json!("manage-ledger"))),

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
-use uuid::Uuid;
 use vextrus_domain::finance::{
     InvoiceEvent, Money, NewInvoice, PartyKind, SubmittedInvoice, VatKind,
 };
@@ -24,7 +23,7 @@ use super::commands::month;
 use super::pdf;
 use super::views::{
     DocumentAccountsBody, DocumentKindView, DocumentPage, DocumentQuery, DocumentRow,
-    DocumentStatusView, DocumentView, PartyPage, PartyQuery, PartyView, TaxBookView,
+    DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery, PartyView, TaxBookView,
     TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
     VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
 };
@@ -128,21 +127,16 @@ pub async fn list_parties(
     QueryParams(query): QueryParams<PartyQuery>,
 ) -> Result<Json<PartyPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    let after = query
+    let offset = query
         .after
         .as_deref()
-        .map(|text| {
-            let (offset, id) = text.split_once('~').ok_or_else(bad_cursor)?;
-            Ok::<_, ApiError>((
-                offset.parse::<i64>().map_err(|_| bad_cursor())?,
-                id.parse::<Uuid>().map_err(|_| bad_cursor())?,
-            ))
-        })
-        .transpose()?;
+        .map(|text| text.parse::<i64>().map_err(|_| bad_cursor()))
+        .transpose()?
+        .unwrap_or(0);
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     require_organization(&mut tx, organization).await?;
-    // Pages by name are cut by position in the name order; the cursor carries the offset and
-    // the last id so that a page never repeats a party even when names are equal.
+    // Pages by name are cut by their place in the order (name, then id, so equal names keep
+    // one order); the cursor is the next page's offset.
     let mut sql = QueryBuilder::<Postgres>::new(format!(
         "select {PARTY_COLUMNS} from fin_parties where organization_id = "
     ));
@@ -162,7 +156,6 @@ pub async fn list_parties(
     if !query.include_archived.unwrap_or(false) {
         sql.push(" and not archived");
     }
-    let offset = after.map_or(0, |(offset, _)| offset.max(0));
     sql.push(" order by lower(name), party_id offset ")
         .push_bind(offset)
         .push(" limit ")
@@ -175,9 +168,7 @@ pub async fn list_parties(
     let mut items: Vec<PartyView> = rows.iter().map(party_view).collect();
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items
-            .last()
-            .map(|last| format!("{}~{}", offset + limit, last.id))
+        Some((offset + limit).to_string())
     } else {
         None
     };
@@ -319,6 +310,13 @@ pub async fn get_tax_book(
         .into_response())
 }
 
+/// Documents' cursors count days from here, so that every cursor the published pattern admits
+/// (at most six digits) names a date.
+const CURSOR_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(day) => day,
+    None => panic!("1 January 1900 exists"),
+};
+
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
                                 i.position, i.date, p.name as party_name";
 
@@ -362,9 +360,12 @@ pub async fn list_documents(
         .after
         .as_deref()
         .map(|text| {
-            let (date, position) = text.split_once('~').ok_or_else(bad_cursor)?;
+            let (days, position) = text.split_once('~').ok_or_else(bad_cursor)?;
+            let days: u64 = days.parse().map_err(|_| bad_cursor())?;
             Ok::<_, ApiError>((
-                date.parse::<NaiveDate>().map_err(|_| bad_cursor())?,
+                CURSOR_EPOCH
+                    .checked_add_days(Days::new(days))
+                    .ok_or_else(bad_cursor)?,
                 position.parse::<i64>().map_err(|_| bad_cursor())?,
             ))
         })
@@ -418,9 +419,10 @@ pub async fn list_documents(
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items
-            .last()
-            .map(|last| format!("{}~{}", last.date, last.position))
+        items.last().map(|last| {
+            let days = (last.date - CURSOR_EPOCH).num_days().max(0);
+            format!("{days}~{}", last.position)
+        })
     } else {
         None
     };
@@ -700,7 +702,7 @@ pub async fn purchase_book(
 /// submitted.
 #[utoipa::path(
     get, path = "/v1/organizations/{organization_id}/vat-returns/{month}", tag = "tax",
-    params(("organization_id" = Uuid, Path), ("month" = String, Path, description = "`YYYY-MM`"), VatReturnQuery),
+    params(MonthPath, VatReturnQuery),
     responses((status = 200, description = "The return summary", body = VatReturnView), InvoicingQueryErrors),
     security(("bearer" = [])),
     extensions(("x-permission" = json!("read"))),

@@ -31,9 +31,10 @@ pub struct RegisterParty {
     /// Deducts VAT (VDS) and income tax (TDS) at source when it pays: a government body, a bank,
     /// a limited company … `false` when omitted.
     pub withholding_entity: Option<bool>,
-    /// Days from a document's date to its due date; 30 when omitted.
-    #[schema(maximum = 3650)]
-    pub terms_days: Option<u16>,
+    /// Days from a document's date to its due date; 30 when omitted. Read as a JSON number so
+    /// that `30.0` is the integer 30, as JSON Schema has it.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3650)]
+    pub terms_days: Option<f64>,
     /// A receivable (customer) or payable (supplier) account of the organization for this party's
     /// documents, instead of the tax book's.
     pub account_id: Option<Uuid>,
@@ -55,8 +56,8 @@ pub struct UpdateParty {
     #[schema(schema_with = text::narration_or_null)]
     pub address: Option<Option<String>>,
     pub withholding_entity: Option<bool>,
-    #[schema(maximum = 3650)]
-    pub terms_days: Option<u16>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3650)]
+    pub terms_days: Option<f64>,
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<Uuid>)]
     pub account_id: Option<Option<Uuid>>,
@@ -107,10 +108,13 @@ pub struct PartyQuery {
     /// Archived parties too; `false` when omitted.
     pub include_archived: Option<bool>,
     /// 1 to 500; 50 when omitted.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,9}$")]
     pub after: Option<String>,
     /// Wait (bounded) until the read model has applied this log position.
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 
@@ -188,6 +192,7 @@ pub struct SetTdsTiers {
     pub description: String,
     pub effective_from: NaiveDate,
     /// In rising order of `up_to`; the last one without.
+    #[schema(min_items = 1)]
     pub tiers: Vec<TdsTierBody>,
 }
 
@@ -611,8 +616,12 @@ pub struct DocumentQuery {
     /// Last day.
     pub to: Option<NaiveDate>,
     /// 1 to 500; 50 when omitted.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,6}~[0-9]{1,18}$")]
     pub after: Option<String>,
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 
@@ -621,10 +630,14 @@ pub struct DocumentQuery {
 #[serde(deny_unknown_fields)]
 pub struct VatBookQuery {
     /// The VAT month, `YYYY-MM`.
-    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2025-08")]
+    #[param(
+        pattern = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$",
+        example = "2025-08"
+    )]
     pub month: String,
     /// `json` (default) or `csv`.
     pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 
@@ -632,7 +645,42 @@ pub struct VatBookQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VatReturnQuery {
+    /// Wait (bounded) until the read model has applied this log position.
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
+}
+
+/// A VAT month in a path. A path outside the pattern names nothing (404).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MonthPath {
+    pub organization_id: Uuid,
+    /// `YYYY-MM`.
+    #[param(
+        pattern = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$",
+        example = "2025-08"
+    )]
+    pub month: String,
+}
+
+/// A VAT code in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VatCodePath {
+    pub organization_id: Uuid,
+    /// The VAT code, e.g. `S004.00`.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$", example = "S004.00")]
+    pub code: String,
+}
+
+/// A TDS section in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TdsSectionPath {
+    pub organization_id: Uuid,
+    /// The TDS section, e.g. `CONTRACT`.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$", example = "CONTRACT")]
+    pub section: String,
 }
 
 /// One line of the sales book (Mushak-6.2) or the purchase book (Mushak-6.1).

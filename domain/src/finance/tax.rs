@@ -374,7 +374,7 @@ pub enum TaxError {
     UnknownVatCode(Code),
     #[error("VAT code {code} has no rate in force on {date}")]
     NoVatRateOn { code: Code, date: NaiveDate },
-    #[error("a {kind} VAT code has a rate of 0")]
+    #[error("{kind} VAT codes have a rate of 0")]
     RateOfKind { kind: &'static str },
     #[error("TDS section {0} not found")]
     UnknownTdsSection(Code),
