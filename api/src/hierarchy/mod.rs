@@ -291,7 +291,8 @@ mod tests {
 
     const SECRET: [u8; 32] = [7; 32];
 
-    /// The hierarchy's (and the ledger's) routes over a database that is never reached: every
+    /// The hierarchy's (and the ledger's and invoicing's) routes over a database that is never
+    /// reached: every
     /// request here is answered before a command or query would touch it (unauthenticated ones;
     /// an authenticated request asks the log whether its token stands, so the order of the
     /// refusals after authentication is tried in `tests/e2e/api_input.rs`).
@@ -306,7 +307,10 @@ mod tests {
             Default::default(),
             Default::default(),
         );
-        router().merge(crate::finance::router()).with_state(state)
+        router()
+            .merge(crate::finance::router())
+            .merge(crate::invoicing::router())
+            .with_state(state)
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, Value) {
@@ -355,7 +359,7 @@ mod tests {
                 served += 1;
             }
         }
-        // The hierarchy's 22 and the general ledger's 25.
-        assert_eq!(served, 47);
+        // The hierarchy's 22, the general ledger's 25 and invoicing's 22.
+        assert_eq!(served, 69);
     }
 }
