@@ -5,7 +5,9 @@
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
-use vextrus_domain::finance::{Invoice, JournalEntry, Ledger, NumberSeries, Party, TaxBook};
+use vextrus_domain::finance::{
+    Invoice, JournalEntry, Ledger, NumberSeries, Party, Payment, TaxBook,
+};
 use vextrus_domain::identity::{ApiKey, Tenant, User};
 use vextrus_domain::organization::Organization;
 
@@ -48,6 +50,7 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<Party>(),
     AggregateKind::of::<Invoice>(),
     AggregateKind::of::<NumberSeries>(),
+    AggregateKind::of::<Payment>(),
     AggregateKind::of::<Tenant>(),
     AggregateKind::of::<User>(),
     AggregateKind::of::<ApiKey>(),

@@ -1,18 +1,25 @@
-//! Invoices and bills on the write side: a document decides on its organization's ledger,
-//! hierarchy and tax book, its party and, when submitted, its number series (design.md D12); its
-//! submit appends the document's event, the series' number, the journal entry and (for a first
-//! posting to an account) the ledger's note in one transaction (design.md D13).
+//! Invoices, bills and payments on the write side. A document decides on its organization's
+//! ledger, hierarchy and tax book, its party and, when it posts, its number series (design.md
+//! D12); a payment also on every document it settles. Posting appends the document's event, the
+//! series' number, the journal entry, the ledger's note of first postings and (for a payment)
+//! each settled document's event in one transaction (design.md D13).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
     DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent, JournalEntry,
-    JournalEvent, LedgerEvent, NumberSeries, Party, PostingContext, SeriesEvent, TaxBook,
-    journal_entry, series_id,
+    JournalEvent, Ledger, LedgerEvent, NumberSeries, Party, Payment, PaymentCommand,
+    PaymentContext, PaymentError, PaymentEvent, PostingContext, SeriesEvent, TaxBook,
+    journal_entry, payment_entry, series_id,
 };
-use vextrus_domain::ids::{InvoiceId, OrganizationId};
+use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::organization::Organization;
 
-use crate::error::ExecuteError;
+use crate::codec::CodecError;
+use crate::error::{CacheError, ExecuteError};
 use crate::finance::{PostingState, first_postings};
 use crate::metadata::{CommandMetadata, Version};
 use crate::store::{CommandOutcome, Companion, EventStore, StreamRead};
@@ -21,6 +28,149 @@ use crate::store::{CommandOutcome, Companion, EventStore, StreamRead};
 /// series race for its next number and each round lets one through, so this bounds how many
 /// submits of one series may wait on each other.
 const DOCUMENT_ATTEMPTS: u32 = 64;
+
+type Held<A> = (Arc<A>, Version);
+
+/// The streams every document decides on besides its own, as of the versions read.
+struct Books {
+    organization_id: OrganizationId,
+    party_id: PartyId,
+    ledger: Held<Ledger>,
+    organization: Held<Organization>,
+    tax: Held<TaxBook>,
+    party: Held<Party>,
+}
+
+impl PostingState {
+    /// The organization's ledger, hierarchy and tax book and the party, from memory, or brought
+    /// up to date from the log when `fresh`.
+    async fn books(
+        &self,
+        store: &EventStore,
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        party_id: PartyId,
+        fresh: bool,
+    ) -> Result<Books, CacheError> {
+        let organization = organization_id.to_string();
+        let party = party_id.to_string();
+        Ok(if fresh {
+            Books {
+                organization_id,
+                party_id,
+                ledger: self.ledgers.refresh(store, tenant, &organization).await?,
+                organization: self
+                    .organizations
+                    .refresh(store, tenant, &organization)
+                    .await?,
+                tax: self.tax_books.refresh(store, tenant, &organization).await?,
+                party: self.parties.refresh(store, tenant, &party).await?,
+            }
+        } else {
+            Books {
+                organization_id,
+                party_id,
+                ledger: self.ledgers.get(store, tenant, &organization).await?,
+                organization: self.organizations.get(store, tenant, &organization).await?,
+                tax: self.tax_books.get(store, tenant, &organization).await?,
+                party: self.parties.get(store, tenant, &party).await?,
+            }
+        })
+    }
+
+    /// The number series `prefix` of the fiscal year of `date`, when the ledger has an open year
+    /// for it (else the decision refuses the date itself).
+    async fn series(
+        &self,
+        store: &EventStore,
+        tenant: TenantId,
+        books: &Books,
+        prefix: &str,
+        date: NaiveDate,
+        fresh: bool,
+    ) -> Result<Option<(String, Held<NumberSeries>)>, CacheError> {
+        let Ok(fiscal_year) = books.ledger.0.check_posting_date(date) else {
+            return Ok(None);
+        };
+        let id = series_id(books.organization_id, prefix, fiscal_year);
+        let held = if fresh {
+            self.series.refresh(store, tenant, &id).await?
+        } else {
+            self.series.get(store, tenant, &id).await?
+        };
+        Ok(Some((id, held)))
+    }
+}
+
+impl Books {
+    fn reads(&self) -> Vec<StreamRead> {
+        vec![
+            StreamRead::of::<Ledger>(self.organization_id, self.ledger.1),
+            StreamRead::of::<Organization>(self.organization_id, self.organization.1),
+            StreamRead::of::<TaxBook>(self.organization_id, self.tax.1),
+            StreamRead::of::<Party>(self.party_id, self.party.1),
+        ]
+    }
+
+    fn posting(&self) -> PostingContext {
+        PostingContext {
+            ledger: self.ledger.0.clone(),
+            organization: self.organization.0.clone(),
+        }
+    }
+
+    /// What posting `posted` appends besides the document: the series' number (when numbered),
+    /// the journal entry, and the ledger's note of accounts posted to for the first time (also
+    /// returned, to bring the cached ledger forward once committed).
+    fn posting_companions(
+        &self,
+        number: Option<(&str, Version, SeriesEvent)>,
+        posted: &JournalEvent,
+    ) -> Result<(Vec<Companion>, Option<LedgerEvent>), CodecError> {
+        let mut companions = Vec::with_capacity(3);
+        if let Some((series, version, issued)) = number {
+            companions.push(Companion::new::<NumberSeries>(series, version, &[issued])?);
+        }
+        if let JournalEvent::JournalEntryPosted { entry_id, .. } = posted {
+            companions.push(Companion::new::<JournalEntry>(
+                entry_id,
+                Version::NONE,
+                std::slice::from_ref(posted),
+            )?);
+        }
+        let (ledger, version) = (&self.ledger.0, self.ledger.1);
+        let note = first_postings(
+            ledger,
+            self.organization_id,
+            version,
+            std::slice::from_ref(posted),
+        )?;
+        Ok(match note {
+            Some((companion, note)) => {
+                companions.push(companion);
+                (companions, Some(note))
+            }
+            None => (companions, None),
+        })
+    }
+}
+
+/// Whether a document command decides again: on a stream that moved (unless the caller pinned
+/// the version), or on a refusal decided on state held in memory, which fresh state must confirm.
+fn again<E: std::error::Error>(
+    result: &Result<CommandOutcome, ExecuteError<E>>,
+    attempt: u32,
+    expected: Option<Version>,
+    fresh: bool,
+) -> bool {
+    match result {
+        Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. }) => {
+            attempt < DOCUMENT_ATTEMPTS && expected.is_none_or(|v| v == Version::NONE)
+        }
+        Err(ExecuteError::Rejected(_)) => !fresh,
+        _ => false,
+    }
+}
 
 impl EventStore {
     /// Drafts or submits document `invoice` of `organization_id` (see the module docs). When a
@@ -38,7 +188,6 @@ impl EventStore {
         metadata: &CommandMetadata,
         expected: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<InvoiceError>> {
-        let organization_stream = organization_id.to_string();
         let invoice_stream = invoice.to_string();
         let mut fresh = false;
         let mut attempt = 0;
@@ -59,80 +208,31 @@ impl EventStore {
                         .ok_or(ExecuteError::Rejected(InvoiceError::NotFound))?
                 }
             };
-            let party_stream = draft.party_id.to_string();
-            let load = async |fresh: bool| -> Result<_, ExecuteError<InvoiceError>> {
-                Ok(if fresh {
-                    (
-                        state
-                            .ledgers
-                            .refresh(self, tenant, &organization_stream)
-                            .await?,
-                        state
-                            .organizations
-                            .refresh(self, tenant, &organization_stream)
-                            .await?,
-                        state
-                            .tax_books
-                            .refresh(self, tenant, &organization_stream)
-                            .await?,
-                        state.parties.refresh(self, tenant, &party_stream).await?,
-                    )
-                } else {
-                    (
-                        state
-                            .ledgers
-                            .get(self, tenant, &organization_stream)
-                            .await?,
-                        state
-                            .organizations
-                            .get(self, tenant, &organization_stream)
-                            .await?,
-                        state
-                            .tax_books
-                            .get(self, tenant, &organization_stream)
-                            .await?,
-                        state.parties.get(self, tenant, &party_stream).await?,
-                    )
-                })
-            };
-            let (
-                (ledger, ledger_version),
-                (organization, organization_version),
-                (tax, tax_version),
-                (party, party_version),
-            ) = load(fresh).await?;
-            let mut reads = vec![
-                StreamRead::of::<vextrus_domain::finance::Ledger>(organization_id, ledger_version),
-                StreamRead::of::<Organization>(organization_id, organization_version),
-                StreamRead::of::<TaxBook>(organization_id, tax_version),
-                StreamRead::of::<Party>(draft.party_id, party_version),
-            ];
-            // A submit takes the next number of its series in the fiscal year of its date; a
-            // date in no open year is refused by the decision itself.
-            let series = match (&command, ledger.check_posting_date(draft.date)) {
-                (InvoiceCommand::Submit { entry_id, .. }, Ok(fiscal_year)) => {
-                    let id = series_id(organization_id, draft.kind.series_prefix(), fiscal_year);
-                    let (series, version) = if fresh {
-                        state.series.refresh(self, tenant, &id).await?
-                    } else {
-                        state.series.get(self, tenant, &id).await?
-                    };
-                    reads.push(StreamRead::of::<NumberSeries>(&id, version));
-                    reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
-                    Some((id, series, version))
+            let books = state
+                .books(self, tenant, organization_id, draft.party_id, fresh)
+                .await?;
+            let mut reads = books.reads();
+            let series = match &command {
+                InvoiceCommand::Submit { entry_id, .. } => {
+                    let prefix = draft.kind.series_prefix();
+                    let series = state
+                        .series(self, tenant, &books, prefix, draft.date, fresh)
+                        .await?;
+                    if let Some((id, (_, version))) = &series {
+                        reads.push(StreamRead::of::<NumberSeries>(id, *version));
+                        reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
+                    }
+                    series
                 }
-                _ => None,
+                InvoiceCommand::Draft(_) => None,
             };
             let context = DocumentContext {
-                posting: PostingContext {
-                    ledger: ledger.clone(),
-                    organization,
-                },
-                tax,
-                party,
+                posting: books.posting(),
+                tax: books.tax.0.clone(),
+                party: books.party.0.clone(),
                 next_serial: series
                     .as_ref()
-                    .map_or(1, |(_, series, _)| series.next_serial()),
+                    .map_or(1, |(_, (series, _))| series.next_serial()),
             };
             let mut noted: Option<LedgerEvent> = None;
             let result = self
@@ -152,67 +252,168 @@ impl EventStore {
                             else {
                                 continue;
                             };
-                            if let (
-                                InvoiceEvent::InvoiceSubmitted(submitted),
-                                Some((id, _, version)),
-                            ) = (event, &series)
-                            {
-                                let number = SeriesEvent::NumberIssued {
-                                    document_id: submitted.invoice_id.as_uuid(),
-                                    serial: submitted.serial,
-                                    number: submitted.number.clone(),
-                                };
-                                companions.push(
-                                    Companion::new::<NumberSeries>(id, *version, &[number])
-                                        .map_err(ExecuteError::Encode)?,
-                                );
-                            }
-                            let JournalEvent::JournalEntryPosted { entry_id, .. } = &posted else {
-                                continue;
+                            let number = match (event, &series) {
+                                (
+                                    InvoiceEvent::InvoiceSubmitted(submitted),
+                                    Some((id, (_, version))),
+                                ) => Some((
+                                    id.as_str(),
+                                    *version,
+                                    SeriesEvent::NumberIssued {
+                                        document_id: submitted.invoice_id.as_uuid(),
+                                        serial: submitted.serial,
+                                        number: submitted.number.clone(),
+                                    },
+                                )),
+                                _ => None,
                             };
-                            companions.push(
-                                Companion::new::<JournalEntry>(
-                                    entry_id,
-                                    Version::NONE,
-                                    std::slice::from_ref(&posted),
+                            let (more, note) = books
+                                .posting_companions(number, &posted)
+                                .map_err(ExecuteError::Encode)?;
+                            companions.extend(more);
+                            noted = note;
+                        }
+                        Ok(companions)
+                    },
+                )
+                .await;
+            if let (Ok(outcome), Some(note)) = (&result, noted) {
+                if !outcome.repeated {
+                    let (ledger, version) = &books.ledger;
+                    state.noted(tenant, organization_id, (ledger, *version), note);
+                }
+            }
+            if !again(&result, attempt, expected, fresh) {
+                return result;
+            }
+            fresh = true;
+        }
+    }
+
+    /// Records payment `payment` (see the module docs): decides on the books, the party, the
+    /// series and every document it settles, and appends the payment, its number, its journal
+    /// entry and each document's settlement together. Retried like a document's submit.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute_payment(
+        &self,
+        state: &PostingState,
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        payment: PaymentId,
+        command: PaymentCommand,
+        metadata: &CommandMetadata,
+        expected: Option<Version>,
+    ) -> Result<CommandOutcome, ExecuteError<PaymentError>> {
+        let payment_stream = payment.to_string();
+        let PaymentCommand::Record {
+            payment: new,
+            entry_id,
+        } = &command;
+        let mut fresh = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let books = state
+                .books(self, tenant, organization_id, new.party_id, fresh)
+                .await?;
+            let mut reads = books.reads();
+            let prefix = new.direction.series_prefix();
+            let series = state
+                .series(self, tenant, &books, prefix, new.date, fresh)
+                .await?;
+            if let Some((id, (_, version))) = &series {
+                reads.push(StreamRead::of::<NumberSeries>(id, *version));
+                reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
+            }
+            // Every settled document, read now: its version is checked at append, so a
+            // settlement never lands on a balance the decision did not see.
+            let mut invoices = BTreeMap::new();
+            let mut versions = BTreeMap::new();
+            for allocation in &new.allocations {
+                let (document, version) = state
+                    .invoices
+                    .refresh(self, tenant, &allocation.invoice_id.to_string())
+                    .await?;
+                if version != Version::NONE {
+                    reads.push(StreamRead::of::<Invoice>(allocation.invoice_id, version));
+                }
+                versions.insert(allocation.invoice_id, version);
+                invoices.insert(allocation.invoice_id, document);
+            }
+            let context = PaymentContext {
+                posting: books.posting(),
+                tax: books.tax.0.clone(),
+                party: books.party.0.clone(),
+                invoices,
+                next_serial: series
+                    .as_ref()
+                    .map_or(1, |(_, (series, _))| series.next_serial()),
+            };
+            let mut noted: Option<LedgerEvent> = None;
+            let result = self
+                .execute_reading::<Payment>(
+                    tenant,
+                    &payment_stream,
+                    command.clone(),
+                    &context,
+                    metadata,
+                    expected,
+                    &reads,
+                    |events| {
+                        let mut companions = Vec::new();
+                        for event in events {
+                            let PaymentEvent::PaymentRecorded(recorded) = event;
+                            let posted =
+                                payment_entry(event, &context).map_err(ExecuteError::Rejected)?;
+                            let number = series.as_ref().map(|(id, (_, version))| {
+                                (
+                                    id.as_str(),
+                                    *version,
+                                    SeriesEvent::NumberIssued {
+                                        document_id: recorded.payment.payment_id.as_uuid(),
+                                        serial: recorded.serial,
+                                        number: recorded.number.clone(),
+                                    },
                                 )
-                                .map_err(ExecuteError::Encode)?,
-                            );
-                            if let Some((companion, note)) = first_postings(
-                                &ledger,
-                                organization_id,
-                                ledger_version,
-                                std::slice::from_ref(&posted),
-                            )
-                            .map_err(ExecuteError::Encode)?
-                            {
-                                companions.push(companion);
-                                noted = Some(note);
+                            });
+                            let (more, note) = books
+                                .posting_companions(number, &posted)
+                                .map_err(ExecuteError::Encode)?;
+                            companions.extend(more);
+                            noted = note;
+                            for allocation in &recorded.payment.allocations {
+                                let settled = InvoiceEvent::InvoiceSettled {
+                                    payment_id: recorded.payment.payment_id,
+                                    amount: allocation.amount,
+                                };
+                                let version = versions
+                                    .get(&allocation.invoice_id)
+                                    .copied()
+                                    .unwrap_or(Version::NONE);
+                                companions.push(
+                                    Companion::new::<Invoice>(
+                                        allocation.invoice_id,
+                                        version,
+                                        &[settled],
+                                    )
+                                    .map_err(ExecuteError::Encode)?,
+                                );
                             }
                         }
                         Ok(companions)
                     },
                 )
                 .await;
-            if let (
-                Ok(CommandOutcome {
-                    repeated: false, ..
-                }),
-                Some(note),
-            ) = (&result, noted)
-            {
-                state.noted(tenant, organization_id, (&ledger, ledger_version), note);
-            }
-            match result {
-                Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. })
-                    if attempt < DOCUMENT_ATTEMPTS
-                        && expected.is_none_or(|v| v == Version::NONE) =>
-                {
-                    fresh = true;
+            if let (Ok(outcome), Some(note)) = (&result, noted) {
+                if !outcome.repeated {
+                    let (ledger, version) = &books.ledger;
+                    state.noted(tenant, organization_id, (ledger, *version), note);
                 }
-                Err(ExecuteError::Rejected(_)) if !fresh => fresh = true,
-                other => return other,
             }
+            if !again(&result, attempt, expected, fresh) {
+                return result;
+            }
+            fresh = true;
         }
     }
 }

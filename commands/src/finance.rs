@@ -8,8 +8,8 @@ use sqlx::Row;
 use uuid::Uuid;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
-    EntryLine, JournalCommand, JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent,
-    Money, NumberSeries, Party, PostingContext, TaxBook,
+    EntryLine, Invoice, JournalCommand, JournalEntry, JournalError, JournalEvent, Ledger,
+    LedgerEvent, Money, NumberSeries, Party, PostingContext, TaxBook,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -25,7 +25,7 @@ use crate::tenant;
 const POSTING_ATTEMPTS: u32 = 8;
 
 /// The streams postings and documents decide on, held in memory: every organization's ledger,
-/// hierarchy and tax book, parties, and number series.
+/// hierarchy and tax book, parties, number series and the documents payments settle.
 #[derive(Debug, Default)]
 pub struct PostingState {
     pub ledgers: StreamCache<Ledger>,
@@ -33,6 +33,8 @@ pub struct PostingState {
     pub tax_books: StreamCache<TaxBook>,
     pub parties: StreamCache<Party>,
     pub series: StreamCache<NumberSeries>,
+    /// Documents a payment settles, brought up to date before each decision.
+    pub invoices: StreamCache<Invoice>,
 }
 
 impl PostingState {

@@ -119,3 +119,8 @@ uuid_id!(
     /// stream.
     InvoiceId
 );
+uuid_id!(
+    /// A payment to a supplier or a receipt from a customer; also the id of its
+    /// [`Payment`](crate::finance::Payment) stream.
+    PaymentId
+);

@@ -1,9 +1,11 @@
-//! Parties, invoices and bills, and the VAT registers (`migrations/0022_invoicing.sql`), from
-//! `party` and `invoice` events:
+//! Parties, invoices and bills, payments, and the VAT registers (`migrations/0022_invoicing.sql`,
+//! `0023_payments.sql`), from `party`, `invoice` and `payment` events:
 //!
 //! - parties: a state row each, owned by the party's stream;
 //! - documents: a state row each, owned by the document's stream, with the document as recorded
-//!   (a draft, or everything a submitted tax invoice prints) for the API and the printed invoice;
+//!   (a draft, or everything a submitted tax invoice prints) for the API and the printed invoice,
+//!   and what payments settled of it (their settlements are events of the document's stream);
+//! - payments and receipts: a state row each, owned by the payment's stream;
 //! - the VAT registers, the sales book (Mushak-6.2) and the purchase book (Mushak-6.1): one
 //!   insert-only line per submitted document line ([`Lines`]), with what the document printed
 //!   (number, party name and BIN, rate), so a register never depends on the order in which
@@ -16,7 +18,10 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
-use vextrus_domain::finance::{Invoice, InvoiceEvent, InvoiceKind, Party, PartyEvent, month_of};
+use vextrus_domain::finance::{
+    DeductionKind, Invoice, InvoiceEvent, InvoiceKind, Party, PartyEvent, Payment, PaymentEvent,
+    month_of,
+};
 
 use crate::projection::{Projection, ProjectionError};
 use crate::{read_model, row};
@@ -32,6 +37,7 @@ read_model! {
         parties: Table<PartyRow>,
         invoices: Table<InvoiceRow>,
         vat_lines: Lines<VatLineRow>,
+        payments: Table<PaymentRow>,
     }
 }
 
@@ -84,6 +90,37 @@ row! {
         created_at: DateTime<Utc>,
         updated_at: DateTime<Utc>,
         /// Log position of the document's first event: the order of documents within a day.
+        position: i64,
+        /// What payments and receipts settled of `balance`.
+        settled: i64,
+    }
+}
+
+row! {
+    /// A payment to a supplier or a receipt from a customer. Amounts in paisa.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PaymentRow in "fin_payments" {
+        key { payment_id: Uuid }
+        organization_id: Uuid,
+        direction: String,
+        party_id: Uuid,
+        number: String,
+        date: NaiveDate,
+        account_id: Uuid,
+        amount: i64,
+        allocated: i64,
+        deducted: i64,
+        advance: i64,
+        vds: i64,
+        tds: i64,
+        retention: i64,
+        bank_charges: i64,
+        vds_certificate: Option<String>,
+        entry_id: Uuid,
+        /// The recorded payment: allocations, deductions, the certificate.
+        document: Value,
+        version: i64,
+        created_at: DateTime<Utc>,
         position: i64,
     }
 }
@@ -218,8 +255,18 @@ impl InvoicingRows {
                         created_at: event.recorded_at,
                         updated_at: event.recorded_at,
                         position: event.global_position.get(),
+                        settled: 0,
                     },
                 );
+            }
+            InvoiceEvent::InvoiceSettled { amount, .. } => {
+                self.invoices
+                    .change(tenant, &invoice_id, |row| {
+                        row.settled += amount.paisa();
+                        row.version = event.sequence;
+                        row.updated_at = event.recorded_at;
+                    })
+                    .ok_or_else(|| missing("the document"))?;
             }
             InvoiceEvent::InvoiceSubmitted(submitted) => {
                 let book = match submitted.kind {
@@ -282,10 +329,54 @@ impl InvoicingRows {
     }
 }
 
+impl InvoicingRows {
+    fn apply_payment(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        let payment_id = stream_id(event)?;
+        let PaymentEvent::PaymentRecorded(recorded) = event.decode::<PaymentEvent>()?;
+        let payment = &recorded.payment;
+        let deducted = |kind: DeductionKind| -> i64 {
+            payment
+                .deductions
+                .iter()
+                .filter(|d| d.kind == kind)
+                .map(|d| d.amount.paisa())
+                .sum()
+        };
+        self.payments.insert(
+            tenant,
+            payment_id,
+            PaymentRow {
+                organization_id: payment.organization_id.as_uuid(),
+                direction: payment.direction.as_str().to_owned(),
+                party_id: payment.party_id.as_uuid(),
+                number: recorded.number.clone(),
+                date: payment.date,
+                account_id: payment.account_id.as_uuid(),
+                amount: payment.amount.paisa(),
+                allocated: payment.allocations.iter().map(|a| a.amount.paisa()).sum(),
+                deducted: payment.deductions.iter().map(|d| d.amount.paisa()).sum(),
+                advance: recorded.advance.paisa(),
+                vds: deducted(DeductionKind::Vds),
+                tds: deducted(DeductionKind::Tds),
+                retention: deducted(DeductionKind::Retention),
+                bank_charges: deducted(DeductionKind::BankCharges),
+                vds_certificate: payment.vds_certificate.clone(),
+                entry_id: recorded.entry_id.as_uuid(),
+                document: serde_json::to_value(&recorded)?,
+                version: event.sequence,
+                created_at: event.recorded_at,
+                position: event.global_position.get(),
+            },
+        );
+        Ok(())
+    }
+}
+
 impl Projection for Invoicing {
     const NAME: &'static str = "invoicing";
     const VERSION: i32 = 1;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[Party::TYPE, Invoice::TYPE];
+    const AGGREGATE_TYPES: &'static [&'static str] = &[Party::TYPE, Invoice::TYPE, Payment::TYPE];
 
     type Rows = InvoicingRows;
 
@@ -293,10 +384,10 @@ impl Projection for Invoicing {
         let (tenant, Ok(id)) = (event.tenant_id.as_uuid(), stream_id(event)) else {
             return;
         };
-        if event.aggregate_type == Party::TYPE {
-            rows.parties.want(tenant, &id);
-        } else {
-            rows.invoices.want(tenant, &id);
+        match event.aggregate_type.as_str() {
+            Party::TYPE => rows.parties.want(tenant, &id),
+            Payment::TYPE => rows.payments.want(tenant, &id),
+            _ => rows.invoices.want(tenant, &id),
         }
     }
 
@@ -305,10 +396,10 @@ impl Projection for Invoicing {
         rows: &mut InvoicingRows,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type == Party::TYPE {
-            rows.apply_party(event)
-        } else {
-            rows.apply_invoice(event)
+        match event.aggregate_type.as_str() {
+            Party::TYPE => rows.apply_party(event),
+            Payment::TYPE => rows.apply_payment(event),
+            _ => rows.apply_invoice(event),
         }
     }
 }

@@ -425,6 +425,13 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "post",
             "/v1/organizations/{organization_id}/vat-returns/{month}/amendment",
         ),
+        ("post", "/v1/organizations/{organization_id}/receipts"),
+        ("post", "/v1/organizations/{organization_id}/payments"),
+        ("get", "/v1/organizations/{organization_id}/payments"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/payments/{payment_id}",
+        ),
     ];
     let documented: usize = doc["paths"]
         .as_object()

@@ -638,3 +638,192 @@ async fn parties_are_listed_by_name_paged_and_changed_with_their_version() {
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     app.shutdown().await;
 }
+
+impl Desk<'_> {
+    async fn receipt(&self, body: Value) -> Reply {
+        self.books
+            .caller
+            .post(&self.books.path("receipts"), body)
+            .await
+    }
+
+    async fn submitted_sale(&self, date: &str, price: &str, vat_code: &str) -> (String, i64) {
+        let id = self.sale(date, price, vat_code).await;
+        let position = self.submit(&id).await.expect(200).position();
+        (id, position)
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_of_1_20_000_settles_1_15_000_and_holds_5_000_as_the_customers_advance() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "PAY").await;
+    let (invoice, _) = desk.submitted_sale("2025-08-10", "100000.00", "STD").await;
+    let bank = desk.books.id("1121").to_owned();
+    let before = app.event_count().await;
+    let above = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-20", "account_id": bank,
+                        "amount": "120000.00",
+                        "allocations": [{"invoice_id": invoice, "amount": "120000.00"}]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(above.problem(), "above-outstanding");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused receipt wrote events"
+    );
+
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-20", "account_id": bank,
+                        "amount": "120000.00", "reference": "Cheque 004512",
+                        "allocations": [{"invoice_id": invoice, "amount": "115000.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = received.position();
+    let receipt = desk
+        .get(&format!(
+            "payments/{}?min_position={position}",
+            received.id()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(receipt.body["number"], "RC-2025-26-000001");
+    assert_eq!(receipt.body["advance"], "5000.00");
+    assert_eq!(receipt.body["direction"], "receipt");
+    let document = desk.document(&invoice, position).await;
+    assert_eq!(document["settled"], "115000.00");
+    assert_eq!(document["outstanding"], "0.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "1121")["debit"], "120000.00");
+    assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
+    assert_eq!(row(&tb.body, "2170")["credit"], "5000.00");
+    // Nothing is left to settle.
+    let again = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-21", "account_id": bank,
+                        "amount": "1.00",
+                        "allocations": [{"invoice_id": invoice, "amount": "0.01"}]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(again.problem(), "above-outstanding");
+    let listed = desk
+        .get(&format!(
+            "payments?direction=receipt&min_position={position}"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_withholding_customer_pays_less_and_the_subcontractor_is_paid_the_net() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "NET").await;
+    let bank = desk.books.id("1121").to_owned();
+    // A construction service to a government body: it deducts the VAT and 3 % TDS.
+    let (sale, _) = desk
+        .submitted_sale("2025-08-10", "100000.00", "S004.00")
+        .await;
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-25", "account_id": bank,
+                        "amount": "97000.00", "vds_certificate": "M66-2025-0042",
+                        "deductions": [{"kind": "vds", "amount": "7500.00"},
+                                       {"kind": "tds", "amount": "3000.00"}],
+                        "allocations": [{"invoice_id": sale, "amount": "107500.00"}]}),
+        )
+        .await
+        .expect(201);
+    // The subcontractor's bill (scenario 17), paid its net 9,20,000.00.
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-20",
+                   "lines": [desk.line("1000000.00", "S004.00", "5120")],
+                   "tds_section": "CONTRACT", "retention": "5"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&bill).await.expect(200);
+    let paid = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("payments"),
+            json!({"party_id": desk.subcontractor, "date": "2025-08-30", "account_id": bank,
+                   "amount": "920000.00", "vds_certificate": "M66-OUT-0001",
+                   "allocations": [{"invoice_id": bill, "amount": "920000.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = paid.position().max(received.position());
+    assert_eq!(desk.document(&sale, position).await["outstanding"], "0.00");
+    assert_eq!(desk.document(&bill, position).await["outstanding"], "0.00");
+    let payment = desk
+        .get(&format!("payments/{}?min_position={position}", paid.id()))
+        .await
+        .expect(200);
+    assert_eq!(payment.body["number"], "PY-2025-26-000001");
+    assert_eq!(payment.body["vds_certificate"], "M66-OUT-0001");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "1160")["debit"], "7500.00");
+    assert_eq!(row(&tb.body, "1170")["debit"], "3000.00");
+    assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
+    assert_eq!(row(&tb.body, "2110")["closing"], "0.00");
+    // What is still owed: the three liabilities of the bill.
+    assert_eq!(row(&tb.body, "2150")["closing"], "-75000.00");
+    assert_eq!(row(&tb.body, "2160")["closing"], "-30000.00");
+    assert_eq!(row(&tb.body, "2130")["closing"], "-50000.00");
+    // 97,000.00 in, 9,20,000.00 out.
+    assert_eq!(row(&tb.body, "1121")["closing"], "-823000.00");
+    assert_eq!(tb.body["totals"]["debit"], tb.body["totals"]["credit"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn receipts_racing_for_one_invoice_never_settle_more_than_it_owes() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "RACEPAY").await;
+    let (invoice, _) = desk.submitted_sale("2025-08-10", "1000.00", "STD").await;
+    let bank = desk.books.id("1121").to_owned();
+    // Eight receipts of 400.00 each against 1,150.00 outstanding: at most two fit.
+    let receipts = (0..8).map(|_| {
+        desk.receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-20", "account_id": bank,
+                            "amount": "400.00",
+                            "allocations": [{"invoice_id": invoice, "amount": "400.00"}]}),
+        )
+    });
+    let replies = futures_util::future::join_all(receipts).await;
+    let mut accepted = 0;
+    let mut last = 0;
+    for reply in replies {
+        match reply.status {
+            201 => {
+                accepted += 1;
+                last = last.max(reply.position());
+            }
+            409 => assert_eq!(reply.problem(), "above-outstanding", "{reply:?}"),
+            other => panic!("unexpected {other}: {reply:?}"),
+        }
+    }
+    assert_eq!(accepted, 2);
+    let document = desk.document(&invoice, last).await;
+    assert_eq!(document["settled"], "800.00");
+    assert_eq!(document["outstanding"], "350.00");
+    app.shutdown().await;
+}

@@ -8,23 +8,24 @@
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
+use uuid::Uuid;
 use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
-    AccountType, DocumentAccounts, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger,
-    MAX_TERMS_DAYS, Money, NewInvoice, Party, PartyCommand, PartyDetails, PartyKind, Pricing,
-    Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate,
-    standard_tax_rules,
+    AccountType, Allocation, Deduction, DocumentAccounts, Invoice, InvoiceCommand, InvoiceKind,
+    InvoiceLine, Ledger, MAX_TERMS_DAYS, Money, NewInvoice, NewPayment, Party, PartyCommand,
+    PartyDetails, PartyKind, Payment, PaymentCommand, PaymentDirection, Pricing, Quantity, Rate,
+    TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate, standard_tax_rules,
 };
 use vextrus_domain::ids::{
-    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, ProjectId, SiteId,
+    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
 };
 use vextrus_domain::values::{Bin, Code, Name, Tin};
 
 use super::InvoicingErrors;
-use super::queries::{__path_get_document, __path_get_party};
+use super::queries::{__path_get_document, __path_get_party, __path_get_payment};
 use super::views::{
-    AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RegisterParty,
-    SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
+    AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RecordPayment,
+    RegisterParty, SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
 };
 #[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
 use super::views::{MonthPath, TdsSectionPath, VatCodePath};
@@ -726,4 +727,149 @@ pub async fn submit_document(
     };
     let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
     Ok(Accepted::changed(outcome, invoice_id, organization_id))
+}
+
+impl RecordPayment {
+    fn into_new(
+        self,
+        payment_id: PaymentId,
+        organization_id: OrganizationId,
+        direction: PaymentDirection,
+    ) -> Result<NewPayment, ApiError> {
+        let mut fields = Fields::default();
+        let amount = fields.take("amount", Money::parse(&self.amount));
+        let allocations: Vec<Option<Allocation>> = self
+            .allocations
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, allocation)| {
+                let amount = fields.take(
+                    &format!("allocations[{index}].amount"),
+                    Money::parse(&allocation.amount),
+                );
+                Some(Allocation {
+                    invoice_id: InvoiceId::from_uuid(allocation.invoice_id),
+                    amount: amount?,
+                })
+            })
+            .collect();
+        let deductions: Vec<Option<Deduction>> = self
+            .deductions
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, deduction)| {
+                let amount = fields.take(
+                    &format!("deductions[{index}].amount"),
+                    Money::parse(&deduction.amount),
+                );
+                Some(Deduction {
+                    kind: deduction.kind.into(),
+                    amount: amount?,
+                })
+            })
+            .collect();
+        fields.finish(|| {
+            Some(NewPayment {
+                payment_id,
+                organization_id,
+                direction,
+                party_id: PartyId::from_uuid(self.party_id),
+                date: self.date,
+                account_id: AccountId::from_uuid(self.account_id),
+                amount: amount?,
+                reference: self.reference,
+                narration: self.narration,
+                allocations: allocations.into_iter().collect::<Option<Vec<_>>>()?,
+                deductions: deductions.into_iter().collect::<Option<Vec<_>>>()?,
+                vds_certificate: self.vds_certificate,
+                project_id: self.project_id.map(ProjectId::from_uuid),
+                site_id: self.site_id.map(SiteId::from_uuid),
+            })
+        })
+    }
+}
+
+/// Records a payment or receipt of `direction`.
+async fn record_payment(
+    cmd: Command,
+    organization_id: OrganizationId,
+    body: RecordPayment,
+    direction: PaymentDirection,
+) -> Result<Accepted, ApiError> {
+    let (action, operation) = match direction {
+        PaymentDirection::Receipt => ("recording a receipt", "record-receipt"),
+        PaymentDirection::Payment => ("recording a payment", "record-payment"),
+    };
+    cmd.require(Permission::PostEntries, action)?;
+    let issue = cmd.named(operation).on_new_stream();
+    organization(issue.state(), &issue, organization_id).await?;
+    let payment_id = PaymentId::from_uuid(issue.new_id());
+    let new = body.into_new(payment_id, organization_id, direction)?;
+    let command = PaymentCommand::Record {
+        payment: new,
+        entry_id: EntryId::from_uuid(Uuid::new_v5(&payment_id.as_uuid(), b"entry")),
+    };
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_payment(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            payment_id,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Payment, _>(&result, started);
+    let outcome = result?;
+    let at = location(
+        __path_get_payment,
+        &[organization_id.into(), payment_id.into()],
+    );
+    Ok(Accepted::created(outcome, payment_id, organization_id, at))
+}
+
+/// Records a receipt from a customer (role `accountant`, `finance-manager` or `admin`): the
+/// money in, what the customer withheld (VDS with its Mushak-6.6 certificate, TDS, retention)
+/// and the bank's charges, allocated to the customer's submitted invoices (never above what each
+/// has outstanding); the rest is held as the customer's advance. Posts its journal entry and
+/// settles the invoices in one transaction.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/receipts", tag = "payments",
+    request_body = RecordPayment,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn record_receipt(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<RecordPayment>,
+) -> Result<Accepted, ApiError> {
+    record_payment(cmd, organization_id, body, PaymentDirection::Receipt).await
+}
+
+/// Records a payment to a supplier (role `accountant`, `finance-manager` or `admin`): the money
+/// out and what the organization withholds now (VDS, TDS, retention), allocated to the
+/// supplier's submitted bills; the rest is held as an advance to the supplier.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/payments", tag = "payments",
+    request_body = RecordPayment,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn record_supplier_payment(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<RecordPayment>,
+) -> Result<Accepted, ApiError> {
+    record_payment(cmd, organization_id, body, PaymentDirection::Payment).await
 }

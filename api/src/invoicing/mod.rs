@@ -2,7 +2,7 @@
 //! (dated VAT codes, VDS shares, TDS tiers, the accounts documents post to, the VAT months),
 //! sales invoices and purchase bills with their printed tax invoice (Mushak-6.3), and the VAT
 //! registers (Mushak-6.1, 6.2) and monthly return summary (Mushak-9.1) read from the `invoicing`
-//! projection. Commands in [`commands`], queries in [`queries`], what they take and return in
+//! projection, and payments and receipts that settle documents. Commands in [`commands`], queries in [`queries`], what they take and return in
 //! [`views`], the printed tax invoice in [`pdf`]; how the refusals read as problems is their
 //! [`DomainProblem`] here.
 
@@ -12,7 +12,7 @@ pub mod queries;
 pub mod views;
 
 use axum::Router;
-use vextrus_domain::finance::{InvoiceError, PartyError, TaxError};
+use vextrus_domain::finance::{InvoiceError, PartyError, PaymentError, TaxError};
 
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem, InvalidParam};
@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .documented(__path_get_vat_return, get_vat_return)
         .documented(__path_submit_vat_return, submit_vat_return)
         .documented(__path_open_vat_amendment, open_vat_amendment)
+        .documented(__path_record_receipt, record_receipt)
+        .documented(__path_record_supplier_payment, record_supplier_payment)
+        .documented(__path_list_payments, list_payments)
+        .documented(__path_get_payment, get_payment)
 }
 
 fn rule(rule: &'static str, detail: String) -> ApiError {
@@ -126,6 +130,39 @@ impl DomainProblem for InvoiceError {
             E::NoDocumentAccounts => rule("no-document-accounts", detail),
             E::WithheldAboveTotal { .. } => rule("withheld-above-total", detail),
             E::NoSellerBin => rule("no-seller-bin", detail),
+            E::Posting(error) => error.into_problem(),
+        }
+    }
+}
+
+/// A payment's refusals: its allocations and deductions by index; those of the ledger's rules as
+/// for a journal entry.
+impl DomainProblem for PaymentError {
+    const STREAM: &'static str = "payment";
+
+    fn into_problem(self) -> ApiError {
+        use PaymentError as E;
+        let detail = self.to_string();
+        match self {
+            E::AlreadyExists => ApiError::AlreadyExists(detail),
+            E::PartyNotFound => ApiError::NotFound(format!("party_id: {detail}")),
+            E::PartyArchived => rule("party-archived", format!("party_id: {detail}")),
+            E::PartyKind { .. } => rule("party-kind", format!("party_id: {detail}")),
+            E::NothingMoved => rule("nothing-moved", detail),
+            E::InvoiceNotFound { .. } => ApiError::NotFound(detail),
+            E::InvoiceOfAnother { .. } => rule("document-of-another-party", detail),
+            E::InvoiceNotSubmitted { .. } => rule("not-submitted", detail),
+            E::InvoiceTwice { index } => field(format!("allocations[{index}].invoice_id"), detail),
+            E::ZeroAllocation { index } => field(format!("allocations[{index}].amount"), detail),
+            E::AboveOutstanding { .. } => rule("above-outstanding", detail),
+            E::ZeroDeduction { index } => field(format!("deductions[{index}].amount"), detail),
+            E::DeductionTwice { index } => field(format!("deductions[{index}].kind"), detail),
+            E::BankChargesOnPayment { index } => field(format!("deductions[{index}].kind"), detail),
+            E::AllocatedAboveTotal { .. } => rule("allocated-above-total", detail),
+            E::TooManyAllocations => rule("line-count", detail),
+            E::Text { field: name } => field(name, detail),
+            E::Tax(error) => error.into_problem(),
+            E::NoDocumentAccounts => rule("no-document-accounts", detail),
             E::Posting(error) => error.into_problem(),
         }
     }

@@ -12,9 +12,10 @@ use chrono::{Days, NaiveDate};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use vextrus_domain::finance::{
-    InvoiceEvent, Money, NewInvoice, PartyKind, SubmittedInvoice, VatKind,
+    InvoiceEvent, Money, NewInvoice, PartyKind, PaymentDirection, RecordedPayment,
+    SubmittedInvoice, VatKind,
 };
-use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId};
+use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::values::Bin;
 use vextrus_projections::invoicing::Invoicing;
 
@@ -22,8 +23,9 @@ use super::InvoicingQueryErrors;
 use super::commands::month;
 use super::pdf;
 use super::views::{
-    DocumentAccountsBody, DocumentKindView, DocumentPage, DocumentQuery, DocumentRow,
-    DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery, PartyView, TaxBookView,
+    AllocationView, DeductionView, DocumentAccountsBody, DocumentKindView, DocumentPage,
+    DocumentQuery, DocumentRow, DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery,
+    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView,
     TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
     VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
 };
@@ -317,8 +319,25 @@ const CURSOR_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     None => panic!("1 January 1900 exists"),
 };
 
+/// A cursor of a list by date and log position: `days since CURSOR_EPOCH~position`.
+fn dated_cursor(text: &str) -> Result<(NaiveDate, i64), ApiError> {
+    let (days, position) = text.split_once('~').ok_or_else(bad_cursor)?;
+    let days: u64 = days.parse().map_err(|_| bad_cursor())?;
+    Ok((
+        CURSOR_EPOCH
+            .checked_add_days(Days::new(days))
+            .ok_or_else(bad_cursor)?,
+        position.parse::<i64>().map_err(|_| bad_cursor())?,
+    ))
+}
+
+fn next_dated_cursor(date: NaiveDate, position: i64) -> String {
+    let days = (date - CURSOR_EPOCH).num_days().max(0);
+    format!("{days}~{position}")
+}
+
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
-                                i.position, i.date, p.name as party_name";
+                                i.position, i.date, i.settled, p.name as party_name";
 
 /// A document row as the API shows it; the recorded document decides the rest.
 fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
@@ -328,6 +347,7 @@ fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
         party_name: row.get("party_name"),
         version: row.get("version"),
         position: row.get("position"),
+        settled: row.get("settled"),
     };
     let unreadable =
         |error: serde_json::Error| ApiError::Internal(format!("a recorded document: {error}"));
@@ -356,20 +376,7 @@ pub async fn list_documents(
     QueryParams(query): QueryParams<DocumentQuery>,
 ) -> Result<Json<DocumentPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    let after = query
-        .after
-        .as_deref()
-        .map(|text| {
-            let (days, position) = text.split_once('~').ok_or_else(bad_cursor)?;
-            let days: u64 = days.parse().map_err(|_| bad_cursor())?;
-            Ok::<_, ApiError>((
-                CURSOR_EPOCH
-                    .checked_add_days(Days::new(days))
-                    .ok_or_else(bad_cursor)?,
-                position.parse::<i64>().map_err(|_| bad_cursor())?,
-            ))
-        })
-        .transpose()?;
+    let after = query.after.as_deref().map(dated_cursor).transpose()?;
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     require_organization(&mut tx, organization).await?;
     let mut sql = QueryBuilder::<Postgres>::new(format!(
@@ -774,6 +781,150 @@ pub async fn get_vat_return(
         vds_deducted: amount(vds_deducted),
         net_vat: amount(output_vat - input_vat),
     }))
+}
+
+const PAYMENT_COLUMNS: &str = "y.payment_id, y.document, y.version, y.position, y.date, \
+                               p.name as party_name";
+
+fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
+    let document: serde_json::Value = row.get("document");
+    let recorded: RecordedPayment = serde_json::from_value(document)
+        .map_err(|error| ApiError::Internal(format!("a recorded payment: {error}")))?;
+    let payment = &recorded.payment;
+    Ok(PaymentView {
+        id: row.get("payment_id"),
+        organization_id: payment.organization_id.as_uuid(),
+        direction: match payment.direction {
+            PaymentDirection::Receipt => PaymentDirectionView::Receipt,
+            PaymentDirection::Payment => PaymentDirectionView::Payment,
+        },
+        party_id: payment.party_id.as_uuid(),
+        party_name: row.get("party_name"),
+        number: recorded.number.clone(),
+        date: payment.date,
+        account_id: payment.account_id.as_uuid(),
+        amount: payment.amount.to_decimal(),
+        allocations: payment
+            .allocations
+            .iter()
+            .map(|a| AllocationView {
+                invoice_id: a.invoice_id.as_uuid(),
+                amount: a.amount.to_decimal(),
+            })
+            .collect(),
+        deductions: payment
+            .deductions
+            .iter()
+            .map(|d| DeductionView {
+                kind: d.kind.into(),
+                amount: d.amount.to_decimal(),
+            })
+            .collect(),
+        advance: recorded.advance.to_decimal(),
+        reference: payment.reference.clone(),
+        narration: payment.narration.clone(),
+        vds_certificate: payment.vds_certificate.clone(),
+        entry_id: recorded.entry_id.as_uuid(),
+        version: row.get("version"),
+        position: row.get("position"),
+    })
+}
+
+/// The organization's receipts and payments by date, then by the order they were recorded.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/payments", tag = "payments",
+    params(("organization_id" = Uuid, Path), PaymentQuery),
+    responses((status = 200, description = "A page of payments and receipts", body = PaymentPage), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn list_payments(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<PaymentQuery>,
+) -> Result<Json<PaymentPage>, ApiError> {
+    let limit = page_size(query.limit)?;
+    let after = query.after.as_deref().map(dated_cursor).transpose()?;
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let mut sql = QueryBuilder::<Postgres>::new(format!(
+        "select {PAYMENT_COLUMNS} from fin_payments y \
+         left join fin_parties p on p.tenant_id = y.tenant_id and p.party_id = y.party_id \
+         where y.organization_id = "
+    ));
+    sql.push_bind(organization.as_uuid());
+    if let Some(direction) = query.direction {
+        sql.push(" and y.direction = ").push_bind(match direction {
+            PaymentDirectionView::Receipt => "receipt",
+            PaymentDirectionView::Payment => "payment",
+        });
+    }
+    if let Some(party) = query.party_id {
+        sql.push(" and y.party_id = ").push_bind(party);
+    }
+    if let Some(from) = query.from {
+        sql.push(" and y.date >= ").push_bind(from);
+    }
+    if let Some(to) = query.to {
+        sql.push(" and y.date <= ").push_bind(to);
+    }
+    if let Some((date, position)) = after {
+        sql.push(" and (y.date, y.position) > (")
+            .push_bind(date)
+            .push(", ")
+            .push_bind(position)
+            .push(")");
+    }
+    sql.push(" order by y.date, y.position limit ")
+        .push_bind(limit + 1);
+    let rows = sql
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+    let mut items = rows
+        .iter()
+        .map(payment_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|last| next_dated_cursor(last.date, last.position))
+    } else {
+        None
+    };
+    Ok(Json(PaymentPage { items, next_cursor }))
+}
+
+/// One receipt or payment.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/payments/{payment_id}", tag = "payments",
+    params(("organization_id" = Uuid, Path), ("payment_id" = Uuid, Path), VatReturnQuery),
+    responses((status = 200, description = "The payment", body = PaymentView), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, payment)): PathIds<(OrganizationId, PaymentId)>,
+    QueryParams(query): QueryParams<VatReturnQuery>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let row = sqlx::query(&format!(
+        "select {PAYMENT_COLUMNS} from fin_payments y \
+         left join fin_parties p on p.tenant_id = y.tenant_id and p.party_id = y.party_id \
+         where y.organization_id = $1 and y.payment_id = $2"
+    ))
+    .bind(organization.as_uuid())
+    .bind(payment.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(|| ApiError::NotFound(format!("payment {payment} not found")))?;
+    Ok(Json(payment_view(&row)?))
 }
 
 #[cfg(test)]

@@ -470,6 +470,10 @@ pub struct DocumentView {
     pub total: String,
     /// What the party owes (sales) or is owed (bills) on the receivable or payable account.
     pub balance: String,
+    /// What receipts or payments settled of the balance.
+    pub settled: String,
+    /// What is left: `balance - settled`.
+    pub outstanding: String,
     pub withholding: WithholdingView,
     pub tds_section: Option<String>,
     /// The date and time of issue printed on the tax invoice.
@@ -522,6 +526,8 @@ pub struct DocumentRow {
     pub party_name: Option<String>,
     pub version: i64,
     pub position: i64,
+    /// Paisa settled by payments.
+    pub settled: i64,
 }
 
 impl DocumentView {
@@ -544,7 +550,9 @@ impl DocumentView {
             value: zero.clone(),
             vat: zero.clone(),
             total: zero.clone(),
-            balance: zero,
+            balance: zero.clone(),
+            settled: zero.clone(),
+            outstanding: zero,
             withholding: WithholdingView::from(&Withholding {
                 retention_rate: draft.retention,
                 ..Withholding::default()
@@ -586,6 +594,8 @@ impl DocumentView {
             vat: submitted.vat.to_decimal(),
             total: submitted.total.to_decimal(),
             balance: submitted.balance.to_decimal(),
+            settled: Money::from_paisa(row.settled).to_decimal(),
+            outstanding: (submitted.balance - Money::from_paisa(row.settled)).to_decimal(),
             withholding: (&submitted.withholding).into(),
             tds_section,
             issued_at: Some(submitted.issued_at),
@@ -742,4 +752,157 @@ pub struct VatReturnView {
     pub vds_deducted: String,
     /// Output VAT less input VAT (negative: carried forward).
     pub net_vat: String,
+}
+
+/// Which way money moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentDirectionView {
+    Receipt,
+    Payment,
+}
+
+/// What settled part of the documents without cash moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeductionKindView {
+    /// VAT deducted at source (Mushak-6.6).
+    Vds,
+    /// Income tax deducted at source.
+    Tds,
+    Retention,
+    /// The bank's charges on a receipt.
+    BankCharges,
+}
+
+impl From<DeductionKindView> for vextrus_domain::finance::DeductionKind {
+    fn from(view: DeductionKindView) -> Self {
+        match view {
+            DeductionKindView::Vds => Self::Vds,
+            DeductionKindView::Tds => Self::Tds,
+            DeductionKindView::Retention => Self::Retention,
+            DeductionKindView::BankCharges => Self::BankCharges,
+        }
+    }
+}
+
+impl From<vextrus_domain::finance::DeductionKind> for DeductionKindView {
+    fn from(kind: vextrus_domain::finance::DeductionKind) -> Self {
+        use vextrus_domain::finance::DeductionKind as K;
+        match kind {
+            K::Vds => Self::Vds,
+            K::Tds => Self::Tds,
+            K::Retention => Self::Retention,
+            K::BankCharges => Self::BankCharges,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationBody {
+    /// A submitted document of the same party: a sales invoice for a receipt, a bill for a
+    /// payment.
+    pub invoice_id: Uuid,
+    /// At most what the document has outstanding.
+    #[schema(schema_with = text::amount)]
+    pub amount: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeductionBody {
+    pub kind: DeductionKindView,
+    #[schema(schema_with = text::amount)]
+    pub amount: String,
+}
+
+/// A receipt from a customer or a payment to a supplier: `amount` + deductions = allocations +
+/// the advance held for the party.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPayment {
+    pub party_id: Uuid,
+    pub date: NaiveDate,
+    /// The bank or cash account the money moved through.
+    pub account_id: Uuid,
+    /// The money that moved.
+    #[schema(schema_with = text::amount)]
+    pub amount: String,
+    #[schema(schema_with = text::narration_or_null)]
+    pub reference: Option<String>,
+    #[schema(schema_with = text::narration_or_null)]
+    pub narration: Option<String>,
+    /// Documents settled; none: all of it is held as an advance.
+    pub allocations: Option<Vec<AllocationBody>>,
+    /// What was withheld (VDS, TDS, retention) or charged by the bank (receipts only); each kind
+    /// at most once.
+    pub deductions: Option<Vec<DeductionBody>>,
+    /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
+    #[schema(schema_with = text::narration_or_null)]
+    pub vds_certificate: Option<String>,
+    /// Where bank charges are costed (required with them).
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AllocationView {
+    pub invoice_id: Uuid,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeductionView {
+    pub kind: DeductionKindView,
+    pub amount: String,
+}
+
+/// A recorded payment or receipt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub direction: PaymentDirectionView,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// `RC-2025-26-000001` (receipts), `PY-…` (payments).
+    pub number: String,
+    pub date: NaiveDate,
+    pub account_id: Uuid,
+    pub amount: String,
+    pub allocations: Vec<AllocationView>,
+    pub deductions: Vec<DeductionView>,
+    /// Held for the party, not yet allocated.
+    pub advance: String,
+    pub reference: Option<String>,
+    pub narration: Option<String>,
+    pub vds_certificate: Option<String>,
+    pub entry_id: Uuid,
+    pub version: i64,
+    pub position: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentPage {
+    pub items: Vec<PaymentView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentQuery {
+    pub direction: Option<PaymentDirectionView>,
+    pub party_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// 1 to 500; 50 when omitted.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,6}~[0-9]{1,18}$")]
+    pub after: Option<String>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
 }

@@ -34,7 +34,9 @@ use super::party::Party;
 use super::series::document_number;
 use super::tax::{TaxBook, TaxError, VatKind};
 use super::{Money, valid_text};
-use crate::ids::{AccountId, EntryId, InvoiceId, OrganizationId, PartyId, ProjectId, SiteId};
+use crate::ids::{
+    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
+};
 use crate::unique::UniqueValues;
 use crate::values::{Bin, Code};
 
@@ -213,6 +215,12 @@ pub enum InvoiceCommand {
 pub enum InvoiceEvent {
     InvoiceDrafted(NewInvoice),
     InvoiceSubmitted(Box<SubmittedInvoice>),
+    /// A payment or receipt settled `amount` of the balance; appended by the payment, in its
+    /// transaction, with this stream's version checked (never more than is outstanding).
+    InvoiceSettled {
+        payment_id: PaymentId,
+        amount: Money,
+    },
 }
 
 impl DomainEvent for InvoiceEvent {
@@ -220,6 +228,7 @@ impl DomainEvent for InvoiceEvent {
         match self {
             Self::InvoiceDrafted(_) => "InvoiceDrafted",
             Self::InvoiceSubmitted(_) => "InvoiceSubmitted",
+            Self::InvoiceSettled { .. } => "InvoiceSettled",
         }
         .to_owned()
     }
@@ -290,6 +299,10 @@ struct Submitted {
     total: Money,
     balance: Money,
     entry_id: EntryId,
+    /// The receivable or payable account the balance is on.
+    account_id: AccountId,
+    /// What payments and receipts have settled of the balance.
+    settled: Money,
 }
 
 /// A sales invoice or purchase bill (see the module docs).
@@ -327,7 +340,14 @@ impl Aggregate for Invoice {
                     total: submitted.total,
                     balance: submitted.balance,
                     entry_id: submitted.entry_id,
+                    account_id: submitted.account_id,
+                    settled: Money::ZERO,
                 });
+            }
+            InvoiceEvent::InvoiceSettled { amount, .. } => {
+                if let Some(submitted) = &mut self.submitted {
+                    submitted.settled += amount;
+                }
             }
         }
     }
@@ -348,6 +368,16 @@ impl Invoice {
     /// The printed number, once submitted.
     pub fn number(&self) -> Option<&str> {
         self.submitted.as_ref().map(|s| s.number.as_str())
+    }
+
+    /// What is left to settle of a submitted document's balance.
+    pub fn outstanding(&self) -> Option<Money> {
+        self.submitted.as_ref().map(|s| s.balance - s.settled)
+    }
+
+    /// The receivable or payable account a submitted document's balance is on.
+    pub fn balance_account(&self) -> Option<AccountId> {
+        self.submitted.as_ref().map(|s| s.account_id)
     }
 
     pub fn decide(

@@ -505,3 +505,214 @@ fn the_standard_rules_are_whole() {
     let books = Books::new();
     assert!(DocumentAccounts::from_standard_chart(&books.ledger()).is_some());
 }
+
+/// Submits a sale of `price` under `vat_code` as serial 1 and returns the document's state.
+fn submitted_sale(desk: &Desk, price: &str, vat_code: &str) -> (InvoiceId, Invoice) {
+    let draft = desk.draft(
+        InvoiceKind::SalesInvoice,
+        "2025-08-10",
+        vec![desk.line(price, vat_code, "4100")],
+    );
+    let id = draft.invoice_id;
+    let context = desk.context(1);
+    let mut invoice = Invoice::default();
+    for event in invoice
+        .decide(InvoiceCommand::Draft(draft), &context)
+        .unwrap()
+    {
+        invoice.apply(event);
+    }
+    let submit = InvoiceCommand::Submit {
+        issued_at: Utc::now(),
+        entry_id: EntryId::new(),
+    };
+    for event in invoice.decide(submit, &context).unwrap() {
+        invoice.apply(event);
+    }
+    (id, invoice)
+}
+
+fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPayment {
+    NewPayment {
+        payment_id: crate::ids::PaymentId::new(),
+        organization_id: desk.books.org,
+        direction: PaymentDirection::Receipt,
+        party_id: desk.party.id().unwrap(),
+        date: date("2025-08-20"),
+        account_id: desk.books.id("1121"),
+        amount: taka(amount),
+        reference: None,
+        narration: None,
+        allocations,
+        deductions: Vec::new(),
+        vds_certificate: None,
+        project_id: Some(desk.books.project),
+        site_id: Some(desk.books.site),
+    }
+}
+
+fn pay(
+    desk: &Desk,
+    invoices: &[(InvoiceId, Invoice)],
+    payment: NewPayment,
+) -> Result<(RecordedPayment, JournalEvent), PaymentError> {
+    let context = PaymentContext {
+        posting: desk.books.context(),
+        tax: Arc::new(desk.tax.clone()),
+        party: Arc::new(desk.party.clone()),
+        invoices: invoices
+            .iter()
+            .map(|(id, invoice)| (*id, Arc::new(invoice.clone())))
+            .collect(),
+        next_serial: 1,
+    };
+    let mut events = Payment::default().decide(
+        PaymentCommand::Record {
+            payment,
+            entry_id: EntryId::new(),
+        },
+        &context,
+    )?;
+    let event = events.pop().unwrap();
+    let entry = payment_entry(&event, &context)?;
+    let PaymentEvent::PaymentRecorded(recorded) = event;
+    Ok((*recorded, entry))
+}
+
+#[test]
+fn a_receipt_of_1_20_000_settles_1_15_000_and_holds_5_000_as_an_advance() {
+    // Scenario 15.
+    let desk = Desk::new(PartyKind::Customer, false);
+    let (id, invoice) = submitted_sale(&desk, "100000", "STD");
+    let invoices = [(id, invoice)];
+    let allocate = |amount: &str| Allocation {
+        invoice_id: id,
+        amount: taka(amount),
+    };
+    let (recorded, entry) = pay(
+        &desk,
+        &invoices,
+        receipt(&desk, "120000", vec![allocate("115000")]),
+    )
+    .unwrap();
+    assert_eq!(recorded.number, "RC-2025-26-000001");
+    assert_eq!(recorded.advance, taka("5000"));
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1121".to_owned(), taka("120000"), zero),
+            ("1130".to_owned(), zero, taka("115000")),
+            ("2170".to_owned(), zero, taka("5000")),
+        ]
+    );
+    assert_eq!(
+        pay(
+            &desk,
+            &invoices,
+            receipt(&desk, "120000", vec![allocate("120000")])
+        )
+        .unwrap_err(),
+        PaymentError::AboveOutstanding {
+            index: 0,
+            amount: taka("120000"),
+            outstanding: taka("115000"),
+        }
+    );
+    // Once settled, nothing is outstanding.
+    let mut settled = invoices[0].1.clone();
+    settled.apply(InvoiceEvent::InvoiceSettled {
+        payment_id: recorded.payment.payment_id,
+        amount: taka("115000"),
+    });
+    assert_eq!(settled.outstanding(), Some(Money::ZERO));
+}
+
+#[test]
+fn a_withholding_customer_pays_less_cash_and_the_deductions_settle_the_rest() {
+    // A construction service of 1,00,000.00 at 7.5 %: the customer deducts the VAT (VDS) and 3 %
+    // TDS and pays the rest.
+    let desk = Desk::new(PartyKind::Customer, true);
+    let (id, invoice) = submitted_sale(&desk, "100000", "S004.00");
+    assert_eq!(invoice.outstanding(), Some(taka("107500")));
+    let mut payment = receipt(
+        &desk,
+        "97000",
+        vec![Allocation {
+            invoice_id: id,
+            amount: taka("107500"),
+        }],
+    );
+    payment.deductions = vec![
+        Deduction {
+            kind: DeductionKind::Vds,
+            amount: taka("7500"),
+        },
+        Deduction {
+            kind: DeductionKind::Tds,
+            amount: taka("3000"),
+        },
+    ];
+    payment.vds_certificate = Some("M66-2025-0042".to_owned());
+    let (recorded, entry) = pay(&desk, &[(id, invoice)], payment).unwrap();
+    assert_eq!(recorded.advance, Money::ZERO);
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1121".to_owned(), taka("97000"), zero),
+            ("1160".to_owned(), taka("7500"), zero),
+            ("1170".to_owned(), taka("3000"), zero),
+            ("1130".to_owned(), zero, taka("107500")),
+        ]
+    );
+}
+
+#[test]
+fn payments_refuse_another_partys_document_a_draft_and_more_allocated_than_received() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let (id, invoice) = submitted_sale(&desk, "1000", "STD");
+    let invoices = [(id, invoice)];
+    let allocate = |amount: &str| Allocation {
+        invoice_id: id,
+        amount: taka(amount),
+    };
+    assert_eq!(
+        pay(
+            &desk,
+            &invoices,
+            receipt(&desk, "100", vec![allocate("1150")])
+        )
+        .unwrap_err(),
+        PaymentError::AllocatedAboveTotal {
+            allocated: taka("1150"),
+            total: taka("100"),
+        }
+    );
+    assert!(matches!(
+        pay(
+            &desk,
+            &invoices,
+            receipt(&desk, "2000", vec![allocate("100"), allocate("100")])
+        ),
+        Err(PaymentError::InvoiceTwice { index: 1 })
+    ));
+    let mut to_supplier = receipt(&desk, "100", Vec::new());
+    to_supplier.direction = PaymentDirection::Payment;
+    assert!(matches!(
+        pay(&desk, &invoices, to_supplier),
+        Err(PaymentError::PartyKind { .. })
+    ));
+    let unknown = Allocation {
+        invoice_id: InvoiceId::new(),
+        amount: taka("1"),
+    };
+    assert!(matches!(
+        pay(&desk, &invoices, receipt(&desk, "100", vec![unknown])),
+        Err(PaymentError::InvoiceNotFound { index: 0, .. })
+    ));
+    assert_eq!(
+        pay(&desk, &invoices, receipt(&desk, "0", Vec::new())).unwrap_err(),
+        PaymentError::NothingMoved
+    );
+}

@@ -11,6 +11,8 @@
 //!   documents post to and its submitted VAT months, one stream per organization.
 //! - [`Invoice`]: a sales invoice or purchase bill, one stream per document; its submit takes a
 //!   gapless number from a [`NumberSeries`] and posts a journal entry, in one transaction.
+//! - [`Payment`]: a receipt or payment, one stream each; it settles documents of its party (never
+//!   above what is outstanding), deducts what was withheld and holds the rest as an advance.
 //! - [`Rate`] and [`Quantity`]: exact percentages and quantities.
 
 mod calendar;
@@ -22,6 +24,7 @@ mod ledger;
 mod measure;
 mod money;
 mod party;
+mod payment;
 mod series;
 mod tax;
 
@@ -45,6 +48,10 @@ pub use ledger::{Account, Ledger, LedgerCommand, LedgerError, LedgerEvent, Ledge
 pub use measure::{MeasureError, Quantity, Rate};
 pub use money::{Money, MoneyError};
 pub use party::{MAX_TERMS_DAYS, Party, PartyCommand, PartyDetails, PartyError, PartyEvent};
+pub use payment::{
+    Allocation, Deduction, DeductionKind, NewPayment, Payment, PaymentCommand, PaymentContext,
+    PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, payment_entry,
+};
 pub use series::{
     NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,
 };

@@ -1,0 +1,544 @@
+//! The [`Payment`] aggregate: a receipt from a customer or a payment to a supplier, one stream per
+//! payment (design.md D13).
+//!
+//! A payment settles submitted documents of its party (allocations), never more than each has
+//! outstanding; what the customer withheld (VDS, TDS, retention, the bank's charges) or what the
+//! organization withholds from a supplier is a deduction line, so that
+//!
+//! ```text
+//! cash + deductions = allocations + advance
+//! ```
+//!
+//! and what is not allocated is held as the party's advance. Recording decides on the
+//! organization's ledger, hierarchy and tax book, the party, every allocated document and the
+//! number series, and appends the payment, its number, its journal entry and each document's
+//! settlement in one transaction, every stream read at the version the decision saw (design.md
+//! D12): two payments racing for one invoice's last taka cannot both commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::entry::{EntryKind, EntryLine, PartyKind};
+use super::invoice::{Invoice, InvoiceKind};
+use super::journal::{
+    JournalCommand, JournalEntry, JournalError, JournalEvent, MAX_LINES, NewEntry, PostingContext,
+};
+use super::party::Party;
+use super::series::document_number;
+use super::tax::{DocumentAccounts, TaxBook, TaxError};
+use super::{Money, valid_text};
+use crate::ids::{
+    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
+};
+use crate::unique::UniqueValues;
+
+/// Money in from a customer, or out to a supplier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentDirection {
+    Receipt,
+    Payment,
+}
+
+impl PaymentDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receipt => "receipt",
+            Self::Payment => "payment",
+        }
+    }
+
+    pub fn series_prefix(self) -> &'static str {
+        match self {
+            Self::Receipt => "RC",
+            Self::Payment => "PY",
+        }
+    }
+
+    pub fn party_kind(self) -> PartyKind {
+        match self {
+            Self::Receipt => PartyKind::Customer,
+            Self::Payment => PartyKind::Supplier,
+        }
+    }
+
+    /// The kind of document it settles.
+    pub fn settles(self) -> InvoiceKind {
+        match self {
+            Self::Receipt => InvoiceKind::SalesInvoice,
+            Self::Payment => InvoiceKind::PurchaseBill,
+        }
+    }
+}
+
+/// What settles an allocation without cash moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeductionKind {
+    /// VAT deducted at source (Mushak-6.6 certificate).
+    Vds,
+    /// Income tax deducted at source.
+    Tds,
+    /// Retention money held.
+    Retention,
+    /// The bank's charges on a receipt.
+    BankCharges,
+}
+
+impl DeductionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vds => "vds",
+            Self::Tds => "tds",
+            Self::Retention => "retention",
+            Self::BankCharges => "bank_charges",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deduction {
+    pub kind: DeductionKind,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub invoice_id: InvoiceId,
+    pub amount: Money,
+}
+
+/// A payment or receipt to record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPayment {
+    pub payment_id: PaymentId,
+    pub organization_id: OrganizationId,
+    pub direction: PaymentDirection,
+    pub party_id: PartyId,
+    pub date: NaiveDate,
+    /// The bank or cash account the money moved through.
+    pub account_id: AccountId,
+    /// The money that moved (may be zero when deductions settle everything).
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<String>,
+    pub allocations: Vec<Allocation>,
+    pub deductions: Vec<Deduction>,
+    /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vds_certificate: Option<String>,
+    /// Where the bank's charges are costed (an expense line names a project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<SiteId>,
+}
+
+/// A recorded payment: what it settled and held, its number and the entry it posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedPayment {
+    #[serde(flatten)]
+    pub payment: NewPayment,
+    pub number: String,
+    pub serial: u64,
+    pub fiscal_year: NaiveDate,
+    /// Cash and deductions less allocations: held as the party's advance.
+    pub advance: Money,
+    pub entry_id: EntryId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentCommand {
+    Record {
+        payment: NewPayment,
+        entry_id: EntryId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PaymentEvent {
+    PaymentRecorded(Box<RecordedPayment>),
+}
+
+impl DomainEvent for PaymentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::PaymentRecorded(_) => "PaymentRecorded",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Why a payment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PaymentError {
+    #[error("the payment already exists")]
+    AlreadyExists,
+    #[error("the party was not found in this organization")]
+    PartyNotFound,
+    #[error("the party is archived")]
+    PartyArchived,
+    #[error("a {direction} is {preposition} a {expected}")]
+    PartyKind {
+        direction: &'static str,
+        preposition: &'static str,
+        expected: &'static str,
+    },
+    #[error(
+        "a payment moves money or deducts something: the amount and the deductions are not all zero"
+    )]
+    NothingMoved,
+    #[error("allocations[{index}]: document {invoice_id} not found")]
+    InvoiceNotFound { index: usize, invoice_id: InvoiceId },
+    #[error("allocations[{index}]: the document is another party's, or not a {expected}")]
+    InvoiceOfAnother {
+        index: usize,
+        expected: &'static str,
+    },
+    #[error("allocations[{index}]: the document is a draft; submit it first")]
+    InvoiceNotSubmitted { index: usize },
+    #[error("allocations[{index}]: the document is allocated twice")]
+    InvoiceTwice { index: usize },
+    #[error("allocations[{index}]: an allocation is greater than zero")]
+    ZeroAllocation { index: usize },
+    #[error("allocations[{index}]: {amount} is above the {outstanding} outstanding")]
+    AboveOutstanding {
+        index: usize,
+        amount: Money,
+        outstanding: Money,
+    },
+    #[error("deductions[{index}]: a deduction is greater than zero")]
+    ZeroDeduction { index: usize },
+    #[error("deductions[{index}]: each kind of deduction appears once")]
+    DeductionTwice { index: usize },
+    #[error("deductions[{index}]: bank charges are deducted from receipts only")]
+    BankChargesOnPayment { index: usize },
+    #[error("the allocations ({allocated}) are more than the amount and the deductions ({total})")]
+    AllocatedAboveTotal { allocated: Money, total: Money },
+    #[error("a payment allocates to at most {MAX_LINES} documents")]
+    TooManyAllocations,
+    #[error("must be 1 to 500 characters, without control characters or white space at either end")]
+    Text { field: String },
+    #[error("{0}")]
+    Tax(TaxError),
+    #[error("the tax book has no accounts for documents to post to")]
+    NoDocumentAccounts,
+    #[error("{0}")]
+    Posting(JournalError),
+}
+
+/// What recording a payment decides on.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentContext {
+    pub posting: PostingContext,
+    pub tax: Arc<TaxBook>,
+    pub party: Arc<Party>,
+    /// Every allocated document as the decision saw it.
+    pub invoices: BTreeMap<InvoiceId, Arc<Invoice>>,
+    pub next_serial: u64,
+}
+
+/// A payment or receipt (see the module docs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Payment {
+    recorded: Option<RecordedPayment>,
+}
+
+impl Aggregate for Payment {
+    const TYPE: &'static str = "payment";
+    type Command = PaymentCommand;
+    type Event = PaymentEvent;
+    type Error = PaymentError;
+    type Services = PaymentContext;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        context: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command, context)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PaymentEvent::PaymentRecorded(recorded) => self.recorded = Some(*recorded),
+        }
+    }
+}
+
+impl UniqueValues for Payment {}
+
+fn text(field: &str, value: &Option<String>) -> Result<(), PaymentError> {
+    match value {
+        Some(value) if !valid_text(value) => Err(PaymentError::Text {
+            field: field.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Payment {
+    pub fn recorded(&self) -> Option<&RecordedPayment> {
+        self.recorded.as_ref()
+    }
+
+    pub fn decide(
+        &self,
+        command: PaymentCommand,
+        context: &PaymentContext,
+    ) -> Result<Vec<PaymentEvent>, PaymentError> {
+        let PaymentCommand::Record { payment, entry_id } = command;
+        if self.recorded.is_some() {
+            return Err(PaymentError::AlreadyExists);
+        }
+        let recorded = record(payment, entry_id, context)?;
+        let event = PaymentEvent::PaymentRecorded(Box::new(recorded));
+        payment_entry(&event, context)?;
+        Ok(vec![event])
+    }
+}
+
+fn record(
+    payment: NewPayment,
+    entry_id: EntryId,
+    context: &PaymentContext,
+) -> Result<RecordedPayment, PaymentError> {
+    let party = &context.party;
+    if party.id() != Some(payment.party_id)
+        || party.organization_id() != Some(payment.organization_id)
+    {
+        return Err(PaymentError::PartyNotFound);
+    }
+    if party.is_archived() {
+        return Err(PaymentError::PartyArchived);
+    }
+    let direction = payment.direction;
+    if party.kind() != Some(direction.party_kind()) {
+        return Err(PaymentError::PartyKind {
+            direction: direction.as_str(),
+            preposition: match direction {
+                PaymentDirection::Receipt => "from",
+                PaymentDirection::Payment => "to",
+            },
+            expected: direction.party_kind().as_str(),
+        });
+    }
+    text("reference", &payment.reference)?;
+    text("narration", &payment.narration)?;
+    text("vds_certificate", &payment.vds_certificate)?;
+    if payment.allocations.len() > MAX_LINES {
+        return Err(PaymentError::TooManyAllocations);
+    }
+    let mut seen = BTreeSet::new();
+    for (index, allocation) in payment.allocations.iter().enumerate() {
+        if !allocation.amount.is_positive() {
+            return Err(PaymentError::ZeroAllocation { index });
+        }
+        if !seen.insert(allocation.invoice_id) {
+            return Err(PaymentError::InvoiceTwice { index });
+        }
+        let invoice = context
+            .invoices
+            .get(&allocation.invoice_id)
+            .filter(|invoice| {
+                invoice
+                    .draft()
+                    .is_some_and(|draft| draft.organization_id == payment.organization_id)
+            })
+            .ok_or(PaymentError::InvoiceNotFound {
+                index,
+                invoice_id: allocation.invoice_id,
+            })?;
+        let ours = invoice
+            .draft()
+            .is_some_and(|d| d.party_id == payment.party_id && d.kind == direction.settles());
+        if !ours {
+            return Err(PaymentError::InvoiceOfAnother {
+                index,
+                expected: match direction.settles() {
+                    InvoiceKind::SalesInvoice => "sales invoice",
+                    InvoiceKind::PurchaseBill => "purchase bill",
+                },
+            });
+        }
+        let outstanding = invoice
+            .outstanding()
+            .ok_or(PaymentError::InvoiceNotSubmitted { index })?;
+        if allocation.amount > outstanding {
+            return Err(PaymentError::AboveOutstanding {
+                index,
+                amount: allocation.amount,
+                outstanding,
+            });
+        }
+    }
+    let mut kinds = BTreeSet::new();
+    for (index, deduction) in payment.deductions.iter().enumerate() {
+        if !deduction.amount.is_positive() {
+            return Err(PaymentError::ZeroDeduction { index });
+        }
+        if !kinds.insert(deduction.kind) {
+            return Err(PaymentError::DeductionTwice { index });
+        }
+        if deduction.kind == DeductionKind::BankCharges && direction == PaymentDirection::Payment {
+            return Err(PaymentError::BankChargesOnPayment { index });
+        }
+    }
+    let deducted: Money = payment.deductions.iter().map(|d| d.amount).sum();
+    let total = payment.amount + deducted;
+    if total.is_zero() {
+        return Err(PaymentError::NothingMoved);
+    }
+    let allocated: Money = payment.allocations.iter().map(|a| a.amount).sum();
+    if allocated > total {
+        return Err(PaymentError::AllocatedAboveTotal { allocated, total });
+    }
+    if payment
+        .deductions
+        .iter()
+        .any(|d| d.kind == DeductionKind::Vds)
+    {
+        context
+            .tax
+            .check_vat_period(payment.date)
+            .map_err(PaymentError::Tax)?;
+    }
+    let fiscal_year = context
+        .posting
+        .ledger
+        .check_posting_date(payment.date)
+        .map_err(|error| PaymentError::Posting(JournalError::Date(error)))?;
+    let serial = context.next_serial.max(1);
+    Ok(RecordedPayment {
+        number: document_number(direction.series_prefix(), fiscal_year, serial),
+        serial,
+        fiscal_year,
+        advance: total - allocated,
+        entry_id,
+        payment,
+    })
+}
+
+/// The journal entry a recorded payment posts, decided by the ledger's own rules.
+pub fn payment_entry(
+    event: &PaymentEvent,
+    context: &PaymentContext,
+) -> Result<JournalEvent, PaymentError> {
+    let PaymentEvent::PaymentRecorded(recorded) = event;
+    let payment = &recorded.payment;
+    let accounts: &DocumentAccounts = context
+        .tax
+        .accounts()
+        .ok_or(PaymentError::NoDocumentAccounts)?;
+    let party = context.party.line_party();
+    let receipt = payment.direction == PaymentDirection::Receipt;
+    // A receipt debits the bank and what was deducted, and credits the customer; a payment the
+    // other way round.
+    let side = |account_id: AccountId, amount: Money, debit: bool| EntryLine {
+        account_id,
+        debit: if debit { amount } else { Money::ZERO },
+        credit: if debit { Money::ZERO } else { amount },
+        party: None,
+        project_id: None,
+        site_id: None,
+        memo: None,
+    };
+    let mut lines = vec![side(payment.account_id, payment.amount, receipt)];
+    for deduction in &payment.deductions {
+        let (account_id, with_party) = match (deduction.kind, receipt) {
+            (DeductionKind::Vds, true) => (accounts.vds_receivable, false),
+            (DeductionKind::Vds, false) => (accounts.vds_payable, false),
+            (DeductionKind::Tds, true) => (accounts.tds_receivable, false),
+            (DeductionKind::Tds, false) => (accounts.tds_payable, false),
+            (DeductionKind::Retention, true) => (accounts.retention_receivable, true),
+            (DeductionKind::Retention, false) => (accounts.retention_payable, true),
+            (DeductionKind::BankCharges, _) => (accounts.bank_charges, false),
+        };
+        let mut line = side(account_id, deduction.amount, receipt);
+        if with_party {
+            line.party = party;
+        }
+        if deduction.kind == DeductionKind::BankCharges {
+            line.project_id = payment.project_id;
+            line.site_id = payment.site_id;
+        }
+        lines.push(line);
+    }
+    for allocation in &payment.allocations {
+        let account_id = context
+            .invoices
+            .get(&allocation.invoice_id)
+            .and_then(|invoice| invoice.balance_account())
+            .unwrap_or(if receipt {
+                accounts.receivable
+            } else {
+                accounts.payable
+            });
+        lines.push(EntryLine {
+            party,
+            memo: context
+                .invoices
+                .get(&allocation.invoice_id)
+                .and_then(|invoice| invoice.number().map(str::to_owned)),
+            ..side(account_id, allocation.amount, !receipt)
+        });
+    }
+    let advances = if receipt {
+        accounts.customer_advances
+    } else {
+        accounts.supplier_advances
+    };
+    lines.push(EntryLine {
+        party,
+        ..side(advances, recorded.advance, !receipt)
+    });
+    lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
+    let narration = payment.narration.clone().unwrap_or_else(|| {
+        let what = if receipt { "Receipt" } else { "Payment" };
+        let name = context
+            .party
+            .details()
+            .map(|d| d.name.to_string())
+            .unwrap_or_default();
+        let to = if receipt { "from" } else { "to" };
+        format!("{what} {} {to} {name}", recorded.number)
+            .chars()
+            .take(super::MAX_TEXT)
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+    });
+    let entry = NewEntry {
+        entry_id: recorded.entry_id,
+        organization_id: payment.organization_id,
+        kind: EntryKind::Regular,
+        date: payment.date,
+        narration,
+        reference: payment.reference.clone(),
+        document_number: Some(recorded.number.clone()),
+        lines,
+        round_off: false,
+    };
+    let mut events = JournalEntry::default()
+        .decide(JournalCommand::Post(entry), &context.posting)
+        .map_err(PaymentError::Posting)?;
+    events
+        .pop()
+        .ok_or(PaymentError::Posting(JournalError::TooFewLines))
+}
