@@ -6,7 +6,7 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use vextrus_domain::finance::{
-    Invoice, JournalEntry, Ledger, NumberSeries, Party, Payment, TaxBook,
+    BudgetUsage, Budgets, Invoice, JournalEntry, Ledger, NumberSeries, Party, Payment, TaxBook,
 };
 use vextrus_domain::identity::{ApiKey, Tenant, User};
 use vextrus_domain::organization::Organization;
@@ -51,6 +51,8 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<Invoice>(),
     AggregateKind::of::<NumberSeries>(),
     AggregateKind::of::<Payment>(),
+    AggregateKind::of::<Budgets>(),
+    AggregateKind::of::<BudgetUsage>(),
     AggregateKind::of::<Tenant>(),
     AggregateKind::of::<User>(),
     AggregateKind::of::<ApiKey>(),

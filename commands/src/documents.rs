@@ -2,7 +2,8 @@
 //! ledger, hierarchy and tax book, its party and, when it posts, its number series (design.md
 //! D12); a payment also on every document it settles. Posting appends the document's event, the
 //! series' number, the journal entry, the ledger's note of first postings and (for a payment)
-//! each settled document's event in one transaction (design.md D13).
+//! each settled document's event in one transaction (design.md D13), with what it spends against
+//! budgets ([`crate::budgets`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,14 +11,15 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
-    DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent, JournalEntry,
-    JournalEvent, Ledger, LedgerEvent, NumberSeries, Party, Payment, PaymentCommand,
-    PaymentContext, PaymentError, PaymentEvent, PostingContext, SeriesEvent, TaxBook,
-    journal_entry, payment_entry, series_id,
+    DeductionKind, DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
+    JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent, NumberSeries, Party, Payment,
+    PaymentCommand, PaymentContext, PaymentError, PaymentEvent, PostingContext, SeriesEvent,
+    TaxBook, journal_entry, payment_entry, series_id,
 };
 use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::organization::Organization;
 
+use crate::budgets::BudgetRead;
 use crate::codec::CodecError;
 use crate::error::{CacheError, ExecuteError};
 use crate::finance::{PostingState, first_postings};
@@ -212,6 +214,25 @@ impl EventStore {
                 .books(self, tenant, organization_id, draft.party_id, fresh)
                 .await?;
             let mut reads = books.reads();
+            // A submit spends its lines against the budgets on their accounts and projects.
+            let budgets = match &command {
+                InvoiceCommand::Submit { .. } => Some(
+                    state
+                        .budget_read(
+                            self,
+                            tenant,
+                            organization_id,
+                            draft
+                                .lines
+                                .iter()
+                                .map(|line| (line.account_id, line.project_id)),
+                            fresh,
+                        )
+                        .await?,
+                ),
+                InvoiceCommand::Draft(_) => None,
+            };
+            reads.extend(budgets.iter().flat_map(BudgetRead::reads));
             let series = match &command {
                 InvoiceCommand::Submit { entry_id, .. } => {
                     let prefix = draft.kind.series_prefix();
@@ -272,6 +293,15 @@ impl EventStore {
                                 .map_err(ExecuteError::Encode)?;
                             companions.extend(more);
                             noted = note;
+                            if let Some(budgets) = &budgets {
+                                companions.extend(budgets.companions(&posted).map_err(
+                                    |spend| {
+                                        spend.into_error(|over| {
+                                            InvoiceError::Posting(JournalError::OverBudget(over))
+                                        })
+                                    },
+                                )?);
+                            }
                         }
                         Ok(companions)
                     },
@@ -325,6 +355,21 @@ impl EventStore {
                 reads.push(StreamRead::of::<NumberSeries>(id, *version));
                 reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
             }
+            // Bank charges are an expense in a project: they spend against its budgets.
+            let bank_charges = new
+                .deductions
+                .iter()
+                .any(|deduction| deduction.kind == DeductionKind::BankCharges);
+            let candidates = books
+                .tax
+                .0
+                .accounts()
+                .filter(|_| bank_charges)
+                .map(|accounts| (accounts.bank_charges, new.project_id));
+            let budgets = state
+                .budget_read(self, tenant, organization_id, candidates, fresh)
+                .await?;
+            reads.extend(budgets.reads());
             // Every settled document, read now: its version is checked at append, so a
             // settlement never lands on a balance the decision did not see.
             let mut invoices = BTreeMap::new();
@@ -381,6 +426,11 @@ impl EventStore {
                                 .map_err(ExecuteError::Encode)?;
                             companions.extend(more);
                             noted = note;
+                            companions.extend(budgets.companions(&posted).map_err(|spend| {
+                                spend.into_error(|over| {
+                                    PaymentError::Posting(JournalError::OverBudget(over))
+                                })
+                            })?);
                             for allocation in &recorded.payment.allocations {
                                 let settled = InvoiceEvent::InvoiceSettled {
                                     payment_id: recorded.payment.payment_id,

@@ -1,6 +1,6 @@
 //! Finance on the write side: postings and reversals decided on the organization's ledger and
-//! hierarchy (design.md D12), and what year-end closing reads from the log itself (never from a
-//! lagging read model).
+//! hierarchy and checked against its budgets (design.md D12), and what year-end closing reads
+//! from the log itself (never from a lagging read model).
 
 use chrono::NaiveDate;
 use cqrs_es::Aggregate;
@@ -8,8 +8,8 @@ use sqlx::Row;
 use uuid::Uuid;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
-    EntryLine, Invoice, JournalCommand, JournalEntry, JournalError, JournalEvent, Ledger,
-    LedgerEvent, Money, NumberSeries, Party, PostingContext, TaxBook,
+    BudgetUsage, Budgets, EntryLine, Invoice, JournalCommand, JournalEntry, JournalError,
+    JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party, PostingContext, TaxBook,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -35,6 +35,9 @@ pub struct PostingState {
     pub series: StreamCache<NumberSeries>,
     /// Documents a payment settles, brought up to date before each decision.
     pub invoices: StreamCache<Invoice>,
+    /// Every organization's budgets, and what was spent against each budget.
+    pub budgets: StreamCache<Budgets>,
+    pub usages: StreamCache<BudgetUsage>,
 }
 
 impl PostingState {
@@ -56,6 +59,29 @@ impl PostingState {
             Version::new(version.get() + 1),
         );
     }
+}
+
+/// The accounts and projects a journal command may post to, for the budgets it may spend against:
+/// the entry's lines (with the ledger's round-off account in each of their projects), or the
+/// reversed entry's.
+fn budget_candidates(
+    ledger: &Ledger,
+    command: &JournalCommand,
+    reversed_lines: &[EntryLine],
+) -> Vec<(AccountId, Option<ProjectId>)> {
+    let lines = match command {
+        JournalCommand::Post(entry) => &entry.lines,
+        JournalCommand::Reverse { .. } => reversed_lines,
+    };
+    let mut candidates: Vec<(AccountId, Option<ProjectId>)> = lines
+        .iter()
+        .map(|line| (line.account_id, line.project_id))
+        .collect();
+    if let Some(round_off) = ledger.settings().round_off_account_id {
+        let projects: Vec<Option<ProjectId>> = lines.iter().map(|line| line.project_id).collect();
+        candidates.extend(projects.into_iter().map(|project| (round_off, project)));
+    }
+    candidates
 }
 
 /// The ledger's note of the accounts `events` post to for the first time, appended with them, and
@@ -99,6 +125,16 @@ impl EventStore {
         expected: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<JournalError>> {
         let stream = organization_id.to_string();
+        // A reversal spends the original's lines back: the budgets they were on are read first.
+        let reversed_lines = match &command {
+            JournalCommand::Reverse { .. } => self
+                .load_aggregate::<JournalEntry>(tenant, &entry.to_string())
+                .await?
+                .0
+                .lines()
+                .to_vec(),
+            JournalCommand::Post(_) => Vec::new(),
+        };
         let mut fresh = false;
         let mut attempt = 0;
         loop {
@@ -114,10 +150,20 @@ impl EventStore {
                     state.organizations.get(self, tenant, &stream).await?,
                 )
             };
-            let reads = [
+            let budgets = state
+                .budget_read(
+                    self,
+                    tenant,
+                    organization_id,
+                    budget_candidates(&ledger, &command, &reversed_lines),
+                    fresh,
+                )
+                .await?;
+            let mut reads = vec![
                 StreamRead::of::<Ledger>(organization_id, ledger_version),
                 StreamRead::of::<Organization>(organization_id, organization_version),
             ];
+            reads.extend(budgets.reads());
             let context = PostingContext {
                 ledger: ledger.clone(),
                 organization,
@@ -137,13 +183,21 @@ impl EventStore {
                         let first =
                             first_postings(&ledger, organization_id, ledger_version, events)
                                 .map_err(ExecuteError::Encode)?;
-                        Ok(first
+                        let mut companions: Vec<Companion> = first
                             .map(|(companion, note)| {
                                 noted = Some(note);
                                 companion
                             })
                             .into_iter()
-                            .collect())
+                            .collect();
+                        for event in events {
+                            companions.extend(
+                                budgets
+                                    .companions(event)
+                                    .map_err(|spend| spend.into_error(JournalError::OverBudget))?,
+                            );
+                        }
+                        Ok(companions)
                     },
                 )
                 .await;

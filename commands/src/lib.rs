@@ -18,6 +18,7 @@
 
 pub mod aggregates;
 mod batch;
+mod budgets;
 mod cache;
 pub mod codec;
 mod documents;

@@ -124,3 +124,8 @@ uuid_id!(
     /// [`Payment`](crate::finance::Payment) stream.
     PaymentId
 );
+uuid_id!(
+    /// One budget line of an organization; also the id of its
+    /// [`BudgetUsage`](crate::finance::BudgetUsage) stream.
+    BudgetId
+);

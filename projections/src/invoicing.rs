@@ -11,6 +11,9 @@
 //!   (number, party name and BIN, rate), so a register never depends on the order in which
 //!   streams were applied (design.md D11). The monthly return summary (Mushak-9.1) sums these.
 //!
+//! - budgets: a row per budget line (the organization's budgets stream owns them) and counters of
+//!   what was spent against each (its usage stream adds to them): budget vs actual.
+//!
 //! Nothing here reads another stream's rows: a document's party name is joined when queried.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,8 +22,8 @@ use serde_json::Value;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::finance::{
-    DeductionKind, Invoice, InvoiceEvent, InvoiceKind, Party, PartyEvent, Payment, PaymentEvent,
-    month_of,
+    BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, InvoiceKind, Party,
+    PartyEvent, Payment, PaymentEvent, UsageEvent, month_of,
 };
 
 use crate::projection::{Projection, ProjectionError};
@@ -38,6 +41,8 @@ read_model! {
         invoices: Table<InvoiceRow>,
         vat_lines: Lines<VatLineRow>,
         payments: Table<PaymentRow>,
+        budgets: Table<BudgetRow>,
+        budget_usage: Counters<BudgetUsageRow>,
     }
 }
 
@@ -153,6 +158,33 @@ row! {
         total: i64,
         vds: i64,
         position: i64,
+    }
+}
+
+row! {
+    /// A budget line.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BudgetRow in "fin_budgets" {
+        key { budget_id: Uuid }
+        organization_id: Uuid,
+        project_id: Uuid,
+        site_id: Option<Uuid>,
+        account_id: Uuid,
+        fiscal_year: NaiveDate,
+        amount: i64,
+        action: String,
+        updated_at: DateTime<Utc>,
+    }
+}
+
+row! {
+    /// What was spent against a budget (paisa), and how often a Warn budget was exceeded.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct BudgetUsageRow in "fin_budget_usage" {
+        key { budget_id: Uuid }
+        spent: i64 => additive,
+        exceeded: i64 => additive,
+        postings: i64 => additive,
     }
 }
 
@@ -373,10 +405,72 @@ impl InvoicingRows {
     }
 }
 
+impl InvoicingRows {
+    fn apply_budgets(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        match event.decode::<BudgetEvent>()? {
+            BudgetEvent::BudgetSet(line) => {
+                self.budgets.insert(
+                    tenant,
+                    line.budget_id.as_uuid(),
+                    BudgetRow {
+                        organization_id: line.organization_id.as_uuid(),
+                        project_id: line.project_id.as_uuid(),
+                        site_id: line.site_id.map(|id| id.as_uuid()),
+                        account_id: line.account_id.as_uuid(),
+                        fiscal_year: line.fiscal_year,
+                        amount: line.amount.paisa(),
+                        action: line.action.as_str().to_owned(),
+                        updated_at: event.recorded_at,
+                    },
+                );
+            }
+            BudgetEvent::BudgetRevised {
+                budget_id,
+                amount,
+                action,
+            } => {
+                self.budgets
+                    .change(tenant, &budget_id.as_uuid(), |row| {
+                        row.amount = amount.paisa();
+                        row.action = action.as_str().to_owned();
+                        row.updated_at = event.recorded_at;
+                    })
+                    .ok_or_else(|| missing("the budget"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_budget_usage(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        let budget_id = stream_id(event)?;
+        match event.decode::<UsageEvent>()? {
+            UsageEvent::BudgetSpent { amount, .. } => {
+                self.budget_usage.add(tenant, budget_id, |row| {
+                    row.spent += amount.paisa();
+                    row.postings += 1;
+                });
+            }
+            UsageEvent::BudgetExceeded { .. } => {
+                self.budget_usage
+                    .add(tenant, budget_id, |row| row.exceeded += 1);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Projection for Invoicing {
     const NAME: &'static str = "invoicing";
     const VERSION: i32 = 1;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[Party::TYPE, Invoice::TYPE, Payment::TYPE];
+    const AGGREGATE_TYPES: &'static [&'static str] = &[
+        Party::TYPE,
+        Invoice::TYPE,
+        Payment::TYPE,
+        Budgets::TYPE,
+        BudgetUsage::TYPE,
+    ];
 
     type Rows = InvoicingRows;
 
@@ -387,7 +481,13 @@ impl Projection for Invoicing {
         match event.aggregate_type.as_str() {
             Party::TYPE => rows.parties.want(tenant, &id),
             Payment::TYPE => rows.payments.want(tenant, &id),
-            _ => rows.invoices.want(tenant, &id),
+            Invoice::TYPE => rows.invoices.want(tenant, &id),
+            Budgets::TYPE => {
+                if let Ok(BudgetEvent::BudgetRevised { budget_id, .. }) = event.decode() {
+                    rows.budgets.want(tenant, &budget_id.as_uuid());
+                }
+            }
+            _ => {}
         }
     }
 
@@ -399,6 +499,8 @@ impl Projection for Invoicing {
         match event.aggregate_type.as_str() {
             Party::TYPE => rows.apply_party(event),
             Payment::TYPE => rows.apply_payment(event),
+            Budgets::TYPE => rows.apply_budgets(event),
+            BudgetUsage::TYPE => rows.apply_budget_usage(event),
             _ => rows.apply_invoice(event),
         }
     }

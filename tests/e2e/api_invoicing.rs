@@ -827,3 +827,98 @@ async fn receipts_racing_for_one_invoice_never_settle_more_than_it_owes() {
     assert_eq!(document["outstanding"], "350.00");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stop_budget_refuses_what_would_exceed_it_and_a_warn_budget_records_it() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "BUDGET").await;
+    let caller = &desk.books.caller;
+    let budgets = desk.books.path("budgets");
+    let budget = |body: Value| caller.post(&budgets, body);
+    let cement = |amount: &str, action: &str| {
+        json!({"project_id": desk.books.project, "site_id": desk.books.site,
+               "account_id": desk.books.id("5110"), "fiscal_year": "2025-07-01",
+               "amount": amount, "action": action})
+    };
+    let id = budget(cement("1000000.00", "stop")).await.expect(201).id();
+    // Scenario 21: zero, a balance-sheet account, an overlapping budget.
+    budget(cement("0", "stop")).await.expect(422);
+    let mut cash = cement("100.00", "stop");
+    cash["account_id"] = json!(desk.books.id("1110"));
+    assert_eq!(
+        budget(cash).await.expect(409).problem(),
+        "not-an-expense-account"
+    );
+    let mut whole_project = cement("100.00", "warn");
+    whole_project["site_id"] = Value::Null;
+    assert_eq!(
+        budget(whole_project).await.expect(409).problem(),
+        "budget-overlaps"
+    );
+
+    // 9,80,000.00 spent by a journal entry, then a bill of 30,000.00 (scenario 20).
+    desk.books
+        .post_entry(desk.books.entry(
+            "2025-08-05",
+            vec![
+                json!({"account_id": desk.books.id("5110"), "debit": "980000.00",
+                       "project_id": desk.books.project, "site_id": desk.books.site}),
+                desk.books.line("1121", "", "980000.00"),
+            ],
+        ))
+        .await
+        .expect(201);
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-20",
+                   "lines": [desk.line("30000.00", "EXEMPT", "5110")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let before = app.event_count().await;
+    let refused = desk.submit(&bill).await.expect(409);
+    assert_eq!(refused.problem(), "over-budget");
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("exceeded by 10000.00"), "{detail}");
+    assert_eq!(app.event_count().await, before, "a refused bill wrote events");
+    // Another entry over it is refused the same way.
+    let entry = desk
+        .books
+        .post_entry(desk.books.entry(
+            "2025-08-21",
+            vec![
+                json!({"account_id": desk.books.id("5110"), "debit": "20000.01",
+                       "project_id": desk.books.project, "site_id": desk.books.site}),
+                desk.books.line("1121", "", "20000.01"),
+            ],
+        ))
+        .await
+        .expect(409);
+    assert_eq!(entry.problem(), "over-budget");
+
+    // As a Warn budget it posts, and the warning is recorded.
+    caller
+        .patch(
+            &desk.books.path(&format!("budgets/{id}")),
+            json!({"amount": "1000000.00", "action": "warn"}),
+        )
+        .await
+        .expect(200);
+    let submitted = desk.submit(&bill).await.expect(200);
+    let report = desk
+        .get(&format!(
+            "budgets?fiscal_year=2025-07-01&min_position={}",
+            submitted.position()
+        ))
+        .await
+        .expect(200);
+    let line = &report.body["items"][0];
+    assert_eq!(line["budget"], "1000000.00");
+    assert_eq!(line["actual"], "1010000.00");
+    assert_eq!(line["available"], "-10000.00");
+    assert_eq!(line["warnings"], 1);
+    assert_eq!(line["account_code"], "5110");
+    app.shutdown().await;
+}

@@ -139,6 +139,7 @@ impl DomainProblem for JournalError {
                 other => other.into_problem(),
             },
             E::AlreadyReversed(_) => rule("already-reversed", detail),
+            E::OverBudget(_) => rule("over-budget", detail),
         }
     }
 }

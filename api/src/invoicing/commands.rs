@@ -11,21 +11,25 @@ use chrono::{Duration, NaiveDate, Utc};
 use uuid::Uuid;
 use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
-    AccountType, Allocation, Deduction, DocumentAccounts, Invoice, InvoiceCommand, InvoiceKind,
-    InvoiceLine, Ledger, MAX_TERMS_DAYS, Money, NewInvoice, NewPayment, Party, PartyCommand,
-    PartyDetails, PartyKind, Payment, PaymentCommand, PaymentDirection, Pricing, Quantity, Rate,
-    TaxBook, TaxCommand, TdsDefinition, TdsTier, VatCodeDefinition, VatRate, standard_tax_rules,
+    AccountType, Allocation, BudgetCommand, BudgetLine, Budgets, Deduction, DocumentAccounts,
+    Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger, MAX_TERMS_DAYS, Money, NewInvoice,
+    NewPayment, Party, PartyCommand, PartyDetails, PartyKind, Payment, PaymentCommand,
+    PaymentDirection, Pricing, Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier,
+    VatCodeDefinition, VatRate, standard_tax_rules,
 };
 use vextrus_domain::ids::{
-    AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
+    AccountId, BudgetId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
 };
 use vextrus_domain::values::{Bin, Code, Name, Tin};
 
 use super::InvoicingErrors;
-use super::queries::{__path_get_document, __path_get_party, __path_get_payment};
+use super::queries::{
+    __path_budget_report, __path_get_document, __path_get_party, __path_get_payment,
+};
 use super::views::{
     AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RecordPayment,
-    RegisterParty, SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
+    RegisterParty, ReviseBudget, SetBudget, SetTdsTiers, SetVatRate, SetWithholdingEntity,
+    UpdateParty,
 };
 #[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
 use super::views::{MonthPath, TdsSectionPath, VatCodePath};
@@ -872,4 +876,95 @@ pub async fn record_supplier_payment(
     JsonBody(body): JsonBody<RecordPayment>,
 ) -> Result<Accepted, ApiError> {
     record_payment(cmd, organization_id, body, PaymentDirection::Payment).await
+}
+
+/// Runs a budget command, counted in the metrics.
+async fn run_budgets(
+    issue: Issue,
+    organization_id: OrganizationId,
+    command: BudgetCommand,
+) -> Result<CommandOutcome, ApiError> {
+    organization(&issue.state().clone(), &issue, organization_id).await?;
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_budgets(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Budgets, _>(&result, started);
+    Ok(result?)
+}
+
+/// Sets a budget for an expense account in a project, or one of its sites, over a fiscal year
+/// (role `finance-manager` or `admin`). A `stop` budget refuses the bill, entry or receipt that
+/// would exceed it, checked where the posting is appended; a `warn` budget lets it post and
+/// records a warning. Budgets of one account, project and year may not overlap.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/budgets", tag = "budgets",
+    request_body = SetBudget,
+    params(("organization_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn set_budget(
+    cmd: Command,
+    PathIds(organization_id): PathIds<OrganizationId>,
+    JsonBody(body): JsonBody<SetBudget>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "setting a budget")?;
+    let issue = cmd.named("set-budget");
+    let budget_id = BudgetId::from_uuid(issue.new_id());
+    let mut fields = Fields::default();
+    let amount = fields.take("amount", Money::parse(&body.amount));
+    let line = fields.finish(|| {
+        Some(BudgetLine {
+            budget_id,
+            organization_id,
+            project_id: ProjectId::from_uuid(body.project_id),
+            site_id: body.site_id.map(SiteId::from_uuid),
+            account_id: AccountId::from_uuid(body.account_id),
+            fiscal_year: body.fiscal_year,
+            amount: amount?,
+            action: body.action.into(),
+        })
+    })?;
+    let outcome = run_budgets(issue, organization_id, BudgetCommand::Set(line)).await?;
+    let at = location(__path_budget_report, &[organization_id.into()]);
+    Ok(Accepted::created(outcome, budget_id, organization_id, at))
+}
+
+/// Changes a budget's amount or action (role `finance-manager` or `admin`).
+#[utoipa::path(
+    patch, path = "/v1/organizations/{organization_id}/budgets/{budget_id}", tag = "budgets",
+    request_body = ReviseBudget,
+    params(("organization_id" = Uuid, Path), ("budget_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Changed (or already so)", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("manage-ledger"))),
+)]
+pub async fn revise_budget(
+    cmd: Command,
+    PathIds((organization_id, budget_id)): PathIds<(OrganizationId, BudgetId)>,
+    JsonBody(body): JsonBody<ReviseBudget>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::ManageLedger, "changing a budget")?;
+    let mut fields = Fields::default();
+    let amount = fields.take("amount", Money::parse(&body.amount));
+    let command = fields.finish(|| {
+        Some(BudgetCommand::Revise {
+            budget_id,
+            amount: amount?,
+            action: body.action.into(),
+        })
+    })?;
+    let outcome = run_budgets(cmd.named("revise-budget"), organization_id, command).await?;
+    Ok(Accepted::changed(outcome, budget_id, organization_id))
 }

@@ -12,7 +12,7 @@ pub mod queries;
 pub mod views;
 
 use axum::Router;
-use vextrus_domain::finance::{InvoiceError, PartyError, PaymentError, TaxError};
+use vextrus_domain::finance::{BudgetError, InvoiceError, PartyError, PaymentError, TaxError};
 
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem, InvalidParam};
@@ -50,6 +50,9 @@ pub fn router() -> Router<AppState> {
         .documented(__path_record_supplier_payment, record_supplier_payment)
         .documented(__path_list_payments, list_payments)
         .documented(__path_get_payment, get_payment)
+        .documented(__path_set_budget, set_budget)
+        .documented(__path_revise_budget, revise_budget)
+        .documented(__path_budget_report, budget_report)
 }
 
 fn rule(rule: &'static str, detail: String) -> ApiError {
@@ -164,6 +167,29 @@ impl DomainProblem for PaymentError {
             E::Tax(error) => error.into_problem(),
             E::NoDocumentAccounts => rule("no-document-accounts", detail),
             E::Posting(error) => error.into_problem(),
+        }
+    }
+}
+
+impl DomainProblem for BudgetError {
+    const STREAM: &'static str = "budgets";
+
+    fn into_problem(self) -> ApiError {
+        use BudgetError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::AlreadyExists => ApiError::AlreadyExists(detail),
+            E::NotPositive => field("amount", detail),
+            E::AccountNotFound(_) => ApiError::NotFound(format!("account_id: {detail}")),
+            E::NotAnExpenseAccount => {
+                rule("not-an-expense-account", format!("account_id: {detail}"))
+            }
+            E::ProjectNotFound => ApiError::NotFound(format!("project_id: {detail}")),
+            E::ProjectArchived => rule("unit-archived", format!("project_id: {detail}")),
+            E::SiteNotFound => ApiError::NotFound(format!("site_id: {detail}")),
+            E::NoSuchYear(_) => rule("no-fiscal-year", format!("fiscal_year: {detail}")),
+            E::Overlaps(_) => rule("budget-overlaps", detail),
         }
     }
 }

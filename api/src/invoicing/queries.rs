@@ -23,11 +23,12 @@ use super::InvoicingQueryErrors;
 use super::commands::month;
 use super::pdf;
 use super::views::{
-    AllocationView, DeductionView, DocumentAccountsBody, DocumentKindView, DocumentPage,
-    DocumentQuery, DocumentRow, DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery,
-    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView,
-    TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
-    VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
+    AllocationView, BudgetActionView, BudgetQuery, BudgetReport, BudgetView, DeductionView,
+    DocumentAccountsBody, DocumentKindView, DocumentPage, DocumentQuery, DocumentRow,
+    DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery, PartyView,
+    PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView, TdsSectionView,
+    TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView, VatKindView,
+    VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
 };
 use crate::auth::Permission;
 use crate::consistency;
@@ -925,6 +926,117 @@ pub async fn get_payment(
     .map_err(ApiError::database)?
     .ok_or_else(|| ApiError::NotFound(format!("payment {payment} not found")))?;
     Ok(Json(payment_view(&row)?))
+}
+
+/// Budget vs actual: each budget with what was committed, spent and is still available, by
+/// fiscal year, project and site. JSON, or CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/budgets", tag = "budgets",
+    params(("organization_id" = Uuid, Path), BudgetQuery),
+    responses((status = 200, description = "Budget vs actual",
+        content((BudgetReport = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn budget_report(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<BudgetQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let mut sql = QueryBuilder::<Postgres>::new(
+        "select b.budget_id, b.project_id, b.site_id, b.account_id, a.code, b.fiscal_year,
+                b.amount, b.action, coalesce(u.spent, 0) as spent,
+                coalesce(u.exceeded, 0) as exceeded
+         from fin_budgets b
+         left join fin_budget_usage u on u.tenant_id = b.tenant_id and u.budget_id = b.budget_id
+         left join fin_accounts a on a.tenant_id = b.tenant_id and a.account_id = b.account_id
+         where b.organization_id = ",
+    );
+    sql.push_bind(organization.as_uuid());
+    if let Some(year) = query.fiscal_year {
+        sql.push(" and b.fiscal_year = ").push_bind(year);
+    }
+    if let Some(project) = query.project_id {
+        sql.push(" and b.project_id = ").push_bind(project);
+    }
+    if let Some(site) = query.site_id {
+        sql.push(" and b.site_id = ").push_bind(site);
+    }
+    sql.push(" order by b.fiscal_year, b.project_id, b.site_id nulls first, a.code, b.budget_id");
+    let rows = sql
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+    let items: Vec<BudgetView> = rows
+        .iter()
+        .map(|row| {
+            let (budget, spent): (i64, i64) = (row.get("amount"), row.get("spent"));
+            let action: String = row.get("action");
+            BudgetView {
+                id: row.get("budget_id"),
+                project_id: row.get("project_id"),
+                site_id: row.get("site_id"),
+                account_id: row.get("account_id"),
+                account_code: row.get("code"),
+                fiscal_year: row.get("fiscal_year"),
+                action: if action == "warn" {
+                    BudgetActionView::Warn
+                } else {
+                    BudgetActionView::Stop
+                },
+                budget: amount(budget),
+                committed: amount(0),
+                actual: amount(spent),
+                available: amount(budget - spent),
+                warnings: row.get("exceeded"),
+            }
+        })
+        .collect();
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "fiscal_year",
+            "project_id",
+            "site_id",
+            "account",
+            "action",
+            "budget",
+            "committed",
+            "actual",
+            "available",
+            "warnings",
+        ];
+        let rows = items
+            .into_iter()
+            .map(|item| {
+                vec![
+                    item.fiscal_year.to_string(),
+                    item.project_id.to_string(),
+                    item.site_id.map(|id| id.to_string()).unwrap_or_default(),
+                    item.account_code.unwrap_or_default(),
+                    if item.action == BudgetActionView::Warn {
+                        "warn".to_owned()
+                    } else {
+                        "stop".to_owned()
+                    },
+                    item.budget,
+                    item.committed,
+                    item.actual,
+                    item.available,
+                    item.warnings.to_string(),
+                ]
+            })
+            .collect();
+        return Ok(crate::finance::queries::csv_response(
+            "budget-vs-actual",
+            &header_row,
+            rows,
+        ));
+    }
+    Ok(Json(BudgetReport { items }).into_response())
 }
 
 #[cfg(test)]

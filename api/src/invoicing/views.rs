@@ -906,3 +906,86 @@ pub struct PaymentQuery {
     #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
+
+/// What a budget does when a posting would exceed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetActionView {
+    /// Refuse the posting (a bill, an entry, a receipt's bank charges).
+    Stop,
+    /// Post it and record a warning.
+    Warn,
+}
+
+impl From<BudgetActionView> for vextrus_domain::finance::BudgetAction {
+    fn from(view: BudgetActionView) -> Self {
+        match view {
+            BudgetActionView::Stop => Self::Stop,
+            BudgetActionView::Warn => Self::Warn,
+        }
+    }
+}
+
+/// A budget for an expense account in a project (or one of its sites) over a fiscal year.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBudget {
+    pub project_id: Uuid,
+    /// None: the whole project.
+    pub site_id: Option<Uuid>,
+    /// An expense ledger account of the organization.
+    pub account_id: Uuid,
+    /// The first day of a fiscal year of the ledger.
+    pub fiscal_year: NaiveDate,
+    #[schema(schema_with = text::amount)]
+    pub amount: String,
+    pub action: BudgetActionView,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviseBudget {
+    #[schema(schema_with = text::amount)]
+    pub amount: String,
+    pub action: BudgetActionView,
+}
+
+/// A budget against what was spent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BudgetView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub site_id: Option<Uuid>,
+    pub account_id: Uuid,
+    pub account_code: Option<String>,
+    pub fiscal_year: NaiveDate,
+    pub action: BudgetActionView,
+    pub budget: String,
+    /// Ordered but not yet billed: purchase orders are not built yet, so always "0.00".
+    pub committed: String,
+    /// Posted against the budget (bills, entries, reversals).
+    pub actual: String,
+    /// `budget - committed - actual` (negative once a Warn budget is exceeded).
+    pub available: String,
+    /// How often a Warn budget was exceeded.
+    pub warnings: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BudgetReport {
+    pub items: Vec<BudgetView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetQuery {
+    /// The first day of a fiscal year; every year when omitted.
+    pub fiscal_year: Option<NaiveDate>,
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::Money;
+use super::budget::OverBudget;
 use super::entry::{EntryKind, EntryLine};
 use super::ledger::{Ledger, LedgerError};
 use crate::ids::{AccountId, EntryId, OrganizationId};
@@ -210,6 +211,10 @@ pub enum JournalError {
     Date(LedgerError),
     #[error("the entry was already reversed by {0}")]
     AlreadyReversed(EntryId),
+    /// A Stop budget the entry spends against would be exceeded (checked where the entry is
+    /// appended, against the budget's usage stream).
+    #[error("{0}")]
+    OverBudget(OverBudget),
 }
 
 /// One posted entry: its lines and whether it was reversed.
@@ -280,6 +285,11 @@ impl Aggregate for JournalEntry {
 impl UniqueValues for JournalEntry {}
 
 impl JournalEntry {
+    /// The posted lines, once posted.
+    pub fn lines(&self) -> &[EntryLine] {
+        self.posted.as_ref().map_or(&[], |posted| &posted.lines)
+    }
+
     /// The rules of posting and reversing.
     pub fn decide(
         &self,

@@ -13,8 +13,11 @@
 //!   gapless number from a [`NumberSeries`] and posts a journal entry, in one transaction.
 //! - [`Payment`]: a receipt or payment, one stream each; it settles documents of its party (never
 //!   above what is outstanding), deducts what was withheld and holds the rest as an advance.
+//! - [`Budgets`] and [`BudgetUsage`]: budgets per project, site and expense account, Stop or Warn,
+//!   checked against each budget's own usage stream when a posting spends against it.
 //! - [`Rate`] and [`Quantity`]: exact percentages and quantities.
 
+mod budget;
 mod calendar;
 mod chart;
 mod entry;
@@ -33,6 +36,10 @@ mod invoice_tests;
 #[cfg(test)]
 mod tests;
 
+pub use budget::{
+    BudgetAction, BudgetCommand, BudgetError, BudgetEvent, BudgetLine, BudgetUsage, Budgets,
+    OverBudget, UsageEvent,
+};
 pub use calendar::FiscalYear;
 pub use chart::{AccountType, NewAccount, RootType, standard_chart};
 pub use entry::{EntryKind, EntryLine, LineParty, PartyKind};
