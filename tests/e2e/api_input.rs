@@ -432,6 +432,12 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "get",
             "/v1/organizations/{organization_id}/payments/{payment_id}",
         ),
+        ("post", "/v1/organizations/{organization_id}/budgets"),
+        ("get", "/v1/organizations/{organization_id}/budgets"),
+        (
+            "patch",
+            "/v1/organizations/{organization_id}/budgets/{budget_id}",
+        ),
     ];
     let documented: usize = doc["paths"]
         .as_object()

@@ -121,9 +121,9 @@ impl DomainProblem for InvoiceError {
             E::PartyKind { .. } => rule("party-kind", format!("party_id: {detail}")),
             E::LineCount => rule("line-count", detail),
             E::Text { field: name } => field(name, detail),
-            E::DueBeforeDate => field("due_date", detail),
-            E::WithholdingOnSale => field("retention", detail),
-            E::LineAmount { line } => field(format!("lines[{line}].unit_price"), detail),
+            E::DueBeforeDate => rule("due-before-date", format!("due_date: {detail}")),
+            E::WithholdingOnSale => rule("withholding-on-sale", detail),
+            E::LineAmount { .. } => rule("line-amount", detail),
             E::VatCode { source, .. } => match source {
                 TaxError::UnknownVatCode(_) => rule("unknown-vat-code", detail),
                 TaxError::NoVatRateOn { .. } => rule("no-vat-rate", detail),
@@ -155,11 +155,11 @@ impl DomainProblem for PaymentError {
             E::InvoiceNotFound { .. } => ApiError::NotFound(detail),
             E::InvoiceOfAnother { .. } => rule("document-of-another-party", detail),
             E::InvoiceNotSubmitted { .. } => rule("not-submitted", detail),
-            E::InvoiceTwice { index } => field(format!("allocations[{index}].invoice_id"), detail),
-            E::ZeroAllocation { index } => field(format!("allocations[{index}].amount"), detail),
+            E::InvoiceTwice { .. } => rule("allocated-twice", detail),
+            E::ZeroAllocation { .. } => rule("zero-amount", detail),
             E::AboveOutstanding { .. } => rule("above-outstanding", detail),
-            E::ZeroDeduction { index } => field(format!("deductions[{index}].amount"), detail),
-            E::DeductionTwice { index } => field(format!("deductions[{index}].kind"), detail),
+            E::ZeroDeduction { .. } => rule("zero-amount", detail),
+            E::DeductionTwice { .. } => rule("deducted-twice", detail),
             E::BankChargesOnPayment { index } => field(format!("deductions[{index}].kind"), detail),
             E::AllocatedAboveTotal { .. } => rule("allocated-above-total", detail),
             E::TooManyAllocations => rule("line-count", detail),
@@ -180,7 +180,7 @@ impl DomainProblem for BudgetError {
         match self {
             E::NotFound => ApiError::NotFound(detail),
             E::AlreadyExists => ApiError::AlreadyExists(detail),
-            E::NotPositive => field("amount", detail),
+            E::NotPositive => rule("zero-amount", format!("amount: {detail}")),
             E::AccountNotFound(_) => ApiError::NotFound(format!("account_id: {detail}")),
             E::NotAnExpenseAccount => {
                 rule("not-an-expense-account", format!("account_id: {detail}"))
