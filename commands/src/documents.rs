@@ -122,24 +122,28 @@ impl Books {
     }
 
     /// What posting `posted` appends besides the document: the series' number (when numbered),
-    /// the journal entry, and the ledger's note of accounts posted to for the first time (also
+    /// the journal entry (a new stream; a reversal goes on the reversed entry's stream, at
+    /// `reversed_version`), and the ledger's note of accounts posted to for the first time (also
     /// returned, to bring the cached ledger forward once committed).
     fn posting_companions(
         &self,
         number: Option<(&str, Version, SeriesEvent)>,
         posted: &JournalEvent,
+        reversed_version: Version,
     ) -> Result<(Vec<Companion>, Option<LedgerEvent>), CodecError> {
         let mut companions = Vec::with_capacity(3);
         if let Some((series, version, issued)) = number {
             companions.push(Companion::new::<NumberSeries>(series, version, &[issued])?);
         }
-        if let JournalEvent::JournalEntryPosted { entry_id, .. } = posted {
-            companions.push(Companion::new::<JournalEntry>(
-                entry_id,
-                Version::NONE,
-                std::slice::from_ref(posted),
-            )?);
-        }
+        let (stream, version) = match posted {
+            JournalEvent::JournalEntryPosted { entry_id, .. } => (entry_id, Version::NONE),
+            JournalEvent::JournalEntryReversed { entry_id, .. } => (entry_id, reversed_version),
+        };
+        companions.push(Companion::new::<JournalEntry>(
+            stream,
+            version,
+            std::slice::from_ref(posted),
+        )?);
         let (ledger, version) = (&self.ledger.0, self.ledger.1);
         let note = first_postings(
             ledger,
@@ -195,28 +199,54 @@ impl EventStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // The draft names the party and the date the decision reads by; a draft never
-            // changes once written, so reading it before the command's own load is safe.
-            let draft = match &command {
-                InvoiceCommand::Draft(draft) => draft.clone(),
-                InvoiceCommand::Submit { .. } => {
+            // The draft names the party, the date and the original the decision reads by; a draft
+            // never changes once written, so reading it before the command's own load is safe.
+            let (draft, entry_id) = match &command {
+                InvoiceCommand::Draft(draft) => (draft.clone(), None),
+                InvoiceCommand::Submit { .. } | InvoiceCommand::Cancel { .. } => {
                     let (document, _) = self
                         .load_aggregate::<Invoice>(tenant, &invoice_stream)
                         .await?;
-                    document
+                    let draft = document
                         .draft()
                         .filter(|draft| draft.organization_id == organization_id)
                         .cloned()
-                        .ok_or(ExecuteError::Rejected(InvoiceError::NotFound))?
+                        .ok_or(ExecuteError::Rejected(InvoiceError::NotFound))?;
+                    (draft, document.entry_id())
                 }
             };
             let books = state
                 .books(self, tenant, organization_id, draft.party_id, fresh)
                 .await?;
             let mut reads = books.reads();
-            // A submit spends its lines against the budgets on their accounts and projects.
+            // A note reads the document it changes (and a submitted note adjusts it).
+            let original = match draft.original {
+                Some(original) => {
+                    let (document, version) = state
+                        .invoices
+                        .refresh(self, tenant, &original.to_string())
+                        .await?;
+                    if version != Version::NONE {
+                        reads.push(StreamRead::of::<Invoice>(original, version));
+                    }
+                    Some((original, document, version))
+                }
+                None => None,
+            };
+            // A cancellation reverses the document's own entry, on that entry's stream.
+            let entry = match (&command, entry_id) {
+                (InvoiceCommand::Cancel { .. }, Some(entry_id)) => {
+                    let (entry, version) = self
+                        .fold::<JournalEntry>(tenant, &entry_id.to_string())
+                        .await?;
+                    reads.push(StreamRead::of::<JournalEntry>(entry_id, version));
+                    Some((Arc::new(entry), version))
+                }
+                _ => None,
+            };
+            // Posting spends the lines against the budgets on their accounts and projects.
             let budgets = match &command {
-                InvoiceCommand::Submit { .. } => Some(
+                InvoiceCommand::Submit { .. } | InvoiceCommand::Cancel { .. } => Some(
                     state
                         .budget_read(
                             self,
@@ -245,7 +275,7 @@ impl EventStore {
                     }
                     series
                 }
-                InvoiceCommand::Draft(_) => None,
+                InvoiceCommand::Draft(_) | InvoiceCommand::Cancel { .. } => None,
             };
             let context = DocumentContext {
                 posting: books.posting(),
@@ -254,7 +284,10 @@ impl EventStore {
                 next_serial: series
                     .as_ref()
                     .map_or(1, |(_, (series, _))| series.next_serial()),
+                original: original.as_ref().map(|(_, document, _)| document.clone()),
+                entry: entry.as_ref().map(|(entry, _)| entry.clone()),
             };
+            let reversed_version = entry.as_ref().map_or(Version::NONE, |(_, v)| *v);
             let mut noted: Option<LedgerEvent> = None;
             let result = self
                 .execute_reading::<Invoice>(
@@ -289,10 +322,29 @@ impl EventStore {
                                 _ => None,
                             };
                             let (more, note) = books
-                                .posting_companions(number, &posted)
+                                .posting_companions(number, &posted, reversed_version)
                                 .map_err(ExecuteError::Encode)?;
                             companions.extend(more);
                             noted = note;
+                            if let (
+                                InvoiceEvent::InvoiceSubmitted(submitted),
+                                Some((original, _, version)),
+                            ) = (event, &original)
+                            {
+                                let amount = if submitted.kind.decreases() {
+                                    -submitted.balance
+                                } else {
+                                    submitted.balance
+                                };
+                                let adjusted = InvoiceEvent::InvoiceAdjusted {
+                                    note_id: submitted.invoice_id,
+                                    amount,
+                                };
+                                companions.push(
+                                    Companion::new::<Invoice>(original, *version, &[adjusted])
+                                        .map_err(ExecuteError::Encode)?,
+                                );
+                            }
                             if let Some(budgets) = &budgets {
                                 companions.extend(budgets.companions(&posted).map_err(
                                     |spend| {
@@ -422,7 +474,7 @@ impl EventStore {
                                 )
                             });
                             let (more, note) = books
-                                .posting_companions(number, &posted)
+                                .posting_companions(number, &posted, Version::NONE)
                                 .map_err(ExecuteError::Encode)?;
                             companions.extend(more);
                             noted = note;

@@ -429,16 +429,29 @@ impl EventStore {
         tenant: TenantId,
         aggregate_id: &str,
     ) -> Result<(A, Version), ExecuteError<A::Error>> {
+        Ok(self.fold::<A>(tenant, aggregate_id).await?)
+    }
+
+    /// Stream `aggregate_id` of `A` folded into its state, and its version.
+    pub async fn fold<A: Aggregate>(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+    ) -> Result<(A, Version), crate::error::CacheError> {
         let history = self.load_stream(tenant, A::TYPE, aggregate_id).await?;
         let version = history
             .last()
             .map_or(Version::NONE, |event| Version::new(event.sequence));
         let mut aggregate = A::default();
         for event in history {
-            aggregate.apply(event.decode().map_err(|source| ExecuteError::Decode {
-                position: event.global_position,
-                source,
-            })?);
+            aggregate.apply(
+                event
+                    .decode()
+                    .map_err(|source| crate::error::CacheError::Decode {
+                        position: event.global_position,
+                        source,
+                    })?,
+            );
         }
         Ok((aggregate, version))
     }

@@ -22,8 +22,8 @@ use serde_json::Value;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::finance::{
-    BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, InvoiceKind, Party,
-    PartyEvent, Payment, PaymentEvent, UsageEvent, month_of,
+    BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, Party, PartyEvent,
+    Payment, PaymentEvent, SubmittedInvoice, UsageEvent, month_of,
 };
 
 use crate::projection::{Projection, ProjectionError};
@@ -291,6 +291,34 @@ impl InvoicingRows {
                     },
                 );
             }
+            InvoiceEvent::InvoiceAdjusted { amount, .. } => {
+                self.invoices
+                    .change(tenant, &invoice_id, |row| {
+                        row.balance += amount.paisa();
+                        row.version = event.sequence;
+                        row.updated_at = event.recorded_at;
+                    })
+                    .ok_or_else(|| missing("the document"))?;
+            }
+            InvoiceEvent::InvoiceCancelled { date, .. } => {
+                let document = self
+                    .invoices
+                    .get(tenant, &invoice_id)
+                    .map(|row| row.document.clone())
+                    .ok_or_else(|| missing("the document"))?;
+                let submitted: SubmittedInvoice = serde_json::from_value(document)?;
+                // The cancelled lines leave the book in the month of the cancellation.
+                let sign = if submitted.kind.decreases() { 1 } else { -1 };
+                let first = i32::try_from(submitted.lines.len()).unwrap_or(i32::MAX);
+                self.push_vat_lines(event, invoice_id, &submitted, sign, date, first);
+                self.invoices
+                    .change(tenant, &invoice_id, |row| {
+                        row.status = "cancelled".to_owned();
+                        row.version = event.sequence;
+                        row.updated_at = event.recorded_at;
+                    })
+                    .ok_or_else(|| missing("the document"))?;
+            }
             InvoiceEvent::InvoiceSettled { amount, .. } => {
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
@@ -301,41 +329,9 @@ impl InvoicingRows {
                     .ok_or_else(|| missing("the document"))?;
             }
             InvoiceEvent::InvoiceSubmitted(submitted) => {
-                let book = match submitted.kind {
-                    InvoiceKind::SalesInvoice => "sales",
-                    InvoiceKind::PurchaseBill => "purchase",
-                };
-                let party = match submitted.kind {
-                    InvoiceKind::SalesInvoice => &submitted.buyer,
-                    InvoiceKind::PurchaseBill => &submitted.seller,
-                };
-                for (line_no, line) in (0i32..).zip(&submitted.lines) {
-                    self.vat_lines.push(
-                        tenant,
-                        (invoice_id, line_no),
-                        VatLineRow {
-                            organization_id: submitted.organization_id.as_uuid(),
-                            book: book.to_owned(),
-                            date: submitted.date,
-                            month: month_of(submitted.date),
-                            number: submitted.number.clone(),
-                            party_id: submitted.party_id.as_uuid(),
-                            party_name: party.name.clone(),
-                            party_bin: party.bin.as_ref().map(|bin| bin.digits().to_owned()),
-                            description: line.line.description.clone(),
-                            quantity: line.line.quantity.thousandths(),
-                            unit_price: line.line.unit_price.paisa(),
-                            vat_code: line.line.vat_code.to_string(),
-                            vat_kind: line.vat_kind.as_str().to_owned(),
-                            vat_rate: i32::try_from(line.vat_rate.hundredths()).unwrap_or(i32::MAX),
-                            value: line.value.paisa(),
-                            vat: line.vat.paisa(),
-                            total: line.total.paisa(),
-                            vds: line.vds.paisa(),
-                            position: event.global_position.get(),
-                        },
-                    );
-                }
+                // A credit note's lines count against its book; a debit note's add to it.
+                let sign = if submitted.kind.decreases() { -1 } else { 1 };
+                self.push_vat_lines(event, invoice_id, &submitted, sign, submitted.date, 0);
                 let document = serde_json::to_value(&submitted)?;
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
@@ -362,6 +358,57 @@ impl InvoicingRows {
 }
 
 impl InvoicingRows {
+    /// The lines of `submitted` in its VAT book, dated `date`, with amounts times `sign`,
+    /// numbered from `first`.
+    fn push_vat_lines(
+        &mut self,
+        event: &RecordedEvent,
+        invoice_id: Uuid,
+        submitted: &SubmittedInvoice,
+        sign: i64,
+        date: NaiveDate,
+        first: i32,
+    ) {
+        let tenant = event.tenant_id.as_uuid();
+        let book = if submitted.kind.is_sale() {
+            "sales"
+        } else {
+            "purchase"
+        };
+        let party = if submitted.kind.is_sale() {
+            &submitted.buyer
+        } else {
+            &submitted.seller
+        };
+        for (line_no, line) in (first..).zip(&submitted.lines) {
+            self.vat_lines.push(
+                tenant,
+                (invoice_id, line_no),
+                VatLineRow {
+                    organization_id: submitted.organization_id.as_uuid(),
+                    book: book.to_owned(),
+                    date,
+                    month: month_of(date),
+                    number: submitted.number.clone(),
+                    party_id: submitted.party_id.as_uuid(),
+                    party_name: party.name.clone(),
+                    party_bin: party.bin.as_ref().map(|bin| bin.digits().to_owned()),
+                    description: line.line.description.clone(),
+                    quantity: line.line.quantity.thousandths(),
+                    unit_price: line.line.unit_price.paisa(),
+                    vat_code: line.line.vat_code.to_string(),
+                    vat_kind: line.vat_kind.as_str().to_owned(),
+                    vat_rate: i32::try_from(line.vat_rate.hundredths()).unwrap_or(i32::MAX),
+                    value: sign * line.value.paisa(),
+                    vat: sign * line.vat.paisa(),
+                    total: sign * line.total.paisa(),
+                    vds: sign * line.vds.paisa(),
+                    position: event.global_position.get(),
+                },
+            );
+        }
+    }
+
     fn apply_payment(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let tenant = event.tenant_id.as_uuid();
         let payment_id = stream_id(event)?;

@@ -432,6 +432,18 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "get",
             "/v1/organizations/{organization_id}/payments/{payment_id}",
         ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}/credit-notes",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}/debit-notes",
+        ),
+        (
+            "post",
+            "/v1/organizations/{organization_id}/invoices/{invoice_id}/cancel",
+        ),
         ("post", "/v1/organizations/{organization_id}/budgets"),
         ("get", "/v1/organizations/{organization_id}/budgets"),
         (

@@ -929,3 +929,134 @@ async fn a_stop_budget_refuses_what_would_exceed_it_and_a_warn_budget_records_it
     assert_eq!(line["account_code"], "5110");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn notes_change_a_document_and_cancelling_is_for_documents_nothing_touched() {
+    // Scenario 16.
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "NOTES").await;
+    let bank = desk.books.id("1121").to_owned();
+    let (invoice, _) = desk
+        .submitted_sale("2025-08-10", "100000.00", "STD")
+        .await;
+    desk.receipt(json!({"party_id": desk.customer, "date": "2025-08-12", "account_id": bank,
+                        "amount": "15000.00",
+                        "allocations": [{"invoice_id": invoice, "amount": "15000.00"}]}))
+        .await
+        .expect(201);
+    let cancel = async |id: &str, date: &str| {
+        let path = desk.books.path(&format!("invoices/{id}/cancel"));
+        desk.books
+            .caller
+            .post(&path, json!({"date": date, "reason": "Issued twice"}))
+            .await
+    };
+    assert_eq!(
+        cancel(&invoice, "2025-08-31").await.expect(409).problem(),
+        "changes-by-notes-only"
+    );
+    let note = async |kind: &str, price: &str| {
+        let path = desk.books.path(&format!("invoices/{invoice}/{kind}"));
+        desk.books
+            .caller
+            .post(
+                &path,
+                json!({"date": "2025-08-25", "reference": "Rate corrected",
+                       "lines": [desk.line(price, "STD", "4100")]}),
+            )
+            .await
+    };
+    // 1,00,000.00 is left; a note of 90,000.00 + 13,500.00 VAT is more.
+    let too_big = note("credit-notes", "90000.00").await.expect(201).id();
+    assert_eq!(
+        desk.submit(&too_big).await.expect(409).problem(),
+        "above-outstanding"
+    );
+    let credit = note("credit-notes", "40000.00").await.expect(201).id();
+    desk.submit(&credit).await.expect(200);
+    let debit = note("debit-notes", "10000.00").await.expect(201).id();
+    let last = desk.submit(&debit).await.expect(200).position();
+    let credited = desk.document(&credit, last).await;
+    assert_eq!(credited["kind"], "sales_credit_note");
+    assert_eq!(credited["number"], "SCN-2025-26-000001");
+    assert_eq!(credited["original_number"], "SI-2025-26-000001");
+    assert_eq!(credited["total"], "46000.00");
+    // The customer's BIN and address are known.
+    assert_eq!(credited["decreasing_adjustment_eligible"], true);
+    let original = desk.document(&invoice, last).await;
+    // 1,15,000.00 - 46,000.00 + 11,500.00, less 15,000.00 received.
+    assert_eq!(original["balance"], "80500.00");
+    assert_eq!(original["outstanding"], "65500.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", last)
+        .await;
+    assert_eq!(row(&tb.body, "2140")["closing"], "-10500.00");
+    assert_eq!(row(&tb.body, "1130")["closing"], "65500.00");
+    let book = desk
+        .get(&format!("vat/sales-book?month=2025-08&min_position={last}"))
+        .await
+        .expect(200);
+    assert_eq!(book.body["vat"], "10500.00");
+
+    // A customer without a BIN: a credit note whose VAT is above Tk 5,000 is flagged.
+    let walk_in = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("parties"),
+            json!({"kind": "customer", "name": "Walk-in buyer"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let sale = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": walk_in, "date": "2025-08-10",
+                   "lines": [desk.line("100000.00", "STD", "4100")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&sale).await.expect(200);
+    let flagged = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path(&format!("invoices/{sale}/credit-notes")),
+            json!({"date": "2025-08-25", "lines": [desk.line("40000.00", "STD", "4100")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let position = desk.submit(&flagged).await.expect(200).position();
+    assert_eq!(
+        desk.document(&flagged, position).await["decreasing_adjustment_eligible"],
+        false
+    );
+
+    // An invoice nothing touched is cancelled: its entry reversed, its lines out of the book.
+    let (unpaid, _) = desk.submitted_sale("2025-09-02", "2000.00", "STD").await;
+    let cancelled = cancel(&unpaid, "2025-09-05").await.expect(200).position();
+    let document = desk.document(&unpaid, cancelled).await;
+    assert_eq!(document["status"], "cancelled");
+    assert_eq!(document["outstanding"], "0.00");
+    assert_eq!(
+        cancel(&unpaid, "2025-09-06").await.expect(409).problem(),
+        "cancelled"
+    );
+    let september = desk
+        .get(&format!("vat/sales-book?month=2025-09&min_position={cancelled}"))
+        .await
+        .expect(200);
+    assert_eq!(september.body["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(september.body["vat"], "0.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-09-01&to=2025-09-30", cancelled)
+        .await;
+    assert_eq!(row(&tb.body, "4100")["debit"], "2000.00");
+    assert_eq!(row(&tb.body, "4100")["credit"], "2000.00");
+    app.shutdown().await;
+}

@@ -27,9 +27,9 @@ use super::queries::{
     __path_budget_report, __path_get_document, __path_get_party, __path_get_payment,
 };
 use super::views::{
-    AdoptStandardTaxRules, DocumentAccountsBody, DraftDocument, OpenVatAmendment, RecordPayment,
-    RegisterParty, ReviseBudget, SetBudget, SetTdsTiers, SetVatRate, SetWithholdingEntity,
-    UpdateParty,
+    AdoptStandardTaxRules, CancelDocument, DocumentAccountsBody, DraftDocument, DraftNote,
+    OpenVatAmendment, RecordPayment, RegisterParty, ReviseBudget, SetBudget, SetTdsTiers,
+    SetVatRate, SetWithholdingEntity, UpdateParty,
 };
 #[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
 use super::views::{MonthPath, TdsSectionPath, VatCodePath};
@@ -629,34 +629,33 @@ impl DraftDocument {
                 lines: lines.into_iter().collect::<Option<Vec<_>>>()?,
                 tds_section: tds_section?,
                 retention: retention?,
+                original: None,
             })
         })
     }
 }
 
-/// Drafts a document of `kind`.
+/// Drafts a document of `kind` (a note: of `original`).
 async fn draft(
     cmd: Command,
     organization_id: OrganizationId,
     body: DraftDocument,
     kind: InvoiceKind,
+    original: Option<InvoiceId>,
 ) -> Result<Accepted, ApiError> {
-    let action = match kind {
-        InvoiceKind::SalesInvoice => "drafting a sales invoice",
-        InvoiceKind::PurchaseBill => "drafting a purchase bill",
-    };
-    cmd.require(Permission::PostEntries, action)?;
-    let operation = match kind {
-        InvoiceKind::SalesInvoice => "draft-sales-invoice",
-        InvoiceKind::PurchaseBill => "draft-purchase-bill",
-    };
-    let issue = cmd.named(operation).on_new_stream();
+    cmd.require(
+        Permission::PostEntries,
+        &format!("drafting a {}", kind.label()),
+    )?;
+    let operation = format!("draft-{}", kind.as_str().replace('_', "-"));
+    let issue = cmd.named(&operation).on_new_stream();
     organization(issue.state(), &issue, organization_id).await?;
     let party_id = PartyId::from_uuid(body.party_id);
     let (party, _) = party(&issue.state().clone(), &issue, organization_id, party_id).await?;
     let terms = party.details().map_or(30, |details| details.terms_days);
     let invoice_id = InvoiceId::from_uuid(issue.new_id());
-    let new = body.into_new(invoice_id, organization_id, kind, terms)?;
+    let mut new = body.into_new(invoice_id, organization_id, kind, terms)?;
+    new.original = original;
     let outcome = run_document(
         &issue,
         organization_id,
@@ -686,7 +685,7 @@ pub async fn draft_sales_invoice(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<DraftDocument>,
 ) -> Result<Accepted, ApiError> {
-    draft(cmd, organization_id, body, InvoiceKind::SalesInvoice).await
+    draft(cmd, organization_id, body, InvoiceKind::SalesInvoice, None).await
 }
 
 /// Drafts a supplier's or subcontractor's bill (role `accountant`, `finance-manager` or
@@ -704,7 +703,7 @@ pub async fn draft_purchase_bill(
     PathIds(organization_id): PathIds<OrganizationId>,
     JsonBody(body): JsonBody<DraftDocument>,
 ) -> Result<Accepted, ApiError> {
-    draft(cmd, organization_id, body, InvoiceKind::PurchaseBill).await
+    draft(cmd, organization_id, body, InvoiceKind::PurchaseBill, None).await
 }
 
 /// Submits a draft (role `accountant`, `finance-manager` or `admin`): prices every line at the
@@ -967,4 +966,105 @@ pub async fn revise_budget(
     })?;
     let outcome = run_budgets(cmd.named("revise-budget"), organization_id, command).await?;
     Ok(Accepted::changed(outcome, budget_id, organization_id))
+}
+
+/// Drafts a credit (`credit`) or debit note of a submitted document, for its party.
+async fn draft_note(
+    cmd: Command,
+    organization_id: OrganizationId,
+    original: InvoiceId,
+    body: DraftNote,
+    credit: bool,
+) -> Result<Accepted, ApiError> {
+    let state = cmd.state().clone();
+    let (document, _) = state
+        .postings()
+        .invoices
+        .refresh(state.store(), cmd.context().tenant, &original.to_string())
+        .await?;
+    let (kind, party_id) = document
+        .draft()
+        .filter(|draft| draft.organization_id == organization_id)
+        .and_then(|draft| Some((draft.kind.note(credit)?, draft.party_id)))
+        .ok_or_else(|| ApiError::NotFound(format!("document {original} not found, or a note")))?;
+    let body = DraftDocument {
+        party_id: party_id.as_uuid(),
+        date: body.date,
+        due_date: body.due_date,
+        pricing: body.pricing,
+        reference: body.reference,
+        narration: body.narration,
+        lines: body.lines,
+        tds_section: None,
+        retention: None,
+    };
+    draft(cmd, organization_id, body, kind, Some(original)).await
+}
+
+/// Drafts a credit note (Mushak-6.7) of a submitted sales invoice or bill (role `accountant`,
+/// `finance-manager` or `admin`): it decreases the document, never by more than is left of it,
+/// and posts the document's entry the other way round when submitted. A sales credit note whose
+/// VAT is above Tk 5,000 counts as a decreasing adjustment only when the buyer's BIN and address
+/// are known (`decreasing_adjustment_eligible`).
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/credit-notes", tag = "invoices",
+    request_body = DraftNote,
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn draft_credit_note(
+    cmd: Command,
+    PathIds((organization_id, invoice_id)): PathIds<(OrganizationId, InvoiceId)>,
+    JsonBody(body): JsonBody<DraftNote>,
+) -> Result<Accepted, ApiError> {
+    draft_note(cmd, organization_id, invoice_id, body, true).await
+}
+
+/// Drafts a debit note (Mushak-6.8) of a submitted sales invoice or bill (role `accountant`,
+/// `finance-manager` or `admin`): it increases what the party owes or is owed.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/debit-notes", tag = "invoices",
+    request_body = DraftNote,
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader),
+    responses(Created, InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn draft_debit_note(
+    cmd: Command,
+    PathIds((organization_id, invoice_id)): PathIds<(OrganizationId, InvoiceId)>,
+    JsonBody(body): JsonBody<DraftNote>,
+) -> Result<Accepted, ApiError> {
+    draft_note(cmd, organization_id, invoice_id, body, false).await
+}
+
+/// Cancels a submitted sales invoice or bill that nothing was settled against and no note
+/// changed (role `accountant`, `finance-manager` or `admin`): its entry is reversed on `date`,
+/// and its lines leave the VAT book in that month. Both its own VAT month and the
+/// cancellation's must be open; otherwise a credit note changes it.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/cancel", tag = "invoices",
+    request_body = CancelDocument,
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Cancelled", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn cancel_document(
+    cmd: Command,
+    PathIds((organization_id, invoice_id)): PathIds<(OrganizationId, InvoiceId)>,
+    JsonBody(body): JsonBody<CancelDocument>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "cancelling a document")?;
+    let issue = cmd.named("cancel-document");
+    organization(issue.state(), &issue, organization_id).await?;
+    let command = InvoiceCommand::Cancel {
+        date: body.date,
+        reason: body.reason,
+        reversal_entry_id: EntryId::from_uuid(issue.new_id()),
+    };
+    let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
+    Ok(Accepted::changed(outcome, invoice_id, organization_id))
 }

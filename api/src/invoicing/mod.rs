@@ -53,6 +53,9 @@ pub fn router() -> Router<AppState> {
         .documented(__path_set_budget, set_budget)
         .documented(__path_revise_budget, revise_budget)
         .documented(__path_budget_report, budget_report)
+        .documented(__path_draft_credit_note, draft_credit_note)
+        .documented(__path_draft_debit_note, draft_debit_note)
+        .documented(__path_cancel_document, cancel_document)
 }
 
 fn rule(rule: &'static str, detail: String) -> ApiError {
@@ -134,6 +137,15 @@ impl DomainProblem for InvoiceError {
             E::WithheldAboveTotal { .. } => rule("withheld-above-total", detail),
             E::NoSellerBin => rule("no-seller-bin", detail),
             E::Posting(error) => error.into_problem(),
+            E::NoteWithoutOriginal(_) | E::OriginalNotFound => ApiError::NotFound(detail),
+            E::OriginalOfAnother { .. } => rule("document-of-another-party", detail),
+            E::NoteAboveOutstanding { .. } => rule("above-outstanding", detail),
+            E::WithholdingOnNote => rule("withholding-on-note", detail),
+            E::NotSubmitted => rule("not-submitted", detail),
+            E::Cancelled => rule("cancelled", detail),
+            E::SettledCannotCancel { .. } | E::AdjustedCannotCancel | E::NoteCannotCancel => {
+                rule("changes-by-notes-only", detail)
+            }
         }
     }
 }

@@ -62,7 +62,11 @@ fn win_ansi(text: &str) -> Vec<u8> {
 fn rows(document: &SubmittedInvoice) -> Vec<Row> {
     let title = match document.kind {
         InvoiceKind::SalesInvoice => "Tax Invoice (Mushak-6.3)",
+        InvoiceKind::SalesCreditNote => "Credit Note (Mushak-6.7)",
+        InvoiceKind::SalesDebitNote => "Debit Note (Mushak-6.8)",
         InvoiceKind::PurchaseBill => "Purchase Bill (as received)",
+        InvoiceKind::PurchaseCreditNote => "Credit Note (as received)",
+        InvoiceKind::PurchaseDebitNote => "Debit Note (as received)",
     };
     let bin = |bin: &Option<vextrus_domain::values::Bin>| {
         bin.as_ref()
@@ -144,6 +148,9 @@ fn rows(document: &SubmittedInvoice) -> Vec<Row> {
             format!("Total value with VAT: Tk {}", document.total.to_grouped()),
         )],
     ]);
+    if let Some(original) = &document.original_number {
+        rows.push(vec![cell(MARGIN, format!("Changes: {original}"))]);
+    }
     if let Some(reference) = &document.reference {
         rows.push(vec![cell(MARGIN, format!("Reference: {reference}"))]);
     }

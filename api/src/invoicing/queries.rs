@@ -12,7 +12,7 @@ use chrono::{Days, NaiveDate};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use vextrus_domain::finance::{
-    InvoiceEvent, Money, NewInvoice, PartyKind, PaymentDirection, RecordedPayment,
+    InvoiceEvent, InvoiceKind, Money, NewInvoice, PartyKind, PaymentDirection, RecordedPayment,
     SubmittedInvoice, VatKind,
 };
 use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
@@ -24,11 +24,11 @@ use super::commands::month;
 use super::pdf;
 use super::views::{
     AllocationView, BudgetActionView, BudgetQuery, BudgetReport, BudgetView, DeductionView,
-    DocumentAccountsBody, DocumentKindView, DocumentPage, DocumentQuery, DocumentRow,
-    DocumentStatusView, DocumentView, MonthPath, PartyPage, PartyQuery, PartyView,
-    PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView, TdsSectionView,
-    TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView, VatKindView,
-    VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
+    DocumentAccountsBody, DocumentPage, DocumentQuery, DocumentRow, DocumentStatusView,
+    DocumentView, MonthPath, PartyPage, PartyQuery, PartyView, PaymentDirectionView, PaymentPage,
+    PaymentQuery, PaymentView, TaxBookView, TdsSectionView, TdsTierView, TdsTiersView, VatBookLine,
+    VatBookQuery, VatBookView, VatCodeView, VatKindView, VatMonthView, VatRateView, VatReturnQuery,
+    VatReturnRow, VatReturnView,
 };
 use crate::auth::Permission;
 use crate::consistency;
@@ -338,7 +338,8 @@ fn next_dated_cursor(date: NaiveDate, position: i64) -> String {
 }
 
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
-                                i.position, i.date, i.settled, p.name as party_name";
+                                i.position, i.date, i.settled, i.balance, \
+                                p.name as party_name";
 
 /// A document row as the API shows it; the recorded document decides the rest.
 fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
@@ -349,11 +350,13 @@ fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
         version: row.get("version"),
         position: row.get("position"),
         settled: row.get("settled"),
+        balance: row.get("balance"),
+        cancelled: row.get::<String, _>("status") == "cancelled",
     };
     let unreadable =
         |error: serde_json::Error| ApiError::Internal(format!("a recorded document: {error}"));
     let status: String = row.get("status");
-    if status == "submitted" {
+    if status != "draft" {
         let submitted: SubmittedInvoice = serde_json::from_value(document).map_err(unreadable)?;
         Ok(DocumentView::of_submitted(base, &submitted, None))
     } else {
@@ -387,15 +390,14 @@ pub async fn list_documents(
     ));
     sql.push_bind(organization.as_uuid());
     if let Some(kind) = query.kind {
-        sql.push(" and i.kind = ").push_bind(match kind {
-            DocumentKindView::SalesInvoice => "sales_invoice",
-            DocumentKindView::PurchaseBill => "purchase_bill",
-        });
+        sql.push(" and i.kind = ")
+            .push_bind(InvoiceKind::from(kind).as_str());
     }
     if let Some(status) = query.status {
         sql.push(" and i.status = ").push_bind(match status {
             DocumentStatusView::Draft => "draft",
             DocumentStatusView::Submitted => "submitted",
+            DocumentStatusView::Cancelled => "cancelled",
         });
     }
     if let Some(party) = query.party_id {
@@ -495,7 +497,7 @@ pub async fn tax_invoice_pdf(
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     let row = document_row(&mut tx, organization, invoice).await?;
     let status: String = row.get("status");
-    if status != "submitted" {
+    if status == "draft" {
         return Err(ApiError::RuleViolated {
             rule: "not-submitted",
             detail: "a draft has no tax invoice yet; submit it first".to_owned(),

@@ -363,11 +363,16 @@ pub struct DraftDocument {
     pub retention: Option<String>,
 }
 
+/// A sales invoice, a supplier's bill, or a credit (Mushak-6.7) or debit (Mushak-6.8) note of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKindView {
     SalesInvoice,
     PurchaseBill,
+    SalesCreditNote,
+    SalesDebitNote,
+    PurchaseCreditNote,
+    PurchaseDebitNote,
 }
 
 impl From<InvoiceKind> for DocumentKindView {
@@ -375,6 +380,23 @@ impl From<InvoiceKind> for DocumentKindView {
         match kind {
             InvoiceKind::SalesInvoice => Self::SalesInvoice,
             InvoiceKind::PurchaseBill => Self::PurchaseBill,
+            InvoiceKind::SalesCreditNote => Self::SalesCreditNote,
+            InvoiceKind::SalesDebitNote => Self::SalesDebitNote,
+            InvoiceKind::PurchaseCreditNote => Self::PurchaseCreditNote,
+            InvoiceKind::PurchaseDebitNote => Self::PurchaseDebitNote,
+        }
+    }
+}
+
+impl From<DocumentKindView> for InvoiceKind {
+    fn from(view: DocumentKindView) -> Self {
+        match view {
+            DocumentKindView::SalesInvoice => Self::SalesInvoice,
+            DocumentKindView::PurchaseBill => Self::PurchaseBill,
+            DocumentKindView::SalesCreditNote => Self::SalesCreditNote,
+            DocumentKindView::SalesDebitNote => Self::SalesDebitNote,
+            DocumentKindView::PurchaseCreditNote => Self::PurchaseCreditNote,
+            DocumentKindView::PurchaseDebitNote => Self::PurchaseDebitNote,
         }
     }
 }
@@ -384,6 +406,32 @@ impl From<InvoiceKind> for DocumentKindView {
 pub enum DocumentStatusView {
     Draft,
     Submitted,
+    Cancelled,
+}
+
+/// A credit or debit note to draft against a submitted document: the party is the document's.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftNote {
+    pub date: NaiveDate,
+    /// `date` plus the party's terms when omitted.
+    pub due_date: Option<NaiveDate>,
+    pub pricing: Option<PricingView>,
+    /// Why the note is issued (returned goods, a price correction …).
+    #[schema(schema_with = text::narration_or_null)]
+    pub reference: Option<String>,
+    #[schema(schema_with = text::narration_or_null)]
+    pub narration: Option<String>,
+    pub lines: Vec<DocumentLineBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelDocument {
+    /// In an open period and an open VAT month; the entry is reversed on this day.
+    pub date: NaiveDate,
+    #[schema(schema_with = text::narration)]
+    pub reason: String,
 }
 
 /// A seller or buyer as the tax invoice prints them.
@@ -482,6 +530,12 @@ pub struct DocumentView {
     pub buyer: Option<TaxPartyView>,
     /// The journal entry the submit posted.
     pub entry_id: Option<Uuid>,
+    /// Notes: the document changed.
+    pub original_id: Option<Uuid>,
+    pub original_number: Option<String>,
+    /// Sales credit notes: whether it counts as a decreasing adjustment of output VAT (its VAT
+    /// is at most Tk 5,000, or it names the buyer's name, address and BIN).
+    pub decreasing_adjustment_eligible: Option<bool>,
     /// The document's stream version, for `If-Match`.
     pub version: i64,
     /// Log position of the document's first event.
@@ -528,6 +582,9 @@ pub struct DocumentRow {
     pub position: i64,
     /// Paisa settled by payments.
     pub settled: i64,
+    /// The balance as notes changed it, in paisa.
+    pub balance: i64,
+    pub cancelled: bool,
 }
 
 impl DocumentView {
@@ -562,6 +619,9 @@ impl DocumentView {
             seller: None,
             buyer: None,
             entry_id: None,
+            original_id: draft.original.map(|id| id.as_uuid()),
+            original_number: None,
+            decreasing_adjustment_eligible: None,
             version: row.version,
             position: row.position,
         }
@@ -576,7 +636,11 @@ impl DocumentView {
             id: row.id,
             organization_id: submitted.organization_id.as_uuid(),
             kind: submitted.kind.into(),
-            status: DocumentStatusView::Submitted,
+            status: if row.cancelled {
+                DocumentStatusView::Cancelled
+            } else {
+                DocumentStatusView::Submitted
+            },
             party_id: submitted.party_id.as_uuid(),
             party_name: row.party_name,
             number: Some(submitted.number.clone()),
@@ -593,15 +657,22 @@ impl DocumentView {
             value: submitted.value.to_decimal(),
             vat: submitted.vat.to_decimal(),
             total: submitted.total.to_decimal(),
-            balance: submitted.balance.to_decimal(),
+            balance: Money::from_paisa(row.balance).to_decimal(),
             settled: Money::from_paisa(row.settled).to_decimal(),
-            outstanding: (submitted.balance - Money::from_paisa(row.settled)).to_decimal(),
+            outstanding: if row.cancelled {
+                Money::ZERO.to_decimal()
+            } else {
+                Money::from_paisa(row.balance - row.settled).to_decimal()
+            },
             withholding: (&submitted.withholding).into(),
             tds_section,
             issued_at: Some(submitted.issued_at),
             seller: Some((&submitted.seller).into()),
             buyer: Some((&submitted.buyer).into()),
             entry_id: Some(submitted.entry_id.as_uuid()),
+            original_id: submitted.original.map(|id| id.as_uuid()),
+            original_number: submitted.original_number.clone(),
+            decreasing_adjustment_eligible: submitted.decreasing_adjustment_eligible,
             version: row.version,
             position: row.position,
         }

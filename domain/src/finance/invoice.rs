@@ -40,19 +40,49 @@ use crate::ids::{
 use crate::unique::UniqueValues;
 use crate::values::{Bin, Code};
 
-/// Whether a document bills a customer or is a supplier's bill.
+/// What a document is: a sales invoice, a supplier's bill, or a note that changes one of them
+/// (Mushak-6.7 credit notes decrease it, Mushak-6.8 debit notes increase it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceKind {
     SalesInvoice,
     PurchaseBill,
+    /// Issued to a customer against a sales invoice.
+    SalesCreditNote,
+    SalesDebitNote,
+    /// Received from a supplier against a bill.
+    PurchaseCreditNote,
+    PurchaseDebitNote,
 }
 
 impl InvoiceKind {
+    pub const ALL: [InvoiceKind; 6] = [
+        Self::SalesInvoice,
+        Self::PurchaseBill,
+        Self::SalesCreditNote,
+        Self::SalesDebitNote,
+        Self::PurchaseCreditNote,
+        Self::PurchaseDebitNote,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SalesInvoice => "sales_invoice",
             Self::PurchaseBill => "purchase_bill",
+            Self::SalesCreditNote => "sales_credit_note",
+            Self::SalesDebitNote => "sales_debit_note",
+            Self::PurchaseCreditNote => "purchase_credit_note",
+            Self::PurchaseDebitNote => "purchase_debit_note",
+        }
+    }
+
+    /// For people: "sales invoice", "credit note" …
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SalesInvoice => "sales invoice",
+            Self::PurchaseBill => "purchase bill",
+            Self::SalesCreditNote | Self::PurchaseCreditNote => "credit note",
+            Self::SalesDebitNote | Self::PurchaseDebitNote => "debit note",
         }
     }
 
@@ -61,17 +91,59 @@ impl InvoiceKind {
         match self {
             Self::SalesInvoice => "SI",
             Self::PurchaseBill => "PB",
+            Self::SalesCreditNote => "SCN",
+            Self::SalesDebitNote => "SDN",
+            Self::PurchaseCreditNote => "PCN",
+            Self::PurchaseDebitNote => "PDN",
         }
+    }
+
+    /// Whether it concerns a sale (a customer) rather than a purchase (a supplier).
+    pub fn is_sale(self) -> bool {
+        matches!(
+            self,
+            Self::SalesInvoice | Self::SalesCreditNote | Self::SalesDebitNote
+        )
     }
 
     /// The kind of party it is addressed to.
     pub fn party_kind(self) -> PartyKind {
+        if self.is_sale() {
+            PartyKind::Customer
+        } else {
+            PartyKind::Supplier
+        }
+    }
+
+    /// For a note, the kind of document it changes.
+    pub fn note_of(self) -> Option<InvoiceKind> {
         match self {
-            Self::SalesInvoice => PartyKind::Customer,
-            Self::PurchaseBill => PartyKind::Supplier,
+            Self::SalesInvoice | Self::PurchaseBill => None,
+            Self::SalesCreditNote | Self::SalesDebitNote => Some(Self::SalesInvoice),
+            Self::PurchaseCreditNote | Self::PurchaseDebitNote => Some(Self::PurchaseBill),
+        }
+    }
+
+    /// A credit note: it decreases what it changes, and posts the other way round.
+    pub fn decreases(self) -> bool {
+        matches!(self, Self::SalesCreditNote | Self::PurchaseCreditNote)
+    }
+
+    /// The credit note (`true`) or debit note of a document of this kind.
+    pub fn note(self, credit: bool) -> Option<InvoiceKind> {
+        match (self, credit) {
+            (Self::SalesInvoice, true) => Some(Self::SalesCreditNote),
+            (Self::SalesInvoice, false) => Some(Self::SalesDebitNote),
+            (Self::PurchaseBill, true) => Some(Self::PurchaseCreditNote),
+            (Self::PurchaseBill, false) => Some(Self::PurchaseDebitNote),
+            _ => None,
         }
     }
 }
+
+/// The VAT effect above which a credit note must name the buyer's name, address and BIN to
+/// count as a decreasing adjustment (VAT & SD Rules; check): Tk 5,000.
+pub const NOTE_DETAILS_ABOVE: Money = Money::from_paisa(500_000);
 
 /// Whether unit prices include VAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -118,6 +190,9 @@ pub struct NewInvoice {
     /// Bills: the share of the VAT-exclusive value held as retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Rate>,
+    /// Notes: the document the note changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<InvoiceId>,
 }
 
 /// A line as submitted: priced at its VAT code's rate on the document's date.
@@ -199,6 +274,15 @@ pub struct SubmittedInvoice {
     pub entry_id: EntryId,
     /// The receivable or payable account the balance is on.
     pub account_id: AccountId,
+    /// Notes: the document changed, and its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<InvoiceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_number: Option<String>,
+    /// Sales credit notes: whether the note counts as a decreasing adjustment of output VAT (its
+    /// VAT is at most Tk 5,000, or it names the buyer's name, address and BIN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decreasing_adjustment_eligible: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +292,13 @@ pub enum InvoiceCommand {
     Submit {
         issued_at: DateTime<Utc>,
         entry_id: EntryId,
+    },
+    /// Cancels a submitted document nothing was settled against and no note changed: its entry
+    /// is reversed on `date`.
+    Cancel {
+        date: NaiveDate,
+        reason: String,
+        reversal_entry_id: EntryId,
     },
 }
 
@@ -221,6 +312,20 @@ pub enum InvoiceEvent {
         payment_id: PaymentId,
         amount: Money,
     },
+    /// A note changed the balance by `amount` (negative for a credit note); appended by the
+    /// note's submit, with this stream's version checked.
+    InvoiceAdjusted {
+        note_id: InvoiceId,
+        amount: Money,
+    },
+    /// Cancelled: its entry was reversed by `reversal_entry_id` on `date`.
+    InvoiceCancelled {
+        invoice_id: InvoiceId,
+        date: NaiveDate,
+        fiscal_year: NaiveDate,
+        reason: String,
+        reversal_entry_id: EntryId,
+    },
 }
 
 impl DomainEvent for InvoiceEvent {
@@ -229,6 +334,8 @@ impl DomainEvent for InvoiceEvent {
             Self::InvoiceDrafted(_) => "InvoiceDrafted",
             Self::InvoiceSubmitted(_) => "InvoiceSubmitted",
             Self::InvoiceSettled { .. } => "InvoiceSettled",
+            Self::InvoiceAdjusted { .. } => "InvoiceAdjusted",
+            Self::InvoiceCancelled { .. } => "InvoiceCancelled",
         }
         .to_owned()
     }
@@ -280,6 +387,26 @@ pub enum InvoiceError {
     NoSellerBin,
     #[error("{0}")]
     Posting(JournalError),
+    #[error("a {0} names the document it changes, a submitted one of the same party")]
+    NoteWithoutOriginal(&'static str),
+    #[error("the document it changes was not found")]
+    OriginalNotFound,
+    #[error("a note changes a {expected} of the same party")]
+    OriginalOfAnother { expected: &'static str },
+    #[error("a credit note of {note} is more than the {outstanding} left of the document")]
+    NoteAboveOutstanding { note: Money, outstanding: Money },
+    #[error("withholding is worked out on the document, not on its notes")]
+    WithholdingOnNote,
+    #[error("the document is not submitted")]
+    NotSubmitted,
+    #[error("the document is cancelled")]
+    Cancelled,
+    #[error("{settled} was settled against the document; it changes by notes only")]
+    SettledCannotCancel { settled: Money },
+    #[error("a note changed the document; it changes by further notes only")]
+    AdjustedCannotCancel,
+    #[error("a note is corrected by another note, not cancelled")]
+    NoteCannotCancel,
 }
 
 /// What a document's decisions read: the organization's ledger and hierarchy, its tax book, the
@@ -291,6 +418,10 @@ pub struct DocumentContext {
     pub party: Arc<Party>,
     /// The next serial of the document's series in its fiscal year (submits only).
     pub next_serial: u64,
+    /// A note's original document, as read (a note's draft and submit).
+    pub original: Option<Arc<Invoice>>,
+    /// The document's own journal entry, as read (a cancellation reverses it).
+    pub entry: Option<Arc<JournalEntry>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +434,11 @@ struct Submitted {
     account_id: AccountId,
     /// What payments and receipts have settled of the balance.
     settled: Money,
+    /// What notes changed the balance by.
+    adjusted: Money,
+    /// The date it was submitted for.
+    date: NaiveDate,
+    cancelled: bool,
 }
 
 /// A sales invoice or purchase bill (see the module docs).
@@ -342,7 +478,20 @@ impl Aggregate for Invoice {
                     entry_id: submitted.entry_id,
                     account_id: submitted.account_id,
                     settled: Money::ZERO,
+                    adjusted: Money::ZERO,
+                    date: submitted.date,
+                    cancelled: false,
                 });
+            }
+            InvoiceEvent::InvoiceAdjusted { amount, .. } => {
+                if let Some(submitted) = &mut self.submitted {
+                    submitted.adjusted += amount;
+                }
+            }
+            InvoiceEvent::InvoiceCancelled { .. } => {
+                if let Some(submitted) = &mut self.submitted {
+                    submitted.cancelled = true;
+                }
             }
             InvoiceEvent::InvoiceSettled { amount, .. } => {
                 if let Some(submitted) = &mut self.submitted {
@@ -370,9 +519,25 @@ impl Invoice {
         self.submitted.as_ref().map(|s| s.number.as_str())
     }
 
-    /// What is left to settle of a submitted document's balance.
+    /// What is left to settle of a submitted document's balance, as notes changed it; nothing
+    /// once cancelled.
     pub fn outstanding(&self) -> Option<Money> {
-        self.submitted.as_ref().map(|s| s.balance - s.settled)
+        self.submitted.as_ref().map(|s| {
+            if s.cancelled {
+                Money::ZERO
+            } else {
+                s.balance + s.adjusted - s.settled
+            }
+        })
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.submitted.as_ref().is_some_and(|s| s.cancelled)
+    }
+
+    /// The journal entry a submitted document posted.
+    pub fn entry_id(&self) -> Option<EntryId> {
+        self.submitted.as_ref().map(|s| s.entry_id)
     }
 
     /// The receivable or payable account a submitted document's balance is on.
@@ -409,6 +574,53 @@ impl Invoice {
                 journal_entry(&submitted, context)?;
                 Ok(vec![submitted])
             }
+            InvoiceCommand::Cancel {
+                date,
+                reason,
+                reversal_entry_id,
+            } => {
+                let draft = self.draft.as_ref().ok_or(InvoiceError::NotFound)?;
+                if context.posting.organization.id() != Some(draft.organization_id) {
+                    return Err(InvoiceError::NotFound);
+                }
+                let submitted = self.submitted.as_ref().ok_or(InvoiceError::NotSubmitted)?;
+                if submitted.cancelled {
+                    return Err(InvoiceError::Cancelled);
+                }
+                if draft.kind.note_of().is_some() {
+                    return Err(InvoiceError::NoteCannotCancel);
+                }
+                if !submitted.settled.is_zero() {
+                    return Err(InvoiceError::SettledCannotCancel {
+                        settled: submitted.settled,
+                    });
+                }
+                if !submitted.adjusted.is_zero() {
+                    return Err(InvoiceError::AdjustedCannotCancel);
+                }
+                text("reason", &reason)?;
+                // Its VAT left the books of the month it was dated in and of the cancellation's:
+                // both must still be open.
+                context
+                    .tax
+                    .check_vat_period(submitted.date)
+                    .and_then(|()| context.tax.check_vat_period(date))
+                    .map_err(InvoiceError::Tax)?;
+                let fiscal_year = context
+                    .posting
+                    .ledger
+                    .check_posting_date(date)
+                    .map_err(|error| InvoiceError::Posting(JournalError::Date(error)))?;
+                let cancelled = InvoiceEvent::InvoiceCancelled {
+                    invoice_id: draft.invoice_id,
+                    date,
+                    fiscal_year,
+                    reason,
+                    reversal_entry_id,
+                };
+                journal_entry(&cancelled, context)?;
+                Ok(vec![cancelled])
+            }
         }
     }
 }
@@ -435,10 +647,49 @@ fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), Invo
     if draft.due_date < draft.date {
         return Err(InvoiceError::DueBeforeDate);
     }
-    if draft.kind == InvoiceKind::SalesInvoice
-        && (draft.tds_section.is_some() || draft.retention.is_some())
-    {
-        return Err(InvoiceError::WithholdingOnSale);
+    let withholds = draft.tds_section.is_some() || draft.retention.is_some();
+    match draft.kind.note_of() {
+        Some(original_kind) => {
+            if withholds {
+                return Err(InvoiceError::WithholdingOnNote);
+            }
+            let original_id = draft
+                .original
+                .ok_or(InvoiceError::NoteWithoutOriginal(draft.kind.label()))?;
+            let original = context
+                .original
+                .as_ref()
+                .filter(|original| {
+                    original.draft().is_some_and(|d| {
+                        d.invoice_id == original_id && d.organization_id == draft.organization_id
+                    })
+                })
+                .ok_or(InvoiceError::OriginalNotFound)?;
+            let ours = original
+                .draft()
+                .is_some_and(|d| d.kind == original_kind && d.party_id == draft.party_id);
+            if !ours {
+                return Err(InvoiceError::OriginalOfAnother {
+                    expected: original_kind.label(),
+                });
+            }
+            if !original.is_submitted() {
+                return Err(InvoiceError::NotSubmitted);
+            }
+            if original.is_cancelled() {
+                return Err(InvoiceError::Cancelled);
+            }
+        }
+        None => {
+            if draft.original.is_some() {
+                return Err(InvoiceError::OriginalOfAnother {
+                    expected: "credit or debit note",
+                });
+            }
+            if draft.kind == InvoiceKind::SalesInvoice && withholds {
+                return Err(InvoiceError::WithholdingOnSale);
+            }
+        }
     }
     if let Some(reference) = &draft.reference {
         text("reference", reference)?;
@@ -482,10 +733,7 @@ fn check_party(draft: &NewInvoice, party: &Party) -> Result<(), InvoiceError> {
     let expected = draft.kind.party_kind();
     if party.kind() != Some(expected) {
         return Err(InvoiceError::PartyKind {
-            document: match draft.kind {
-                InvoiceKind::SalesInvoice => "sales invoice",
-                InvoiceKind::PurchaseBill => "purchase bill",
-            },
+            document: draft.kind.label(),
             expected: expected.as_str(),
         });
     }
@@ -514,9 +762,12 @@ fn submit(
         .map_err(|error| InvoiceError::Posting(JournalError::Date(error)))?;
 
     // VDS is withheld by the buyer: the organization on a bill, a withholding customer on a sale.
-    let buyer_withholds = match draft.kind {
-        InvoiceKind::PurchaseBill => tax.withholding_entity(),
-        InvoiceKind::SalesInvoice => details.withholding_entity,
+    let buyer_withholds = if draft.kind.note_of().is_some() {
+        false
+    } else if draft.kind.is_sale() {
+        details.withholding_entity
+    } else {
+        tax.withholding_entity()
     };
     let mut lines = Vec::with_capacity(draft.lines.len());
     for (index, line) in draft.lines.iter().enumerate() {
@@ -572,18 +823,33 @@ fn submit(
         withholding.retention_rate = Some(rate);
         withholding.retention = rate.of(value);
     }
-    let balance = match draft.kind {
-        InvoiceKind::SalesInvoice => total,
-        InvoiceKind::PurchaseBill => {
-            if withholding.total() > total {
-                return Err(InvoiceError::WithheldAboveTotal {
-                    withheld: withholding.total(),
-                    total,
-                });
-            }
-            total - withholding.total()
+    let balance = if draft.kind == InvoiceKind::PurchaseBill {
+        if withholding.total() > total {
+            return Err(InvoiceError::WithheldAboveTotal {
+                withheld: withholding.total(),
+                total,
+            });
         }
+        total - withholding.total()
+    } else {
+        total
     };
+    // A credit note takes no more than what is left of the document.
+    let original = context
+        .original
+        .as_ref()
+        .filter(|_| draft.original.is_some());
+    if draft.kind.decreases() {
+        let outstanding = original
+            .and_then(|original| original.outstanding())
+            .unwrap_or(Money::ZERO);
+        if balance > outstanding {
+            return Err(InvoiceError::NoteAboveOutstanding {
+                note: balance,
+                outstanding,
+            });
+        }
+    }
     let organization_party = TaxParty {
         name: organization
             .name()
@@ -597,24 +863,30 @@ fn submit(
         bin: details.bin.clone(),
         address: details.address.clone(),
     };
-    let (seller, buyer) = match draft.kind {
-        InvoiceKind::SalesInvoice => (organization_party, counterparty),
-        InvoiceKind::PurchaseBill => (counterparty, organization_party),
+    let (seller, buyer) = if draft.kind.is_sale() {
+        (organization_party, counterparty)
+    } else {
+        (counterparty, organization_party)
     };
-    if draft.kind == InvoiceKind::SalesInvoice && seller.bin.is_none() {
+    if draft.kind.is_sale() && seller.bin.is_none() {
         return Err(InvoiceError::NoSellerBin);
     }
-    let account_id = details.account_id.unwrap_or(match draft.kind {
-        InvoiceKind::SalesInvoice => accounts.receivable,
-        InvoiceKind::PurchaseBill => accounts.payable,
-    });
+    // A note moves the balance of the document it changes, on that document's account.
+    let account_id = original
+        .and_then(|original| original.balance_account())
+        .or(details.account_id)
+        .unwrap_or(if draft.kind.is_sale() {
+            accounts.receivable
+        } else {
+            accounts.payable
+        });
+    let decreasing_adjustment_eligible = (draft.kind == InvoiceKind::SalesCreditNote)
+        .then(|| vat <= NOTE_DETAILS_ABOVE || (buyer.bin.is_some() && buyer.address.is_some()));
     let serial = context.next_serial.max(1);
     let number = document_number(draft.kind.series_prefix(), fiscal_year, serial);
     let narration = draft.narration.clone().unwrap_or_else(|| {
-        let (what, to) = match draft.kind {
-            InvoiceKind::SalesInvoice => ("Sales invoice", "to"),
-            InvoiceKind::PurchaseBill => ("Purchase bill", "from"),
-        };
+        let to = if draft.kind.is_sale() { "to" } else { "from" };
+        let what = draft.kind.label();
         format!("{what} {number} {to} {}", details.name)
             .chars()
             .take(super::MAX_TEXT)
@@ -646,6 +918,9 @@ fn submit(
         balance,
         entry_id,
         account_id,
+        original: draft.original,
+        original_number: original.and_then(|original| original.number().map(str::to_owned)),
+        decreasing_adjustment_eligible,
     })))
 }
 
@@ -655,8 +930,33 @@ pub fn journal_entry(
     event: &InvoiceEvent,
     context: &DocumentContext,
 ) -> Result<Option<JournalEvent>, InvoiceError> {
-    let InvoiceEvent::InvoiceSubmitted(submitted) = event else {
-        return Ok(None);
+    let submitted = match event {
+        InvoiceEvent::InvoiceSubmitted(submitted) => submitted,
+        InvoiceEvent::InvoiceCancelled {
+            date,
+            reason,
+            reversal_entry_id,
+            ..
+        } => {
+            let entry = context.entry.as_ref().ok_or(InvoiceError::NotFound)?;
+            let mut events = entry
+                .decide(
+                    JournalCommand::Reverse {
+                        reversal_entry_id: *reversal_entry_id,
+                        date: *date,
+                        narration: Some(
+                            format!("Cancelled: {reason}")
+                                .chars()
+                                .take(super::MAX_TEXT)
+                                .collect(),
+                        ),
+                    },
+                    &context.posting,
+                )
+                .map_err(InvoiceError::Posting)?;
+            return Ok(events.pop());
+        }
+        _ => return Ok(None),
     };
     let SubmittedInvoice {
         organization_id,
@@ -687,8 +987,9 @@ pub fn journal_entry(
         site_id: None,
         memo: None,
     };
-    // Sales credit revenue and VAT and debit the customer; bills the other way round.
-    let sale = *kind == InvoiceKind::SalesInvoice;
+    // Sales credit revenue and VAT and debit the customer; bills the other way round; a credit
+    // note posts its document's sides swapped.
+    let sale = kind.is_sale();
     let mut entry_lines = Vec::with_capacity(lines.len() + 5);
     entry_lines.push(EntryLine {
         party,
@@ -708,7 +1009,7 @@ pub fn journal_entry(
         accounts.input_vat
     };
     entry_lines.push(side(vat_account, *vat, !sale));
-    if !sale {
+    if *kind == InvoiceKind::PurchaseBill {
         entry_lines.push(side(accounts.vds_payable, withholding.vds, false));
         entry_lines.push(side(accounts.tds_payable, withholding.tds, false));
         entry_lines.push(EntryLine {
@@ -717,6 +1018,9 @@ pub fn journal_entry(
         });
     }
     entry_lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
+    if kind.decreases() {
+        entry_lines = entry_lines.iter().map(EntryLine::swapped).collect();
+    }
     let entry = NewEntry {
         entry_id: *entry_id,
         organization_id: *organization_id,

@@ -86,6 +86,8 @@ impl Desk {
             tax: Arc::new(self.tax.clone()),
             party: Arc::new(self.party.clone()),
             next_serial,
+            original: None,
+            entry: None,
         }
     }
 
@@ -115,6 +117,7 @@ impl Desk {
             lines,
             tds_section: None,
             retention: None,
+            original: None,
         }
     }
 
@@ -715,4 +718,153 @@ fn payments_refuse_another_partys_document_a_draft_and_more_allocated_than_recei
         pay(&desk, &invoices, receipt(&desk, "0", Vec::new())).unwrap_err(),
         PaymentError::NothingMoved
     );
+}
+
+/// Applies `events` to `invoice`.
+fn applied(mut invoice: Invoice, events: Vec<InvoiceEvent>) -> Invoice {
+    for event in events {
+        invoice.apply(event);
+    }
+    invoice
+}
+
+#[test]
+fn a_credit_note_takes_no_more_than_is_left_and_names_the_buyer_above_tk_5000() {
+    // Scenario 16.
+    let mut desk = Desk::new(PartyKind::Customer, false);
+    let (original_id, original) = submitted_sale(&desk, "100000", "STD");
+    let note = |desk: &Desk, price: &str| {
+        let mut note = desk.draft(
+            InvoiceKind::SalesCreditNote,
+            "2025-08-25",
+            vec![desk.line(price, "STD", "4100")],
+        );
+        note.original = Some(original_id);
+        note
+    };
+    let context = DocumentContext {
+        original: Some(Arc::new(original.clone())),
+        ..desk.context(1)
+    };
+    let submit_note = |draft: NewInvoice, context: &DocumentContext| {
+        let drafted = applied(
+            Invoice::default(),
+            Invoice::default().decide(InvoiceCommand::Draft(draft), context)?,
+        );
+        let submit = InvoiceCommand::Submit {
+            issued_at: Utc::now(),
+            entry_id: EntryId::new(),
+        };
+        drafted.decide(submit, context)
+    };
+    // 1,00,001.00 + VAT is more than the 1,15,000.00 left.
+    assert!(matches!(
+        submit_note(note(&desk, "100001"), &context),
+        Err(InvoiceError::NoteAboveOutstanding { .. })
+    ));
+    let events = submit_note(note(&desk, "40000"), &context).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(submitted.number, "SCN-2025-26-000001");
+    assert_eq!(submitted.total, taka("46000"));
+    assert_eq!(
+        submitted.original_number.as_deref(),
+        Some("SI-2025-26-000001")
+    );
+    // The buyer has a BIN and an address: eligible though the VAT is 6,000.00.
+    assert_eq!(submitted.decreasing_adjustment_eligible, Some(true));
+    let entry = journal_entry(&events[0], &context).unwrap().unwrap();
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1130".to_owned(), zero, taka("46000")),
+            ("4100".to_owned(), taka("40000"), zero),
+            ("2140".to_owned(), taka("6000"), zero),
+        ]
+    );
+    // Without the buyer's BIN, a VAT effect above Tk 5,000 is flagged.
+    let mut details = desk.party.details().unwrap().clone();
+    details.bin = None;
+    desk.party.apply(PartyEvent::PartyUpdated {
+        party_id: desk.party.id().unwrap(),
+        details,
+    });
+    let context = DocumentContext {
+        original: Some(Arc::new(original)),
+        ..desk.context(2)
+    };
+    let events = submit_note(note(&desk, "40000"), &context).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(submitted.decreasing_adjustment_eligible, Some(false));
+    let small = submit_note(note(&desk, "1000"), &context).unwrap();
+    let InvoiceEvent::InvoiceSubmitted(submitted) = &small[0] else {
+        unreachable!()
+    };
+    assert_eq!(submitted.decreasing_adjustment_eligible, Some(true));
+}
+
+#[test]
+fn an_invoice_is_cancelled_only_while_nothing_settled_or_changed_it() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let (id, invoice) = submitted_sale(&desk, "1000", "STD");
+    let cancel = InvoiceCommand::Cancel {
+        date: date("2025-08-31"),
+        reason: "Issued twice".to_owned(),
+        reversal_entry_id: EntryId::new(),
+    };
+    // The entry it posted, as the journal holds it.
+    let draft = invoice.draft().unwrap().clone();
+    let mut posted = Invoice::default();
+    let context = desk.context(1);
+    posted = applied(
+        posted.clone(),
+        posted
+            .decide(InvoiceCommand::Draft(draft), &context)
+            .unwrap(),
+    );
+    let submitted = posted
+        .decide(
+            InvoiceCommand::Submit {
+                issued_at: Utc::now(),
+                entry_id: invoice.entry_id().unwrap(),
+            },
+            &context,
+        )
+        .unwrap();
+    let journal = journal_entry(&submitted[0], &context).unwrap().unwrap();
+    let mut entry = JournalEntry::default();
+    entry.apply(journal);
+    let context = DocumentContext {
+        entry: Some(Arc::new(entry)),
+        ..desk.context(1)
+    };
+    let events = invoice.decide(cancel.clone(), &context).unwrap();
+    let reversal = journal_entry(&events[0], &context).unwrap().unwrap();
+    assert!(matches!(
+        reversal,
+        JournalEvent::JournalEntryReversed { .. }
+    ));
+    let cancelled = applied(invoice.clone(), events);
+    assert_eq!(cancelled.outstanding(), Some(Money::ZERO));
+    assert_eq!(
+        cancelled.decide(cancel.clone(), &context).unwrap_err(),
+        InvoiceError::Cancelled
+    );
+    // Settled in part: only notes change it.
+    let paid = applied(
+        invoice,
+        vec![InvoiceEvent::InvoiceSettled {
+            payment_id: crate::ids::PaymentId::new(),
+            amount: taka("1"),
+        }],
+    );
+    assert!(matches!(
+        paid.decide(cancel, &context),
+        Err(InvoiceError::SettledCannotCancel { .. })
+    ));
+    let _ = id;
 }

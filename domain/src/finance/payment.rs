@@ -371,10 +371,7 @@ fn record(
         if !ours {
             return Err(PaymentError::InvoiceOfAnother {
                 index,
-                expected: match direction.settles() {
-                    InvoiceKind::SalesInvoice => "sales invoice",
-                    InvoiceKind::PurchaseBill => "purchase bill",
-                },
+                expected: direction.settles().label(),
             });
         }
         let outstanding = invoice
