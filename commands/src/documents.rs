@@ -339,6 +339,7 @@ impl EventStore {
                                 let adjusted = InvoiceEvent::InvoiceAdjusted {
                                     note_id: submitted.invoice_id,
                                     amount,
+                                    date: submitted.date,
                                 };
                                 companions.push(
                                     Companion::new::<Invoice>(original, *version, &[adjusted])
@@ -487,6 +488,7 @@ impl EventStore {
                                 let settled = InvoiceEvent::InvoiceSettled {
                                     payment_id: recorded.payment.payment_id,
                                     amount: allocation.amount,
+                                    date: recorded.payment.date,
                                 };
                                 let version = versions
                                     .get(&allocation.invoice_id)

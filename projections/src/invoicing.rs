@@ -39,6 +39,7 @@ read_model! {
     pub struct InvoicingRows {
         parties: Table<PartyRow>,
         invoices: Table<InvoiceRow>,
+        open_item_moves: Lines<OpenItemMove>,
         vat_lines: Lines<VatLineRow>,
         payments: Table<PaymentRow>,
         budgets: Table<BudgetRow>,
@@ -158,6 +159,23 @@ row! {
         total: i64,
         vds: i64,
         position: i64,
+    }
+}
+
+row! {
+    /// A change, on `date`, to what a sales invoice (`receivable`) or bill (`payable`) leaves
+    /// open: positive when more is owed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OpenItemMove in "fin_open_item_moves" {
+        key { invoice_id: Uuid, sequence: i64 }
+        organization_id: Uuid,
+        side: String,
+        party_id: Uuid,
+        number: String,
+        document_date: NaiveDate,
+        due_date: NaiveDate,
+        date: NaiveDate,
+        amount: i64,
     }
 }
 
@@ -291,7 +309,8 @@ impl InvoicingRows {
                     },
                 );
             }
-            InvoiceEvent::InvoiceAdjusted { amount, .. } => {
+            InvoiceEvent::InvoiceAdjusted { amount, date, .. } => {
+                self.push_move(event, invoice_id, date, amount.paisa())?;
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
                         row.balance += amount.paisa();
@@ -301,6 +320,12 @@ impl InvoicingRows {
                     .ok_or_else(|| missing("the document"))?;
             }
             InvoiceEvent::InvoiceCancelled { date, .. } => {
+                let open = self
+                    .invoices
+                    .get(tenant, &invoice_id)
+                    .map(|row| row.balance - row.settled)
+                    .ok_or_else(|| missing("the document"))?;
+                self.push_move(event, invoice_id, date, -open)?;
                 let document = self
                     .invoices
                     .get(tenant, &invoice_id)
@@ -319,7 +344,8 @@ impl InvoicingRows {
                     })
                     .ok_or_else(|| missing("the document"))?;
             }
-            InvoiceEvent::InvoiceSettled { amount, .. } => {
+            InvoiceEvent::InvoiceSettled { amount, date, .. } => {
+                self.push_move(event, invoice_id, date, -amount.paisa())?;
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
                         row.settled += amount.paisa();
@@ -351,6 +377,10 @@ impl InvoicingRows {
                         row.updated_at = event.recorded_at;
                     })
                     .ok_or_else(|| missing("the document"))?;
+                // A note is not an open item of its own: it moves its document's.
+                if submitted.kind.note_of().is_none() {
+                    self.push_move(event, invoice_id, submitted.date, submitted.balance.paisa())?;
+                }
             }
         }
         Ok(())
@@ -358,6 +388,40 @@ impl InvoicingRows {
 }
 
 impl InvoicingRows {
+    /// A change of `amount` on `date` to what document `invoice_id` (its row already applied)
+    /// leaves open.
+    fn push_move(
+        &mut self,
+        event: &RecordedEvent,
+        invoice_id: Uuid,
+        date: NaiveDate,
+        amount: i64,
+    ) -> Result<(), ProjectionError> {
+        let tenant = event.tenant_id.as_uuid();
+        let row = self
+            .invoices
+            .get(tenant, &invoice_id)
+            .ok_or_else(|| missing("the document"))?;
+        let side = if row.kind.starts_with("sales") {
+            "receivable"
+        } else {
+            "payable"
+        };
+        let line = OpenItemMove {
+            organization_id: row.organization_id,
+            side: side.to_owned(),
+            party_id: row.party_id,
+            number: row.number.clone().unwrap_or_default(),
+            document_date: row.date,
+            due_date: row.due_date,
+            date,
+            amount,
+        };
+        self.open_item_moves
+            .push(tenant, (invoice_id, event.sequence), line);
+        Ok(())
+    }
+
     /// The lines of `submitted` in its VAT book, dated `date`, with amounts times `sign`,
     /// numbered from `first`.
     fn push_vat_lines(
@@ -549,6 +613,639 @@ impl Projection for Invoicing {
             Budgets::TYPE => rows.apply_budgets(event),
             BudgetUsage::TYPE => rows.apply_budget_usage(event),
             _ => rows.apply_invoice(event),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A property of invoicing: random sessions of sales invoices, bills, credit notes, receipts,
+    //! payments and cancellations, decided by the aggregates as the write side decides them and
+    //! applied by this projection, keep the ledger balanced, the receivable and payable accounts
+    //! equal to the open items, and the VAT books equal to the VAT accounts.
+
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use cqrs_es::{Aggregate, DomainEvent};
+    use proptest::prelude::*;
+    use vextrus_commands::{GlobalPosition, codec};
+    use vextrus_domain::TenantId;
+    use vextrus_domain::finance::{
+        Allocation, DocumentAccounts, DocumentContext, FiscalYear, InvoiceCommand, InvoiceKind,
+        InvoiceLine, JournalEvent, Ledger, LedgerEvent, Money, NewInvoice, NewPayment,
+        PartyCommand, PartyDetails, PartyKind, PaymentCommand, PaymentContext, PaymentDirection,
+        PostingContext, Pricing, Quantity, TaxBook, TaxCommand, journal_entry, payment_entry,
+        standard_chart, standard_tax_rules,
+    };
+    use vextrus_domain::ids::{
+        AccountId, DivisionId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId,
+    };
+    use vextrus_domain::organization::{Organization, OrganizationEvent};
+    use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A sale (or a bill) of `price` paisa under VAT code `code`, on `day` of the year.
+        Document {
+            sale: bool,
+            price: i64,
+            code: usize,
+            inclusive: bool,
+            day: u64,
+        },
+        /// A credit note of `percent` of what is left of document `document`.
+        CreditNote {
+            document: usize,
+            percent: i64,
+        },
+        /// A receipt or payment settling `percent` of what is left, plus `advance` paisa.
+        Settle {
+            document: usize,
+            percent: i64,
+            advance: i64,
+        },
+        Cancel {
+            document: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (any::<bool>(), 1i64..50_000_000, 0usize..4, any::<bool>(), 0u64..300)
+                .prop_map(|(sale, price, code, inclusive, day)| Step::Document { sale, price, code, inclusive, day }),
+            1 => (0usize..12, 1i64..=120).prop_map(|(document, percent)| Step::CreditNote { document, percent }),
+            2 => (0usize..12, 1i64..=110, 0i64..100_000)
+                .prop_map(|(document, percent, advance)| Step::Settle { document, percent, advance }),
+            1 => (0usize..12).prop_map(|document| Step::Cancel { document }),
+        ]
+    }
+
+    struct Session {
+        tenant: TenantId,
+        organization_id: OrganizationId,
+        project: ProjectId,
+        posting: PostingContext,
+        tax: Arc<TaxBook>,
+        customer: Arc<Party>,
+        supplier: Arc<Party>,
+        /// Submitted documents (not notes), in order.
+        documents: Vec<(InvoiceId, Invoice)>,
+        versions: BTreeMap<String, i64>,
+        serials: BTreeMap<&'static str, u64>,
+        position: i64,
+        /// Every journal entry posted, as the journal streams hold them.
+        journal: Vec<JournalEvent>,
+        rows: InvoicingRows,
+    }
+
+    fn date(day: u64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 7, 1)
+            .unwrap()
+            .checked_add_days(chrono::Days::new(day))
+            .unwrap()
+    }
+
+    impl Session {
+        fn new() -> Self {
+            let organization_id = OrganizationId::new();
+            let (division, project) = (DivisionId::new(), ProjectId::new());
+            let mut organization = Organization::default();
+            for event in [
+                OrganizationEvent::OrganizationCreated {
+                    organization_id,
+                    name: Name::parse("Meghna Builders Ltd").unwrap(),
+                    code: Code::parse("MBL").unwrap(),
+                    bin: Bin::parse("002871821-0101").unwrap(),
+                    tin: Tin::parse("123456789012").unwrap(),
+                    base_currency: CurrencyCode::bdt(),
+                    fiscal_year_start: FiscalYearStart::default(),
+                },
+                OrganizationEvent::DivisionCreated {
+                    division_id: division,
+                    name: Name::parse("Dhaka").unwrap(),
+                    code: Code::parse("DHK").unwrap(),
+                },
+                OrganizationEvent::ProjectCreated {
+                    project_id: project,
+                    division_id: division,
+                    name: Name::parse("Padma").unwrap(),
+                    code: Code::parse("P1").unwrap(),
+                },
+            ] {
+                organization.apply(event);
+            }
+            let mut ledger = Ledger::default();
+            for account in standard_chart(&CurrencyCode::bdt()) {
+                ledger.apply(LedgerEvent::AccountCreated(account));
+            }
+            ledger.apply(LedgerEvent::FiscalYearOpened(FiscalYear {
+                start: date(0),
+                end: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+                short: false,
+            }));
+            let accounts = DocumentAccounts::from_standard_chart(&ledger).unwrap();
+            let (vat_codes, tds_sections) = standard_tax_rules();
+            let mut tax = TaxBook::default();
+            for event in tax
+                .decide(TaxCommand::Adopt {
+                    organization_id,
+                    withholding_entity: true,
+                    vat_codes,
+                    tds_sections,
+                    accounts,
+                })
+                .unwrap()
+            {
+                tax.apply(event);
+            }
+            let party = |kind| {
+                let mut party = Party::default();
+                for event in party
+                    .decide(PartyCommand::Register {
+                        party_id: PartyId::new(),
+                        organization_id,
+                        kind,
+                        details: PartyDetails {
+                            name: Name::parse("Karim Traders").unwrap(),
+                            bin: Some(Bin::parse("000000002-0101").unwrap()),
+                            tin: None,
+                            address: Some("Dhaka".to_owned()),
+                            withholding_entity: false,
+                            terms_days: 30,
+                            account_id: None,
+                        },
+                    })
+                    .unwrap()
+                {
+                    party.apply(event);
+                }
+                Arc::new(party)
+            };
+            Self {
+                tenant: TenantId::new(),
+                organization_id,
+                project,
+                posting: PostingContext {
+                    ledger: Arc::new(ledger),
+                    organization: Arc::new(organization),
+                },
+                tax: Arc::new(tax),
+                customer: party(PartyKind::Customer),
+                supplier: party(PartyKind::Supplier),
+                documents: Vec::new(),
+                versions: BTreeMap::new(),
+                serials: BTreeMap::new(),
+                position: 0,
+                journal: Vec::new(),
+                rows: InvoicingRows::default(),
+            }
+        }
+
+        /// Appends `event` of stream `id` to the log and applies it to the read model.
+        fn record<E: DomainEvent>(&mut self, aggregate_type: &str, id: String, event: &E) {
+            let sequence = self.versions.entry(id.clone()).or_default();
+            *sequence += 1;
+            self.position += 1;
+            let (event_type, payload) = codec::encode(event).unwrap();
+            let recorded = RecordedEvent {
+                tenant_id: self.tenant,
+                aggregate_type: aggregate_type.to_owned(),
+                aggregate_id: id,
+                sequence: *sequence,
+                event_type,
+                event_version: event.event_version(),
+                payload,
+                actor: "accountant".into(),
+                command_id: uuid::Uuid::now_v7(),
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+                request_id: None,
+                request_metadata: Value::Null,
+                recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                global_position: GlobalPosition::new(self.position),
+                transaction_id: u64::try_from(self.position).unwrap(),
+            };
+            let mut want = InvoicingRows::default();
+            Invoicing.want(&mut want, &recorded);
+            Invoicing.apply(&mut self.rows, &recorded).unwrap();
+        }
+
+        fn party(&self, sale: bool) -> Arc<Party> {
+            if sale {
+                self.customer.clone()
+            } else {
+                self.supplier.clone()
+            }
+        }
+
+        fn context(
+            &self,
+            sale: bool,
+            prefix: &'static str,
+            original: Option<Arc<Invoice>>,
+        ) -> DocumentContext {
+            DocumentContext {
+                posting: self.posting.clone(),
+                tax: self.tax.clone(),
+                party: self.party(sale),
+                next_serial: self.serials.get(prefix).copied().unwrap_or(0) + 1,
+                original,
+                entry: None,
+            }
+        }
+
+        /// Drafts and submits `draft`; records its events (and its original's adjustment).
+        fn document(&mut self, draft: NewInvoice, original: Option<usize>) {
+            let sale = draft.kind.is_sale();
+            let prefix = draft.kind.series_prefix();
+            let original_doc = original.map(|index| Arc::new(self.documents[index].1.clone()));
+            let context = self.context(sale, prefix, original_doc);
+            let id = draft.invoice_id;
+            let mut invoice = Invoice::default();
+            let Ok(drafted) = invoice.decide(InvoiceCommand::Draft(draft), &context) else {
+                return;
+            };
+            let submit = InvoiceCommand::Submit {
+                issued_at: Utc.with_ymd_and_hms(2025, 8, 1, 0, 0, 0).unwrap(),
+                entry_id: EntryId::new(),
+            };
+            let mut after_draft = invoice.clone();
+            for event in &drafted {
+                after_draft.apply(event.clone());
+            }
+            let Ok(submitted) = after_draft.decide(submit, &context) else {
+                return;
+            };
+            let posted = journal_entry(&submitted[0], &context).unwrap().unwrap();
+            *self.serials.entry(prefix).or_default() += 1;
+            for event in drafted.iter().chain(&submitted) {
+                invoice.apply(event.clone());
+                self.record(Invoice::TYPE, id.to_string(), event);
+            }
+            self.journal.push(posted);
+            if let (Some(index), InvoiceEvent::InvoiceSubmitted(note)) = (original, &submitted[0]) {
+                let amount = if note.kind.decreases() {
+                    -note.balance
+                } else {
+                    note.balance
+                };
+                let adjusted = InvoiceEvent::InvoiceAdjusted {
+                    note_id: id,
+                    amount,
+                    date: note.date,
+                };
+                let (original_id, original) = &mut self.documents[index];
+                original.apply(adjusted.clone());
+                let original_id = original_id.to_string();
+                self.record(Invoice::TYPE, original_id, &adjusted);
+            } else if original.is_none() {
+                self.documents.push((id, invoice));
+            }
+        }
+
+        fn draft(
+            &self,
+            kind: InvoiceKind,
+            price: i64,
+            code: usize,
+            inclusive: bool,
+            on: NaiveDate,
+        ) -> NewInvoice {
+            let codes = ["STD", "S004.00", "RED-5", "EXEMPT"];
+            let sale = kind.is_sale();
+            NewInvoice {
+                invoice_id: InvoiceId::new(),
+                organization_id: self.organization_id,
+                kind,
+                party_id: self.party(sale).id().unwrap(),
+                date: on,
+                due_date: on,
+                pricing: if inclusive {
+                    Pricing::VatInclusive
+                } else {
+                    Pricing::VatExclusive
+                },
+                reference: None,
+                narration: None,
+                lines: vec![InvoiceLine {
+                    description: "Work".to_owned(),
+                    quantity: Quantity::ONE,
+                    unit_price: Money::from_paisa(price),
+                    vat_code: Code::parse(codes[code]).unwrap(),
+                    account_id: self.account(if sale { "4100" } else { "5120" }),
+                    project_id: Some(self.project),
+                    site_id: None,
+                }],
+                tds_section: (!sale).then(|| Code::parse("CONTRACT").unwrap()),
+                retention: None,
+                original: None,
+            }
+        }
+
+        fn account(&self, code: &str) -> AccountId {
+            self.posting
+                .ledger
+                .account_by_code(&Code::parse(code).unwrap())
+                .unwrap()
+        }
+
+        fn run(&mut self, step: Step) {
+            match step {
+                Step::Document {
+                    sale,
+                    price,
+                    code,
+                    inclusive,
+                    day,
+                } => {
+                    let kind = if sale {
+                        InvoiceKind::SalesInvoice
+                    } else {
+                        InvoiceKind::PurchaseBill
+                    };
+                    let draft = self.draft(kind, price, code, inclusive, date(day));
+                    self.document(draft, None);
+                }
+                Step::CreditNote { document, percent } => {
+                    let Some((original_id, original)) = self.documents.get(document).cloned()
+                    else {
+                        return;
+                    };
+                    let Some(draft) = original.draft() else {
+                        return;
+                    };
+                    let left = original.outstanding().unwrap_or(Money::ZERO).paisa();
+                    // The note's price before VAT; with the VAT it may well be above what is left.
+                    let price = left * percent / 115;
+                    if price <= 0 {
+                        return;
+                    }
+                    let kind = draft.kind.note(true).unwrap();
+                    let mut note = self.draft(kind, price, 0, false, draft.date);
+                    note.tds_section = None;
+                    note.original = Some(original_id);
+                    self.document(note, Some(document));
+                }
+                Step::Settle {
+                    document,
+                    percent,
+                    advance,
+                } => {
+                    let Some((invoice_id, invoice)) = self.documents.get(document).cloned() else {
+                        return;
+                    };
+                    let Some(draft) = invoice.draft() else { return };
+                    let sale = draft.kind.is_sale();
+                    let left = invoice.outstanding().unwrap_or(Money::ZERO).paisa();
+                    let allocated = left * percent / 100;
+                    let payment = NewPayment {
+                        payment_id: PaymentId::new(),
+                        organization_id: self.organization_id,
+                        direction: if sale {
+                            PaymentDirection::Receipt
+                        } else {
+                            PaymentDirection::Payment
+                        },
+                        party_id: draft.party_id,
+                        date: draft.date,
+                        account_id: self.account("1121"),
+                        amount: Money::from_paisa(allocated + advance),
+                        reference: None,
+                        narration: None,
+                        allocations: vec![Allocation {
+                            invoice_id,
+                            amount: Money::from_paisa(allocated),
+                        }],
+                        deductions: Vec::new(),
+                        vds_certificate: None,
+                        project_id: None,
+                        site_id: None,
+                    };
+                    let prefix = payment.direction.series_prefix();
+                    let context = PaymentContext {
+                        posting: self.posting.clone(),
+                        tax: self.tax.clone(),
+                        party: self.party(sale),
+                        invoices: [(invoice_id, Arc::new(invoice.clone()))]
+                            .into_iter()
+                            .collect(),
+                        next_serial: self.serials.get(prefix).copied().unwrap_or(0) + 1,
+                    };
+                    let id = payment.payment_id;
+                    let Ok(events) = Payment::default().decide(
+                        PaymentCommand::Record {
+                            payment,
+                            entry_id: EntryId::new(),
+                        },
+                        &context,
+                    ) else {
+                        return;
+                    };
+                    *self.serials.entry(prefix).or_default() += 1;
+                    self.journal
+                        .push(payment_entry(&events[0], &context).unwrap());
+                    self.record(Payment::TYPE, id.to_string(), &events[0]);
+                    if allocated > 0 {
+                        let settled = InvoiceEvent::InvoiceSettled {
+                            payment_id: id,
+                            amount: Money::from_paisa(allocated),
+                            date: draft.date,
+                        };
+                        self.documents[document].1.apply(settled.clone());
+                        self.record(Invoice::TYPE, invoice_id.to_string(), &settled);
+                    }
+                }
+                Step::Cancel { document } => {
+                    let Some((invoice_id, invoice)) = self.documents.get(document).cloned() else {
+                        return;
+                    };
+                    let Some(draft) = invoice.draft() else { return };
+                    let Some(entry_event) = self.journal.iter().find(|event| {
+                        matches!(event, JournalEvent::JournalEntryPosted { entry_id, .. } if Some(*entry_id) == invoice.entry_id())
+                    }) else {
+                        return;
+                    };
+                    let mut entry = vextrus_domain::finance::JournalEntry::default();
+                    entry.apply(entry_event.clone());
+                    let context = DocumentContext {
+                        entry: Some(Arc::new(entry)),
+                        ..self.context(draft.kind.is_sale(), "SI", None)
+                    };
+                    let cancel = InvoiceCommand::Cancel {
+                        date: draft.date,
+                        reason: "Wrong party".to_owned(),
+                        reversal_entry_id: EntryId::new(),
+                    };
+                    let Ok(events) = invoice.decide(cancel, &context) else {
+                        return;
+                    };
+                    self.journal
+                        .push(journal_entry(&events[0], &context).unwrap().unwrap());
+                    self.documents[document].1.apply(events[0].clone());
+                    self.record(Invoice::TYPE, invoice_id.to_string(), &events[0]);
+                }
+            }
+        }
+
+        /// Debit minus credit of `code` over every posted entry.
+        fn net(&self, code: &str) -> i64 {
+            let account = self.account(code);
+            self.journal
+                .iter()
+                .flat_map(|event| match event {
+                    JournalEvent::JournalEntryPosted { lines, .. }
+                    | JournalEvent::JournalEntryReversed { lines, .. } => lines.iter(),
+                })
+                .filter(|line| line.account_id == account)
+                .map(|line| line.net().paisa())
+                .sum()
+        }
+    }
+
+    /// The ledger balances, the open items are the receivable and payable accounts and what the
+    /// documents leave outstanding, and the VAT books are the VAT accounts.
+    fn agrees(session: &Session) -> Result<(), String> {
+        for event in &session.journal {
+            let (JournalEvent::JournalEntryPosted { lines, .. }
+            | JournalEvent::JournalEntryReversed { lines, .. }) = event;
+            let debit: i64 = lines.iter().map(|l| l.debit.paisa()).sum();
+            let credit: i64 = lines.iter().map(|l| l.credit.paisa()).sum();
+            if debit != credit {
+                return Err(format!("an unbalanced entry: {event:?}"));
+            }
+        }
+        let open = |side: &str| -> i64 {
+            session
+                .rows
+                .open_item_moves
+                .pending()
+                .filter(|m| m.side == side)
+                .map(|m| m.amount)
+                .sum()
+        };
+        let book = |name: &str| -> i64 {
+            session
+                .rows
+                .vat_lines
+                .pending()
+                .filter(|l| l.book == name)
+                .map(|l| l.vat)
+                .sum()
+        };
+        let outstanding: i64 = session
+            .documents
+            .iter()
+            .filter(|(_, invoice)| invoice.draft().is_some_and(|d| d.kind.is_sale()))
+            .filter_map(|(_, invoice)| invoice.outstanding())
+            .map(Money::paisa)
+            .sum();
+        let pairs = [
+            (
+                "receivables and open items",
+                open("receivable"),
+                session.net("1130"),
+            ),
+            (
+                "payables and open items",
+                open("payable"),
+                -session.net("2110"),
+            ),
+            (
+                "the sales book and output VAT",
+                book("sales"),
+                -session.net("2140"),
+            ),
+            (
+                "the purchase book and input VAT",
+                book("purchase"),
+                session.net("1150"),
+            ),
+            (
+                "outstanding documents and open items",
+                outstanding,
+                open("receivable"),
+            ),
+        ];
+        for (what, left, right) in pairs {
+            if left != right {
+                return Err(format!("{what}: {left} != {right}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_session_with_every_kind_of_step_agrees() {
+        let mut session = Session::new();
+        for step in [
+            Step::Document {
+                sale: true,
+                price: 10_000_000,
+                code: 0,
+                inclusive: false,
+                day: 3,
+            },
+            Step::Document {
+                sale: true,
+                price: 8_679_600,
+                code: 1,
+                inclusive: true,
+                day: 40,
+            },
+            Step::Document {
+                sale: false,
+                price: 100_000_000,
+                code: 1,
+                inclusive: false,
+                day: 50,
+            },
+            Step::CreditNote {
+                document: 0,
+                percent: 40,
+            },
+            Step::CreditNote {
+                document: 0,
+                percent: 120,
+            },
+            Step::Settle {
+                document: 0,
+                percent: 50,
+                advance: 5_000,
+            },
+            Step::Settle {
+                document: 2,
+                percent: 100,
+                advance: 0,
+            },
+            Step::Cancel { document: 1 },
+            Step::Cancel { document: 0 },
+        ] {
+            session.run(step);
+        }
+        // Three documents, a note, two settlements and a cancellation were posted; the note of
+        // 120 % and the cancellation of a settled invoice were refused.
+        assert_eq!(session.journal.len(), 7);
+        assert_eq!(session.documents[1].1.outstanding(), Some(Money::ZERO));
+        assert!(session.rows.open_item_moves.len() >= 7);
+        agrees(&session).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_registers_and_open_items_always_agree_with_the_ledger(
+            steps in proptest::collection::vec(step(), 1..40)
+        ) {
+            let mut session = Session::new();
+            for step in steps {
+                session.run(step);
+            }
+            prop_assert_eq!(agrees(&session), Ok(()));
         }
     }
 }

@@ -377,6 +377,11 @@ impl<R: Row> Lines<R> {
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// The lines not yet saved, in the order they were pushed.
+    pub fn pending(&self) -> impl Iterator<Item = &R> {
+        self.pending.iter().map(|(_, row)| row)
+    }
 }
 
 impl<R: Row> ReadModelTable for Lines<R> {

@@ -444,6 +444,15 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "post",
             "/v1/organizations/{organization_id}/invoices/{invoice_id}/cancel",
         ),
+        ("get", "/v1/organizations/{organization_id}/aging"),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/parties/{party_id}/ledger",
+        ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/withholding-register",
+        ),
         ("post", "/v1/organizations/{organization_id}/budgets"),
         ("get", "/v1/organizations/{organization_id}/budgets"),
         (

@@ -936,14 +936,14 @@ async fn notes_change_a_document_and_cancelling_is_for_documents_nothing_touched
     let app = spawn_app().await;
     let desk = Desk::open(&app, "NOTES").await;
     let bank = desk.books.id("1121").to_owned();
-    let (invoice, _) = desk
-        .submitted_sale("2025-08-10", "100000.00", "STD")
-        .await;
-    desk.receipt(json!({"party_id": desk.customer, "date": "2025-08-12", "account_id": bank,
+    let (invoice, _) = desk.submitted_sale("2025-08-10", "100000.00", "STD").await;
+    desk.receipt(
+        json!({"party_id": desk.customer, "date": "2025-08-12", "account_id": bank,
                         "amount": "15000.00",
-                        "allocations": [{"invoice_id": invoice, "amount": "15000.00"}]}))
-        .await
-        .expect(201);
+                        "allocations": [{"invoice_id": invoice, "amount": "15000.00"}]}),
+    )
+    .await
+    .expect(201);
     let cancel = async |id: &str, date: &str| {
         let path = desk.books.path(&format!("invoices/{id}/cancel"));
         desk.books
@@ -1047,7 +1047,9 @@ async fn notes_change_a_document_and_cancelling_is_for_documents_nothing_touched
         "cancelled"
     );
     let september = desk
-        .get(&format!("vat/sales-book?month=2025-09&min_position={cancelled}"))
+        .get(&format!(
+            "vat/sales-book?month=2025-09&min_position={cancelled}"
+        ))
         .await
         .expect(200);
     assert_eq!(september.body["lines"].as_array().unwrap().len(), 2);
@@ -1058,5 +1060,82 @@ async fn notes_change_a_document_and_cancelling_is_for_documents_nothing_touched
         .await;
     assert_eq!(row(&tb.body, "4100")["debit"], "2000.00");
     assert_eq!(row(&tb.body, "4100")["credit"], "2000.00");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn aging_as_of_any_day_agrees_with_the_receivable_account_and_registers_list_withholding() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "AGING").await;
+    let bank = desk.books.id("1121").to_owned();
+    let (old, _) = desk
+        .submitted_sale("2025-07-01", "100000.00", "S004.00")
+        .await;
+    let (recent, _) = desk.submitted_sale("2025-09-15", "10000.00", "STD").await;
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-20", "account_id": bank,
+                        "amount": "12000.00", "vds_certificate": "M66-2025-0007",
+                        "deductions": [{"kind": "vds", "amount": "3000.00"}],
+                        "allocations": [{"invoice_id": old, "amount": "15000.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = received.position();
+    let aging = async |as_of: &str| {
+        let path = format!("aging?side=receivable&as_of={as_of}&min_position={position}");
+        desk.get(&path).await
+    };
+    // Before the receipt and the second sale: 1,07,500.00 at 61 days.
+    let august = aging("2025-08-31").await.expect(200);
+    assert_eq!(august.body["total"], "107500.00");
+    assert_eq!(
+        august.body["totals"],
+        json!(["0.00", "0.00", "107500.00", "0.00", "0.00"])
+    );
+    // At the end of October: 92,500.00 at 122 days and 11,500.00 at 46.
+    let october = aging("2025-10-31").await.expect(200);
+    assert_eq!(
+        october.body["totals"],
+        json!(["0.00", "11500.00", "0.00", "0.00", "92500.00"])
+    );
+    assert_eq!(october.body["items"][0]["bucket"], "121+");
+    assert_eq!(october.body["items"][1]["number"], "SI-2025-26-000002");
+    assert_eq!(october.body["parties"][0]["total"], "104000.00");
+    // The open items are what the receivable account holds on each day.
+    for (as_of, aged) in [("2025-08-31", &august), ("2025-10-31", &october)] {
+        let tb = desk
+            .books
+            .trial_balance(&format!("from=2025-07-01&to={as_of}"), position)
+            .await;
+        assert_eq!(
+            row(&tb.body, "1130")["closing"],
+            aged.body["total"],
+            "{as_of}"
+        );
+    }
+    let _ = recent;
+
+    let ledger = desk
+        .get(&format!(
+            "parties/{}/ledger?from=2025-09-01&min_position={position}",
+            desk.customer
+        ))
+        .await
+        .expect(200);
+    assert_eq!(ledger.body["opening"], "107500.00");
+    assert_eq!(ledger.body["closing"], "104000.00");
+    assert_eq!(ledger.body["lines"].as_array().unwrap().len(), 2);
+
+    let register = desk
+        .get(&format!("withholding-register?min_position={position}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        register.body["lines"],
+        json!([{"date": "2025-09-20", "number": "RC-2025-26-000001", "party_id": desk.customer,
+                "party_name": "Roads and Highways Department", "kind": "vds",
+                "direction": "suffered", "amount": "3000.00", "certificate": "M66-2025-0007"}])
+    );
     app.shutdown().await;
 }

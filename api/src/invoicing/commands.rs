@@ -976,6 +976,8 @@ async fn draft_note(
     body: DraftNote,
     credit: bool,
 ) -> Result<Accepted, ApiError> {
+    // The role first: a caller who may not draft learns nothing of the document.
+    cmd.require(Permission::PostEntries, "drafting a note")?;
     let state = cmd.state().clone();
     let (document, _) = state
         .postings()

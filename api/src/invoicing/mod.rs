@@ -56,6 +56,9 @@ pub fn router() -> Router<AppState> {
         .documented(__path_draft_credit_note, draft_credit_note)
         .documented(__path_draft_debit_note, draft_debit_note)
         .documented(__path_cancel_document, cancel_document)
+        .documented(__path_aging, aging)
+        .documented(__path_party_ledger, party_ledger)
+        .documented(__path_withholding_register, withholding_register)
 }
 
 fn rule(rule: &'static str, detail: String) -> ApiError {

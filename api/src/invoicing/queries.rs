@@ -23,12 +23,14 @@ use super::InvoicingQueryErrors;
 use super::commands::month;
 use super::pdf;
 use super::views::{
-    AllocationView, BudgetActionView, BudgetQuery, BudgetReport, BudgetView, DeductionView,
-    DocumentAccountsBody, DocumentPage, DocumentQuery, DocumentRow, DocumentStatusView,
-    DocumentView, MonthPath, PartyPage, PartyQuery, PartyView, PaymentDirectionView, PaymentPage,
-    PaymentQuery, PaymentView, TaxBookView, TdsSectionView, TdsTierView, TdsTiersView, VatBookLine,
-    VatBookQuery, VatBookView, VatCodeView, VatKindView, VatMonthView, VatRateView, VatReturnQuery,
-    VatReturnRow, VatReturnView,
+    AgingBasisView, AgingPartyView, AgingQuery, AgingView, AllocationView, BudgetActionView,
+    BudgetQuery, BudgetReport, BudgetView, DeductionView, DocumentAccountsBody, DocumentPage,
+    DocumentQuery, DocumentRow, DocumentStatusView, DocumentView, MonthPath, OpenItemView,
+    OpenSideView, PartyLedgerLine, PartyLedgerQuery, PartyLedgerView, PartyPage, PartyQuery,
+    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView,
+    TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
+    VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
+    WithholdingLine, WithholdingQuery, WithholdingRegister,
 };
 use crate::auth::Permission;
 use crate::consistency;
@@ -1039,6 +1041,356 @@ pub async fn budget_report(
         ));
     }
     Ok(Json(BudgetReport { items }).into_response())
+}
+
+/// The age bucket of `days`.
+fn bucket(days: i64) -> usize {
+    match days {
+        ..=30 => 0,
+        31..=60 => 1,
+        61..=90 => 2,
+        91..=120 => 3,
+        _ => 4,
+    }
+}
+
+const BUCKETS: [&str; 5] = ["0-30", "31-60", "61-90", "91-120", "121+"];
+
+/// Receivable or payable aging as of any day: what each document left open at the end of the
+/// day (its balance, notes, settlements and cancellation dated up to then), by party and by age
+/// (0–30, 31–60, 61–90, 91–120, 121+ days). With `party_id`, that party's open items. JSON, or
+/// CSV with `format=csv` (one row per open document).
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/aging", tag = "reports",
+    params(("organization_id" = Uuid, Path), AgingQuery),
+    responses((status = 200, description = "Aging",
+        content((AgingView = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn aging(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<AgingQuery>,
+) -> Result<Response, ApiError> {
+    let side = query.side.unwrap_or(OpenSideView::Receivable);
+    let basis = query.basis.unwrap_or_default();
+    let as_of = query.as_of.unwrap_or_else(|| {
+        (chrono::Utc::now()
+            + chrono::Duration::hours(vextrus_projections::activity::DAY_OFFSET_HOURS))
+        .date_naive()
+    });
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let mut sql = QueryBuilder::<Postgres>::new(
+        "select m.invoice_id, m.party_id, m.number, m.document_date, m.due_date,
+                sum(m.amount)::bigint as open, p.name as party_name
+         from fin_open_item_moves m
+         left join fin_parties p on p.tenant_id = m.tenant_id and p.party_id = m.party_id
+         where m.organization_id = ",
+    );
+    sql.push_bind(organization.as_uuid())
+        .push(" and m.side = ")
+        .push_bind(match side {
+            OpenSideView::Receivable => "receivable",
+            OpenSideView::Payable => "payable",
+        })
+        .push(" and m.date <= ")
+        .push_bind(as_of);
+    if let Some(party) = query.party_id {
+        sql.push(" and m.party_id = ").push_bind(party);
+    }
+    sql.push(
+        " group by m.invoice_id, m.party_id, m.number, m.document_date, m.due_date, p.name
+          having sum(m.amount) <> 0
+          order by m.document_date, m.number",
+    );
+    let rows = sql
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+    let mut parties: BTreeMap<(Option<String>, uuid::Uuid), [i64; 5]> = BTreeMap::new();
+    let mut totals = [0i64; 5];
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let document_date: NaiveDate = row.get("document_date");
+        let due_date: NaiveDate = row.get("due_date");
+        let open: i64 = row.get("open");
+        let from = match basis {
+            AgingBasisView::DocumentDate => document_date,
+            AgingBasisView::DueDate => due_date,
+        };
+        let days = (as_of - from).num_days().max(0);
+        let at = bucket(days);
+        let party_id: uuid::Uuid = row.get("party_id");
+        let party_name: Option<String> = row.get("party_name");
+        parties.entry((party_name.clone(), party_id)).or_default()[at] += open;
+        totals[at] += open;
+        items.push(OpenItemView {
+            invoice_id: row.get("invoice_id"),
+            number: row.get("number"),
+            party_id,
+            party_name,
+            document_date,
+            due_date,
+            open: amount(open),
+            days,
+            bucket: BUCKETS[at].to_owned(),
+        });
+    }
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "party",
+            "number",
+            "document_date",
+            "due_date",
+            "days",
+            "bucket",
+            "open",
+        ];
+        let rows = items
+            .into_iter()
+            .map(|item| {
+                vec![
+                    item.party_name.unwrap_or_default(),
+                    item.number,
+                    item.document_date.to_string(),
+                    item.due_date.to_string(),
+                    item.days.to_string(),
+                    item.bucket,
+                    item.open,
+                ]
+            })
+            .collect();
+        let file = format!("aging-{}", as_of);
+        return Ok(crate::finance::queries::csv_response(
+            &file,
+            &header_row,
+            rows,
+        ));
+    }
+    let view = AgingView {
+        side,
+        as_of,
+        basis,
+        parties: parties
+            .into_iter()
+            .map(|((party_name, party_id), buckets)| AgingPartyView {
+                party_id,
+                party_name,
+                total: amount(buckets.iter().sum()),
+                buckets: buckets.iter().copied().map(amount).collect(),
+            })
+            .collect(),
+        total: amount(totals.iter().sum()),
+        totals: totals.iter().copied().map(amount).collect(),
+        items,
+    };
+    Ok(Json(view).into_response())
+}
+
+/// A party's ledger: every posted line naming the party (invoices, bills, notes, receipts,
+/// payments, advances, retention, journal entries) in date order with the running balance.
+/// JSON, or CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/parties/{party_id}/ledger", tag = "parties",
+    params(("organization_id" = Uuid, Path), ("party_id" = Uuid, Path), PartyLedgerQuery),
+    responses((status = 200, description = "The party's ledger",
+        content((PartyLedgerView = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn party_ledger(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds((organization, party)): PathIds<(OrganizationId, PartyId)>,
+    QueryParams(query): QueryParams<PartyLedgerQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    let found: bool = sqlx::query_scalar(
+        "select exists (select 1 from fin_parties where organization_id = $1 and party_id = $2)",
+    )
+    .bind(organization.as_uuid())
+    .bind(party.as_uuid())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    if !found {
+        return Err(ApiError::NotFound(format!("party {party} not found")));
+    }
+    let rows = sqlx::query(
+        "select l.date, l.entry_id, e.document_number, e.narration, a.code, l.debit, l.credit,
+                sum(l.debit - l.credit) over (order by l.date, l.position, l.entry_id, l.line_no)
+                    ::bigint as balance
+         from fin_entry_lines l
+         join fin_entries e on e.tenant_id = l.tenant_id and e.entry_id = l.entry_id
+         join fin_accounts a on a.tenant_id = l.tenant_id and a.account_id = l.account_id
+         where l.organization_id = $1 and l.party_id = $2 and ($3::date is null or l.date <= $3)
+         order by l.date, l.position, l.entry_id, l.line_no",
+    )
+    .bind(organization.as_uuid())
+    .bind(party.as_uuid())
+    .bind(query.to)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    let mut opening = 0i64;
+    let mut closing = 0i64;
+    let mut lines = Vec::new();
+    for row in &rows {
+        let date: NaiveDate = row.get("date");
+        let balance: i64 = row.get("balance");
+        closing = balance;
+        if query.from.is_some_and(|from| date < from) {
+            opening = balance;
+            continue;
+        }
+        lines.push(PartyLedgerLine {
+            date,
+            entry_id: row.get("entry_id"),
+            document_number: row.get("document_number"),
+            narration: row.get("narration"),
+            account_code: row.get("code"),
+            debit: amount(row.get("debit")),
+            credit: amount(row.get("credit")),
+            balance: amount(balance),
+        });
+    }
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "date",
+            "document_number",
+            "narration",
+            "account",
+            "debit",
+            "credit",
+            "balance",
+        ];
+        let rows = lines
+            .into_iter()
+            .map(|line| {
+                vec![
+                    line.date.to_string(),
+                    line.document_number.unwrap_or_default(),
+                    line.narration,
+                    line.account_code,
+                    line.debit,
+                    line.credit,
+                    line.balance,
+                ]
+            })
+            .collect();
+        return Ok(crate::finance::queries::csv_response(
+            &format!("party-ledger-{party}"),
+            &header_row,
+            rows,
+        ));
+    }
+    Ok(Json(PartyLedgerView {
+        party_id: party.as_uuid(),
+        from: query.from,
+        to: query.to,
+        opening: amount(opening),
+        lines,
+        closing: amount(closing),
+    })
+    .into_response())
+}
+
+/// The withholding register: VAT (VDS), income tax (TDS) and retention withheld at source,
+/// given (by the organization, from its suppliers, to deposit) and suffered (by its customers,
+/// from it), with the Mushak-6.6 certificates recorded. JSON, or CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/withholding-register", tag = "tax",
+    params(("organization_id" = Uuid, Path), WithholdingQuery),
+    responses((status = 200, description = "The withholding register",
+        content((WithholdingRegister = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn withholding_register(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<WithholdingQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    // Bills withhold when submitted; receipts and payments when recorded.
+    let rows = sqlx::query(
+        "with withheld as (
+             select i.tenant_id, i.date, i.number, i.party_id, k.kind, 'given' as direction,
+                    k.amount, null::text as certificate, i.position
+             from fin_invoices i
+             cross join lateral (values ('vds', i.vds), ('tds', i.tds), ('retention', i.retention))
+                  as k(kind, amount)
+             where i.organization_id = $1 and i.kind = 'purchase_bill' and i.status = 'submitted'
+               and k.amount <> 0
+             union all
+             select y.tenant_id, y.date, y.number, y.party_id, k.kind,
+                    case y.direction when 'receipt' then 'suffered' else 'given' end,
+                    k.amount, case k.kind when 'vds' then y.vds_certificate end, y.position
+             from fin_payments y
+             cross join lateral (values ('vds', y.vds), ('tds', y.tds), ('retention', y.retention))
+                  as k(kind, amount)
+             where y.organization_id = $1 and k.amount <> 0)
+         select w.*, p.name as party_name from withheld w
+         left join fin_parties p on p.tenant_id = w.tenant_id and p.party_id = w.party_id
+         where ($2::date is null or w.date >= $2) and ($3::date is null or w.date <= $3)
+         order by w.date, w.position, w.kind",
+    )
+    .bind(organization.as_uuid())
+    .bind(query.from)
+    .bind(query.to)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    let lines: Vec<WithholdingLine> = rows
+        .iter()
+        .map(|row| WithholdingLine {
+            date: row.get("date"),
+            number: row.get::<Option<String>, _>("number").unwrap_or_default(),
+            party_id: row.get("party_id"),
+            party_name: row.get("party_name"),
+            kind: row.get("kind"),
+            direction: row.get("direction"),
+            amount: amount(row.get("amount")),
+            certificate: row.get("certificate"),
+        })
+        .collect();
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "date",
+            "number",
+            "party",
+            "kind",
+            "direction",
+            "amount",
+            "certificate",
+        ];
+        let rows = lines
+            .into_iter()
+            .map(|line| {
+                vec![
+                    line.date.to_string(),
+                    line.number,
+                    line.party_name.unwrap_or_default(),
+                    line.kind,
+                    line.direction,
+                    line.amount,
+                    line.certificate.unwrap_or_default(),
+                ]
+            })
+            .collect();
+        return Ok(crate::finance::queries::csv_response(
+            "withholding-register",
+            &header_row,
+            rows,
+        ));
+    }
+    Ok(Json(WithholdingRegister { lines }).into_response())
 }
 
 #[cfg(test)]

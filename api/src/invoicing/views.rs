@@ -1060,3 +1060,149 @@ pub struct BudgetQuery {
     #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
+
+/// Which open items: what customers owe, or what is owed to suppliers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenSideView {
+    Receivable,
+    Payable,
+}
+
+/// What an open item's age counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgingBasisView {
+    /// Days since the document's date.
+    #[default]
+    DocumentDate,
+    /// Days past the due date (not yet due counts as 0).
+    DueDate,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgingQuery {
+    /// `receivable` (default) or `payable`.
+    pub side: Option<OpenSideView>,
+    /// What was open at the end of this day (default: today).
+    pub as_of: Option<NaiveDate>,
+    pub basis: Option<AgingBasisView>,
+    /// One party's open items only.
+    pub party_id: Option<Uuid>,
+    /// `json` (default) or `csv` (one row per open document).
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// One document open on the day.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpenItemView {
+    pub invoice_id: Uuid,
+    pub number: String,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    pub document_date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub open: String,
+    pub days: i64,
+    /// `0-30`, `31-60`, `61-90`, `91-120` or `121+`.
+    pub bucket: String,
+}
+
+/// A party's open amounts by age.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgingPartyView {
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// `0-30`, `31-60`, `61-90`, `91-120`, `121+`, in that order.
+    pub buckets: Vec<String>,
+    pub total: String,
+}
+
+/// Receivable or payable aging as of a day (0–30, 31–60, 61–90, 91–120, 121+ days).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgingView {
+    pub side: OpenSideView,
+    pub as_of: NaiveDate,
+    pub basis: AgingBasisView,
+    pub parties: Vec<AgingPartyView>,
+    pub totals: Vec<String>,
+    pub total: String,
+    /// Every open document, oldest first.
+    pub items: Vec<OpenItemView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PartyLedgerQuery {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// One posted line naming the party.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartyLedgerLine {
+    pub date: NaiveDate,
+    pub entry_id: Uuid,
+    pub document_number: Option<String>,
+    pub narration: String,
+    pub account_code: String,
+    pub debit: String,
+    pub credit: String,
+    /// Debits less credits of the party's lines up to this one (a customer's is what it owes).
+    pub balance: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartyLedgerView {
+    pub party_id: Uuid,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// The balance before `from`.
+    pub opening: String,
+    pub lines: Vec<PartyLedgerLine>,
+    pub closing: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WithholdingQuery {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// One amount withheld at source.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WithholdingLine {
+    pub date: NaiveDate,
+    /// The bill, receipt or payment.
+    pub number: String,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// `vds`, `tds` or `retention`.
+    pub kind: String,
+    /// `given`: the organization withheld it from a supplier (and deposits it); `suffered`: a
+    /// customer withheld it from the organization.
+    pub direction: String,
+    pub amount: String,
+    /// The Mushak-6.6 certificate, where recorded.
+    pub certificate: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WithholdingRegister {
+    pub lines: Vec<WithholdingLine>,
+}

@@ -311,12 +311,16 @@ pub enum InvoiceEvent {
     InvoiceSettled {
         payment_id: PaymentId,
         amount: Money,
+        /// The payment's date: when the document stopped being open by `amount`.
+        date: NaiveDate,
     },
     /// A note changed the balance by `amount` (negative for a credit note); appended by the
     /// note's submit, with this stream's version checked.
     InvoiceAdjusted {
         note_id: InvoiceId,
         amount: Money,
+        /// The note's date.
+        date: NaiveDate,
     },
     /// Cancelled: its entry was reversed by `reversal_entry_id` on `date`.
     InvoiceCancelled {

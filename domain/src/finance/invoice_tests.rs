@@ -627,6 +627,7 @@ fn a_receipt_of_1_20_000_settles_1_15_000_and_holds_5_000_as_an_advance() {
     settled.apply(InvoiceEvent::InvoiceSettled {
         payment_id: recorded.payment.payment_id,
         amount: taka("115000"),
+        date: date("2025-08-20"),
     });
     assert_eq!(settled.outstanding(), Some(Money::ZERO));
 }
@@ -860,6 +861,7 @@ fn an_invoice_is_cancelled_only_while_nothing_settled_or_changed_it() {
         vec![InvoiceEvent::InvoiceSettled {
             payment_id: crate::ids::PaymentId::new(),
             amount: taka("1"),
+            date: date("2025-08-20"),
         }],
     );
     assert!(matches!(
