@@ -277,7 +277,7 @@ pub mod text {
 
     use regex::Regex;
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
-    use vextrus_domain::finance::{Money, Quantity, Rate, TEXT_PATTERN};
+    use vextrus_domain::finance::{ExchangeRate, Money, Quantity, Rate, TEXT_PATTERN};
     use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
     fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
@@ -357,6 +357,15 @@ pub mod text {
 
     pub fn rate_or_null() -> Object {
         or_null(string(Rate::PATTERN, RATE, "5"))
+    }
+
+    pub fn exchange_rate_or_null() -> Object {
+        or_null(string(
+            ExchangeRate::PATTERN,
+            "Units of the base currency one unit of the foreign currency is worth, with at most six \
+             decimals, as a string: `\"122.50\"`.",
+            "122.50",
+        ))
     }
 
     pub fn quantity_or_null() -> Object {

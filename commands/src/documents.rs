@@ -484,19 +484,20 @@ impl EventStore {
                                     PaymentError::Posting(JournalError::OverBudget(over))
                                 })
                             })?);
-                            for allocation in &recorded.payment.allocations {
+                            for settlement in &recorded.settlements {
                                 let settled = InvoiceEvent::InvoiceSettled {
                                     payment_id: recorded.payment.payment_id,
-                                    amount: allocation.amount,
+                                    amount: settlement.amount,
                                     date: recorded.payment.date,
+                                    foreign_amount: settlement.foreign_amount,
                                 };
                                 let version = versions
-                                    .get(&allocation.invoice_id)
+                                    .get(&settlement.invoice_id)
                                     .copied()
                                     .unwrap_or(Version::NONE);
                                 companions.push(
                                     Companion::new::<Invoice>(
-                                        allocation.invoice_id,
+                                        settlement.invoice_id,
                                         version,
                                         &[settled],
                                     )

@@ -22,8 +22,8 @@ use serde_json::Value;
 use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::finance::{
-    BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, Party, PartyEvent,
-    Payment, PaymentEvent, SubmittedInvoice, UsageEvent, month_of,
+    BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, Money, Party,
+    PartyEvent, Payment, PaymentEvent, SubmittedInvoice, UsageEvent, month_of,
 };
 
 use crate::projection::{Projection, ProjectionError};
@@ -99,6 +99,9 @@ row! {
         position: i64,
         /// What payments and receipts settled of `balance`.
         settled: i64,
+        /// A foreign-currency document: its total and what was settled, in its own currency.
+        foreign_total: Option<i64>,
+        foreign_settled: i64,
     }
 }
 
@@ -306,6 +309,8 @@ impl InvoicingRows {
                         updated_at: event.recorded_at,
                         position: event.global_position.get(),
                         settled: 0,
+                        foreign_total: None,
+                        foreign_settled: 0,
                     },
                 );
             }
@@ -344,11 +349,17 @@ impl InvoicingRows {
                     })
                     .ok_or_else(|| missing("the document"))?;
             }
-            InvoiceEvent::InvoiceSettled { amount, date, .. } => {
+            InvoiceEvent::InvoiceSettled {
+                amount,
+                date,
+                foreign_amount,
+                ..
+            } => {
                 self.push_move(event, invoice_id, date, -amount.paisa())?;
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
                         row.settled += amount.paisa();
+                        row.foreign_settled += foreign_amount.map_or(0, Money::paisa);
                         row.version = event.sequence;
                         row.updated_at = event.recorded_at;
                     })
@@ -373,6 +384,7 @@ impl InvoicingRows {
                         row.entry_id = Some(submitted.entry_id.as_uuid());
                         row.issued_at = Some(submitted.issued_at);
                         row.document = document;
+                        row.foreign_total = submitted.foreign.as_ref().map(|f| f.total.paisa());
                         row.version = event.sequence;
                         row.updated_at = event.recorded_at;
                     })
@@ -943,6 +955,8 @@ mod tests {
                 tds_section: (!sale).then(|| Code::parse("CONTRACT").unwrap()),
                 retention: None,
                 original: None,
+                currency: None,
+                exchange_rate: None,
             }
         }
 
@@ -1024,6 +1038,8 @@ mod tests {
                         vds_certificate: None,
                         project_id: None,
                         site_id: None,
+                        currency: None,
+                        exchange_rate: None,
                     };
                     let prefix = payment.direction.series_prefix();
                     let context = PaymentContext {
@@ -1054,6 +1070,7 @@ mod tests {
                             payment_id: id,
                             amount: Money::from_paisa(allocated),
                             date: draft.date,
+                            foreign_amount: None,
                         };
                         self.documents[document].1.apply(settled.clone());
                         self.record(Invoice::TYPE, invoice_id.to_string(), &settled);

@@ -1139,3 +1139,64 @@ async fn aging_as_of_any_day_agrees_with_the_receivable_account_and_registers_li
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_usd_invoice_paid_at_another_rate_posts_the_exchange_gain_and_leaves_nothing_open() {
+    // Scenario 18.
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "USD").await;
+    let invoice = desk
+        .draft(
+            "sales-invoices",
+            json!({"party_id": desk.customer, "date": "2025-08-10", "currency": "USD",
+                   "exchange_rate": "120.00",
+                   "lines": [desk.line("1000.00", "ZERO", "4100")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&invoice).await.expect(200);
+    let bank = desk.books.id("1121").to_owned();
+    // A receipt in taka cannot settle it; one in dollars at 122.50 can.
+    let in_taka = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-10", "account_id": bank,
+                        "amount": "122500.00",
+                        "allocations": [{"invoice_id": invoice, "amount": "1000.00"}]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(in_taka.problem(), "currency-mismatch");
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-10", "account_id": bank,
+                        "amount": "1000.00", "currency": "USD", "exchange_rate": "122.50",
+                        "project_id": desk.books.project,
+                        "allocations": [{"invoice_id": invoice, "amount": "1000.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = received.position();
+    let document = desk.document(&invoice, position).await;
+    assert_eq!(document["total"], "120000.00");
+    assert_eq!(document["foreign_total"], "1000.00");
+    assert_eq!(document["currency"], "USD");
+    assert_eq!(document["outstanding"], "0.00");
+    assert_eq!(document["foreign_outstanding"], "0.00");
+    let receipt = desk
+        .get(&format!(
+            "payments/{}?min_position={position}",
+            received.id()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(receipt.body["exchange_difference"], "2500.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "1121")["debit"], "122500.00");
+    assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
+    assert_eq!(row(&tb.body, "4300")["credit"], "2500.00");
+    app.shutdown().await;
+}

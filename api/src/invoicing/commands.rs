@@ -12,15 +12,15 @@ use uuid::Uuid;
 use vextrus_commands::CommandOutcome;
 use vextrus_domain::finance::{
     AccountType, Allocation, BudgetCommand, BudgetLine, Budgets, Deduction, DocumentAccounts,
-    Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger, MAX_TERMS_DAYS, Money, NewInvoice,
-    NewPayment, Party, PartyCommand, PartyDetails, PartyKind, Payment, PaymentCommand,
+    ExchangeRate, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger, MAX_TERMS_DAYS, Money,
+    NewInvoice, NewPayment, Party, PartyCommand, PartyDetails, PartyKind, Payment, PaymentCommand,
     PaymentDirection, Pricing, Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier,
     VatCodeDefinition, VatRate, standard_tax_rules,
 };
 use vextrus_domain::ids::{
     AccountId, BudgetId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
 };
-use vextrus_domain::values::{Bin, Code, Name, Tin};
+use vextrus_domain::values::{Bin, Code, CurrencyCode, Name, Tin};
 
 use super::InvoicingErrors;
 use super::queries::{
@@ -607,6 +607,20 @@ impl DraftDocument {
             "retention",
             self.retention.as_deref().map(Rate::parse).transpose(),
         );
+        let currency = fields.take(
+            "currency",
+            self.currency
+                .as_deref()
+                .map(CurrencyCode::parse)
+                .transpose(),
+        );
+        let exchange_rate = fields.take(
+            "exchange_rate",
+            self.exchange_rate
+                .as_deref()
+                .map(ExchangeRate::parse)
+                .transpose(),
+        );
         let due_date = self.due_date.or_else(|| {
             self.date
                 .checked_add_signed(Duration::days(i64::from(terms_days)))
@@ -630,6 +644,8 @@ impl DraftDocument {
                 tds_section: tds_section?,
                 retention: retention?,
                 original: None,
+                currency: currency?,
+                exchange_rate: exchange_rate?,
             })
         })
     }
@@ -741,6 +757,20 @@ impl RecordPayment {
     ) -> Result<NewPayment, ApiError> {
         let mut fields = Fields::default();
         let amount = fields.take("amount", Money::parse(&self.amount));
+        let currency = fields.take(
+            "currency",
+            self.currency
+                .as_deref()
+                .map(CurrencyCode::parse)
+                .transpose(),
+        );
+        let exchange_rate = fields.take(
+            "exchange_rate",
+            self.exchange_rate
+                .as_deref()
+                .map(ExchangeRate::parse)
+                .transpose(),
+        );
         let allocations: Vec<Option<Allocation>> = self
             .allocations
             .unwrap_or_default()
@@ -789,6 +819,8 @@ impl RecordPayment {
                 vds_certificate: self.vds_certificate,
                 project_id: self.project_id.map(ProjectId::from_uuid),
                 site_id: self.site_id.map(SiteId::from_uuid),
+                currency: currency?,
+                exchange_rate: exchange_rate?,
             })
         })
     }
@@ -999,6 +1031,8 @@ async fn draft_note(
         lines: body.lines,
         tds_section: None,
         retention: None,
+        currency: None,
+        exchange_rate: None,
     };
     draft(cmd, organization_id, body, kind, Some(original)).await
 }

@@ -149,6 +149,10 @@ impl DomainProblem for InvoiceError {
             E::SettledCannotCancel { .. } | E::AdjustedCannotCancel | E::NoteCannotCancel => {
                 rule("changes-by-notes-only", detail)
             }
+            E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
+                rule("exchange-rate", format!("exchange_rate: {detail}"))
+            }
+            E::ForeignWithholding => rule("foreign-currency", detail),
         }
     }
 }
@@ -182,6 +186,11 @@ impl DomainProblem for PaymentError {
             E::Tax(error) => error.into_problem(),
             E::NoDocumentAccounts => rule("no-document-accounts", detail),
             E::Posting(error) => error.into_problem(),
+            E::CurrencyMismatch { .. } => rule("currency-mismatch", detail),
+            E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
+                rule("exchange-rate", format!("exchange_rate: {detail}"))
+            }
+            E::ForeignDeductions => rule("foreign-currency", detail),
         }
     }
 }

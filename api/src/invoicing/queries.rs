@@ -340,7 +340,8 @@ fn next_dated_cursor(date: NaiveDate, position: i64) -> String {
 }
 
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
-                                i.position, i.date, i.settled, i.balance, \
+                                i.position, i.date, i.settled, i.balance, i.foreign_total, \
+                                i.foreign_settled, \
                                 p.name as party_name";
 
 /// A document row as the API shows it; the recorded document decides the rest.
@@ -354,6 +355,8 @@ fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
         settled: row.get("settled"),
         balance: row.get("balance"),
         cancelled: row.get::<String, _>("status") == "cancelled",
+        foreign_total: row.get("foreign_total"),
+        foreign_settled: row.get("foreign_settled"),
     };
     let unreadable =
         |error: serde_json::Error| ApiError::Internal(format!("a recorded document: {error}"));
@@ -829,6 +832,9 @@ fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
         reference: payment.reference.clone(),
         narration: payment.narration.clone(),
         vds_certificate: payment.vds_certificate.clone(),
+        currency: payment.currency.as_ref().map(ToString::to_string),
+        exchange_rate: payment.exchange_rate.map(|rate| rate.to_decimal()),
+        exchange_difference: recorded.exchange_difference.to_decimal(),
         entry_id: recorded.entry_id.as_uuid(),
         version: row.get("version"),
         position: row.get("position"),

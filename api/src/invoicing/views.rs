@@ -361,6 +361,13 @@ pub struct DraftDocument {
     /// Bills: the share of the VAT-exclusive value held as retention.
     #[schema(schema_with = text::rate_or_null)]
     pub retention: Option<String>,
+    /// A foreign currency the prices are in (the organization's base currency when omitted);
+    /// the ledger and the VAT books get the base currency at `exchange_rate`, line by line.
+    #[schema(schema_with = text::currency_or_null)]
+    pub currency: Option<String>,
+    /// Required with a foreign `currency`.
+    #[schema(schema_with = text::exchange_rate_or_null)]
+    pub exchange_rate: Option<String>,
 }
 
 /// A sales invoice, a supplier's bill, or a credit (Mushak-6.7) or debit (Mushak-6.8) note of one.
@@ -536,6 +543,13 @@ pub struct DocumentView {
     /// Sales credit notes: whether it counts as a decreasing adjustment of output VAT (its VAT
     /// is at most Tk 5,000, or it names the buyer's name, address and BIN).
     pub decreasing_adjustment_eligible: Option<bool>,
+    /// A foreign-currency document: its currency, rate and total in that currency (its other
+    /// amounts are in the base currency).
+    pub currency: Option<String>,
+    pub exchange_rate: Option<String>,
+    pub foreign_total: Option<String>,
+    /// What is left to settle in the document's own currency.
+    pub foreign_outstanding: Option<String>,
     /// The document's stream version, for `If-Match`.
     pub version: i64,
     /// Log position of the document's first event.
@@ -585,6 +599,9 @@ pub struct DocumentRow {
     /// The balance as notes changed it, in paisa.
     pub balance: i64,
     pub cancelled: bool,
+    /// A foreign-currency document's total and what was settled, in its currency.
+    pub foreign_total: Option<i64>,
+    pub foreign_settled: i64,
 }
 
 impl DocumentView {
@@ -622,6 +639,10 @@ impl DocumentView {
             original_id: draft.original.map(|id| id.as_uuid()),
             original_number: None,
             decreasing_adjustment_eligible: None,
+            currency: draft.currency.as_ref().map(ToString::to_string),
+            exchange_rate: draft.exchange_rate.map(|rate| rate.to_decimal()),
+            foreign_total: None,
+            foreign_outstanding: None,
             version: row.version,
             position: row.position,
         }
@@ -673,6 +694,26 @@ impl DocumentView {
             original_id: submitted.original.map(|id| id.as_uuid()),
             original_number: submitted.original_number.clone(),
             decreasing_adjustment_eligible: submitted.decreasing_adjustment_eligible,
+            currency: submitted
+                .foreign
+                .as_ref()
+                .map(|foreign| foreign.currency.to_string()),
+            exchange_rate: submitted
+                .foreign
+                .as_ref()
+                .map(|foreign| foreign.rate.to_decimal()),
+            foreign_total: submitted
+                .foreign
+                .as_ref()
+                .map(|foreign| foreign.total.to_decimal()),
+            foreign_outstanding: row.foreign_total.map(|total| {
+                let left = if row.cancelled {
+                    0
+                } else {
+                    total - row.foreign_settled
+                };
+                Money::from_paisa(left).to_decimal()
+            }),
             version: row.version,
             position: row.position,
         }
@@ -912,9 +953,15 @@ pub struct RecordPayment {
     /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
     #[schema(schema_with = text::narration_or_null)]
     pub vds_certificate: Option<String>,
-    /// Where bank charges are costed (required with them).
+    /// Where bank charges and an exchange difference are costed (required with them).
     pub project_id: Option<Uuid>,
     pub site_id: Option<Uuid>,
+    /// A foreign currency the amounts are in: they settle documents in that currency.
+    #[schema(schema_with = text::currency_or_null)]
+    pub currency: Option<String>,
+    /// Required with a foreign `currency`: the rate on the payment's date.
+    #[schema(schema_with = text::exchange_rate_or_null)]
+    pub exchange_rate: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -949,6 +996,12 @@ pub struct PaymentView {
     pub reference: Option<String>,
     pub narration: Option<String>,
     pub vds_certificate: Option<String>,
+    /// A foreign-currency payment: its currency and rate.
+    pub currency: Option<String>,
+    pub exchange_rate: Option<String>,
+    /// The base currency at the payment's rate less what it settled at the documents' rates:
+    /// a gain on a receipt when positive, a loss on a payment.
+    pub exchange_difference: String,
     pub entry_id: Uuid,
     pub version: i64,
     pub position: i64,

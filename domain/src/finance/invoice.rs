@@ -29,7 +29,7 @@ use super::entry::{EntryKind, EntryLine, LineParty, PartyKind};
 use super::journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, MAX_LINES, NewEntry, PostingContext,
 };
-use super::measure::{Quantity, Rate};
+use super::measure::{ExchangeRate, Quantity, Rate};
 use super::party::Party;
 use super::series::document_number;
 use super::tax::{TaxBook, TaxError, VatKind};
@@ -38,7 +38,7 @@ use crate::ids::{
     AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
 };
 use crate::unique::UniqueValues;
-use crate::values::{Bin, Code};
+use crate::values::{Bin, Code, CurrencyCode};
 
 /// What a document is: a sales invoice, a supplier's bill, or a note that changes one of them
 /// (Mushak-6.7 credit notes decrease it, Mushak-6.8 debit notes increase it).
@@ -193,6 +193,23 @@ pub struct NewInvoice {
     /// Notes: the document the note changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<InvoiceId>,
+    /// A foreign currency the document is priced in (the organization's base currency when
+    /// omitted), and how many units of the base currency one unit is worth on its date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<CurrencyCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<ExchangeRate>,
+}
+
+/// A foreign-currency document's amounts in its own currency (its lines, the ledger and the VAT
+/// books are in the base currency, converted line by line at `rate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignAmounts {
+    pub currency: CurrencyCode,
+    pub rate: ExchangeRate,
+    pub value: Money,
+    pub vat: Money,
+    pub total: Money,
 }
 
 /// A line as submitted: priced at its VAT code's rate on the document's date.
@@ -283,6 +300,9 @@ pub struct SubmittedInvoice {
     /// VAT is at most Tk 5,000, or it names the buyer's name, address and BIN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decreasing_adjustment_eligible: Option<bool>,
+    /// A foreign-currency document's own amounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<ForeignAmounts>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -310,9 +330,13 @@ pub enum InvoiceEvent {
     /// transaction, with this stream's version checked (never more than is outstanding).
     InvoiceSettled {
         payment_id: PaymentId,
+        /// In the base currency, at the document's own rate (its carrying amount).
         amount: Money,
         /// The payment's date: when the document stopped being open by `amount`.
         date: NaiveDate,
+        /// A foreign-currency document: what was settled in its currency.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        foreign_amount: Option<Money>,
     },
     /// A note changed the balance by `amount` (negative for a credit note); appended by the
     /// note's submit, with this stream's version checked.
@@ -411,6 +435,12 @@ pub enum InvoiceError {
     AdjustedCannotCancel,
     #[error("a note is corrected by another note, not cancelled")]
     NoteCannotCancel,
+    #[error("a document in {0} gives its exchange_rate to the base currency")]
+    ExchangeRateRequired(CurrencyCode),
+    #[error("a document in the base currency has no exchange_rate")]
+    ExchangeRateInBaseCurrency,
+    #[error("withholding and notes are for documents in the base currency")]
+    ForeignWithholding,
 }
 
 /// What a document's decisions read: the organization's ledger and hierarchy, its tax book, the
@@ -440,6 +470,9 @@ struct Submitted {
     settled: Money,
     /// What notes changed the balance by.
     adjusted: Money,
+    /// A foreign-currency document: its balance and what was settled of it, in its currency.
+    foreign: Option<(CurrencyCode, Money)>,
+    foreign_settled: Money,
     /// The date it was submitted for.
     date: NaiveDate,
     cancelled: bool,
@@ -483,6 +516,11 @@ impl Aggregate for Invoice {
                     account_id: submitted.account_id,
                     settled: Money::ZERO,
                     adjusted: Money::ZERO,
+                    foreign: submitted
+                        .foreign
+                        .as_ref()
+                        .map(|foreign| (foreign.currency.clone(), foreign.total)),
+                    foreign_settled: Money::ZERO,
                     date: submitted.date,
                     cancelled: false,
                 });
@@ -497,9 +535,14 @@ impl Aggregate for Invoice {
                     submitted.cancelled = true;
                 }
             }
-            InvoiceEvent::InvoiceSettled { amount, .. } => {
+            InvoiceEvent::InvoiceSettled {
+                amount,
+                foreign_amount,
+                ..
+            } => {
                 if let Some(submitted) = &mut self.submitted {
                     submitted.settled += amount;
+                    submitted.foreign_settled += foreign_amount.unwrap_or(Money::ZERO);
                 }
             }
         }
@@ -533,6 +576,18 @@ impl Invoice {
                 s.balance + s.adjusted - s.settled
             }
         })
+    }
+
+    /// A foreign-currency document's currency and what is left of it in that currency.
+    pub fn foreign_outstanding(&self) -> Option<(&CurrencyCode, Money)> {
+        let submitted = self.submitted.as_ref()?;
+        let (currency, balance) = submitted.foreign.as_ref()?;
+        let left = if submitted.cancelled {
+            Money::ZERO
+        } else {
+            *balance - submitted.foreign_settled
+        };
+        Some((currency, left))
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -652,6 +707,24 @@ fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), Invo
         return Err(InvoiceError::DueBeforeDate);
     }
     let withholds = draft.tds_section.is_some() || draft.retention.is_some();
+    let base = context
+        .posting
+        .organization
+        .base_currency()
+        .cloned()
+        .unwrap_or_default();
+    match (&draft.currency, draft.exchange_rate) {
+        (Some(currency), None) if *currency != base => {
+            return Err(InvoiceError::ExchangeRateRequired(currency.clone()));
+        }
+        (Some(currency), Some(_)) if *currency != base => {
+            if withholds || draft.kind.note_of().is_some() {
+                return Err(InvoiceError::ForeignWithholding);
+            }
+        }
+        (_, Some(_)) => return Err(InvoiceError::ExchangeRateInBaseCurrency),
+        _ => {}
+    }
     match draft.kind.note_of() {
         Some(original_kind) => {
             if withholds {
@@ -804,10 +877,32 @@ fn submit(
             vds,
         });
     }
+    // A foreign-currency document: its own amounts kept, every line converted to the base
+    // currency, rounded once per amount.
+    let foreign = match (&draft.currency, draft.exchange_rate) {
+        (Some(currency), Some(rate)) => {
+            let value: Money = lines.iter().map(|l| l.value).sum();
+            let vat: Money = lines.iter().map(|l| l.vat).sum();
+            for line in &mut lines {
+                line.value = rate.convert(line.value);
+                line.vat = rate.convert(line.vat);
+                line.total = line.value + line.vat;
+                line.vds = rate.convert(line.vds);
+            }
+            Some(ForeignAmounts {
+                currency: currency.clone(),
+                rate,
+                value,
+                vat,
+                total: value + vat,
+            })
+        }
+        _ => None,
+    };
     let value: Money = lines.iter().map(|l| l.value).sum();
     let vat: Money = lines.iter().map(|l| l.vat).sum();
     let total = value + vat;
-    if total > Money::MAX {
+    if total > Money::MAX || lines.iter().any(|l| l.total > Money::MAX) {
         return Err(InvoiceError::LineAmount { line: 0 });
     }
     let mut withholding = Withholding {
@@ -925,6 +1020,7 @@ fn submit(
         original: draft.original,
         original_number: original.and_then(|original| original.number().map(str::to_owned)),
         decreasing_adjustment_eligible,
+        foreign,
     })))
 }
 

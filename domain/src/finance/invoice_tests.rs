@@ -118,6 +118,8 @@ impl Desk {
             tds_section: None,
             retention: None,
             original: None,
+            currency: None,
+            exchange_rate: None,
         }
     }
 
@@ -551,6 +553,8 @@ fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPaymen
         vds_certificate: None,
         project_id: Some(desk.books.project),
         site_id: Some(desk.books.site),
+        currency: None,
+        exchange_rate: None,
     }
 }
 
@@ -628,6 +632,7 @@ fn a_receipt_of_1_20_000_settles_1_15_000_and_holds_5_000_as_an_advance() {
         payment_id: recorded.payment.payment_id,
         amount: taka("115000"),
         date: date("2025-08-20"),
+        foreign_amount: None,
     });
     assert_eq!(settled.outstanding(), Some(Money::ZERO));
 }
@@ -862,6 +867,7 @@ fn an_invoice_is_cancelled_only_while_nothing_settled_or_changed_it() {
             payment_id: crate::ids::PaymentId::new(),
             amount: taka("1"),
             date: date("2025-08-20"),
+            foreign_amount: None,
         }],
     );
     assert!(matches!(

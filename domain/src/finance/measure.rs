@@ -21,6 +21,10 @@ pub enum MeasureError {
         "must be a quantity written as a decimal string with at most 3 decimals, greater than 0 and at most 999999999"
     )]
     Quantity,
+    #[error(
+        "must be an exchange rate written as a decimal string with at most 6 decimals, greater than 0, e.g. \"122.50\""
+    )]
+    ExchangeRate,
 }
 
 /// A percentage from 0 to 100 in hundredths of a percent: 15 % is 1,500, 7.5 % is 750.
@@ -184,6 +188,60 @@ fn round_half_up(numerator: i128, denominator: i128) -> i64 {
     i64::try_from(rounded).unwrap_or(if rounded > 0 { i64::MAX } else { i64::MIN })
 }
 
+/// How many units of the base currency (taka) one unit of a foreign currency is worth, exact to
+/// a millionth: `"122.50"` is 122,500,000 millionths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExchangeRate(i64);
+
+impl ExchangeRate {
+    const MILLION: i128 = 1_000_000;
+    /// What [`ExchangeRate::parse`] accepts, as a regular expression (zero is refused by
+    /// `parse`).
+    pub const PATTERN: &str = r"^[0-9]{1,6}(\.[0-9]{1,6})?$";
+
+    pub fn millionths(self) -> i64 {
+        self.0
+    }
+
+    /// `"120"`, `"122.50"`, `"0.000123"`; zero and more than six decimals are refused.
+    pub fn parse(text: &str) -> Result<Self, MeasureError> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        let valid = !whole.is_empty()
+            && whole.len() <= 6
+            && digits(whole)
+            && digits(fraction)
+            && fraction.len() <= 6
+            && !(text.contains('.') && fraction.is_empty());
+        if !valid {
+            return Err(MeasureError::ExchangeRate);
+        }
+        let whole: i64 = whole.parse().map_err(|_| MeasureError::ExchangeRate)?;
+        let fraction: i64 = format!("{fraction:0<6}")
+            .parse()
+            .map_err(|_| MeasureError::ExchangeRate)?;
+        let millionths = whole * 1_000_000 + fraction;
+        if millionths == 0 {
+            return Err(MeasureError::ExchangeRate);
+        }
+        Ok(Self(millionths))
+    }
+
+    /// `amount` of the foreign currency in the base currency, rounded half-up to a paisa.
+    pub fn convert(self, amount: Money) -> Money {
+        Money::from_paisa(round_half_up(
+            i128::from(amount.paisa()) * i128::from(self.0),
+            Self::MILLION,
+        ))
+    }
+
+    /// `"122.500000"`.
+    pub fn to_decimal(self) -> String {
+        format!("{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +271,31 @@ mod tests {
         assert_eq!(fifteen.of(taka("0.10")), taka("0.02"));
         let five = Rate::parse("5").unwrap();
         assert_eq!(five.of(taka("7547478.26")), taka("377373.91"));
+    }
+
+    #[test]
+    fn usd_1_000_at_120_and_at_122_50_are_1_20_000_and_1_22_500_taka() {
+        assert_eq!(
+            ExchangeRate::parse("120").unwrap().convert(taka("1000")),
+            taka("120000")
+        );
+        assert_eq!(
+            ExchangeRate::parse("122.50").unwrap().convert(taka("1000")),
+            taka("122500")
+        );
+        assert_eq!(
+            ExchangeRate::parse("0.000001")
+                .unwrap()
+                .convert(taka("0.5")),
+            taka("0")
+        );
+        for bad in ["0", "0.0", "-1", "1.2345678", "", "1e3", "1234567"] {
+            assert_eq!(
+                ExchangeRate::parse(bad),
+                Err(MeasureError::ExchangeRate),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

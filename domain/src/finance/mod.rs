@@ -44,20 +44,21 @@ pub use calendar::FiscalYear;
 pub use chart::{AccountType, NewAccount, RootType, standard_chart};
 pub use entry::{EntryKind, EntryLine, LineParty, PartyKind};
 pub use invoice::{
-    DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent, InvoiceKind, InvoiceLine,
-    NewInvoice, PricedLine, Pricing, SubmittedInvoice, TaxParty, Withholding, journal_entry,
+    DocumentContext, ForeignAmounts, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
+    InvoiceKind, InvoiceLine, NewInvoice, PricedLine, Pricing, SubmittedInvoice, TaxParty,
+    Withholding, journal_entry,
 };
 pub use journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, LineIndex, MAX_LINES, MAX_TEXT,
     NewEntry, PostingContext, TEXT_PATTERN, valid_text,
 };
 pub use ledger::{Account, Ledger, LedgerCommand, LedgerError, LedgerEvent, LedgerSettings};
-pub use measure::{MeasureError, Quantity, Rate};
+pub use measure::{ExchangeRate, MeasureError, Quantity, Rate};
 pub use money::{Money, MoneyError};
 pub use party::{MAX_TERMS_DAYS, Party, PartyCommand, PartyDetails, PartyError, PartyEvent};
 pub use payment::{
     Allocation, Deduction, DeductionKind, NewPayment, Payment, PaymentCommand, PaymentContext,
-    PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, payment_entry,
+    PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement, payment_entry,
 };
 pub use series::{
     NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,

@@ -29,6 +29,7 @@ use super::invoice::{Invoice, InvoiceKind};
 use super::journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, MAX_LINES, NewEntry, PostingContext,
 };
+use super::measure::ExchangeRate;
 use super::party::Party;
 use super::series::document_number;
 use super::tax::{DocumentAccounts, TaxBook, TaxError};
@@ -37,6 +38,7 @@ use crate::ids::{
     AccountId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
 };
 use crate::unique::UniqueValues;
+use crate::values::CurrencyCode;
 
 /// Money in from a customer, or out to a supplier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,11 +137,28 @@ pub struct NewPayment {
     /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vds_certificate: Option<String>,
-    /// Where the bank's charges are costed (an expense line names a project).
+    /// Where the bank's charges and an exchange difference are costed (a profit-and-loss line
+    /// names a project).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_id: Option<SiteId>,
+    /// A foreign currency the amounts are in (they settle documents in that currency), and how
+    /// many units of the base currency one unit was worth on the payment's date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<CurrencyCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<ExchangeRate>,
+}
+
+/// What one allocation settled of a document, in the base currency at the document's own rate
+/// (its carrying amount) and, for a foreign-currency document, in its currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub invoice_id: InvoiceId,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_amount: Option<Money>,
 }
 
 /// A recorded payment: what it settled and held, its number and the entry it posted.
@@ -150,9 +169,18 @@ pub struct RecordedPayment {
     pub number: String,
     pub serial: u64,
     pub fiscal_year: NaiveDate,
-    /// Cash and deductions less allocations: held as the party's advance.
+    /// Cash and deductions less allocations: held as the party's advance (in the payment's
+    /// currency).
     pub advance: Money,
     pub entry_id: EntryId,
+    /// What each allocation settled, in the base currency.
+    #[serde(default)]
+    pub settlements: Vec<Settlement>,
+    /// The money in the base currency at the payment's rate, less what it settled at the
+    /// documents' rates and the advance: positive is a gain on a receipt and a loss on a
+    /// payment.
+    #[serde(default)]
+    pub exchange_difference: Money,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +265,18 @@ pub enum PaymentError {
     NoDocumentAccounts,
     #[error("{0}")]
     Posting(JournalError),
+    #[error("allocations[{index}]: the document is in {document}, the payment in {payment}")]
+    CurrencyMismatch {
+        index: usize,
+        document: String,
+        payment: String,
+    },
+    #[error("a payment in {0} gives its exchange_rate to the base currency")]
+    ExchangeRateRequired(CurrencyCode),
+    #[error("a payment in the base currency has no exchange_rate")]
+    ExchangeRateInBaseCurrency,
+    #[error("deductions are for payments in the base currency")]
+    ForeignDeductions,
 }
 
 /// What recording a payment decides on.
@@ -339,6 +379,27 @@ fn record(
             expected: direction.party_kind().as_str(),
         });
     }
+    let base = context
+        .posting
+        .organization
+        .base_currency()
+        .cloned()
+        .unwrap_or_default();
+    let foreign = match (&payment.currency, payment.exchange_rate) {
+        (Some(currency), None) if *currency != base => {
+            return Err(PaymentError::ExchangeRateRequired(currency.clone()));
+        }
+        (Some(currency), Some(rate)) if *currency != base => Some((currency.clone(), rate)),
+        (_, Some(_)) => return Err(PaymentError::ExchangeRateInBaseCurrency),
+        _ => None,
+    };
+    if foreign.is_some() && !payment.deductions.is_empty() {
+        return Err(PaymentError::ForeignDeductions);
+    }
+    let in_base = |amount: Money| match &foreign {
+        Some((_, rate)) => rate.convert(amount),
+        None => amount,
+    };
     text("reference", &payment.reference)?;
     text("narration", &payment.narration)?;
     text("vds_certificate", &payment.vds_certificate)?;
@@ -346,6 +407,7 @@ fn record(
         return Err(PaymentError::TooManyAllocations);
     }
     let mut seen = BTreeSet::new();
+    let mut settlements = Vec::with_capacity(payment.allocations.len());
     for (index, allocation) in payment.allocations.iter().enumerate() {
         if !allocation.amount.is_positive() {
             return Err(PaymentError::ZeroAllocation { index });
@@ -377,13 +439,61 @@ fn record(
         let outstanding = invoice
             .outstanding()
             .ok_or(PaymentError::InvoiceNotSubmitted { index })?;
-        if allocation.amount > outstanding {
-            return Err(PaymentError::AboveOutstanding {
+        let document_currency = invoice
+            .foreign_outstanding()
+            .map_or(&base, |(currency, _)| currency);
+        let payment_currency = foreign.as_ref().map_or(&base, |(currency, _)| currency);
+        if document_currency != payment_currency {
+            return Err(PaymentError::CurrencyMismatch {
                 index,
-                amount: allocation.amount,
-                outstanding,
+                document: document_currency.to_string(),
+                payment: payment_currency.to_string(),
             });
         }
+        let settlement = match invoice.foreign_outstanding() {
+            // The carrying amount settled: the same share of what the document still carries in
+            // the base currency, all of it when the allocation takes what is left.
+            Some((_, left)) => {
+                if allocation.amount > left {
+                    return Err(PaymentError::AboveOutstanding {
+                        index,
+                        amount: allocation.amount,
+                        outstanding: left,
+                    });
+                }
+                let carrying = if allocation.amount == left {
+                    outstanding
+                } else {
+                    outstanding
+                        .split(&[
+                            allocation.amount.paisa(),
+                            (left - allocation.amount).paisa(),
+                        ])
+                        .and_then(|parts| parts.first().copied())
+                        .unwrap_or(Money::ZERO)
+                };
+                Settlement {
+                    invoice_id: allocation.invoice_id,
+                    amount: carrying,
+                    foreign_amount: Some(allocation.amount),
+                }
+            }
+            None => {
+                if allocation.amount > outstanding {
+                    return Err(PaymentError::AboveOutstanding {
+                        index,
+                        amount: allocation.amount,
+                        outstanding,
+                    });
+                }
+                Settlement {
+                    invoice_id: allocation.invoice_id,
+                    amount: allocation.amount,
+                    foreign_amount: None,
+                }
+            }
+        };
+        settlements.push(settlement);
     }
     let mut kinds = BTreeSet::new();
     for (index, deduction) in payment.deductions.iter().enumerate() {
@@ -422,12 +532,17 @@ fn record(
         .check_posting_date(payment.date)
         .map_err(|error| PaymentError::Posting(JournalError::Date(error)))?;
     let serial = context.next_serial.max(1);
+    let advance = total - allocated;
+    let carried: Money = settlements.iter().map(|s| s.amount).sum();
+    let exchange_difference = in_base(total) - carried - in_base(advance);
     Ok(RecordedPayment {
         number: document_number(direction.series_prefix(), fiscal_year, serial),
         serial,
         fiscal_year,
-        advance: total - allocated,
+        advance,
         entry_id,
+        settlements,
+        exchange_difference,
         payment,
     })
 }
@@ -456,7 +571,11 @@ pub fn payment_entry(
         site_id: None,
         memo: None,
     };
-    let mut lines = vec![side(payment.account_id, payment.amount, receipt)];
+    let in_base = |amount: Money| match payment.exchange_rate {
+        Some(rate) => rate.convert(amount),
+        None => amount,
+    };
+    let mut lines = vec![side(payment.account_id, in_base(payment.amount), receipt)];
     for deduction in &payment.deductions {
         let (account_id, with_party) = match (deduction.kind, receipt) {
             (DeductionKind::Vds, true) => (accounts.vds_receivable, false),
@@ -477,7 +596,7 @@ pub fn payment_entry(
         }
         lines.push(line);
     }
-    for allocation in &payment.allocations {
+    for allocation in &recorded.settlements {
         let account_id = context
             .invoices
             .get(&allocation.invoice_id)
@@ -503,8 +622,29 @@ pub fn payment_entry(
     };
     lines.push(EntryLine {
         party,
-        ..side(advances, recorded.advance, !receipt)
+        ..side(advances, in_base(recorded.advance), !receipt)
     });
+    // More base currency than the documents carried: a gain on money in, a loss on money out.
+    let difference = recorded.exchange_difference;
+    if !difference.is_zero() {
+        let gain = difference.is_positive() == receipt;
+        let amount = if difference.is_positive() {
+            difference
+        } else {
+            -difference
+        };
+        let (account_id, debit) = if gain {
+            (accounts.exchange_gain, false)
+        } else {
+            (accounts.exchange_loss, true)
+        };
+        lines.push(EntryLine {
+            project_id: payment.project_id,
+            site_id: payment.site_id,
+            memo: Some("Exchange difference".to_owned()),
+            ..side(account_id, amount, debit)
+        });
+    }
     lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
     let narration = payment.narration.clone().unwrap_or_else(|| {
         let what = if receipt { "Receipt" } else { "Payment" };
