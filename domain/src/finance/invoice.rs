@@ -717,11 +717,12 @@ fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), Invo
         (Some(currency), None) if *currency != base => {
             return Err(InvoiceError::ExchangeRateRequired(currency.clone()));
         }
-        (Some(currency), Some(_)) if *currency != base => {
-            if withholds || draft.kind.note_of().is_some() {
-                return Err(InvoiceError::ForeignWithholding);
-            }
+        (Some(currency), Some(_))
+            if *currency != base && (withholds || draft.kind.note_of().is_some()) =>
+        {
+            return Err(InvoiceError::ForeignWithholding);
         }
+        (Some(currency), Some(_)) if *currency != base => {}
         (_, Some(_)) => return Err(InvoiceError::ExchangeRateInBaseCurrency),
         _ => {}
     }
