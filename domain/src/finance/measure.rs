@@ -122,8 +122,9 @@ pub struct Quantity(i64);
 impl Quantity {
     pub const ONE: Quantity = Quantity(1_000);
     const MAX: i64 = 999_999_999_999;
-    /// What [`Quantity::parse`] accepts, as a regular expression (zero is refused by `parse`).
-    pub const PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,3})?$";
+    /// What [`Quantity::parse`] accepts, as a regular expression: up to nine digits and three
+    /// decimals, not all zero (each alternative places the first digit that is not zero).
+    pub const PATTERN: &str = "^(?:(?:[1-9][0-9]{0,8}|0[1-9][0-9]{0,7}|00[1-9][0-9]{0,6}|000[1-9][0-9]{0,5}|0000[1-9][0-9]{0,4}|00000[1-9][0-9]{0,3}|000000[1-9][0-9]{0,2}|0000000[1-9][0-9]?|00000000[1-9])(?:\\.[0-9]{1,3})?|0{1,9}\\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$";
 
     pub fn thousandths(self) -> i64 {
         self.0
@@ -196,9 +197,9 @@ pub struct ExchangeRate(i64);
 
 impl ExchangeRate {
     const MILLION: i128 = 1_000_000;
-    /// What [`ExchangeRate::parse`] accepts, as a regular expression (zero is refused by
-    /// `parse`).
-    pub const PATTERN: &str = r"^[0-9]{1,6}(\.[0-9]{1,6})?$";
+    /// What [`ExchangeRate::parse`] accepts, as a regular expression: up to six digits and six
+    /// decimals, not all zero (each alternative places the first digit that is not zero).
+    pub const PATTERN: &str = "^(?:(?:[1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9])(?:\\.[0-9]{1,6})?|0{1,6}\\.(?:[1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9]))$";
 
     pub fn millionths(self) -> i64 {
         self.0
@@ -332,6 +333,32 @@ mod tests {
             let (base, tax) = rate.split_inclusive(gross);
             prop_assert_eq!(base + tax, gross);
             prop_assert!((rate.of(base) - tax).paisa().abs() <= 1);
+        }
+
+        #[test]
+        fn the_exchange_rate_pattern_accepts_exactly_what_parse_accepts(
+            text in "-?[0-9]{0,7}(\\.[0-9]{0,7})?"
+        ) {
+            let pattern = regex::Regex::new(ExchangeRate::PATTERN).unwrap();
+            prop_assert_eq!(pattern.is_match(&text), ExchangeRate::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn the_quantity_pattern_accepts_exactly_what_parse_accepts(
+            text in "-?0{0,3}[0-9]{0,8}(\\.0{0,2}[0-9]{0,2})?"
+        ) {
+            let pattern = regex::Regex::new(Quantity::PATTERN).unwrap();
+            prop_assert_eq!(pattern.is_match(&text), Quantity::parse(&text).is_ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn zeros_and_their_neighbours_match_as_parse_decides(
+            whole in "0{0,6}[0-9]?", fraction in "0{0,6}[0-9]?"
+        ) {
+            let pattern = regex::Regex::new(ExchangeRate::PATTERN).unwrap();
+            for text in [whole.clone(), format!("{whole}.{fraction}")] {
+                prop_assert_eq!(pattern.is_match(&text), ExchangeRate::parse(&text).is_ok(), "{:?}", text);
+            }
         }
 
         #[test]
