@@ -54,6 +54,14 @@ pub enum DemoError {
     Account(&'static str),
     #[error("registering the demo tenant and its administrator: {0}")]
     Identity(String),
+    #[error("loading the sample invoicing: {0}")]
+    Invoicing(String),
+}
+
+impl DemoError {
+    fn invoicing(error: impl std::fmt::Display) -> Self {
+        Self::Invoicing(error.to_string())
+    }
 }
 
 /// What was loaded, for the welcome text.
@@ -67,6 +75,9 @@ pub struct Demo {
     pub sites: usize,
     /// Journal entries in the sample ledger (a reversal counts as one).
     pub entries: usize,
+    /// Sales invoices and bills, and receipts and payments, in the sample invoicing.
+    pub documents: usize,
+    pub payments: usize,
     /// Events written by this load (0 when everything was there already).
     pub events_written: u32,
     /// Where the printed requests wait for their read models (set by whoever reads the log after
@@ -249,6 +260,8 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         }
     }
     let entries = load_ledger(store, tenant, organization, &actor, &mut events_written).await?;
+    let (documents, payments) =
+        load_invoicing(store, tenant, organization, &actor, &mut events_written).await?;
     load_identity(store, tenant, &mut events_written).await?;
     Ok(Demo {
         tenant,
@@ -258,6 +271,8 @@ pub async fn load(store: &EventStore) -> Result<Demo, DemoError> {
         projects,
         sites,
         entries,
+        documents,
+        payments,
         events_written,
         positions: DemoPositions::default(),
     })
@@ -527,6 +542,318 @@ async fn load_ledger(
     )
     .await?;
     Ok(ENTRIES.len() + 1)
+}
+
+/// The sample invoicing, in November 2026: the tax book with the standard rules, the parties of
+/// the ledger's entries, a Warn budget for plant hire on the Padma project, running bill 2 to
+/// the Roads and Highways Department (construction services at 7.5 %), the piling
+/// subcontractor's second bill with VDS, TDS and retention withheld, plant hire over its budget,
+/// the department's payment with VAT and income tax deducted at source, and the subcontractor
+/// paid its net. Returns how many documents and payments it holds.
+async fn load_invoicing(
+    store: &EventStore,
+    tenant: TenantId,
+    organization: OrganizationId,
+    actor: &ActorId,
+    events_written: &mut u32,
+) -> Result<(usize, usize), DemoError> {
+    use vextrus_domain::finance::{
+        Allocation, BudgetAction, BudgetCommand, BudgetLine, Deduction, DeductionKind,
+        DocumentAccounts, InvoiceCommand, InvoiceKind, InvoiceLine, NewInvoice, NewPayment, Party,
+        PartyCommand, PartyDetails, PaymentCommand, PaymentDirection, Pricing, Quantity, Rate,
+        TaxBook, TaxCommand, standard_tax_rules,
+    };
+    use vextrus_domain::ids::{AccountId, BudgetId, InvoiceId, PartyId, PaymentId};
+
+    let metadata = |step: &str, role: &str| {
+        let mut metadata = CommandMetadata::new(actor.clone()).with_idempotency_key("demo", step);
+        metadata.actor_roles = vec![role.to_owned()];
+        metadata
+    };
+    let mut count = |outcome: vextrus_commands::CommandOutcome| {
+        if !outcome.repeated {
+            *events_written += outcome.event_count;
+        }
+    };
+    let stream = organization.to_string();
+    let (ledger, _) = store.load_aggregate::<Ledger>(tenant, &stream).await?;
+    let account = |code: &'static str| -> Result<AccountId, DemoError> {
+        ledger
+            .accounts()
+            .find(|(_, account)| account.code.as_str() == code)
+            .map(|(id, _)| id)
+            .ok_or(DemoError::Account(code))
+    };
+    let accounts =
+        DocumentAccounts::from_standard_chart(&ledger).ok_or(DemoError::Account("2140"))?;
+    let (vat_codes, tds_sections) = standard_tax_rules();
+    count(
+        store
+            .execute::<TaxBook>(
+                tenant,
+                &stream,
+                TaxCommand::Adopt {
+                    organization_id: organization,
+                    withholding_entity: true,
+                    vat_codes,
+                    tds_sections,
+                    accounts,
+                },
+                &(),
+                &metadata("tax-book/standard", "finance-manager"),
+                None,
+            )
+            .await
+            .map_err(DemoError::invoicing)?,
+    );
+    // The ledger's sample entries name these parties by the same ids.
+    let parties = [
+        (RHD, true, Some("000000001-0101"), None),
+        (CEMENT, false, Some("000000003-0101"), None),
+        (PILING, false, Some("000000004-0101"), Some("2120")),
+        (
+            Some((PartyKind::Supplier, "Bengal Plant Hire")),
+            false,
+            None,
+            None,
+        ),
+    ];
+    for (party, withholding_entity, bin, own_account) in parties {
+        let Some((kind, name)) = party else { continue };
+        let party_id = PartyId::from_uuid(unit_id(&format!("party/{name}")));
+        let details = PartyDetails {
+            name: Name::parse(name).map_err(|source| DemoError::Value {
+                value: name,
+                source,
+            })?,
+            bin: bin.map(|bin| parse(bin, Bin::parse)).transpose()?,
+            tin: None,
+            address: Some("Dhaka".to_owned()),
+            withholding_entity,
+            terms_days: 30,
+            account_id: own_account.map(account).transpose()?,
+        };
+        count(
+            store
+                .execute::<Party>(
+                    tenant,
+                    &party_id.to_string(),
+                    PartyCommand::Register {
+                        party_id,
+                        organization_id: organization,
+                        kind,
+                        details,
+                    },
+                    &(),
+                    &metadata(&format!("party/{name}"), "accountant"),
+                    Some(Version::NONE),
+                )
+                .await
+                .map_err(DemoError::invoicing)?,
+        );
+    }
+    let postings = PostingState::default();
+    let padma = ProjectId::from_uuid(unit_id("MBL/DHK/PADMA"));
+    let mawa = SiteId::from_uuid(unit_id("MBL/DHK/PADMA/MAWA"));
+    count(
+        store
+            .execute_budgets(
+                &postings,
+                tenant,
+                organization,
+                BudgetCommand::Set(BudgetLine {
+                    budget_id: BudgetId::from_uuid(unit_id("budget/padma/plant-hire")),
+                    organization_id: organization,
+                    project_id: padma,
+                    site_id: None,
+                    account_id: account("5140")?,
+                    fiscal_year: day("2026-07-01"),
+                    amount: money("500000.00")?,
+                    action: BudgetAction::Warn,
+                }),
+                &metadata("budget/padma/plant-hire", "finance-manager"),
+                None,
+            )
+            .await
+            .map_err(DemoError::invoicing)?,
+    );
+    let rate = |text: &'static str| {
+        Rate::parse(text).map_err(|_| DemoError::Invoicing(format!("rate {text}")))
+    };
+    // (key, kind, party, date, description, price, code, account, TDS and retention)
+    let documents = [
+        (
+            "running-bill-2",
+            InvoiceKind::SalesInvoice,
+            "Roads and Highways Department",
+            "2026-11-10",
+            "Running bill 2: embankment and sub-base, chainage 2+000 to 4+500",
+            "10000000.00",
+            "4100",
+            false,
+        ),
+        (
+            "piling-2",
+            InvoiceKind::PurchaseBill,
+            "Delta Piling Works",
+            "2026-11-12",
+            "Bored piling, 40 piles, second bill",
+            "2000000.00",
+            "5120",
+            true,
+        ),
+        (
+            "plant-hire",
+            InvoiceKind::PurchaseBill,
+            "Bengal Plant Hire",
+            "2026-11-15",
+            "Excavator and roller hire, October to November",
+            "600000.00",
+            "5140",
+            false,
+        ),
+    ];
+    for (key, kind, party, date, description, price, code, withheld) in documents {
+        let invoice_id = InvoiceId::from_uuid(unit_id(&format!("invoice/{key}")));
+        let draft = NewInvoice {
+            invoice_id,
+            organization_id: organization,
+            kind,
+            party_id: PartyId::from_uuid(unit_id(&format!("party/{party}"))),
+            date: day(date),
+            due_date: day(date) + chrono::Days::new(30),
+            pricing: Pricing::VatExclusive,
+            reference: None,
+            narration: None,
+            lines: vec![InvoiceLine {
+                description: description.to_owned(),
+                quantity: Quantity::ONE,
+                unit_price: money(price)?,
+                vat_code: parse("S004.00", Code::parse)?,
+                account_id: account(code)?,
+                project_id: Some(padma),
+                site_id: Some(mawa),
+            }],
+            tds_section: withheld
+                .then(|| parse("CONTRACT", Code::parse))
+                .transpose()?,
+            retention: withheld.then(|| rate("5")).transpose()?,
+            original: None,
+            currency: None,
+            exchange_rate: None,
+        };
+        for (step, command, expected) in [
+            (
+                format!("invoice/{key}"),
+                InvoiceCommand::Draft(draft),
+                Some(Version::NONE),
+            ),
+            (
+                format!("invoice/{key}/submit"),
+                InvoiceCommand::Submit {
+                    issued_at: chrono::Utc::now(),
+                    entry_id: EntryId::from_uuid(unit_id(&format!("invoice/{key}/entry"))),
+                },
+                None,
+            ),
+        ] {
+            count(
+                store
+                    .execute_invoice(
+                        &postings,
+                        tenant,
+                        organization,
+                        invoice_id,
+                        command,
+                        &metadata(&step, "accountant"),
+                        expected,
+                    )
+                    .await
+                    .map_err(DemoError::invoicing)?,
+            );
+        }
+    }
+    // (key, direction, party, date, amount, document, allocated, deductions, certificate)
+    let payments = [
+        (
+            "rhd-running-bill-2",
+            PaymentDirection::Receipt,
+            "Roads and Highways Department",
+            "2026-11-28",
+            "9500000.00",
+            "running-bill-2",
+            "10750000.00",
+            vec![
+                (DeductionKind::Vds, "750000.00"),
+                (DeductionKind::Tds, "500000.00"),
+            ],
+            Some("M66-RHD-2026-0311"),
+        ),
+        (
+            "piling-2",
+            PaymentDirection::Payment,
+            "Delta Piling Works",
+            "2026-11-30",
+            "1840000.00",
+            "piling-2",
+            "1840000.00",
+            Vec::new(),
+            Some("M66-MBL-2026-0042"),
+        ),
+    ];
+    let payment_count = payments.len();
+    for (key, direction, party, date, amount, document, allocated, deductions, certificate) in
+        payments
+    {
+        let payment_id = PaymentId::from_uuid(unit_id(&format!("payment/{key}")));
+        let payment = NewPayment {
+            payment_id,
+            organization_id: organization,
+            direction,
+            party_id: PartyId::from_uuid(unit_id(&format!("party/{party}"))),
+            date: day(date),
+            account_id: account("1121")?,
+            amount: money(amount)?,
+            reference: None,
+            narration: None,
+            allocations: vec![Allocation {
+                invoice_id: InvoiceId::from_uuid(unit_id(&format!("invoice/{document}"))),
+                amount: money(allocated)?,
+            }],
+            deductions: deductions
+                .into_iter()
+                .map(|(kind, amount)| {
+                    Ok(Deduction {
+                        kind,
+                        amount: money(amount)?,
+                    })
+                })
+                .collect::<Result<_, DemoError>>()?,
+            vds_certificate: certificate.map(str::to_owned),
+            project_id: None,
+            site_id: None,
+            currency: None,
+            exchange_rate: None,
+        };
+        count(
+            store
+                .execute_payment(
+                    &postings,
+                    tenant,
+                    organization,
+                    payment_id,
+                    PaymentCommand::Record {
+                        payment,
+                        entry_id: EntryId::from_uuid(unit_id(&format!("payment/{key}/entry"))),
+                    },
+                    &metadata(&format!("payment/{key}"), "accountant"),
+                    Some(Version::NONE),
+                )
+                .await
+                .map_err(DemoError::invoicing)?,
+        );
+    }
+    Ok((documents.len(), payment_count))
 }
 
 /// The demo tenant's slug, its administrator's address and password: printed by

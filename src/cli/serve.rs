@@ -383,13 +383,15 @@ fn print_demo(addr: SocketAddr, demo: &Demo, keys: &JwtKeys) -> anyhow::Result<(
     } = demo.positions;
     let text = [
         format!(
-            "Demo tenant {}: {} with {} divisions, {} projects, {} sites and {} journal entries ({}).",
+            "Demo tenant {}: {} with {} divisions, {} projects, {} sites, {} journal entries, {} invoices and bills and {} payments ({}).",
             demo.tenant,
             demo.organization_name,
             demo.divisions,
             demo.projects,
             demo.sites,
             demo.entries,
+            demo.documents,
+            demo.payments,
             match demo.events_written {
                 0 => "already loaded".to_owned(),
                 written => format!("{written} events written"),
