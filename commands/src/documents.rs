@@ -388,37 +388,63 @@ impl EventStore {
         expected: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<PaymentError>> {
         let payment_stream = payment.to_string();
-        let PaymentCommand::Record {
-            payment: new,
-            entry_id,
-        } = &command;
+        // A new payment names its party and documents; an allocation of its advance, the
+        // recorded payment's party (which never changes) and the command's documents.
+        let (new, allocations, entry_id) = match &command {
+            PaymentCommand::Record { payment, entry_id } => {
+                (Some(payment), payment.allocations.clone(), *entry_id)
+            }
+            PaymentCommand::AllocateAdvance {
+                allocations,
+                entry_id,
+                ..
+            } => (None, allocations.clone(), *entry_id),
+        };
+        let party_id = match new {
+            Some(new) => new.party_id,
+            None => {
+                let (recorded, _) = self.fold::<Payment>(tenant, &payment_stream).await?;
+                recorded
+                    .recorded()
+                    .filter(|recorded| recorded.payment.organization_id == organization_id)
+                    .map(|recorded| recorded.payment.party_id)
+                    .ok_or(ExecuteError::Rejected(PaymentError::NotFound))?
+            }
+        };
         let mut fresh = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let books = state
-                .books(self, tenant, organization_id, new.party_id, fresh)
+                .books(self, tenant, organization_id, party_id, fresh)
                 .await?;
             let mut reads = books.reads();
-            let prefix = new.direction.series_prefix();
-            let series = state
-                .series(self, tenant, &books, prefix, new.date, fresh)
-                .await?;
+            reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
+            // A new payment takes a number of its series.
+            let series = match new {
+                Some(new) => {
+                    let prefix = new.direction.series_prefix();
+                    state
+                        .series(self, tenant, &books, prefix, new.date, fresh)
+                        .await?
+                }
+                None => None,
+            };
             if let Some((id, (_, version))) = &series {
                 reads.push(StreamRead::of::<NumberSeries>(id, *version));
-                reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
             }
             // Bank charges are an expense in a project: they spend against its budgets.
-            let bank_charges = new
-                .deductions
-                .iter()
-                .any(|deduction| deduction.kind == DeductionKind::BankCharges);
+            let bank_charges = new.filter(|new| {
+                new.deductions
+                    .iter()
+                    .any(|deduction| deduction.kind == DeductionKind::BankCharges)
+            });
             let candidates = books
                 .tax
                 .0
                 .accounts()
-                .filter(|_| bank_charges)
-                .map(|accounts| (accounts.bank_charges, new.project_id));
+                .zip(bank_charges)
+                .map(|(accounts, new)| (accounts.bank_charges, new.project_id));
             let budgets = state
                 .budget_read(self, tenant, organization_id, candidates, fresh)
                 .await?;
@@ -427,7 +453,7 @@ impl EventStore {
             // settlement never lands on a balance the decision did not see.
             let mut invoices = BTreeMap::new();
             let mut versions = BTreeMap::new();
-            for allocation in &new.allocations {
+            for allocation in &allocations {
                 let (document, version) = state
                     .invoices
                     .refresh(self, tenant, &allocation.invoice_id.to_string())
@@ -460,20 +486,32 @@ impl EventStore {
                     |events| {
                         let mut companions = Vec::new();
                         for event in events {
-                            let PaymentEvent::PaymentRecorded(recorded) = event;
                             let posted =
                                 payment_entry(event, &context).map_err(ExecuteError::Rejected)?;
-                            let number = series.as_ref().map(|(id, (_, version))| {
-                                (
-                                    id.as_str(),
-                                    *version,
-                                    SeriesEvent::NumberIssued {
-                                        document_id: recorded.payment.payment_id.as_uuid(),
-                                        serial: recorded.serial,
-                                        number: recorded.number.clone(),
-                                    },
-                                )
-                            });
+                            let (payment_id, date, settlements, number) = match event {
+                                PaymentEvent::PaymentRecorded(recorded) => (
+                                    recorded.payment.payment_id,
+                                    recorded.payment.date,
+                                    &recorded.settlements,
+                                    series.as_ref().map(|(id, (_, version))| {
+                                        (
+                                            id.as_str(),
+                                            *version,
+                                            SeriesEvent::NumberIssued {
+                                                document_id: recorded.payment.payment_id.as_uuid(),
+                                                serial: recorded.serial,
+                                                number: recorded.number.clone(),
+                                            },
+                                        )
+                                    }),
+                                ),
+                                PaymentEvent::AdvanceAllocated(allocated) => (
+                                    allocated.payment_id,
+                                    allocated.date,
+                                    &allocated.settlements,
+                                    None,
+                                ),
+                            };
                             let (more, note) = books
                                 .posting_companions(number, &posted, Version::NONE)
                                 .map_err(ExecuteError::Encode)?;
@@ -484,11 +522,11 @@ impl EventStore {
                                     PaymentError::Posting(JournalError::OverBudget(over))
                                 })
                             })?);
-                            for settlement in &recorded.settlements {
+                            for settlement in settlements {
                                 let settled = InvoiceEvent::InvoiceSettled {
-                                    payment_id: recorded.payment.payment_id,
+                                    payment_id,
                                     amount: settlement.amount,
-                                    date: recorded.payment.date,
+                                    date,
                                     foreign_amount: settlement.foreign_amount,
                                 };
                                 let version = versions

@@ -488,7 +488,20 @@ impl InvoicingRows {
     fn apply_payment(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let tenant = event.tenant_id.as_uuid();
         let payment_id = stream_id(event)?;
-        let PaymentEvent::PaymentRecorded(recorded) = event.decode::<PaymentEvent>()?;
+        let recorded = match event.decode::<PaymentEvent>()? {
+            PaymentEvent::PaymentRecorded(recorded) => recorded,
+            PaymentEvent::AdvanceAllocated(allocated) => {
+                let amount: i64 = allocated.allocations.iter().map(|a| a.amount.paisa()).sum();
+                self.payments
+                    .change(tenant, &payment_id, |row| {
+                        row.allocated += amount;
+                        row.advance -= amount;
+                        row.version = event.sequence;
+                    })
+                    .ok_or_else(|| missing("the payment"))?;
+                return Ok(());
+            }
+        };
         let payment = &recorded.payment;
         let deducted = |kind: DeductionKind| -> i64 {
             payment

@@ -446,6 +446,10 @@ async fn openapi_health_request_ids_and_unknown_routes() {
         ),
         ("get", "/v1/organizations/{organization_id}/aging"),
         (
+            "post",
+            "/v1/organizations/{organization_id}/payments/{payment_id}/allocate",
+        ),
+        (
             "get",
             "/v1/organizations/{organization_id}/parties/{party_id}/ledger",
         ),

@@ -1200,3 +1200,58 @@ async fn a_usd_invoice_paid_at_another_rate_posts_the_exchange_gain_and_leaves_n
     assert_eq!(row(&tb.body, "4300")["credit"], "2500.00");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "ADVANCE").await;
+    let bank = desk.books.id("1121").to_owned();
+    // 5,000.00 received before any invoice: all of it held.
+    let received = desk
+        .receipt(json!({"party_id": desk.customer, "date": "2025-08-01", "account_id": bank,
+                        "amount": "5000.00"}))
+        .await
+        .expect(201);
+    let payment = received.id();
+    let (invoice, _) = desk.submitted_sale("2025-08-10", "4000.00", "STD").await;
+    let allocate = async |amount: &str| {
+        let path = desk.books.path(&format!("payments/{payment}/allocate"));
+        desk.books
+            .caller
+            .post(
+                &path,
+                json!({"date": "2025-08-15",
+                       "allocations": [{"invoice_id": invoice, "amount": amount}]}),
+            )
+            .await
+    };
+    assert_eq!(allocate("4600.01").await.expect(409).problem(), "above-outstanding");
+    let position = allocate("4600.00").await.expect(200).position();
+    assert_eq!(desk.document(&invoice, position).await["outstanding"], "0.00");
+    let held = desk
+        .get(&format!("payments/{payment}?min_position={position}"))
+        .await
+        .expect(200);
+    assert_eq!(held.body["advance"], "400.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "2170")["closing"], "-400.00");
+    assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
+    // What is left of the advance is 400.00.
+    let (second, _) = desk.submitted_sale("2025-08-12", "1000.00", "STD").await;
+    let path = desk.books.path(&format!("payments/{payment}/allocate"));
+    let above = desk
+        .books
+        .caller
+        .post(
+            &path,
+            json!({"date": "2025-08-16",
+                   "allocations": [{"invoice_id": second, "amount": "400.01"}]}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(above.problem(), "above-advance");
+    app.shutdown().await;
+}

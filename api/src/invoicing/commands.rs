@@ -27,9 +27,9 @@ use super::queries::{
     __path_budget_report, __path_get_document, __path_get_party, __path_get_payment,
 };
 use super::views::{
-    AdoptStandardTaxRules, CancelDocument, DocumentAccountsBody, DraftDocument, DraftNote,
-    OpenVatAmendment, RecordPayment, RegisterParty, ReviseBudget, SetBudget, SetTdsTiers,
-    SetVatRate, SetWithholdingEntity, UpdateParty,
+    AdoptStandardTaxRules, AllocateAdvance, CancelDocument, DocumentAccountsBody, DraftDocument,
+    DraftNote, OpenVatAmendment, RecordPayment, RegisterParty, ReviseBudget, SetBudget,
+    SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
 };
 #[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
 use super::views::{MonthPath, TdsSectionPath, VatCodePath};
@@ -1103,4 +1103,64 @@ pub async fn cancel_document(
     };
     let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
     Ok(Accepted::changed(outcome, invoice_id, organization_id))
+}
+
+/// Allocates part of what a receipt or payment holds as an advance to the party's submitted
+/// documents (role `accountant`, `finance-manager` or `admin`), never above what each has
+/// outstanding nor above the advance left: Dr customer advances / Cr receivable (or Dr payable /
+/// Cr supplier advances), and each document settled, in one transaction.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/payments/{payment_id}/allocate", tag = "payments",
+    request_body = AllocateAdvance,
+    params(("organization_id" = Uuid, Path), ("payment_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Allocated", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn allocate_advance(
+    cmd: Command,
+    PathIds((organization_id, payment_id)): PathIds<(OrganizationId, PaymentId)>,
+    JsonBody(body): JsonBody<AllocateAdvance>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "allocating an advance")?;
+    let issue = cmd.named("allocate-advance");
+    organization(issue.state(), &issue, organization_id).await?;
+    let mut fields = Fields::default();
+    let allocations: Vec<Option<Allocation>> = body
+        .allocations
+        .into_iter()
+        .enumerate()
+        .map(|(index, allocation)| {
+            let amount = fields.take(
+                &format!("allocations[{index}].amount"),
+                Money::parse(&allocation.amount),
+            );
+            Some(Allocation {
+                invoice_id: InvoiceId::from_uuid(allocation.invoice_id),
+                amount: amount?,
+            })
+        })
+        .collect();
+    let allocations = fields.finish(|| allocations.into_iter().collect::<Option<Vec<_>>>())?;
+    let command = PaymentCommand::AllocateAdvance {
+        allocations,
+        date: body.date,
+        entry_id: EntryId::from_uuid(issue.new_id()),
+    };
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_payment(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            payment_id,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Payment, _>(&result, started);
+    Ok(Accepted::changed(result?, payment_id, organization_id))
 }

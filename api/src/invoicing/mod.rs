@@ -59,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .documented(__path_aging, aging)
         .documented(__path_party_ledger, party_ledger)
         .documented(__path_withholding_register, withholding_register)
+        .documented(__path_allocate_advance, allocate_advance)
 }
 
 fn rule(rule: &'static str, detail: String) -> ApiError {
@@ -190,7 +191,10 @@ impl DomainProblem for PaymentError {
             E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
-            E::ForeignDeductions => rule("foreign-currency", detail),
+            E::ForeignDeductions | E::ForeignAdvance => rule("foreign-currency", detail),
+            E::NotFound => ApiError::NotFound(detail),
+            E::AboveAdvance { .. } => rule("above-advance", detail),
+            E::NoAllocations => rule("line-count", detail),
         }
     }
 }

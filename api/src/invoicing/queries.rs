@@ -791,7 +791,7 @@ pub async fn get_vat_return(
     }))
 }
 
-const PAYMENT_COLUMNS: &str = "y.payment_id, y.document, y.version, y.position, y.date, \
+const PAYMENT_COLUMNS: &str = "y.payment_id, y.document, y.version, y.position, y.date, y.advance, \
                                p.name as party_name";
 
 fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
@@ -828,7 +828,7 @@ fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
                 amount: d.amount.to_decimal(),
             })
             .collect(),
-        advance: recorded.advance.to_decimal(),
+        advance: amount(row.get("advance")),
         reference: payment.reference.clone(),
         narration: payment.narration.clone(),
         vds_certificate: payment.vds_certificate.clone(),

@@ -964,6 +964,15 @@ pub struct RecordPayment {
     pub exchange_rate: Option<String>,
 }
 
+/// Part of a payment's advance to allocate to the party's documents.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocateAdvance {
+    /// In an open period; the entry moving the advance is dated so.
+    pub date: NaiveDate,
+    pub allocations: Vec<AllocationBody>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AllocationView {
     pub invoice_id: Uuid,
@@ -991,7 +1000,7 @@ pub struct PaymentView {
     pub amount: String,
     pub allocations: Vec<AllocationView>,
     pub deductions: Vec<DeductionView>,
-    /// Held for the party, not yet allocated.
+    /// Held for the party, not yet allocated (what is left after later allocations).
     pub advance: String,
     pub reference: Option<String>,
     pub narration: Option<String>,

@@ -57,8 +57,9 @@ pub use measure::{ExchangeRate, MeasureError, Quantity, Rate};
 pub use money::{Money, MoneyError};
 pub use party::{MAX_TERMS_DAYS, Party, PartyCommand, PartyDetails, PartyError, PartyEvent};
 pub use payment::{
-    Allocation, Deduction, DeductionKind, NewPayment, Payment, PaymentCommand, PaymentContext,
-    PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement, payment_entry,
+    AdvanceAllocation, Allocation, Deduction, DeductionKind, NewPayment, Payment, PaymentCommand,
+    PaymentContext, PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement,
+    payment_entry,
 };
 pub use series::{
     NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,

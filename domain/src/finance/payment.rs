@@ -189,17 +189,42 @@ pub enum PaymentCommand {
         payment: NewPayment,
         entry_id: EntryId,
     },
+    /// Allocates part of what the payment holds as an advance to the party's documents, on
+    /// `date`.
+    AllocateAdvance {
+        allocations: Vec<Allocation>,
+        date: NaiveDate,
+        entry_id: EntryId,
+    },
+}
+
+/// Part of a payment's advance allocated to documents after it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvanceAllocation {
+    pub payment_id: PaymentId,
+    pub organization_id: OrganizationId,
+    pub direction: PaymentDirection,
+    pub party_id: PartyId,
+    /// The payment's number, which the entry carries.
+    pub number: String,
+    pub date: NaiveDate,
+    pub fiscal_year: NaiveDate,
+    pub allocations: Vec<Allocation>,
+    pub settlements: Vec<Settlement>,
+    pub entry_id: EntryId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PaymentEvent {
     PaymentRecorded(Box<RecordedPayment>),
+    AdvanceAllocated(Box<AdvanceAllocation>),
 }
 
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {
             Self::PaymentRecorded(_) => "PaymentRecorded",
+            Self::AdvanceAllocated(_) => "AdvanceAllocated",
         }
         .to_owned()
     }
@@ -277,6 +302,14 @@ pub enum PaymentError {
     ExchangeRateInBaseCurrency,
     #[error("deductions are for payments in the base currency")]
     ForeignDeductions,
+    #[error("payment not found")]
+    NotFound,
+    #[error("the allocations ({allocated}) are more than the {advance} held as an advance")]
+    AboveAdvance { allocated: Money, advance: Money },
+    #[error("an advance in a foreign currency is allocated when it is received, not later")]
+    ForeignAdvance,
+    #[error("allocate at least one document")]
+    NoAllocations,
 }
 
 /// What recording a payment decides on.
@@ -294,6 +327,8 @@ pub struct PaymentContext {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Payment {
     recorded: Option<RecordedPayment>,
+    /// What was allocated of the advance after the payment was recorded.
+    allocated_later: Money,
 }
 
 impl Aggregate for Payment {
@@ -318,6 +353,9 @@ impl Aggregate for Payment {
     fn apply(&mut self, event: Self::Event) {
         match event {
             PaymentEvent::PaymentRecorded(recorded) => self.recorded = Some(*recorded),
+            PaymentEvent::AdvanceAllocated(allocated) => {
+                self.allocated_later += allocated.allocations.iter().map(|a| a.amount).sum();
+            }
         }
     }
 }
@@ -343,14 +381,98 @@ impl Payment {
         command: PaymentCommand,
         context: &PaymentContext,
     ) -> Result<Vec<PaymentEvent>, PaymentError> {
-        let PaymentCommand::Record { payment, entry_id } = command;
-        if self.recorded.is_some() {
-            return Err(PaymentError::AlreadyExists);
-        }
-        let recorded = record(payment, entry_id, context)?;
-        let event = PaymentEvent::PaymentRecorded(Box::new(recorded));
+        let event = match command {
+            PaymentCommand::Record { payment, entry_id } => {
+                if self.recorded.is_some() {
+                    return Err(PaymentError::AlreadyExists);
+                }
+                PaymentEvent::PaymentRecorded(Box::new(record(payment, entry_id, context)?))
+            }
+            PaymentCommand::AllocateAdvance {
+                allocations,
+                date,
+                entry_id,
+            } => {
+                let recorded = self.recorded.as_ref().ok_or(PaymentError::NotFound)?;
+                PaymentEvent::AdvanceAllocated(Box::new(self.allocate_advance(
+                    recorded,
+                    allocations,
+                    date,
+                    entry_id,
+                    context,
+                )?))
+            }
+        };
         payment_entry(&event, context)?;
         Ok(vec![event])
+    }
+
+    /// What is held as an advance now.
+    pub fn advance_left(&self) -> Option<Money> {
+        self.recorded
+            .as_ref()
+            .map(|recorded| recorded.advance - self.allocated_later)
+    }
+
+    fn allocate_advance(
+        &self,
+        recorded: &RecordedPayment,
+        allocations: Vec<Allocation>,
+        date: NaiveDate,
+        entry_id: EntryId,
+        context: &PaymentContext,
+    ) -> Result<AdvanceAllocation, PaymentError> {
+        let payment = &recorded.payment;
+        if context.posting.organization.id() != Some(payment.organization_id) {
+            return Err(PaymentError::NotFound);
+        }
+        let base = context
+            .posting
+            .organization
+            .base_currency()
+            .cloned()
+            .unwrap_or_default();
+        if payment
+            .currency
+            .as_ref()
+            .is_some_and(|currency| *currency != base)
+        {
+            return Err(PaymentError::ForeignAdvance);
+        }
+        if allocations.is_empty() {
+            return Err(PaymentError::NoAllocations);
+        }
+        if allocations.len() > MAX_LINES {
+            return Err(PaymentError::TooManyAllocations);
+        }
+        let settlements = settle(
+            &allocations,
+            (payment.organization_id, payment.party_id, payment.direction),
+            (&base, &base),
+            context,
+        )?;
+        let allocated: Money = allocations.iter().map(|a| a.amount).sum();
+        let advance = recorded.advance - self.allocated_later;
+        if allocated > advance {
+            return Err(PaymentError::AboveAdvance { allocated, advance });
+        }
+        let fiscal_year = context
+            .posting
+            .ledger
+            .check_posting_date(date)
+            .map_err(|error| PaymentError::Posting(JournalError::Date(error)))?;
+        Ok(AdvanceAllocation {
+            payment_id: payment.payment_id,
+            organization_id: payment.organization_id,
+            direction: payment.direction,
+            party_id: payment.party_id,
+            number: recorded.number.clone(),
+            date,
+            fiscal_year,
+            allocations,
+            settlements,
+            entry_id,
+        })
     }
 }
 
@@ -406,95 +528,13 @@ fn record(
     if payment.allocations.len() > MAX_LINES {
         return Err(PaymentError::TooManyAllocations);
     }
-    let mut seen = BTreeSet::new();
-    let mut settlements = Vec::with_capacity(payment.allocations.len());
-    for (index, allocation) in payment.allocations.iter().enumerate() {
-        if !allocation.amount.is_positive() {
-            return Err(PaymentError::ZeroAllocation { index });
-        }
-        if !seen.insert(allocation.invoice_id) {
-            return Err(PaymentError::InvoiceTwice { index });
-        }
-        let invoice = context
-            .invoices
-            .get(&allocation.invoice_id)
-            .filter(|invoice| {
-                invoice
-                    .draft()
-                    .is_some_and(|draft| draft.organization_id == payment.organization_id)
-            })
-            .ok_or(PaymentError::InvoiceNotFound {
-                index,
-                invoice_id: allocation.invoice_id,
-            })?;
-        let ours = invoice
-            .draft()
-            .is_some_and(|d| d.party_id == payment.party_id && d.kind == direction.settles());
-        if !ours {
-            return Err(PaymentError::InvoiceOfAnother {
-                index,
-                expected: direction.settles().label(),
-            });
-        }
-        let outstanding = invoice
-            .outstanding()
-            .ok_or(PaymentError::InvoiceNotSubmitted { index })?;
-        let document_currency = invoice
-            .foreign_outstanding()
-            .map_or(&base, |(currency, _)| currency);
-        let payment_currency = foreign.as_ref().map_or(&base, |(currency, _)| currency);
-        if document_currency != payment_currency {
-            return Err(PaymentError::CurrencyMismatch {
-                index,
-                document: document_currency.to_string(),
-                payment: payment_currency.to_string(),
-            });
-        }
-        let settlement = match invoice.foreign_outstanding() {
-            // The carrying amount settled: the same share of what the document still carries in
-            // the base currency, all of it when the allocation takes what is left.
-            Some((_, left)) => {
-                if allocation.amount > left {
-                    return Err(PaymentError::AboveOutstanding {
-                        index,
-                        amount: allocation.amount,
-                        outstanding: left,
-                    });
-                }
-                let carrying = if allocation.amount == left {
-                    outstanding
-                } else {
-                    outstanding
-                        .split(&[
-                            allocation.amount.paisa(),
-                            (left - allocation.amount).paisa(),
-                        ])
-                        .and_then(|parts| parts.first().copied())
-                        .unwrap_or(Money::ZERO)
-                };
-                Settlement {
-                    invoice_id: allocation.invoice_id,
-                    amount: carrying,
-                    foreign_amount: Some(allocation.amount),
-                }
-            }
-            None => {
-                if allocation.amount > outstanding {
-                    return Err(PaymentError::AboveOutstanding {
-                        index,
-                        amount: allocation.amount,
-                        outstanding,
-                    });
-                }
-                Settlement {
-                    invoice_id: allocation.invoice_id,
-                    amount: allocation.amount,
-                    foreign_amount: None,
-                }
-            }
-        };
-        settlements.push(settlement);
-    }
+    let payment_currency = foreign.as_ref().map_or(&base, |(currency, _)| currency);
+    let settlements = settle(
+        &payment.allocations,
+        (payment.organization_id, payment.party_id, direction),
+        (&base, payment_currency),
+        context,
+    )?;
     let mut kinds = BTreeSet::new();
     for (index, deduction) in payment.deductions.iter().enumerate() {
         if !deduction.amount.is_positive() {
@@ -547,17 +587,121 @@ fn record(
     })
 }
 
+/// What `allocations` settle of the party's documents, each checked: a submitted document of the
+/// party, of the kind the direction settles, in the payment's currency, at most what is left.
+fn settle(
+    allocations: &[Allocation],
+    (organization_id, party_id, direction): (OrganizationId, PartyId, PaymentDirection),
+    (base, payment_currency): (&CurrencyCode, &CurrencyCode),
+    context: &PaymentContext,
+) -> Result<Vec<Settlement>, PaymentError> {
+    let mut seen = BTreeSet::new();
+    let mut settlements = Vec::with_capacity(allocations.len());
+    for (index, allocation) in allocations.iter().enumerate() {
+        if !allocation.amount.is_positive() {
+            return Err(PaymentError::ZeroAllocation { index });
+        }
+        if !seen.insert(allocation.invoice_id) {
+            return Err(PaymentError::InvoiceTwice { index });
+        }
+        let invoice = context
+            .invoices
+            .get(&allocation.invoice_id)
+            .filter(|invoice| {
+                invoice
+                    .draft()
+                    .is_some_and(|draft| draft.organization_id == organization_id)
+            })
+            .ok_or(PaymentError::InvoiceNotFound {
+                index,
+                invoice_id: allocation.invoice_id,
+            })?;
+        let ours = invoice
+            .draft()
+            .is_some_and(|d| d.party_id == party_id && d.kind == direction.settles());
+        if !ours {
+            return Err(PaymentError::InvoiceOfAnother {
+                index,
+                expected: direction.settles().label(),
+            });
+        }
+        let outstanding = invoice
+            .outstanding()
+            .ok_or(PaymentError::InvoiceNotSubmitted { index })?;
+        let document_currency = invoice
+            .foreign_outstanding()
+            .map_or(base, |(currency, _)| currency);
+        if document_currency != payment_currency {
+            return Err(PaymentError::CurrencyMismatch {
+                index,
+                document: document_currency.to_string(),
+                payment: payment_currency.to_string(),
+            });
+        }
+        let settlement = match invoice.foreign_outstanding() {
+            // The carrying amount settled: the same share of what the document still carries in
+            // the base currency, all of it when the allocation takes what is left.
+            Some((_, left)) => {
+                if allocation.amount > left {
+                    return Err(PaymentError::AboveOutstanding {
+                        index,
+                        amount: allocation.amount,
+                        outstanding: left,
+                    });
+                }
+                let carrying = if allocation.amount == left {
+                    outstanding
+                } else {
+                    outstanding
+                        .split(&[
+                            allocation.amount.paisa(),
+                            (left - allocation.amount).paisa(),
+                        ])
+                        .and_then(|parts| parts.first().copied())
+                        .unwrap_or(Money::ZERO)
+                };
+                Settlement {
+                    invoice_id: allocation.invoice_id,
+                    amount: carrying,
+                    foreign_amount: Some(allocation.amount),
+                }
+            }
+            None => {
+                if allocation.amount > outstanding {
+                    return Err(PaymentError::AboveOutstanding {
+                        index,
+                        amount: allocation.amount,
+                        outstanding,
+                    });
+                }
+                Settlement {
+                    invoice_id: allocation.invoice_id,
+                    amount: allocation.amount,
+                    foreign_amount: None,
+                }
+            }
+        };
+        settlements.push(settlement);
+    }
+    Ok(settlements)
+}
+
 /// The journal entry a recorded payment posts, decided by the ledger's own rules.
 pub fn payment_entry(
     event: &PaymentEvent,
     context: &PaymentContext,
 ) -> Result<JournalEvent, PaymentError> {
-    let PaymentEvent::PaymentRecorded(recorded) = event;
-    let payment = &recorded.payment;
     let accounts: &DocumentAccounts = context
         .tax
         .accounts()
         .ok_or(PaymentError::NoDocumentAccounts)?;
+    let recorded = match event {
+        PaymentEvent::PaymentRecorded(recorded) => recorded,
+        PaymentEvent::AdvanceAllocated(allocated) => {
+            return advance_entry(allocated, accounts, context);
+        }
+    };
+    let payment = &recorded.payment;
     let party = context.party.line_party();
     let receipt = payment.direction == PaymentDirection::Receipt;
     // A receipt debits the bank and what was deducted, and credits the customer; a payment the
@@ -669,6 +813,63 @@ pub fn payment_entry(
         narration,
         reference: payment.reference.clone(),
         document_number: Some(recorded.number.clone()),
+        lines,
+        round_off: false,
+    };
+    let mut events = JournalEntry::default()
+        .decide(JournalCommand::Post(entry), &context.posting)
+        .map_err(PaymentError::Posting)?;
+    events
+        .pop()
+        .ok_or(PaymentError::Posting(JournalError::TooFewLines))
+}
+
+/// The entry that moves an advance to the documents it settles: Dr customer advances / Cr
+/// receivable for a receipt, Dr payable / Cr supplier advances for a payment.
+fn advance_entry(
+    allocated: &AdvanceAllocation,
+    accounts: &DocumentAccounts,
+    context: &PaymentContext,
+) -> Result<JournalEvent, PaymentError> {
+    let party = context.party.line_party();
+    let receipt = allocated.direction == PaymentDirection::Receipt;
+    let line =
+        |account_id: AccountId, amount: Money, debit: bool, memo: Option<String>| EntryLine {
+            account_id,
+            debit: if debit { amount } else { Money::ZERO },
+            credit: if debit { Money::ZERO } else { amount },
+            party,
+            project_id: None,
+            site_id: None,
+            memo,
+        };
+    let total: Money = allocated.settlements.iter().map(|s| s.amount).sum();
+    let advances = if receipt {
+        accounts.customer_advances
+    } else {
+        accounts.supplier_advances
+    };
+    let mut lines = vec![line(advances, total, receipt, None)];
+    for settlement in &allocated.settlements {
+        let invoice = context.invoices.get(&settlement.invoice_id);
+        let account_id = invoice
+            .and_then(|invoice| invoice.balance_account())
+            .unwrap_or(if receipt {
+                accounts.receivable
+            } else {
+                accounts.payable
+            });
+        let memo = invoice.and_then(|invoice| invoice.number().map(str::to_owned));
+        lines.push(line(account_id, settlement.amount, !receipt, memo));
+    }
+    let entry = NewEntry {
+        entry_id: allocated.entry_id,
+        organization_id: allocated.organization_id,
+        kind: EntryKind::Regular,
+        date: allocated.date,
+        narration: format!("Advance of {} allocated", allocated.number),
+        reference: None,
+        document_number: Some(allocated.number.clone()),
         lines,
         round_off: false,
     };
