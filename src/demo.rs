@@ -843,7 +843,7 @@ async fn load_invoicing(
                     organization,
                     payment_id,
                     PaymentCommand::Record {
-                        payment,
+                        payment: Box::new(payment),
                         entry_id: EntryId::from_uuid(unit_id(&format!("payment/{key}/entry"))),
                     },
                     &metadata(&format!("payment/{key}"), "accountant"),

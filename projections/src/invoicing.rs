@@ -1067,7 +1067,7 @@ mod tests {
                     let id = payment.payment_id;
                     let Ok(events) = Payment::default().decide(
                         PaymentCommand::Record {
-                            payment,
+                            payment: Box::new(payment),
                             entry_id: EntryId::new(),
                         },
                         &context,

@@ -1208,8 +1208,10 @@ async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
     let bank = desk.books.id("1121").to_owned();
     // 5,000.00 received before any invoice: all of it held.
     let received = desk
-        .receipt(json!({"party_id": desk.customer, "date": "2025-08-01", "account_id": bank,
-                        "amount": "5000.00"}))
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-01", "account_id": bank,
+                        "amount": "5000.00"}),
+        )
         .await
         .expect(201);
     let payment = received.id();
@@ -1225,9 +1227,15 @@ async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
             )
             .await
     };
-    assert_eq!(allocate("4600.01").await.expect(409).problem(), "above-outstanding");
+    assert_eq!(
+        allocate("4600.01").await.expect(409).problem(),
+        "above-outstanding"
+    );
     let position = allocate("4600.00").await.expect(200).position();
-    assert_eq!(desk.document(&invoice, position).await["outstanding"], "0.00");
+    assert_eq!(
+        desk.document(&invoice, position).await["outstanding"],
+        "0.00"
+    );
     let held = desk
         .get(&format!("payments/{payment}?min_position={position}"))
         .await

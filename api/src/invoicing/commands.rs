@@ -843,7 +843,7 @@ async fn record_payment(
     let payment_id = PaymentId::from_uuid(issue.new_id());
     let new = body.into_new(payment_id, organization_id, direction)?;
     let command = PaymentCommand::Record {
-        payment: new,
+        payment: Box::new(new),
         entry_id: EntryId::from_uuid(Uuid::new_v5(&payment_id.as_uuid(), b"entry")),
     };
     let state = issue.state();

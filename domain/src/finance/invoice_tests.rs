@@ -575,14 +575,16 @@ fn pay(
     };
     let mut events = Payment::default().decide(
         PaymentCommand::Record {
-            payment,
+            payment: Box::new(payment),
             entry_id: EntryId::new(),
         },
         &context,
     )?;
     let event = events.pop().unwrap();
     let entry = payment_entry(&event, &context)?;
-    let PaymentEvent::PaymentRecorded(recorded) = event;
+    let PaymentEvent::PaymentRecorded(recorded) = event else {
+        panic!("not a recorded payment: {event:?}");
+    };
     Ok((*recorded, entry))
 }
 

@@ -186,7 +186,7 @@ pub struct RecordedPayment {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PaymentCommand {
     Record {
-        payment: NewPayment,
+        payment: Box<NewPayment>,
         entry_id: EntryId,
     },
     /// Allocates part of what the payment holds as an advance to the party's documents, on
@@ -386,7 +386,7 @@ impl Payment {
                 if self.recorded.is_some() {
                     return Err(PaymentError::AlreadyExists);
                 }
-                PaymentEvent::PaymentRecorded(Box::new(record(payment, entry_id, context)?))
+                PaymentEvent::PaymentRecorded(Box::new(record(*payment, entry_id, context)?))
             }
             PaymentCommand::AllocateAdvance {
                 allocations,
