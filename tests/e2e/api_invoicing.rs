@@ -289,6 +289,27 @@ async fn concurrent_submits_take_every_number_of_the_series_exactly_once() {
         .map(|serial| format!("SI-2025-26-{serial:06}"))
         .collect();
     assert_eq!(numbers, expected);
+    // In pages of five, by date: every document once.
+    let mut dates = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = desk
+            .get(&format!("invoices?kind=sales_invoice&limit=5{after}"))
+            .await
+            .expect(200);
+        let items = page.body["items"].as_array().unwrap();
+        dates.extend(
+            items
+                .iter()
+                .map(|item| item["date"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => after = format!("&after={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (1..=12).map(|day| format!("2025-09-{day:02}")).collect();
+    assert_eq!(dates, expected);
     app.shutdown().await;
 }
 

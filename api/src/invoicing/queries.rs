@@ -334,9 +334,58 @@ fn dated_cursor(text: &str) -> Result<(NaiveDate, i64), ApiError> {
     ))
 }
 
-fn next_dated_cursor(date: NaiveDate, position: i64) -> String {
-    let days = (date - CURSOR_EPOCH).num_days().max(0);
-    format!("{days}~{position}")
+/// What a list by date and log position shares: the party, the dates, the page after the
+/// cursor, and the page size.
+struct DatedWindow {
+    party: Option<uuid::Uuid>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+}
+
+impl DatedWindow {
+    /// The window's conditions on the rows of table `alias`, its order, and one row more than
+    /// a page (to tell whether another page follows).
+    fn push(&self, sql: &mut QueryBuilder<'_, Postgres>, alias: &str) {
+        if let Some(party) = self.party {
+            sql.push(format!(" and {alias}.party_id = "))
+                .push_bind(party);
+        }
+        if let Some(from) = self.from {
+            sql.push(format!(" and {alias}.date >= ")).push_bind(from);
+        }
+        if let Some(to) = self.to {
+            sql.push(format!(" and {alias}.date <= ")).push_bind(to);
+        }
+        if let Some((date, position)) = self.after {
+            sql.push(format!(" and ({alias}.date, {alias}.position) > ("))
+                .push_bind(date)
+                .push(", ")
+                .push_bind(position)
+                .push(")");
+        }
+        sql.push(format!(" order by {alias}.date, {alias}.position limit "))
+            .push_bind(self.limit + 1);
+    }
+
+    /// Cuts `items` to a page; the cursor of the next page, if there is one.
+    fn next_cursor<T>(
+        &self,
+        items: &mut Vec<T>,
+        key: impl Fn(&T) -> (NaiveDate, i64),
+    ) -> Option<String> {
+        let page = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        if items.len() <= page {
+            return None;
+        }
+        items.truncate(page);
+        items.last().map(|last| {
+            let (date, position) = key(last);
+            let days = (date - CURSOR_EPOCH).num_days().max(0);
+            format!("{days}~{position}")
+        })
+    }
 }
 
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
@@ -405,24 +454,14 @@ pub async fn list_documents(
             DocumentStatusView::Cancelled => "cancelled",
         });
     }
-    if let Some(party) = query.party_id {
-        sql.push(" and i.party_id = ").push_bind(party);
-    }
-    if let Some(from) = query.from {
-        sql.push(" and i.date >= ").push_bind(from);
-    }
-    if let Some(to) = query.to {
-        sql.push(" and i.date <= ").push_bind(to);
-    }
-    if let Some((date, position)) = after {
-        sql.push(" and (i.date, i.position) > (")
-            .push_bind(date)
-            .push(", ")
-            .push_bind(position)
-            .push(")");
-    }
-    sql.push(" order by i.date, i.position limit ")
-        .push_bind(limit + 1);
+    let window = DatedWindow {
+        party: query.party_id,
+        from: query.from,
+        to: query.to,
+        after,
+        limit,
+    };
+    window.push(&mut sql, "i");
     let rows = sql
         .build()
         .fetch_all(&mut *tx)
@@ -432,15 +471,7 @@ pub async fn list_documents(
         .iter()
         .map(document_view)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|last| {
-            let days = (last.date - CURSOR_EPOCH).num_days().max(0);
-            format!("{days}~{}", last.position)
-        })
-    } else {
-        None
-    };
+    let next_cursor = window.next_cursor(&mut items, |item| (item.date, item.position));
     Ok(Json(DocumentPage { items, next_cursor }))
 }
 
@@ -871,24 +902,14 @@ pub async fn list_payments(
             PaymentDirectionView::Payment => "payment",
         });
     }
-    if let Some(party) = query.party_id {
-        sql.push(" and y.party_id = ").push_bind(party);
-    }
-    if let Some(from) = query.from {
-        sql.push(" and y.date >= ").push_bind(from);
-    }
-    if let Some(to) = query.to {
-        sql.push(" and y.date <= ").push_bind(to);
-    }
-    if let Some((date, position)) = after {
-        sql.push(" and (y.date, y.position) > (")
-            .push_bind(date)
-            .push(", ")
-            .push_bind(position)
-            .push(")");
-    }
-    sql.push(" order by y.date, y.position limit ")
-        .push_bind(limit + 1);
+    let window = DatedWindow {
+        party: query.party_id,
+        from: query.from,
+        to: query.to,
+        after,
+        limit,
+    };
+    window.push(&mut sql, "y");
     let rows = sql
         .build()
         .fetch_all(&mut *tx)
@@ -898,14 +919,7 @@ pub async fn list_payments(
         .iter()
         .map(payment_view)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|last| next_dated_cursor(last.date, last.position))
-    } else {
-        None
-    };
+    let next_cursor = window.next_cursor(&mut items, |item| (item.date, item.position));
     Ok(Json(PaymentPage { items, next_cursor }))
 }
 
