@@ -48,11 +48,13 @@ pub fn router() -> Router<AppState> {
         .documented(__path_profit_and_loss, profit_and_loss)
 }
 
-fn rule(rule: &'static str, detail: String) -> ApiError {
+/// A refusal by the business rule `rule` (409 with its own `type`).
+pub(crate) fn rule(rule: &'static str, detail: String) -> ApiError {
     ApiError::RuleViolated { rule, detail }
 }
 
-fn field(name: impl Into<String>, detail: String) -> ApiError {
+/// One field that does not match the document (422 naming it).
+pub(crate) fn field(name: impl Into<String>, detail: String) -> ApiError {
     ApiError::invalid_input(vec![InvalidParam::new(name, detail)])
 }
 

@@ -109,7 +109,7 @@ async fn ledger_row(
 
 /// 404 unless the tenant has the organization: it has a ledger in this read model, or (before
 /// its first ledger command) it is in the hierarchy's.
-async fn require_organization(
+pub(crate) async fn require_organization(
     conn: &mut PgConnection,
     organization: OrganizationId,
 ) -> Result<(), ApiError> {
@@ -740,7 +740,7 @@ pub async fn get_entry(
 }
 
 /// Page size bounds.
-fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+pub(crate) fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
     let limit = limit.unwrap_or(default);
     if !(1..=max).contains(&limit) {
         return Err(ApiError::invalid_param(
@@ -751,7 +751,7 @@ fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError
     Ok(limit)
 }
 
-fn bad_cursor() -> ApiError {
+pub(crate) fn bad_cursor() -> ApiError {
     ApiError::invalid_param("after", "not a cursor returned by this list")
 }
 

@@ -15,7 +15,8 @@ use axum::Router;
 use vextrus_domain::finance::{BudgetError, InvoiceError, PartyError, PaymentError, TaxError};
 
 use crate::command::DocumentedRoutes;
-use crate::error::{ApiError, DomainProblem, InvalidParam};
+use crate::error::{ApiError, DomainProblem};
+use crate::finance::{field, rule};
 use crate::openapi::problem_responses;
 use crate::state::AppState;
 
@@ -60,14 +61,6 @@ pub fn router() -> Router<AppState> {
         .documented(__path_party_ledger, party_ledger)
         .documented(__path_withholding_register, withholding_register)
         .documented(__path_allocate_advance, allocate_advance)
-}
-
-fn rule(rule: &'static str, detail: String) -> ApiError {
-    ApiError::RuleViolated { rule, detail }
-}
-
-fn field(name: impl Into<String>, detail: String) -> ApiError {
-    ApiError::invalid_input(vec![InvalidParam::new(name, detail)])
 }
 
 impl DomainProblem for PartyError {

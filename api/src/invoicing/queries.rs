@@ -37,6 +37,7 @@ use crate::consistency;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::extract::{PathIds, QueryParams};
+use crate::finance::queries::{bad_cursor, page_size, require_organization};
 use crate::finance::views::{PartyKindView, ReportFormat, amount};
 use crate::state::AppState;
 
@@ -48,42 +49,6 @@ async fn fresh_read(
 ) -> Result<sqlx::Transaction<'static, Postgres>, ApiError> {
     consistency::wait_for::<Invoicing>(state, context, min_position).await?;
     context.read(state).await
-}
-
-/// 404 unless the tenant has the organization.
-async fn require_organization(
-    conn: &mut PgConnection,
-    organization: OrganizationId,
-) -> Result<(), ApiError> {
-    let found: bool = sqlx::query_scalar(
-        "select exists (select 1 from org_organizations where organization_id = $1)",
-    )
-    .bind(organization.as_uuid())
-    .fetch_one(conn)
-    .await
-    .map_err(ApiError::database)?;
-    if found {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
-            "organization {organization} not found"
-        )))
-    }
-}
-
-fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid_param(
-            "limit",
-            "must be between 1 and 500",
-        ));
-    }
-    Ok(i64::from(limit))
-}
-
-fn bad_cursor() -> ApiError {
-    ApiError::invalid_param("after", "not a cursor returned by this list")
 }
 
 fn bin_text(digits: Option<String>) -> Option<String> {
@@ -131,7 +96,7 @@ pub async fn list_parties(
     PathIds(organization): PathIds<OrganizationId>,
     QueryParams(query): QueryParams<PartyQuery>,
 ) -> Result<Json<PartyPage>, ApiError> {
-    let limit = page_size(query.limit)?;
+    let limit = i64::from(page_size(query.limit, 50, 500)?);
     let offset = query
         .after
         .as_deref()
@@ -433,7 +398,7 @@ pub async fn list_documents(
     PathIds(organization): PathIds<OrganizationId>,
     QueryParams(query): QueryParams<DocumentQuery>,
 ) -> Result<Json<DocumentPage>, ApiError> {
-    let limit = page_size(query.limit)?;
+    let limit = i64::from(page_size(query.limit, 50, 500)?);
     let after = query.after.as_deref().map(dated_cursor).transpose()?;
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     require_organization(&mut tx, organization).await?;
@@ -886,7 +851,7 @@ pub async fn list_payments(
     PathIds(organization): PathIds<OrganizationId>,
     QueryParams(query): QueryParams<PaymentQuery>,
 ) -> Result<Json<PaymentPage>, ApiError> {
-    let limit = page_size(query.limit)?;
+    let limit = i64::from(page_size(query.limit, 50, 500)?);
     let after = query.after.as_deref().map(dated_cursor).transpose()?;
     let mut tx = fresh_read(&state, &context, query.min_position).await?;
     require_organization(&mut tx, organization).await?;
