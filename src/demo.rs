@@ -829,6 +829,7 @@ async fn load_invoicing(
                     })
                 })
                 .collect::<Result<_, DemoError>>()?,
+            retention_release: None,
             vds_certificate: certificate.map(str::to_owned),
             project_id: None,
             site_id: None,

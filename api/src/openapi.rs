@@ -105,6 +105,7 @@ use crate::{finance, health, hierarchy, invoicing};
         invoicing::queries::aging,
         invoicing::queries::party_ledger,
         invoicing::queries::withholding_register,
+        invoicing::queries::retention_register,
         invoicing::commands::allocate_advance,
         crate::identity::sessions::login,
         crate::identity::sessions::refresh,

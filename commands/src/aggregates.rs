@@ -6,7 +6,8 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use vextrus_domain::finance::{
-    BudgetUsage, Budgets, Invoice, JournalEntry, Ledger, NumberSeries, Party, Payment, TaxBook,
+    BudgetUsage, Budgets, Invoice, JournalEntry, Ledger, NumberSeries, Party, Payment, Retention,
+    TaxBook,
 };
 use vextrus_domain::identity::{ApiKey, Tenant, User};
 use vextrus_domain::organization::Organization;
@@ -53,6 +54,7 @@ pub const AGGREGATES: &[AggregateKind] = &[
     AggregateKind::of::<Payment>(),
     AggregateKind::of::<Budgets>(),
     AggregateKind::of::<BudgetUsage>(),
+    AggregateKind::of::<Retention>(),
     AggregateKind::of::<Tenant>(),
     AggregateKind::of::<User>(),
     AggregateKind::of::<ApiKey>(),

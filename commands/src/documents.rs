@@ -12,9 +12,10 @@ use chrono::NaiveDate;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
     DeductionKind, DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
-    JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent, NumberSeries, Party, Payment,
-    PaymentCommand, PaymentContext, PaymentError, PaymentEvent, PostingContext, SeriesEvent,
-    TaxBook, journal_entry, payment_entry, series_id,
+    JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party,
+    Payment, PaymentCommand, PaymentContext, PaymentError, PaymentEvent, PostingContext, Retention,
+    RetentionCommand, RetentionError, SeriesEvent, TaxBook, journal_entry, payment_entry,
+    series_id,
 };
 use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::organization::Organization;
@@ -161,6 +162,134 @@ impl Books {
     }
 }
 
+/// The retention held with a party, as read by a command that may hold, release or reverse some.
+struct RetentionRead {
+    party_id: PartyId,
+    held: Held<Retention>,
+}
+
+/// Why a change to the retention held could not be appended.
+enum RetentionChange {
+    Refused(RetentionError),
+    Encode(CodecError),
+}
+
+impl PostingState {
+    /// The retention held with `party_id`, from memory, or brought up to date when `fresh`.
+    async fn retention(
+        &self,
+        store: &EventStore,
+        tenant: TenantId,
+        party_id: PartyId,
+        fresh: bool,
+    ) -> Result<RetentionRead, CacheError> {
+        let stream = party_id.to_string();
+        let held = if fresh {
+            self.retentions.refresh(store, tenant, &stream).await?
+        } else {
+            self.retentions.get(store, tenant, &stream).await?
+        };
+        Ok(RetentionRead { party_id, held })
+    }
+}
+
+impl RetentionRead {
+    fn read(&self) -> StreamRead {
+        StreamRead::of::<Retention>(self.party_id, self.held.1)
+    }
+
+    /// What `changes` append to the party's retention stream (nothing when there are none).
+    fn companion(
+        &self,
+        changes: Vec<RetentionCommand>,
+    ) -> Result<Option<Companion>, RetentionChange> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let events = self
+            .held
+            .0
+            .decide_all(changes)
+            .map_err(RetentionChange::Refused)?;
+        Companion::new::<Retention>(self.party_id, self.held.1, &events)
+            .map(Some)
+            .map_err(RetentionChange::Encode)
+    }
+}
+
+impl RetentionChange {
+    fn into_error<E: std::error::Error>(
+        self,
+        refused: impl FnOnce(RetentionError) -> E,
+    ) -> ExecuteError<E> {
+        match self {
+            Self::Refused(error) => ExecuteError::Rejected(refused(error)),
+            Self::Encode(error) => ExecuteError::Encode(error),
+        }
+    }
+}
+
+/// The retention changes a document's events make: a submitted bill holds what it withheld; a
+/// cancelled one reverses `withheld`, what it held.
+fn document_retention(
+    events: &[InvoiceEvent],
+    organization_id: OrganizationId,
+    (withheld, number): (Money, Option<&str>),
+) -> Vec<RetentionCommand> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            InvoiceEvent::InvoiceSubmitted(submitted)
+                if submitted.withholding.retention.is_positive() =>
+            {
+                Some(RetentionCommand::Hold {
+                    organization_id,
+                    amount: submitted.withholding.retention,
+                    date: submitted.date,
+                    document: submitted.number.clone(),
+                })
+            }
+            InvoiceEvent::InvoiceCancelled { date, .. } if withheld.is_positive() => {
+                Some(RetentionCommand::Reverse {
+                    organization_id,
+                    amount: withheld,
+                    date: *date,
+                    document: number.unwrap_or_default().to_owned(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The retention changes a recorded payment makes: what it deducts as retention is held; what it
+/// releases is released.
+fn payment_retention(event: &PaymentEvent) -> Vec<RetentionCommand> {
+    let PaymentEvent::PaymentRecorded(recorded) = event else {
+        return Vec::new();
+    };
+    let payment = &recorded.payment;
+    let held = payment
+        .deductions
+        .iter()
+        .filter(|deduction| deduction.kind == DeductionKind::Retention)
+        .map(|deduction| RetentionCommand::Hold {
+            organization_id: payment.organization_id,
+            amount: deduction.amount,
+            date: payment.date,
+            document: recorded.number.clone(),
+        });
+    let released = payment
+        .retention_release
+        .map(|amount| RetentionCommand::Release {
+            organization_id: payment.organization_id,
+            amount,
+            date: payment.date,
+            document: recorded.number.clone(),
+        });
+    held.chain(released).collect()
+}
+
 /// Whether a document command decides again: on a stream that moved (unless the caller pinned
 /// the version), or on a refusal decided on state held in memory, which fresh state must confirm.
 fn again<E: std::error::Error>(
@@ -201,8 +330,8 @@ impl EventStore {
             attempt += 1;
             // The draft names the party, the date and the original the decision reads by; a draft
             // never changes once written, so reading it before the command's own load is safe.
-            let (draft, entry_id) = match &command {
-                InvoiceCommand::Draft(draft) => (draft.clone(), None),
+            let (draft, entry_id, withheld) = match &command {
+                InvoiceCommand::Draft(draft) => (draft.clone(), None, (Money::ZERO, None)),
                 InvoiceCommand::Submit { .. } | InvoiceCommand::Cancel { .. } => {
                     let (document, _) = self
                         .load_aggregate::<Invoice>(tenant, &invoice_stream)
@@ -212,7 +341,8 @@ impl EventStore {
                         .filter(|draft| draft.organization_id == organization_id)
                         .cloned()
                         .ok_or(ExecuteError::Rejected(InvoiceError::NotFound))?;
-                    (draft, document.entry_id())
+                    let withheld = (document.retention(), document.number().map(str::to_owned));
+                    (draft, document.entry_id(), withheld)
                 }
             };
             let books = state
@@ -263,6 +393,18 @@ impl EventStore {
                 InvoiceCommand::Draft(_) => None,
             };
             reads.extend(budgets.iter().flat_map(BudgetRead::reads));
+            // A bill that withholds retention holds it with the party; cancelling one reverses it.
+            let retention = match &command {
+                InvoiceCommand::Submit { .. } if draft.retention.is_some() => true,
+                InvoiceCommand::Cancel { .. } => withheld.0.is_positive(),
+                _ => false,
+            };
+            let retention = if retention {
+                Some(state.retention(self, tenant, draft.party_id, fresh).await?)
+            } else {
+                None
+            };
+            reads.extend(retention.iter().map(RetentionRead::read));
             let series = match &command {
                 InvoiceCommand::Submit { entry_id, .. } => {
                     let prefix = draft.kind.series_prefix();
@@ -300,6 +442,18 @@ impl EventStore {
                     &reads,
                     |events| {
                         let mut companions = Vec::new();
+                        let changes = document_retention(
+                            events,
+                            organization_id,
+                            (withheld.0, withheld.1.as_deref()),
+                        );
+                        if let Some(retention) = &retention {
+                            companions.extend(
+                                retention
+                                    .companion(changes)
+                                    .map_err(|change| change.into_error(InvoiceError::Retention))?,
+                            );
+                        }
                         for event in events {
                             let Some(posted) =
                                 journal_entry(event, &context).map_err(ExecuteError::Rejected)?
@@ -449,6 +603,20 @@ impl EventStore {
                 .budget_read(self, tenant, organization_id, candidates, fresh)
                 .await?;
             reads.extend(budgets.reads());
+            // Retention deducted is held with the party; retention released is taken from it.
+            let retention = match new {
+                Some(new)
+                    if new.retention_release.is_some()
+                        || new
+                            .deductions
+                            .iter()
+                            .any(|deduction| deduction.kind == DeductionKind::Retention) =>
+                {
+                    Some(state.retention(self, tenant, party_id, fresh).await?)
+                }
+                _ => None,
+            };
+            reads.extend(retention.iter().map(RetentionRead::read));
             // Every settled document, read now: its version is checked at append, so a
             // settlement never lands on a balance the decision did not see.
             let mut invoices = BTreeMap::new();
@@ -485,6 +653,14 @@ impl EventStore {
                     &reads,
                     |events| {
                         let mut companions = Vec::new();
+                        if let Some(retention) = &retention {
+                            let changes = events.iter().flat_map(payment_retention).collect();
+                            companions.extend(
+                                retention
+                                    .companion(changes)
+                                    .map_err(|change| change.into_error(PaymentError::Retention))?,
+                            );
+                        }
                         for event in events {
                             let posted =
                                 payment_entry(event, &context).map_err(ExecuteError::Rejected)?;

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
     BudgetUsage, Budgets, EntryLine, Invoice, JournalCommand, JournalEntry, JournalError,
-    JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party, PostingContext, TaxBook,
+    JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party, PostingContext, Retention,
+    TaxBook,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -38,6 +39,8 @@ pub struct PostingState {
     /// Every organization's budgets, and what was spent against each budget.
     pub budgets: StreamCache<Budgets>,
     pub usages: StreamCache<BudgetUsage>,
+    /// The retention held with each party.
+    pub retentions: StreamCache<Retention>,
 }
 
 impl PostingState {

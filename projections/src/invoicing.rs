@@ -11,6 +11,8 @@
 //!   (number, party name and BIN, rate), so a register never depends on the order in which
 //!   streams were applied (design.md D11). The monthly return summary (Mushak-9.1) sums these.
 //!
+//! - the retention register: one insert-only line per change to the retention held with a party
+//!   (its retention stream: held, released, reversed).
 //! - budgets: a row per budget line (the organization's budgets stream owns them) and counters of
 //!   what was spent against each (its usage stream adds to them): budget vs actual.
 //!
@@ -23,7 +25,8 @@ use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::finance::{
     BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, Money, Party,
-    PartyEvent, Payment, PaymentEvent, SubmittedInvoice, UsageEvent, month_of,
+    PartyEvent, Payment, PaymentEvent, Retention, RetentionEvent, SubmittedInvoice, UsageEvent,
+    month_of,
 };
 
 use crate::projection::{Projection, ProjectionError};
@@ -44,6 +47,7 @@ read_model! {
         payments: Table<PaymentRow>,
         budgets: Table<BudgetRow>,
         budget_usage: Counters<BudgetUsageRow>,
+        retention_moves: Lines<RetentionMove>,
     }
 }
 
@@ -179,6 +183,21 @@ row! {
         due_date: NaiveDate,
         date: NaiveDate,
         amount: i64,
+    }
+}
+
+row! {
+    /// A change to the retention money held with a party (paisa): positive when held, negative
+    /// when released or reversed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RetentionMove in "fin_retention_moves" {
+        key { party_id: Uuid, sequence: i64 }
+        organization_id: Uuid,
+        kind: String,
+        amount: i64,
+        date: NaiveDate,
+        document: String,
+        position: i64,
     }
 }
 
@@ -597,6 +616,46 @@ impl InvoicingRows {
     }
 }
 
+impl InvoicingRows {
+    fn apply_retention(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let party_id = stream_id(event)?;
+        let (kind, organization_id, amount, date, document) =
+            match event.decode::<RetentionEvent>()? {
+                RetentionEvent::RetentionHeld {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                } => ("held", organization_id, amount.paisa(), date, document),
+                RetentionEvent::RetentionReleased {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                } => ("released", organization_id, -amount.paisa(), date, document),
+                RetentionEvent::RetentionReversed {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                } => ("reversed", organization_id, -amount.paisa(), date, document),
+            };
+        self.retention_moves.push(
+            event.tenant_id.as_uuid(),
+            (party_id, event.sequence),
+            RetentionMove {
+                organization_id: organization_id.as_uuid(),
+                kind: kind.to_owned(),
+                amount,
+                date,
+                document,
+                position: event.global_position.get(),
+            },
+        );
+        Ok(())
+    }
+}
+
 impl Projection for Invoicing {
     const NAME: &'static str = "invoicing";
     const VERSION: i32 = 1;
@@ -606,6 +665,7 @@ impl Projection for Invoicing {
         Payment::TYPE,
         Budgets::TYPE,
         BudgetUsage::TYPE,
+        Retention::TYPE,
     ];
 
     type Rows = InvoicingRows;
@@ -637,6 +697,7 @@ impl Projection for Invoicing {
             Payment::TYPE => rows.apply_payment(event),
             Budgets::TYPE => rows.apply_budgets(event),
             BudgetUsage::TYPE => rows.apply_budget_usage(event),
+            Retention::TYPE => rows.apply_retention(event),
             _ => rows.apply_invoice(event),
         }
     }
@@ -1048,6 +1109,7 @@ mod tests {
                             amount: Money::from_paisa(allocated),
                         }],
                         deductions: Vec::new(),
+                        retention_release: None,
                         vds_certificate: None,
                         project_id: None,
                         site_id: None,

@@ -457,6 +457,10 @@ async fn openapi_health_request_ids_and_unknown_routes() {
             "get",
             "/v1/organizations/{organization_id}/withholding-register",
         ),
+        (
+            "get",
+            "/v1/organizations/{organization_id}/retention-register",
+        ),
         ("post", "/v1/organizations/{organization_id}/budgets"),
         ("get", "/v1/organizations/{organization_id}/budgets"),
         (

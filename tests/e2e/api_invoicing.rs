@@ -1284,3 +1284,210 @@ async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
     assert_eq!(above.problem(), "above-advance");
     app.shutdown().await;
 }
+
+/// The party's line in the retention register (as of `query`), read after `position`.
+async fn retention_of(desk: &Desk<'_>, party: &str, query: &str, position: i64) -> Value {
+    let register = desk
+        .get(&format!(
+            "retention-register?party_id={party}&min_position={position}{query}"
+        ))
+        .await
+        .expect(200);
+    let parties = register.body["parties"].as_array().unwrap();
+    assert_eq!(parties.len(), 1, "{}", register.body);
+    parties[0].clone()
+}
+
+#[tokio::test]
+async fn retention_is_held_per_party_released_never_above_what_is_held_and_agrees_with_the_ledger()
+{
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "RETAIN").await;
+    let bank = desk.books.id("1121").to_owned();
+    let bill = |price: &str, date: &str| {
+        json!({"party_id": desk.subcontractor, "date": date,
+               "lines": [desk.line(price, "S004.00", "5120")],
+               "tds_section": "CONTRACT", "retention": "5"})
+    };
+    // The subcontractor's bill holds 50,000.00 and is paid its net 9,20,000.00.
+    let first = desk
+        .draft("purchase-bills", bill("1000000.00", "2025-08-20"))
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&first).await.expect(200);
+    let paid = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("payments"),
+            json!({"party_id": desk.subcontractor, "date": "2025-08-30", "account_id": bank,
+                   "amount": "920000.00",
+                   "allocations": [{"invoice_id": first, "amount": "920000.00"}]}),
+        )
+        .await
+        .expect(201);
+    // The client holds back 5,750.00 of a 1,15,000.00 invoice as retention.
+    let (sale, _) = desk.submitted_sale("2025-08-10", "100000.00", "STD").await;
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-25", "account_id": bank,
+                        "amount": "109250.00",
+                        "deductions": [{"kind": "retention", "amount": "5750.00"}],
+                        "allocations": [{"invoice_id": sale, "amount": "115000.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = paid.position().max(received.position());
+    let held = retention_of(&desk, &desk.subcontractor, "", position).await;
+    assert_eq!(held["side"], "payable");
+    assert_eq!(held["held"], "50000.00");
+    assert_eq!(held["balance"], "50000.00");
+    let customer = retention_of(&desk, &desk.customer, "", position).await;
+    assert_eq!(customer["side"], "receivable");
+    assert_eq!(customer["balance"], "5750.00");
+
+    // Releasing more than is held is refused and writes nothing.
+    let release = |amount: &str, date: &str| {
+        json!({"party_id": desk.subcontractor, "date": date, "account_id": bank,
+               "amount": amount, "retention_release": amount})
+    };
+    let refused = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("payments"),
+            release("50000.01", "2025-09-15"),
+        )
+        .await
+        .expect(409);
+    assert_eq!(refused.problem(), "above-retention-held");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("50000.00"),
+        "{}",
+        refused.body
+    );
+    let released = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("payments"),
+            release("30000.00", "2025-09-15"),
+        )
+        .await
+        .expect(201);
+    let payment = desk
+        .get(&format!(
+            "payments/{}?min_position={}",
+            released.id(),
+            released.position()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(payment.body["retention_release"], "30000.00");
+    assert_eq!(payment.body["advance"], "0.00");
+    // The client pays what it held back.
+    let repaid = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-20", "account_id": bank,
+                        "amount": "5750.00", "retention_release": "5750.00"}),
+        )
+        .await
+        .expect(201);
+    let position = released.position().max(repaid.position());
+    let held = retention_of(&desk, &desk.subcontractor, "", position).await;
+    assert_eq!(held["held"], "50000.00");
+    assert_eq!(held["released"], "30000.00");
+    assert_eq!(held["balance"], "20000.00");
+    // As of the end of August nothing had been released.
+    let august = retention_of(&desk, &desk.subcontractor, "&to=2025-08-31", position).await;
+    assert_eq!(august["balance"], "50000.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "2130")["closing"], "-20000.00");
+    assert_eq!(row(&tb.body, "1140")["closing"], "0.00");
+    assert_eq!(
+        retention_of(&desk, &desk.customer, "", position).await["balance"],
+        "0.00"
+    );
+
+    // A bill cancelled while its retention is held takes it back; once released, it cannot.
+    let second = desk
+        .draft("purchase-bills", bill("100000.00", "2025-09-01"))
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&second).await.expect(200);
+    let cancel = async |id: &str| {
+        let path = desk.books.path(&format!("invoices/{id}/cancel"));
+        desk.books
+            .caller
+            .post(
+                &path,
+                json!({"date": "2025-09-25", "reason": "Entered twice"}),
+            )
+            .await
+    };
+    let cancelled = cancel(&second).await.expect(200);
+    let held = retention_of(&desk, &desk.subcontractor, "", cancelled.position()).await;
+    assert_eq!(held["held"], "50000.00");
+    assert_eq!(held["balance"], "20000.00");
+    let third = desk
+        .draft("purchase-bills", bill("100000.00", "2025-09-02"))
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&third).await.expect(200);
+    let last = desk
+        .books
+        .caller
+        .post(
+            &desk.books.path("payments"),
+            release("25000.00", "2025-09-26"),
+        )
+        .await
+        .expect(201);
+    let refused = cancel(&third).await.expect(409);
+    assert_eq!(refused.problem(), "retention-released");
+    let register = desk
+        .get(&format!(
+            "retention-register?from=2025-09-01&min_position={}",
+            last.position()
+        ))
+        .await
+        .expect(200);
+    let kinds: Vec<&str> = register.body["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["party_id"] == desk.subcontractor.as_str())
+        .map(|line| line["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["held", "held", "released", "reversed", "released"],
+        "{}",
+        register.body
+    );
+
+    let csv = app
+        .client
+        .get(app.url(&desk.books.path("retention-register?format=csv")))
+        .bearer_auth(&desk.books.caller.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("party,side,held,released,balance"), "{csv}");
+    assert!(
+        csv.contains("Karim Earthworks,payable,55000.00,55000.00,0.00"),
+        "{csv}"
+    );
+    app.shutdown().await;
+}

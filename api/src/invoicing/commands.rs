@@ -771,6 +771,13 @@ impl RecordPayment {
                 .map(ExchangeRate::parse)
                 .transpose(),
         );
+        let retention_release = fields.take(
+            "retention_release",
+            self.retention_release
+                .as_deref()
+                .map(Money::parse)
+                .transpose(),
+        );
         let allocations: Vec<Option<Allocation>> = self
             .allocations
             .unwrap_or_default()
@@ -816,6 +823,7 @@ impl RecordPayment {
                 narration: self.narration,
                 allocations: allocations.into_iter().collect::<Option<Vec<_>>>()?,
                 deductions: deductions.into_iter().collect::<Option<Vec<_>>>()?,
+                retention_release: retention_release?,
                 vds_certificate: self.vds_certificate,
                 project_id: self.project_id.map(ProjectId::from_uuid),
                 site_id: self.site_id.map(SiteId::from_uuid),

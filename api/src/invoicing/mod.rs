@@ -12,7 +12,9 @@ pub mod queries;
 pub mod views;
 
 use axum::Router;
-use vextrus_domain::finance::{BudgetError, InvoiceError, PartyError, PaymentError, TaxError};
+use vextrus_domain::finance::{
+    BudgetError, InvoiceError, PartyError, PaymentError, RetentionError, TaxError,
+};
 
 use crate::command::DocumentedRoutes;
 use crate::error::{ApiError, DomainProblem};
@@ -60,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .documented(__path_aging, aging)
         .documented(__path_party_ledger, party_ledger)
         .documented(__path_withholding_register, withholding_register)
+        .documented(__path_retention_register, retention_register)
         .documented(__path_allocate_advance, allocate_advance)
 }
 
@@ -147,6 +150,7 @@ impl DomainProblem for InvoiceError {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
             E::ForeignWithholding => rule("foreign-currency", detail),
+            E::Retention(error) => error.into_problem(),
         }
     }
 }
@@ -188,6 +192,24 @@ impl DomainProblem for PaymentError {
             E::NotFound => ApiError::NotFound(detail),
             E::AboveAdvance { .. } => rule("above-advance", detail),
             E::NoAllocations => rule("line-count", detail),
+            E::ZeroRetentionRelease => rule("zero-amount", detail),
+            E::Retention(error) => error.into_problem(),
+        }
+    }
+}
+
+/// Retention released above what is held with the party, or a bill's retention reversed after
+/// it was released.
+impl DomainProblem for RetentionError {
+    const STREAM: &'static str = "retention";
+
+    fn into_problem(self) -> ApiError {
+        use RetentionError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotPositive => rule("zero-amount", detail),
+            E::AboveHeld { .. } => rule("above-retention-held", detail),
+            E::AlreadyReleased { .. } => rule("retention-released", detail),
         }
     }
 }

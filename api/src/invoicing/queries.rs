@@ -27,10 +27,11 @@ use super::views::{
     BudgetQuery, BudgetReport, BudgetView, DeductionView, DocumentAccountsBody, DocumentPage,
     DocumentQuery, DocumentRow, DocumentStatusView, DocumentView, MonthPath, OpenItemView,
     OpenSideView, PartyLedgerLine, PartyLedgerQuery, PartyLedgerView, PartyPage, PartyQuery,
-    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, TaxBookView,
-    TdsSectionView, TdsTierView, TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView,
-    VatKindView, VatMonthView, VatRateView, VatReturnQuery, VatReturnRow, VatReturnView,
-    WithholdingLine, WithholdingQuery, WithholdingRegister,
+    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, RetentionBalance,
+    RetentionMoveView, RetentionQuery, RetentionRegister, TaxBookView, TdsSectionView, TdsTierView,
+    TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView, VatKindView, VatMonthView,
+    VatRateView, VatReturnQuery, VatReturnRow, VatReturnView, WithholdingLine, WithholdingQuery,
+    WithholdingRegister,
 };
 use crate::auth::Permission;
 use crate::consistency;
@@ -824,6 +825,7 @@ fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
                 amount: d.amount.to_decimal(),
             })
             .collect(),
+        retention_release: payment.retention_release.map(Money::to_decimal),
         advance: amount(row.get("advance")),
         reference: payment.reference.clone(),
         narration: payment.narration.clone(),
@@ -1376,6 +1378,122 @@ pub async fn withholding_register(
         ));
     }
     Ok(Json(WithholdingRegister { lines }).into_response())
+}
+
+/// The side of the books a party's retention is on: customers hold it back from the
+/// organization, the organization withholds it from suppliers.
+fn retention_side(row: &PgRow) -> OpenSideView {
+    match row.get::<Option<String>, _>("party_kind").as_deref() {
+        Some("customer") => OpenSideView::Receivable,
+        _ => OpenSideView::Payable,
+    }
+}
+
+/// The retention register: per party, the retention held (by bills and payments that withheld
+/// it, or customers that held it back), released and still held as of `to`, and every change
+/// from `from` to `to`. JSON, or the balances as CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/retention-register", tag = "tax",
+    params(("organization_id" = Uuid, Path), RetentionQuery),
+    responses((status = 200, description = "The retention register",
+        content((RetentionRegister = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn retention_register(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<RetentionQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let balances = sqlx::query(
+        "select m.party_id, p.name as party_name, p.kind as party_kind,
+                coalesce(sum(m.amount) filter (where m.kind <> 'released'), 0)::bigint as held,
+                coalesce(-sum(m.amount) filter (where m.kind = 'released'), 0)::bigint as released,
+                sum(m.amount)::bigint as balance
+         from fin_retention_moves m
+         left join fin_parties p on p.tenant_id = m.tenant_id and p.party_id = m.party_id
+         where m.organization_id = $1 and ($2::date is null or m.date <= $2)
+           and ($3::uuid is null or m.party_id = $3)
+         group by m.party_id, p.name, p.kind
+         order by p.name, m.party_id",
+    )
+    .bind(organization.as_uuid())
+    .bind(query.to)
+    .bind(query.party_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    let parties: Vec<RetentionBalance> = balances
+        .iter()
+        .map(|row| RetentionBalance {
+            party_id: row.get("party_id"),
+            party_name: row.get("party_name"),
+            side: retention_side(row),
+            held: amount(row.get("held")),
+            released: amount(row.get("released")),
+            balance: amount(row.get("balance")),
+        })
+        .collect();
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = ["party", "side", "held", "released", "balance"];
+        let rows = parties
+            .into_iter()
+            .map(|party| {
+                let side = match party.side {
+                    OpenSideView::Receivable => "receivable",
+                    OpenSideView::Payable => "payable",
+                };
+                vec![
+                    party.party_name.unwrap_or_default(),
+                    side.to_owned(),
+                    party.held,
+                    party.released,
+                    party.balance,
+                ]
+            })
+            .collect();
+        return Ok(crate::finance::queries::csv_response(
+            "retention-register",
+            &header_row,
+            rows,
+        ));
+    }
+    let moves = sqlx::query(
+        "select m.date, m.party_id, p.name as party_name, p.kind as party_kind, m.kind,
+                m.document, m.amount
+         from fin_retention_moves m
+         left join fin_parties p on p.tenant_id = m.tenant_id and p.party_id = m.party_id
+         where m.organization_id = $1 and ($2::date is null or m.date >= $2)
+           and ($3::date is null or m.date <= $3) and ($4::uuid is null or m.party_id = $4)
+         order by m.date, m.position, m.party_id, m.sequence",
+    )
+    .bind(organization.as_uuid())
+    .bind(query.from)
+    .bind(query.to)
+    .bind(query.party_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .iter()
+    .map(|row| RetentionMoveView {
+        date: row.get("date"),
+        party_id: row.get("party_id"),
+        party_name: row.get("party_name"),
+        side: retention_side(row),
+        kind: row.get("kind"),
+        document: row.get("document"),
+        amount: amount(row.get("amount")),
+    })
+    .collect();
+    Ok(Json(RetentionRegister {
+        to: query.to,
+        parties,
+        moves,
+    })
+    .into_response())
 }
 
 #[cfg(test)]

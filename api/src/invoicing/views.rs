@@ -950,6 +950,11 @@ pub struct RecordPayment {
     /// What was withheld (VDS, TDS, retention) or charged by the bank (receipts only); each kind
     /// at most once.
     pub deductions: Option<Vec<DeductionBody>>,
+    /// Retention held with the party that this releases: paid to the supplier out of what was
+    /// withheld from it, or received from the customer out of what it held back; never more
+    /// than the retention register holds for the party.
+    #[schema(schema_with = text::amount_or_null)]
+    pub retention_release: Option<String>,
     /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
     #[schema(schema_with = text::narration_or_null)]
     pub vds_certificate: Option<String>,
@@ -1000,6 +1005,8 @@ pub struct PaymentView {
     pub amount: String,
     pub allocations: Vec<AllocationView>,
     pub deductions: Vec<DeductionView>,
+    /// Retention held with the party that this released.
+    pub retention_release: Option<String>,
     /// Held for the party, not yet allocated (what is left after later allocations).
     pub advance: String,
     pub reference: Option<String>,
@@ -1267,4 +1274,60 @@ pub struct WithholdingLine {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WithholdingRegister {
     pub lines: Vec<WithholdingLine>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionQuery {
+    /// Moves from this day (from the first when omitted).
+    pub from: Option<NaiveDate>,
+    /// Balances as of this day, and moves up to it (everything when omitted).
+    pub to: Option<NaiveDate>,
+    /// One party only.
+    pub party_id: Option<Uuid>,
+    /// `json` (default) or `csv` (the balance per party).
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// The retention held with one party.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionBalance {
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// `receivable`: a customer holds it back from the organization; `payable`: the organization
+    /// withheld it from a supplier.
+    pub side: OpenSideView,
+    /// Held by bills and payments (less what cancelled bills reversed).
+    pub held: String,
+    pub released: String,
+    /// Still held: `held - released`.
+    pub balance: String,
+}
+
+/// One change to the retention held with a party.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionMoveView {
+    pub date: NaiveDate,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    pub side: OpenSideView,
+    /// `held`, `released` or `reversed` (a cancelled bill).
+    pub kind: String,
+    /// The bill, receipt or payment that made it.
+    pub document: String,
+    /// Positive when held, negative when released or reversed.
+    pub amount: String,
+}
+
+/// Retention held and released per party.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionRegister {
+    /// The day the balances are as of (`null`: everything recorded).
+    pub to: Option<NaiveDate>,
+    pub parties: Vec<RetentionBalance>,
+    /// The moves from `from` to `to`, by date.
+    pub moves: Vec<RetentionMoveView>,
 }

@@ -31,6 +31,7 @@ use super::journal::{
 };
 use super::measure::{ExchangeRate, Quantity, Rate};
 use super::party::Party;
+use super::retention::RetentionError;
 use super::series::document_number;
 use super::tax::{TaxBook, TaxError, VatKind};
 use super::{Money, valid_text};
@@ -378,6 +379,9 @@ impl DomainEvent for InvoiceEvent {
 pub enum InvoiceError {
     #[error("document not found")]
     NotFound,
+    /// Cancelling a bill whose retention was already released.
+    #[error("{0}")]
+    Retention(RetentionError),
     #[error("the document already exists")]
     AlreadyExists,
     #[error("the document is already submitted; submitted documents change only by notes")]
@@ -476,6 +480,9 @@ struct Submitted {
     /// The date it was submitted for.
     date: NaiveDate,
     cancelled: bool,
+    /// The retention a bill withheld (held with the party until released).
+    #[serde(default)]
+    retention: Money,
 }
 
 /// A sales invoice or purchase bill (see the module docs).
@@ -523,6 +530,7 @@ impl Aggregate for Invoice {
                     foreign_settled: Money::ZERO,
                     date: submitted.date,
                     cancelled: false,
+                    retention: submitted.withholding.retention,
                 });
             }
             InvoiceEvent::InvoiceAdjusted { amount, .. } => {
@@ -592,6 +600,11 @@ impl Invoice {
 
     pub fn is_cancelled(&self) -> bool {
         self.submitted.as_ref().is_some_and(|s| s.cancelled)
+    }
+
+    /// The retention a submitted bill withheld from its supplier.
+    pub fn retention(&self) -> Money {
+        self.submitted.as_ref().map_or(Money::ZERO, |s| s.retention)
     }
 
     /// The journal entry a submitted document posted.

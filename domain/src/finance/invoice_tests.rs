@@ -550,6 +550,7 @@ fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPaymen
         narration: None,
         allocations,
         deductions: Vec::new(),
+        retention_release: None,
         vds_certificate: None,
         project_id: Some(desk.books.project),
         site_id: Some(desk.books.site),
@@ -877,4 +878,43 @@ fn an_invoice_is_cancelled_only_while_nothing_settled_or_changed_it() {
         Err(InvoiceError::SettledCannotCancel { .. })
     ));
     let _ = id;
+}
+
+#[test]
+fn released_retention_settles_the_partys_retention_account_beside_its_documents() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let (id, invoice) = submitted_sale(&desk, "100000", "STD");
+    let invoices = [(id, invoice)];
+    let mut released = receipt(
+        &desk,
+        "125000",
+        vec![Allocation {
+            invoice_id: id,
+            amount: taka("115000"),
+        }],
+    );
+    released.retention_release = Some(taka("10000"));
+    let (recorded, entry) = pay(&desk, &invoices, released.clone()).unwrap();
+    assert_eq!(recorded.advance, Money::ZERO);
+    assert_eq!(recorded.exchange_difference, Money::ZERO);
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1121".to_owned(), taka("125000"), zero),
+            ("1130".to_owned(), zero, taka("115000")),
+            ("1140".to_owned(), zero, taka("10000")),
+        ]
+    );
+    // The allocations and the release together never exceed the money.
+    released.amount = taka("124999.99");
+    assert!(matches!(
+        pay(&desk, &invoices, released.clone()).unwrap_err(),
+        PaymentError::AllocatedAboveTotal { .. }
+    ));
+    released.retention_release = Some(Money::ZERO);
+    assert_eq!(
+        pay(&desk, &invoices, released).unwrap_err(),
+        PaymentError::ZeroRetentionRelease
+    );
 }

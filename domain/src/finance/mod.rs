@@ -15,6 +15,8 @@
 //!   above what is outstanding), deducts what was withheld and holds the rest as an advance.
 //! - [`Budgets`] and [`BudgetUsage`]: budgets per project, site and expense account, Stop or Warn,
 //!   checked against each budget's own usage stream when a posting spends against it.
+//! - [`Retention`]: the retention money held with one party, one stream per party; a release is
+//!   checked against it.
 //! - [`Rate`] and [`Quantity`]: exact percentages and quantities.
 
 mod budget;
@@ -28,6 +30,7 @@ mod measure;
 mod money;
 mod party;
 mod payment;
+mod retention;
 mod series;
 mod tax;
 
@@ -61,6 +64,7 @@ pub use payment::{
     PaymentContext, PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement,
     payment_entry,
 };
+pub use retention::{Retention, RetentionCommand, RetentionError, RetentionEvent};
 pub use series::{
     NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,
 };

@@ -6,10 +6,12 @@
 //! organization withholds from a supplier is a deduction line, so that
 //!
 //! ```text
-//! cash + deductions = allocations + advance
+//! cash + deductions = allocations + retention released + advance
 //! ```
 //!
-//! and what is not allocated is held as the party's advance. Recording decides on the
+//! and what is not allocated is held as the party's advance. A payment may also release
+//! retention held with the party (checked against its [`super::Retention`] stream when the
+//! payment is appended). Recording decides on the
 //! organization's ledger, hierarchy and tax book, the party, every allocated document and the
 //! number series, and appends the payment, its number, its journal entry and each document's
 //! settlement in one transaction, every stream read at the version the decision saw (design.md
@@ -31,6 +33,7 @@ use super::journal::{
 };
 use super::measure::ExchangeRate;
 use super::party::Party;
+use super::retention::RetentionError;
 use super::series::document_number;
 use super::tax::{DocumentAccounts, TaxBook, TaxError};
 use super::{Money, valid_text};
@@ -134,6 +137,10 @@ pub struct NewPayment {
     pub narration: Option<String>,
     pub allocations: Vec<Allocation>,
     pub deductions: Vec<Deduction>,
+    /// Retention held with the party that this payment releases: money paid to a supplier out of
+    /// what was withheld from it, or received from a customer out of what it held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_release: Option<Money>,
     /// The VDS certificate (Mushak-6.6) received with a receipt or issued with a payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vds_certificate: Option<String>,
@@ -278,8 +285,12 @@ pub enum PaymentError {
     DeductionTwice { index: usize },
     #[error("deductions[{index}]: bank charges are deducted from receipts only")]
     BankChargesOnPayment { index: usize },
-    #[error("the allocations ({allocated}) are more than the amount and the deductions ({total})")]
+    #[error(
+        "the allocations and the retention released ({allocated}) are more than the amount and the deductions ({total})"
+    )]
     AllocatedAboveTotal { allocated: Money, total: Money },
+    #[error("a retention release is greater than zero")]
+    ZeroRetentionRelease,
     #[error("a payment allocates to at most {MAX_LINES} documents")]
     TooManyAllocations,
     #[error("must be 1 to 500 characters, without control characters or white space at either end")]
@@ -300,7 +311,7 @@ pub enum PaymentError {
     ExchangeRateRequired(CurrencyCode),
     #[error("a payment in the base currency has no exchange_rate")]
     ExchangeRateInBaseCurrency,
-    #[error("deductions are for payments in the base currency")]
+    #[error("deductions and retention releases are for payments in the base currency")]
     ForeignDeductions,
     #[error("payment not found")]
     NotFound,
@@ -310,6 +321,9 @@ pub enum PaymentError {
     ForeignAdvance,
     #[error("allocate at least one document")]
     NoAllocations,
+    /// Releasing more retention than is held with the party.
+    #[error("retention_release: {0}")]
+    Retention(RetentionError),
 }
 
 /// What recording a payment decides on.
@@ -515,7 +529,8 @@ fn record(
         (_, Some(_)) => return Err(PaymentError::ExchangeRateInBaseCurrency),
         _ => None,
     };
-    if foreign.is_some() && !payment.deductions.is_empty() {
+    if foreign.is_some() && (!payment.deductions.is_empty() || payment.retention_release.is_some())
+    {
         return Err(PaymentError::ForeignDeductions);
     }
     let in_base = |amount: Money| match &foreign {
@@ -552,7 +567,12 @@ fn record(
     if total.is_zero() {
         return Err(PaymentError::NothingMoved);
     }
-    let allocated: Money = payment.allocations.iter().map(|a| a.amount).sum();
+    let released = match payment.retention_release {
+        Some(amount) if !amount.is_positive() => return Err(PaymentError::ZeroRetentionRelease),
+        Some(amount) => amount,
+        None => Money::ZERO,
+    };
+    let allocated: Money = payment.allocations.iter().map(|a| a.amount).sum::<Money>() + released;
     if allocated > total {
         return Err(PaymentError::AllocatedAboveTotal { allocated, total });
     }
@@ -574,7 +594,8 @@ fn record(
     let serial = context.next_serial.max(1);
     let advance = total - allocated;
     let carried: Money = settlements.iter().map(|s| s.amount).sum();
-    let exchange_difference = in_base(total) - carried - in_base(advance);
+    // Retention is released in the base currency only, so it carries no difference.
+    let exchange_difference = in_base(total) - carried - released - in_base(advance);
     Ok(RecordedPayment {
         number: document_number(direction.series_prefix(), fiscal_year, serial),
         serial,
@@ -764,6 +785,20 @@ pub fn payment_entry(
     } else {
         accounts.supplier_advances
     };
+    // Released retention settles the party's retention account, as an allocation settles its
+    // balance.
+    if let Some(released) = payment.retention_release {
+        let account_id = if receipt {
+            accounts.retention_receivable
+        } else {
+            accounts.retention_payable
+        };
+        lines.push(EntryLine {
+            party,
+            memo: Some("Retention released".to_owned()),
+            ..side(account_id, released, !receipt)
+        });
+    }
     lines.push(EntryLine {
         party,
         ..side(advances, in_base(recorded.advance), !receipt)

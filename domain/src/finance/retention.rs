@@ -1,0 +1,324 @@
+//! [`Retention`]: the retention money held with one party (one stream per party, id = the
+//! party's), so that releasing it is checked against what is held on the write side (design.md
+//! D12), never a lagging read model.
+//!
+//! Retention is held when a purchase bill withholds it from a subcontractor, when a payment to a
+//! supplier deducts it, or when a customer holds it back from a receipt; a later payment or
+//! receipt releases it, never more than is held. Cancelling a bill reverses what it held, unless
+//! that was already released. Documents and payments append here as companions, in their own
+//! transaction, at the version they read: two releases racing for the last taka held cannot
+//! both commit.
+
+use chrono::NaiveDate;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::Money;
+use crate::ids::OrganizationId;
+use crate::unique::UniqueValues;
+
+/// A change to the retention held with a party, named by the document that makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetentionCommand {
+    /// A bill or payment withholds `amount`, or a customer holds it back.
+    Hold {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+    /// A payment or receipt releases `amount` of what is held.
+    Release {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+    /// A cancelled bill takes back what it held.
+    Reverse {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionEvent {
+    RetentionHeld {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+    RetentionReleased {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+    RetentionReversed {
+        organization_id: OrganizationId,
+        amount: Money,
+        date: NaiveDate,
+        document: String,
+    },
+}
+
+impl DomainEvent for RetentionEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::RetentionHeld { .. } => "RetentionHeld",
+            Self::RetentionReleased { .. } => "RetentionReleased",
+            Self::RetentionReversed { .. } => "RetentionReversed",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Why a change to the retention held was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RetentionError {
+    #[error("retention moves by an amount greater than zero")]
+    NotPositive,
+    #[error("{amount} of retention is more than the {held} held with the party")]
+    AboveHeld { amount: Money, held: Money },
+    #[error(
+        "the document's retention of {amount} was released already: {held} is held with the party"
+    )]
+    AlreadyReleased { amount: Money, held: Money },
+}
+
+/// The retention money held with one party (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    held: Money,
+    released: Money,
+}
+
+impl Retention {
+    /// What is held now: everything held, less what was released or reversed.
+    pub fn held(&self) -> Money {
+        self.held - self.released
+    }
+
+    /// What `command` appends, or why it is refused.
+    pub fn decide(&self, command: RetentionCommand) -> Result<Vec<RetentionEvent>, RetentionError> {
+        let event = match command {
+            RetentionCommand::Hold {
+                organization_id,
+                amount,
+                date,
+                document,
+            } => {
+                if !amount.is_positive() {
+                    return Err(RetentionError::NotPositive);
+                }
+                RetentionEvent::RetentionHeld {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                }
+            }
+            RetentionCommand::Release {
+                organization_id,
+                amount,
+                date,
+                document,
+            } => {
+                if !amount.is_positive() {
+                    return Err(RetentionError::NotPositive);
+                }
+                if amount > self.held() {
+                    return Err(RetentionError::AboveHeld {
+                        amount,
+                        held: self.held(),
+                    });
+                }
+                RetentionEvent::RetentionReleased {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                }
+            }
+            RetentionCommand::Reverse {
+                organization_id,
+                amount,
+                date,
+                document,
+            } => {
+                if !amount.is_positive() {
+                    return Err(RetentionError::NotPositive);
+                }
+                if amount > self.held() {
+                    return Err(RetentionError::AlreadyReleased {
+                        amount,
+                        held: self.held(),
+                    });
+                }
+                RetentionEvent::RetentionReversed {
+                    organization_id,
+                    amount,
+                    date,
+                    document,
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+
+    /// What `commands` append one after the other, each decided on what the ones before left, or
+    /// the first refusal.
+    pub fn decide_all(
+        &self,
+        commands: impl IntoIterator<Item = RetentionCommand>,
+    ) -> Result<Vec<RetentionEvent>, RetentionError> {
+        let mut state = self.clone();
+        let mut events = Vec::new();
+        for command in commands {
+            for event in state.decide(command)? {
+                state.apply(event.clone());
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+}
+
+impl Aggregate for Retention {
+    const TYPE: &'static str = "retention";
+    type Command = RetentionCommand;
+    type Event = RetentionEvent;
+    type Error = RetentionError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            RetentionEvent::RetentionHeld { amount, .. } => self.held += amount,
+            RetentionEvent::RetentionReleased { amount, .. }
+            | RetentionEvent::RetentionReversed { amount, .. } => self.released += amount,
+        }
+    }
+}
+
+impl UniqueValues for Retention {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taka(value: &str) -> Money {
+        Money::parse(value).unwrap()
+    }
+
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()
+    }
+
+    fn hold(amount: &str) -> RetentionCommand {
+        RetentionCommand::Hold {
+            organization_id: OrganizationId::default(),
+            amount: taka(amount),
+            date: date(),
+            document: "PB-2025-26-000001".to_owned(),
+        }
+    }
+
+    fn release(amount: &str) -> RetentionCommand {
+        RetentionCommand::Release {
+            organization_id: OrganizationId::default(),
+            amount: taka(amount),
+            date: date(),
+            document: "PY-2025-26-000001".to_owned(),
+        }
+    }
+
+    fn given(commands: Vec<RetentionCommand>) -> Retention {
+        let mut retention = Retention::default();
+        for event in retention.decide_all(commands).unwrap() {
+            retention.apply(event);
+        }
+        retention
+    }
+
+    #[test]
+    fn releasing_takes_from_what_is_held() {
+        let retention = given(vec![hold("50000"), hold("25000"), release("30000")]);
+        assert_eq!(retention.held(), taka("45000"));
+        let events = retention.decide(release("45000")).unwrap();
+        assert!(matches!(
+            events.as_slice(),
+            [RetentionEvent::RetentionReleased { amount, .. }] if *amount == taka("45000")
+        ));
+    }
+
+    #[test]
+    fn releasing_more_than_is_held_is_refused_with_what_is_held() {
+        let retention = given(vec![hold("50000"), release("30000")]);
+        assert_eq!(
+            retention.decide(release("20000.01")),
+            Err(RetentionError::AboveHeld {
+                amount: taka("20000.01"),
+                held: taka("20000"),
+            })
+        );
+    }
+
+    #[test]
+    fn a_cancelled_bill_takes_back_only_what_is_still_held() {
+        let retention = given(vec![hold("50000"), release("40000")]);
+        let reverse = |amount: &str| RetentionCommand::Reverse {
+            organization_id: OrganizationId::default(),
+            amount: taka(amount),
+            date: date(),
+            document: "PB-2025-26-000001".to_owned(),
+        };
+        assert_eq!(
+            retention.decide(reverse("50000")),
+            Err(RetentionError::AlreadyReleased {
+                amount: taka("50000"),
+                held: taka("10000"),
+            })
+        );
+        assert!(retention.decide(reverse("10000")).is_ok());
+    }
+
+    #[test]
+    fn several_changes_decide_in_order() {
+        let retention = Retention::default();
+        // A payment that withholds 5,000 may release it in the same breath, not 5,000.01.
+        assert!(
+            retention
+                .decide_all([hold("5000"), release("5000")])
+                .is_ok()
+        );
+        assert!(matches!(
+            retention.decide_all([hold("5000"), release("5000.01")]),
+            Err(RetentionError::AboveHeld { .. })
+        ));
+        assert_eq!(
+            retention.decide(hold("0")),
+            Err(RetentionError::NotPositive)
+        );
+    }
+}
