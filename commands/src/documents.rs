@@ -14,8 +14,8 @@ use vextrus_domain::finance::{
     DeductionKind, DocumentContext, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
     JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party,
     Payment, PaymentCommand, PaymentContext, PaymentError, PaymentEvent, PostingContext, Retention,
-    RetentionCommand, RetentionError, SeriesEvent, TaxBook, journal_entry, payment_entry,
-    series_id,
+    RetentionChange, RetentionCommand, RetentionError, RetentionMove, SeriesEvent, TaxBook,
+    journal_entry, payment_entry, series_id,
 };
 use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::organization::Organization;
@@ -169,7 +169,7 @@ struct RetentionRead {
 }
 
 /// Why a change to the retention held could not be appended.
-enum RetentionChange {
+enum RetentionRefusal {
     Refused(RetentionError),
     Encode(CodecError),
 }
@@ -202,7 +202,7 @@ impl RetentionRead {
     fn companion(
         &self,
         changes: Vec<RetentionCommand>,
-    ) -> Result<Option<Companion>, RetentionChange> {
+    ) -> Result<Option<Companion>, RetentionRefusal> {
         if changes.is_empty() {
             return Ok(None);
         }
@@ -210,14 +210,14 @@ impl RetentionRead {
             .held
             .0
             .decide_all(changes)
-            .map_err(RetentionChange::Refused)?;
+            .map_err(RetentionRefusal::Refused)?;
         Companion::new::<Retention>(self.party_id, self.held.1, &events)
             .map(Some)
-            .map_err(RetentionChange::Encode)
+            .map_err(RetentionRefusal::Encode)
     }
 }
 
-impl RetentionChange {
+impl RetentionRefusal {
     fn into_error<E: std::error::Error>(
         self,
         refused: impl FnOnce(RetentionError) -> E,
@@ -242,19 +242,25 @@ fn document_retention(
             InvoiceEvent::InvoiceSubmitted(submitted)
                 if submitted.withholding.retention.is_positive() =>
             {
-                Some(RetentionCommand::Hold {
-                    organization_id,
-                    amount: submitted.withholding.retention,
-                    date: submitted.date,
-                    document: submitted.number.clone(),
+                Some(RetentionCommand {
+                    change: RetentionChange::Hold,
+                    retention: RetentionMove {
+                        organization_id,
+                        amount: submitted.withholding.retention,
+                        date: submitted.date,
+                        document: submitted.number.clone(),
+                    },
                 })
             }
             InvoiceEvent::InvoiceCancelled { date, .. } if withheld.is_positive() => {
-                Some(RetentionCommand::Reverse {
-                    organization_id,
-                    amount: withheld,
-                    date: *date,
-                    document: number.unwrap_or_default().to_owned(),
+                Some(RetentionCommand {
+                    change: RetentionChange::Reverse,
+                    retention: RetentionMove {
+                        organization_id,
+                        amount: withheld,
+                        date: *date,
+                        document: number.unwrap_or_default().to_owned(),
+                    },
                 })
             }
             _ => None,
@@ -269,24 +275,23 @@ fn payment_retention(event: &PaymentEvent) -> Vec<RetentionCommand> {
         return Vec::new();
     };
     let payment = &recorded.payment;
-    let held = payment
-        .deductions
-        .iter()
-        .filter(|deduction| deduction.kind == DeductionKind::Retention)
-        .map(|deduction| RetentionCommand::Hold {
-            organization_id: payment.organization_id,
-            amount: deduction.amount,
-            date: payment.date,
-            document: recorded.number.clone(),
-        });
-    let released = payment
-        .retention_release
-        .map(|amount| RetentionCommand::Release {
+    let command = |change: RetentionChange, amount: Money| RetentionCommand {
+        change,
+        retention: RetentionMove {
             organization_id: payment.organization_id,
             amount,
             date: payment.date,
             document: recorded.number.clone(),
-        });
+        },
+    };
+    let held = payment
+        .deductions
+        .iter()
+        .filter(|deduction| deduction.kind == DeductionKind::Retention)
+        .map(|deduction| command(RetentionChange::Hold, deduction.amount));
+    let released = payment
+        .retention_release
+        .map(|amount| command(RetentionChange::Release, amount));
     held.chain(released).collect()
 }
 

@@ -25,8 +25,8 @@ use uuid::Uuid;
 use vextrus_commands::RecordedEvent;
 use vextrus_domain::finance::{
     BudgetEvent, BudgetUsage, Budgets, DeductionKind, Invoice, InvoiceEvent, Money, Party,
-    PartyEvent, Payment, PaymentEvent, Retention, RetentionEvent, SubmittedInvoice, UsageEvent,
-    month_of,
+    PartyEvent, Payment, PaymentEvent, Retention, RetentionChange, RetentionEvent,
+    SubmittedInvoice, UsageEvent, month_of,
 };
 
 use crate::projection::{Projection, ProjectionError};
@@ -47,7 +47,7 @@ read_model! {
         payments: Table<PaymentRow>,
         budgets: Table<BudgetRow>,
         budget_usage: Counters<BudgetUsageRow>,
-        retention_moves: Lines<RetentionMove>,
+        retention_moves: Lines<RetentionMoveRow>,
     }
 }
 
@@ -190,7 +190,7 @@ row! {
     /// A change to the retention money held with a party (paisa): positive when held, negative
     /// when released or reversed.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct RetentionMove in "fin_retention_moves" {
+    pub struct RetentionMoveRow in "fin_retention_moves" {
         key { party_id: Uuid, sequence: i64 }
         organization_id: Uuid,
         kind: String,
@@ -619,36 +619,22 @@ impl InvoicingRows {
 impl InvoicingRows {
     fn apply_retention(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let party_id = stream_id(event)?;
-        let (kind, organization_id, amount, date, document) =
-            match event.decode::<RetentionEvent>()? {
-                RetentionEvent::RetentionHeld {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                } => ("held", organization_id, amount.paisa(), date, document),
-                RetentionEvent::RetentionReleased {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                } => ("released", organization_id, -amount.paisa(), date, document),
-                RetentionEvent::RetentionReversed {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                } => ("reversed", organization_id, -amount.paisa(), date, document),
-            };
+        let decoded = event.decode::<RetentionEvent>()?;
+        let (change, retention) = decoded.change();
+        let (kind, amount) = match change {
+            RetentionChange::Hold => ("held", retention.amount.paisa()),
+            RetentionChange::Release => ("released", -retention.amount.paisa()),
+            RetentionChange::Reverse => ("reversed", -retention.amount.paisa()),
+        };
         self.retention_moves.push(
             event.tenant_id.as_uuid(),
             (party_id, event.sequence),
-            RetentionMove {
-                organization_id: organization_id.as_uuid(),
+            RetentionMoveRow {
+                organization_id: retention.organization_id.as_uuid(),
                 kind: kind.to_owned(),
                 amount,
-                date,
-                document,
+                date: retention.date,
+                document: retention.document.clone(),
                 position: event.global_position.get(),
             },
         );

@@ -64,7 +64,9 @@ pub use payment::{
     PaymentContext, PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement,
     payment_entry,
 };
-pub use retention::{Retention, RetentionCommand, RetentionError, RetentionEvent};
+pub use retention::{
+    Retention, RetentionChange, RetentionCommand, RetentionError, RetentionEvent, RetentionMove,
+};
 pub use series::{
     NumberSeries, SeriesCommand, SeriesError, SeriesEvent, document_number, series_id,
 };

@@ -19,60 +19,57 @@ use super::Money;
 use crate::ids::OrganizationId;
 use crate::unique::UniqueValues;
 
-/// A change to the retention held with a party, named by the document that makes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetentionCommand {
-    /// A bill or payment withholds `amount`, or a customer holds it back.
-    Hold {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
-    /// A payment or receipt releases `amount` of what is held.
-    Release {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
+/// What a change does to the retention held with a party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionChange {
+    /// A bill or payment withholds it, or a customer holds it back.
+    Hold,
+    /// A payment or receipt releases part of what is held.
+    Release,
     /// A cancelled bill takes back what it held.
-    Reverse {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
+    Reverse,
+}
+
+/// A change to the retention held with a party, named by the document that makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionMove {
+    pub organization_id: OrganizationId,
+    pub amount: Money,
+    pub date: NaiveDate,
+    pub document: String,
+}
+
+/// A change to make: what it does, and the move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionCommand {
+    pub change: RetentionChange,
+    pub retention: RetentionMove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RetentionEvent {
-    RetentionHeld {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
-    RetentionReleased {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
-    RetentionReversed {
-        organization_id: OrganizationId,
-        amount: Money,
-        date: NaiveDate,
-        document: String,
-    },
+    RetentionHeld(RetentionMove),
+    RetentionReleased(RetentionMove),
+    RetentionReversed(RetentionMove),
+}
+
+impl RetentionEvent {
+    pub fn change(&self) -> (RetentionChange, &RetentionMove) {
+        match self {
+            Self::RetentionHeld(retention) => (RetentionChange::Hold, retention),
+            Self::RetentionReleased(retention) => (RetentionChange::Release, retention),
+            Self::RetentionReversed(retention) => (RetentionChange::Reverse, retention),
+        }
+    }
 }
 
 impl DomainEvent for RetentionEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::RetentionHeld { .. } => "RetentionHeld",
-            Self::RetentionReleased { .. } => "RetentionReleased",
-            Self::RetentionReversed { .. } => "RetentionReversed",
+            Self::RetentionHeld(_) => "RetentionHeld",
+            Self::RetentionReleased(_) => "RetentionReleased",
+            Self::RetentionReversed(_) => "RetentionReversed",
         }
         .to_owned()
     }
@@ -110,67 +107,21 @@ impl Retention {
 
     /// What `command` appends, or why it is refused.
     pub fn decide(&self, command: RetentionCommand) -> Result<Vec<RetentionEvent>, RetentionError> {
-        let event = match command {
-            RetentionCommand::Hold {
-                organization_id,
-                amount,
-                date,
-                document,
-            } => {
-                if !amount.is_positive() {
-                    return Err(RetentionError::NotPositive);
-                }
-                RetentionEvent::RetentionHeld {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                }
+        let RetentionCommand { change, retention } = command;
+        let (amount, held) = (retention.amount, self.held());
+        if !amount.is_positive() {
+            return Err(RetentionError::NotPositive);
+        }
+        let event = match change {
+            RetentionChange::Hold => RetentionEvent::RetentionHeld(retention),
+            RetentionChange::Release if amount > held => {
+                return Err(RetentionError::AboveHeld { amount, held });
             }
-            RetentionCommand::Release {
-                organization_id,
-                amount,
-                date,
-                document,
-            } => {
-                if !amount.is_positive() {
-                    return Err(RetentionError::NotPositive);
-                }
-                if amount > self.held() {
-                    return Err(RetentionError::AboveHeld {
-                        amount,
-                        held: self.held(),
-                    });
-                }
-                RetentionEvent::RetentionReleased {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                }
+            RetentionChange::Release => RetentionEvent::RetentionReleased(retention),
+            RetentionChange::Reverse if amount > held => {
+                return Err(RetentionError::AlreadyReleased { amount, held });
             }
-            RetentionCommand::Reverse {
-                organization_id,
-                amount,
-                date,
-                document,
-            } => {
-                if !amount.is_positive() {
-                    return Err(RetentionError::NotPositive);
-                }
-                if amount > self.held() {
-                    return Err(RetentionError::AlreadyReleased {
-                        amount,
-                        held: self.held(),
-                    });
-                }
-                RetentionEvent::RetentionReversed {
-                    organization_id,
-                    amount,
-                    date,
-                    document,
-                }
-            }
+            RetentionChange::Reverse => RetentionEvent::RetentionReversed(retention),
         };
         Ok(vec![event])
     }
@@ -213,10 +164,11 @@ impl Aggregate for Retention {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match event {
-            RetentionEvent::RetentionHeld { amount, .. } => self.held += amount,
-            RetentionEvent::RetentionReleased { amount, .. }
-            | RetentionEvent::RetentionReversed { amount, .. } => self.released += amount,
+        match event.change() {
+            (RetentionChange::Hold, retention) => self.held += retention.amount,
+            (RetentionChange::Release | RetentionChange::Reverse, retention) => {
+                self.released += retention.amount;
+            }
         }
     }
 }
@@ -235,22 +187,24 @@ mod tests {
         NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()
     }
 
-    fn hold(amount: &str) -> RetentionCommand {
-        RetentionCommand::Hold {
-            organization_id: OrganizationId::default(),
-            amount: taka(amount),
-            date: date(),
-            document: "PB-2025-26-000001".to_owned(),
+    fn command(change: RetentionChange, amount: &str, document: &str) -> RetentionCommand {
+        RetentionCommand {
+            change,
+            retention: RetentionMove {
+                organization_id: OrganizationId::default(),
+                amount: taka(amount),
+                date: date(),
+                document: document.to_owned(),
+            },
         }
     }
 
+    fn hold(amount: &str) -> RetentionCommand {
+        command(RetentionChange::Hold, amount, "PB-2025-26-000001")
+    }
+
     fn release(amount: &str) -> RetentionCommand {
-        RetentionCommand::Release {
-            organization_id: OrganizationId::default(),
-            amount: taka(amount),
-            date: date(),
-            document: "PY-2025-26-000001".to_owned(),
-        }
+        command(RetentionChange::Release, amount, "PY-2025-26-000001")
     }
 
     fn given(commands: Vec<RetentionCommand>) -> Retention {
@@ -268,7 +222,7 @@ mod tests {
         let events = retention.decide(release("45000")).unwrap();
         assert!(matches!(
             events.as_slice(),
-            [RetentionEvent::RetentionReleased { amount, .. }] if *amount == taka("45000")
+            [RetentionEvent::RetentionReleased(released)] if released.amount == taka("45000")
         ));
     }
 
@@ -287,12 +241,7 @@ mod tests {
     #[test]
     fn a_cancelled_bill_takes_back_only_what_is_still_held() {
         let retention = given(vec![hold("50000"), release("40000")]);
-        let reverse = |amount: &str| RetentionCommand::Reverse {
-            organization_id: OrganizationId::default(),
-            amount: taka(amount),
-            date: date(),
-            document: "PB-2025-26-000001".to_owned(),
-        };
+        let reverse = |amount: &str| command(RetentionChange::Reverse, amount, "PB-2025-26-000001");
         assert_eq!(
             retention.decide(reverse("50000")),
             Err(RetentionError::AlreadyReleased {
