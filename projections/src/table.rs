@@ -175,28 +175,35 @@ impl<R: Row> ReadModelTable for Table<R> {
                 R::write_key(key, &mut wanted);
                 wanted.end_row()?;
             }
-            // One tenant per statement, so its primary key's index finds the rows: a single key
-            // column as `= any($2)`, several as a row comparison with their arrays unnested. The
-            // wanted keys are bound; none of this text comes from data.
-            let matches = match (R::KEY, wanted.parameters(2).as_slice()) {
+            // One tenant per statement, each wanted key one primary-key lookup in a LATERAL
+            // subquery with LIMIT, which the planner cannot turn into a join over the whole
+            // table. (`key = any($2)` and `(keys) in (select * from unnest(…))` could: a
+            // prepared statement's generic plan, made while the table was small, read the
+            // tenant's whole table on every batch; `vextrus bench http` found it.) The wanted
+            // keys are bound; none of this text comes from data.
+            let table = format!("{}.{}", target.schema(), R::TABLE);
+            let names: Vec<&str> = R::KEY.iter().map(|column| column.name).collect();
+            let sql = if names.is_empty() {
                 // One row per tenant.
-                ([], _) => "true".to_owned(),
-                ([column], [array]) => format!("{} = any({array})", column.name),
-                (columns, arrays) => {
-                    let names: Vec<&str> = columns.iter().map(|column| column.name).collect();
-                    format!(
-                        "({}) in (select * from unnest({}))",
-                        names.join(", "),
-                        arrays.join(", ")
-                    )
-                }
+                format!(
+                    "select {} from {table} where tenant_id = $1",
+                    select.join(", ")
+                )
+            } else {
+                let matches: Vec<String> = names
+                    .iter()
+                    .map(|name| format!(" and r.{name} = w.{name}"))
+                    .collect();
+                let chosen: Vec<String> = select.iter().map(|name| format!("r.{name}")).collect();
+                format!(
+                    "select f.* from unnest({}) as w({}) cross join lateral \
+                     (select {} from {table} r where r.tenant_id = $1{} limit 1) as f",
+                    wanted.parameters(2).join(", "),
+                    names.join(", "),
+                    chosen.join(", "),
+                    matches.concat()
+                )
             };
-            let sql = format!(
-                "select {} from {}.{} where tenant_id = $1 and {matches}",
-                select.join(", "),
-                target.schema(),
-                R::TABLE,
-            );
             let found = wanted
                 .bind(sqlx::query(&sql).bind(tenant))
                 .fetch_all(&mut *conn)

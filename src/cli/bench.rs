@@ -45,6 +45,8 @@ pub enum BenchCommand {
     Replay(super::replay_bench::ReplayBenchArgs),
     /// Journal postings vs a raw INSERT and balance-row ledgers; report queries at a million lines.
     Ledger(super::ledger_bench::LedgerBenchArgs),
+    /// Commands through the real HTTP server (`vextrus serve`) vs the store alone.
+    Http(super::http_bench::HttpBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +70,7 @@ impl BenchCommand {
             Self::Lag(args) => super::lag::lag(args, external).await,
             Self::Replay(args) => super::replay_bench::replay(args, external).await,
             Self::Ledger(args) => super::ledger_bench::ledger(args, external).await,
+            Self::Http(args) => super::http_bench::http(args, external).await,
         }
     }
 }
@@ -179,6 +182,22 @@ pub(super) async fn bench_server(
     })
     .await??;
     Ok((cluster.connect_options("postgres"), Some(cluster)))
+}
+
+/// Creates a database named `prefix` and a fresh suffix on the bench's server; its name.
+pub(super) async fn fresh_database(
+    admin: &PgConnectOptions,
+    prefix: &str,
+) -> anyhow::Result<String> {
+    let name = format!("{prefix}_{}", &Uuid::now_v7().simple().to_string()[..12]);
+    let mut conn = PgConnection::connect_with(admin)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(name)
 }
 
 /// The databases the bench writes to, and the private cluster if it started one.

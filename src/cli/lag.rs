@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
+use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use vextrus::database;
@@ -128,18 +128,11 @@ async fn measure(
     path: Path,
     args: &LagArgs,
 ) -> anyhow::Result<Vec<Duration>> {
-    let name = format!(
-        "vextrus_lag_{}_{}",
-        path.name().replace('-', "_"),
-        &Uuid::now_v7().simple().to_string()[..12]
-    );
-    let mut conn = PgConnection::connect_with(admin)
-        .await
-        .context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("create database {name}"))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
+    let name = super::bench::fresh_database(
+        admin,
+        &format!("vextrus_lag_{}", path.name().replace('-', "_")),
+    )
+    .await?;
     let options = admin.clone().database(&name);
     database::migrate(&options).await?;
     let writer = database::role_pool(&options, DbRole::Writer, 16).await?;

@@ -4,6 +4,7 @@
 mod analyst;
 mod audit;
 mod bench;
+mod http_bench;
 mod kafka;
 mod keys;
 mod lag;

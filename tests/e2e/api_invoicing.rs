@@ -1491,3 +1491,25 @@ async fn retention_is_held_per_party_released_never_above_what_is_held_and_agree
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_organization_has_an_empty_tax_book_until_it_adopts_the_rules() {
+    let app = spawn_app().await;
+    let books = Books::open(&app, "EMPTY").await;
+    let book = books.caller.get(&books.path("tax-book")).await.expect(200);
+    assert_eq!(book.body["set_up"], false);
+    assert_eq!(book.body["vat_codes"], json!([]));
+    assert_eq!(book.body["version"], 0);
+    books
+        .caller
+        .post(&books.path("tax-book/standard"), json!({}))
+        .await
+        .expect(200);
+    let book = books.caller.get(&books.path("tax-book")).await.expect(200);
+    assert_eq!(book.body["set_up"], true);
+    assert!(!book.body["vat_codes"].as_array().unwrap().is_empty());
+    // An organization that does not exist has no book at all.
+    let missing = format!("/v1/organizations/{}/tax-book", uuid::Uuid::new_v4());
+    books.caller.get(&missing).await.expect(404);
+    app.shutdown().await;
+}

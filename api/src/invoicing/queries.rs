@@ -198,13 +198,23 @@ pub async fn get_tax_book(
         .tax_books
         .refresh(state.store(), context.tenant, &organization.to_string())
         .await?;
-    if book.organization_id() != Some(organization) {
-        return Err(ApiError::NotFound(format!(
-            "organization {organization} has no tax book (adopt the standard rules first)"
-        )));
+    // An organization whose book was never set up has an empty one (version 0).
+    let set_up = book.organization_id() == Some(organization);
+    if !set_up {
+        let (found, _) = state
+            .postings()
+            .organizations
+            .refresh(state.store(), context.tenant, &organization.to_string())
+            .await?;
+        if found.id() != Some(organization) {
+            return Err(ApiError::NotFound(format!(
+                "organization {organization} not found"
+            )));
+        }
     }
     let view = TaxBookView {
         organization_id: organization.as_uuid(),
+        set_up,
         withholding_entity: book.withholding_entity(),
         vat_codes: book
             .vat_codes()

@@ -282,6 +282,9 @@ pub struct VatMonthView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaxBookView {
     pub organization_id: Uuid,
+    /// False until the standard rules are adopted (`POST …/tax-book/standard`) or a code is
+    /// defined: the book is then empty.
+    pub set_up: bool,
     pub withholding_entity: bool,
     pub vat_codes: Vec<VatCodeView>,
     pub tds_sections: Vec<TdsSectionView>,
