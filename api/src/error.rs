@@ -134,6 +134,11 @@ impl ApiError {
 
     /// A failed database call: unavailable when the connection is the problem, else internal.
     pub fn database(error: sqlx::Error) -> Self {
+        Self::database_ref(&error)
+    }
+
+    /// [`ApiError::database`] for an error several requests share (a failed group of checks).
+    pub fn database_ref(error: &sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(%error, "database unavailable");

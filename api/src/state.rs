@@ -2,7 +2,7 @@
 //! progress and the settings.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -13,6 +13,7 @@ use vextrus_projections::ProjectionStatus;
 use vextrus_replay::Progress;
 
 use crate::auth::JwtKeys;
+use crate::identity::access::AccessChecks;
 use crate::identity::oidc::OidcProviders;
 use crate::keys::SigningKeys;
 use crate::rate_limit::{RateLimits, TenantLimiter};
@@ -123,6 +124,9 @@ struct Shared {
     /// Organizations' ledgers and hierarchies as postings decide on them (design.md D12).
     postings: PostingState,
     read_pool: PgPool,
+    /// Every request's access check, asked together with its neighbours' (started with the
+    /// first request).
+    access_checks: OnceLock<AccessChecks>,
     ops_pool: PgPool,
     keys: JwtKeys,
     background: Background,
@@ -149,6 +153,7 @@ impl AppState {
             store,
             postings: PostingState::default(),
             read_pool,
+            access_checks: OnceLock::new(),
             ops_pool,
             keys,
             background,
@@ -168,6 +173,12 @@ impl AppState {
 
     pub fn read_pool(&self) -> &PgPool {
         &self.0.read_pool
+    }
+
+    pub fn access_checks(&self) -> &AccessChecks {
+        self.0
+            .access_checks
+            .get_or_init(|| AccessChecks::start(self.0.read_pool.clone()))
     }
 
     pub fn ops_pool(&self) -> &PgPool {

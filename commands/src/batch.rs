@@ -17,10 +17,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::group::{HeldConnection, take_waiting};
 use crate::store::{Append, Reads};
 
 /// Most commands in one batch: one statement appends them all, so the bound keeps a batch's
@@ -155,7 +156,7 @@ impl Batcher {
         for _ in 0..WORKERS {
             let (pool, receiver) = (pool.clone(), Arc::clone(&receiver));
             tokio::spawn(async move {
-                let mut connection = Connection { pool, held: None };
+                let mut connection = HeldConnection::new(pool);
                 // Jobs held back from this worker's last batch: they go first in its next.
                 let mut held = VecDeque::new();
                 loop {
@@ -167,11 +168,11 @@ impl Batcher {
                             return;
                         };
                         held.push_back(first);
-                        take_waiting(&mut receiver, &mut held);
+                        take_waiting(&mut receiver, &mut held, MAX_BATCH);
                     } else if let Ok(mut receiver) = receiver.try_lock() {
                         // Never waits for the queue with jobs in hand: the worker holding it
                         // may be waiting for work that only these jobs' answers will bring.
-                        take_waiting(&mut receiver, &mut held);
+                        take_waiting(&mut receiver, &mut held, MAX_BATCH);
                     }
                     let jobs = batch_from(&mut held);
                     run(&mut connection, jobs).await;
@@ -205,16 +206,6 @@ impl Batcher {
     }
 }
 
-/// Moves what waits in the queue to `held`, up to [`MAX_BATCH`] jobs in all.
-fn take_waiting(receiver: &mut mpsc::UnboundedReceiver<Job>, held: &mut VecDeque<Job>) {
-    while held.len() < MAX_BATCH {
-        match receiver.try_recv() {
-            Ok(job) => held.push_back(job),
-            Err(_) => break,
-        }
-    }
-}
-
 /// The next batch out of `waiting`, in order: every job that touches nothing an earlier job of
 /// the batch touches, up to [`MAX_BATCH`]; the others stay in `waiting`, in order.
 fn batch_from(waiting: &mut VecDeque<Job>) -> Vec<Job> {
@@ -238,26 +229,7 @@ fn batch_from(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-/// A worker's connection, kept from one batch to the next (no pool round trip per batch) and
-/// replaced after an error. It is taken out of the pool (detached), so the workers never hold
-/// connections the pool's other users (loads, reads) wait for: a store opens up to two more
-/// connections than its pool's size.
-struct Connection {
-    pool: PgPool,
-    held: Option<PgConnection>,
-}
-
-impl Connection {
-    async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
-        let held = match self.held.take() {
-            Some(held) => held,
-            None => self.pool.acquire().await?.detach(),
-        };
-        Ok(self.held.insert(held))
-    }
-}
-
-async fn run(connection: &mut Connection, jobs: Vec<Job>) {
+async fn run(connection: &mut HeldConnection, jobs: Vec<Job>) {
     if jobs.len() > 1 {
         match append(connection, &jobs).await {
             Ok(outcomes) => {
@@ -322,7 +294,7 @@ struct Columns {
 
 /// Every job in one call of `vextrus_append`; the outcome of each job's own stream, in job order.
 async fn append(
-    connection: &mut Connection,
+    connection: &mut HeldConnection,
     jobs: &[Job],
 ) -> Result<Vec<Result<Option<i64>, AppendFailure>>, sqlx::Error> {
     let mut columns = Columns::default();
@@ -385,8 +357,7 @@ async fn append(
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => {
-            // The connection may be broken: the next call takes a fresh one from the pool.
-            connection.held = None;
+            connection.discard();
             return Err(error);
         }
     };

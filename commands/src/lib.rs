@@ -24,6 +24,7 @@ pub mod codec;
 mod documents;
 mod error;
 mod finance;
+pub mod group;
 pub mod log;
 mod metadata;
 mod store;

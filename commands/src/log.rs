@@ -272,6 +272,8 @@ impl LogReader {
             filter,
             batch_size: LogTail::DEFAULT_BATCH_SIZE,
             poll_interval: LogTail::DEFAULT_POLL_INTERVAL,
+            pace: LogTail::DEFAULT_PACE,
+            last_caught_up_read: None,
             retry_after_signal: None,
         }
     }
@@ -288,6 +290,11 @@ pub struct LogTail {
     filter: LogFilter,
     batch_size: u32,
     poll_interval: Duration,
+    /// The least time between the starts of two reads while the tail keeps up (see
+    /// [`LogTail::pace`]).
+    pace: Duration,
+    /// When the last read that found less than a full batch started: the tail had caught up.
+    last_caught_up_read: Option<tokio::time::Instant>,
     /// Set after an append signal that found nothing readable yet: the watermark (which counts
     /// every running transaction of the cluster) had not passed the new events. Retry soon.
     retry_after_signal: Option<Duration>,
@@ -296,6 +303,11 @@ pub struct LogTail {
 impl LogTail {
     pub const DEFAULT_BATCH_SIZE: u32 = 500;
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+    /// Measured with `vextrus bench http` and `vextrus bench lag` on the 2-core machine (see the
+    /// README's "Where the time goes"): reading at most every 10 ms while caught up lets a busy
+    /// log's events gather into batches whose fixed cost (the read, the transaction, the
+    /// checkpoint) they share, and adds at most that much to a projection's lag.
+    pub const DEFAULT_PACE: Duration = Duration::from_millis(10);
 
     /// Events per read (at least 1; default [`Self::DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, batch_size: u32) -> Self {
@@ -310,6 +322,16 @@ impl LogTail {
         self
     }
 
+    /// The least time between the starts of two reads while the tail keeps up (default
+    /// [`Self::DEFAULT_PACE`]; zero reads as soon as anything may be new). A tail that is behind
+    /// (its last read filled a batch) reads on at once; one that keeps up waits until `pace`
+    /// has passed since its last read, so that under load each read gathers what was appended
+    /// meanwhile instead of one commit's events.
+    pub fn pace(mut self, pace: Duration) -> Self {
+        self.pace = pace;
+        self
+    }
+
     /// The position after the last event handed out.
     pub fn position(&self) -> LogPosition {
         self.position
@@ -321,6 +343,9 @@ impl LogTail {
         let filtered = self.filter.tenant.is_some() || self.filter.aggregate_types.is_some();
         let mut idle = false;
         loop {
+            if let Some(last_read) = self.last_caught_up_read {
+                tokio::time::sleep_until(last_read + self.pace).await;
+            }
             // Mark appends seen *before* reading: one that lands after the read still wakes us.
             if let Some(wakeup) = &mut self.wakeup {
                 wakeup.borrow_and_update();
@@ -333,10 +358,13 @@ impl LogTail {
             } else {
                 None
             };
+            let started = tokio::time::Instant::now();
             let batch = self
                 .reader
                 .read_batch(self.position, &self.filter, self.batch_size)
                 .await?;
+            self.last_caught_up_read =
+                (batch.len() < self.batch_size as usize && !self.pace.is_zero()).then_some(started);
             if let Some(last) = batch.last() {
                 self.position = last.position();
                 self.retry_after_signal = None;

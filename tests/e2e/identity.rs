@@ -326,6 +326,19 @@ async fn an_administrator_signs_in_invites_colleagues_and_changes_take_effect_at
     first.get("/v1/auth/me").await.expect(401);
     refresh(&app, &first.refresh).await.expect(401);
     second.get("/v1/auth/me").await.expect(200);
+    // Concurrent requests' checks are asked of the log together; each token keeps its own answer.
+    let together = futures_util::future::join_all((0..24).map(|n| {
+        let (session, ended) = if n % 2 == 0 {
+            (&first, true)
+        } else {
+            (&second, false)
+        };
+        async move { (ended, session.get("/v1/auth/me").await.status) }
+    }))
+    .await;
+    for (ended, status) in together {
+        assert_eq!(status, if ended { 401 } else { 200 });
+    }
 
     // A password change ends every session; the new password signs in.
     let new_password = "padma river at dusk 2026";

@@ -405,3 +405,42 @@ async fn idle(tail: &mut vextrus_commands::LogTail) {
     let nothing = tokio::time::timeout(Duration::from_millis(200), tail.next_batch()).await;
     assert!(nothing.is_err(), "no probe is readable yet");
 }
+
+/// A tail that keeps up reads at most once per pace, so that what a busy log appends meanwhile
+/// comes in one batch; a tail that is behind (its last read filled a batch) reads on at once.
+#[tokio::test]
+async fn a_tail_that_keeps_up_reads_once_per_pace_and_one_behind_reads_on() {
+    let fx = fixture().await;
+    let pace = Duration::from_secs(2);
+    let mut tail = fx
+        .reader
+        .tail(LogPosition::START, LogFilter::default())
+        .batch_size(2)
+        .poll_interval(Duration::from_millis(5))
+        .pace(pace);
+
+    // Behind: three events in batches of two; the read after a full batch does not wait.
+    let third = insert_noise(&fx.owner, TenantId::new(), 3).await;
+    let started = std::time::Instant::now();
+    assert_eq!(tail.next_batch().await.unwrap().len(), 2);
+    let rest = tail.next_batch().await.unwrap();
+    assert_eq!(positions(&rest), vec![third]);
+    assert!(
+        started.elapsed() < pace,
+        "a tail behind read on without pacing: {:?}",
+        started.elapsed()
+    );
+
+    // Caught up (the last read found less than a batch): events appended one by one meanwhile
+    // are read together, no sooner than the pace after that read.
+    let caught_up = std::time::Instant::now();
+    let first = insert_noise(&fx.owner, TenantId::new(), 1).await;
+    let second = insert_noise(&fx.owner, TenantId::new(), 1).await;
+    let batch = tail.next_batch().await.unwrap();
+    assert!(
+        caught_up.elapsed() >= pace - Duration::from_millis(100),
+        "read {:?} after the caught-up read",
+        caught_up.elapsed()
+    );
+    assert_eq!(positions(&batch), vec![first, second]);
+}
