@@ -3,7 +3,9 @@
 //!
 //! Messages that have arrived together (up to 200) are applied in one transaction together with
 //! the dedupe record, the last sequence applied per stream (`projection_stream_positions`), and
-//! their offsets are committed only after that transaction commits:
+//! their offsets are committed only after that transaction commits. The dedupe record costs two
+//! or three statements per batch, not per event: the batch's streams are locked and read in one,
+//! the moved ones written in one or two:
 //!
 //! - an event at or below the recorded sequence is a duplicate (relay restart, rebalance,
 //!   consumer restart) and is skipped;
@@ -34,7 +36,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
-use vextrus_commands::{LogReader, RecordedEvent, tenant};
+use uuid::Uuid;
+use vextrus_commands::{LogReader, RecordedEvent};
 use vextrus_projections::{
     BatchFailure, FedBy, Projection, apply_batch, hold_off_swaps, is_transient, register,
     trace_applied,
@@ -457,11 +460,7 @@ impl<P: Projection> KafkaWorker<P> {
         let mut tx = self.pool.begin().await?;
         // A replay's swap replaces the read model and the dedupe record together, between batches.
         hold_off_swaps(&mut tx, P::NAME).await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut admitted = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(self.admit(&mut tx, event, &mut admitted).await?);
-        }
+        let (outcomes, admitted) = self.admit(&mut tx, events).await?;
         let admitted: Vec<&RecordedEvent> = admitted.iter().collect();
         apply_batch(&self.projection, &mut tx, &admitted)
             .await
@@ -476,46 +475,55 @@ impl<P: Projection> KafkaWorker<P> {
         Ok(outcomes)
     }
 
-    /// Decides whether `event` is new, inside the caller's transaction: if so, adds it (after
-    /// any missing predecessors read from the log) to `admitted` and records it as the stream's
-    /// last applied event.
+    /// Decides which of `events` are new, inside the caller's transaction, with two statements
+    /// for the whole batch whatever its size: the streams' last applied sequences (locked), then
+    /// the new ones. An event at or below its stream's sequence is a duplicate; a new one goes to
+    /// the admitted events after any missing predecessors (read from the log). The outcome of each
+    /// event, in order, and the events to apply.
     async fn admit(
         &self,
         tx: &mut sqlx::PgConnection,
-        event: &RecordedEvent,
-        admitted: &mut Vec<RecordedEvent>,
-    ) -> Result<Applied, ApplyError> {
-        tenant::switch(&mut *tx, event.tenant_id).await?;
-        let applied = applied_sequence(&mut *tx, P::NAME, event).await?;
-        let last = applied.unwrap_or(0);
-        if event.sequence <= last {
-            return Ok(Applied::Duplicate);
-        }
-        let mut gap_events = 0;
-        if event.sequence > last + 1 {
-            let missing = self
-                .reader
-                .read_stream(
-                    event.tenant_id,
-                    &event.aggregate_type,
-                    &event.aggregate_id,
-                    last,
-                    event.sequence - 1,
-                )
-                .await?;
-            if missing.len() as i64 != event.sequence - 1 - last {
-                return Err(ApplyError::Poison(format!(
-                    "the log lacks events {}..{} of this stream",
-                    last + 1,
-                    event.sequence - 1
-                )));
+        events: &[RecordedEvent],
+    ) -> Result<(Vec<Applied>, Vec<RecordedEvent>), ApplyError> {
+        let mut applied = lock_applied(&mut *tx, P::NAME, events).await?;
+        let recorded: HashMap<StreamKey, i64> = applied.clone();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut admitted = Vec::with_capacity(events.len());
+        for event in events {
+            let key = stream_key(event);
+            let last = applied.get(&key).copied().unwrap_or(0);
+            if event.sequence <= last {
+                outcomes.push(Applied::Duplicate);
+                continue;
             }
-            gap_events = missing.len() as u64;
-            admitted.extend(missing);
+            let mut gap_events = 0;
+            if event.sequence > last + 1 {
+                let missing = self
+                    .reader
+                    .read_stream(
+                        event.tenant_id,
+                        &event.aggregate_type,
+                        &event.aggregate_id,
+                        last,
+                        event.sequence - 1,
+                    )
+                    .await?;
+                if missing.len() as i64 != event.sequence - 1 - last {
+                    return Err(ApplyError::Poison(format!(
+                        "the log lacks events {}..{} of this stream",
+                        last + 1,
+                        event.sequence - 1
+                    )));
+                }
+                gap_events = missing.len() as u64;
+                admitted.extend(missing);
+            }
+            admitted.push(event.clone());
+            applied.insert(key, event.sequence);
+            outcomes.push(Applied::New { gap_events });
         }
-        admitted.push(event.clone());
-        record_sequence(&mut *tx, P::NAME, event, applied).await?;
-        Ok(Applied::New { gap_events })
+        record_applied(&mut *tx, P::NAME, &recorded, &applied).await?;
+        Ok((outcomes, admitted))
     }
 
     async fn stop_partition(
@@ -639,63 +647,132 @@ impl<P: Projection> KafkaWorker<P> {
             return Ok(true);
         };
         let mut tx = self.pool.begin().await?;
-        tenant::switch(&mut tx, event.tenant_id).await?;
-        let applied = applied_sequence(&mut tx, P::NAME, &event).await?;
-        if applied.is_none_or(|sequence| sequence < event.sequence) {
-            record_sequence(&mut tx, P::NAME, &event, applied).await?;
+        let events = std::slice::from_ref(&event);
+        let recorded = lock_applied(&mut tx, P::NAME, events).await?;
+        let key = stream_key(&event);
+        if recorded
+            .get(&key)
+            .is_none_or(|sequence| *sequence < event.sequence)
+        {
+            let mut applied = recorded.clone();
+            applied.insert(key, event.sequence);
+            record_applied(&mut tx, P::NAME, &recorded, &applied).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 }
 
-/// The last sequence of `event`'s stream the projection applied, locked until the transaction
-/// ends so that two workers cannot both apply the next one.
-async fn applied_sequence(
+/// A stream of the log: tenant, aggregate type, aggregate id.
+pub(crate) type StreamKey = (Uuid, String, String);
+
+fn stream_key(event: &RecordedEvent) -> StreamKey {
+    (
+        event.tenant_id.as_uuid(),
+        event.aggregate_type.clone(),
+        event.aggregate_id.clone(),
+    )
+}
+
+/// The last sequence the projection applied of each stream of `events` that it has applied
+/// before, locked until the transaction ends so that two workers cannot both apply the next
+/// event. One statement; a primary-key lookup per stream (LATERAL, so that no cached plan turns
+/// it into a scan), locked in key order so that two batches never wait for each other in a
+/// circle.
+async fn lock_applied(
     conn: &mut sqlx::PgConnection,
     projection: &str,
-    event: &RecordedEvent,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select sequence from projection_stream_positions
-         where tenant_id = $4 and projection = $1 and aggregate_type = $2 and aggregate_id = $3
-         for update",
+    events: &[RecordedEvent],
+) -> Result<HashMap<StreamKey, i64>, sqlx::Error> {
+    let mut streams: Vec<StreamKey> = events.iter().map(stream_key).collect();
+    streams.sort();
+    streams.dedup();
+    let tenants: Vec<Uuid> = streams.iter().map(|key| key.0).collect();
+    let types: Vec<&str> = streams.iter().map(|key| key.1.as_str()).collect();
+    let ids: Vec<&str> = streams.iter().map(|key| key.2.as_str()).collect();
+    let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
+        "select k.tenant_id, k.aggregate_type, k.aggregate_id, p.sequence
+         from unnest($2::uuid[], $3::text[], $4::text[]) with ordinality
+              as k(tenant_id, aggregate_type, aggregate_id, n)
+         cross join lateral (
+             select s.sequence from projection_stream_positions s
+             where s.tenant_id = k.tenant_id and s.projection = $1
+               and s.aggregate_type = k.aggregate_type and s.aggregate_id = k.aggregate_id
+             for update) p
+         order by k.n",
     )
     .bind(projection)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.tenant_id.as_uuid())
-    .fetch_optional(conn)
-    .await
+    .bind(&tenants)
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, aggregate_type, aggregate_id, sequence)| {
+            ((tenant, aggregate_type, aggregate_id), sequence)
+        })
+        .collect())
 }
 
-/// Records `event` as the last applied of its stream (`previous` is what was recorded before).
-async fn record_sequence(
+/// Records the streams whose last applied sequence moved from `recorded` (what
+/// [`lock_applied`] found) to `applied`: an upsert for the streams it locked, a plain insert for
+/// the new ones, so that a worker racing this one on a new stream fails there and retries.
+async fn record_applied(
     conn: &mut sqlx::PgConnection,
     projection: &str,
-    event: &RecordedEvent,
-    previous: Option<i64>,
+    recorded: &HashMap<StreamKey, i64>,
+    applied: &HashMap<StreamKey, i64>,
 ) -> Result<(), sqlx::Error> {
-    let statement = if previous.is_some() {
-        "update projection_stream_positions set sequence = $5
-         where projection = $2 and aggregate_type = $3 and aggregate_id = $4 and tenant_id = $1"
-    } else {
-        // A plain insert: a worker racing us on the same new stream fails here and retries.
-        "insert into projection_stream_positions
-             (tenant_id, projection, aggregate_type, aggregate_id, sequence)
-         values ($1, $2, $3, $4, $5)"
+    let moved = |known: bool| {
+        applied
+            .iter()
+            .filter(move |(key, sequence)| {
+                recorded
+                    .get(*key)
+                    .map_or(!known, |before| known && before != *sequence)
+            })
+            .map(|(key, sequence)| (key, *sequence))
     };
-    sqlx::query(statement)
-        .bind(event.tenant_id.as_uuid())
-        .bind(projection)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .bind(event.sequence)
-        .execute(conn)
-        .await
-        .map(drop)
+    for (known, statement) in [
+        (
+            true,
+            "insert into projection_stream_positions as p
+                 (tenant_id, projection, aggregate_type, aggregate_id, sequence)
+             select u.tenant_id, $1, u.aggregate_type, u.aggregate_id, u.sequence
+             from unnest($2::uuid[], $3::text[], $4::text[], $5::int8[])
+                  as u(tenant_id, aggregate_type, aggregate_id, sequence)
+             on conflict (tenant_id, projection, aggregate_type, aggregate_id)
+             do update set sequence = excluded.sequence",
+        ),
+        (
+            false,
+            "insert into projection_stream_positions
+                 (tenant_id, projection, aggregate_type, aggregate_id, sequence)
+             select u.tenant_id, $1, u.aggregate_type, u.aggregate_id, u.sequence
+             from unnest($2::uuid[], $3::text[], $4::text[], $5::int8[])
+                  as u(tenant_id, aggregate_type, aggregate_id, sequence)",
+        ),
+    ] {
+        let rows: Vec<(&StreamKey, i64)> = moved(known).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let tenants: Vec<Uuid> = rows.iter().map(|(key, _)| key.0).collect();
+        let types: Vec<&str> = rows.iter().map(|(key, _)| key.1.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|(key, _)| key.2.as_str()).collect();
+        let sequences: Vec<i64> = rows.iter().map(|(_, sequence)| *sequence).collect();
+        sqlx::query(statement)
+            .bind(projection)
+            .bind(&tenants)
+            .bind(&types)
+            .bind(&ids)
+            .bind(&sequences)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
-
 /// Commits the offset after `message`. Asynchronous: a lost commit only means a redelivery,
 /// which the dedupe record absorbs.
 fn commit(consumer: &StreamConsumer<WorkerContext>, message: &BorrowedMessage<'_>) {

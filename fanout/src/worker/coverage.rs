@@ -30,7 +30,7 @@ use vextrus_commands::{LogFilter, LogPosition, LogReader, RecordedEvent, tenant}
 use vextrus_domain::TenantId;
 use vextrus_projections::{Projection, hold_off_swaps};
 
-use super::{Applied, ApplyError, KafkaWorker};
+use super::{Applied, ApplyError, KafkaWorker, StreamKey};
 
 /// How often a worker checks its projection against the log.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -235,9 +235,6 @@ fn position((transaction_id, global_position): (i64, i64)) -> LogPosition {
         global_position,
     }
 }
-
-/// A stream: tenant, aggregate type, aggregate id.
-type StreamKey = (Uuid, String, String);
 
 /// The streams stopped on a poison event that no operator has skipped yet.
 async fn poisoned_streams(
