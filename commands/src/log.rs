@@ -303,10 +303,10 @@ pub struct LogTail {
 impl LogTail {
     pub const DEFAULT_BATCH_SIZE: u32 = 500;
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
-    /// Measured with `vextrus bench http` and `vextrus bench lag` on the 2-core machine (see the
-    /// README's "Where the time goes"): reading at most every 10 ms while caught up lets a busy
-    /// log's events gather into batches whose fixed cost (the read, the transaction, the
-    /// checkpoint) they share, and adds at most that much to a projection's lag.
+    /// Measured with `vextrus bench http` and `vextrus bench lag` on the 2-core machine (README,
+    /// "Through the HTTP server" and the lag bench): reading at most every 10 ms while caught up
+    /// lets a busy log's events gather into batches whose fixed cost (the read, the transaction,
+    /// the checkpoint) they share, and adds at most that much to a projection's lag.
     pub const DEFAULT_PACE: Duration = Duration::from_millis(10);
 
     /// Events per read (at least 1; default [`Self::DEFAULT_BATCH_SIZE`]).

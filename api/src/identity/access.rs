@@ -6,7 +6,7 @@
 //! ([`AccessChecks`]): one query per group, `vextrus_access_check` once per distinct token in
 //! it. Every answer still comes from a query that started after its request arrived; a busy API
 //! just asks the log once per group instead of once per request (`vextrus bench http`, README
-//! "Where the time goes").
+//! "Through the HTTP server").
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
