@@ -375,9 +375,7 @@ impl<P: Projection> KafkaWorker<P> {
                                 status.count(applied, event);
                             }
                         });
-                        for message in &batch {
-                            commit(consumer, message);
-                        }
+                        commit_batch(consumer, &batch);
                         return;
                     }
                     Err(ApplyError::Transient(error)) => {
@@ -676,8 +674,8 @@ fn stream_key(event: &RecordedEvent) -> StreamKey {
 
 /// The last sequence the projection applied of each stream of `events` that it has applied
 /// before, locked until the transaction ends so that two workers cannot both apply the next
-/// event. One statement; a primary-key lookup per stream (LATERAL, so that no cached plan turns
-/// it into a scan), locked in key order so that two batches never wait for each other in a
+/// event. One statement; a primary-key lookup per stream (LATERAL with LIMIT, so that no cached
+/// plan turns it into a join over a scan), locked in key order so that two batches never wait for each other in a
 /// circle.
 async fn lock_applied(
     conn: &mut sqlx::PgConnection,
@@ -698,6 +696,7 @@ async fn lock_applied(
              select s.sequence from projection_stream_positions s
              where s.tenant_id = k.tenant_id and s.projection = $1
                and s.aggregate_type = k.aggregate_type and s.aggregate_id = k.aggregate_id
+             limit 1
              for update) p
          order by k.n",
     )
@@ -773,6 +772,29 @@ async fn record_applied(
     }
     Ok(())
 }
+/// Commits, for each partition of `batch`, the offset after its last message: one request for
+/// the batch (not one per message, which kept the group coordinator busy at thousands of events
+/// a second). Asynchronous: a lost commit only means a redelivery, which the dedupe record
+/// absorbs.
+fn commit_batch(consumer: &StreamConsumer<WorkerContext>, batch: &[BorrowedMessage<'_>]) {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let offset = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *offset = (*offset).max(message.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::debug!(%error, "offset not committed; the messages may be redelivered");
+        }
+    }
+    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+        tracing::debug!(%error, "offset commit refused; the messages may be redelivered");
+    }
+}
+
 /// Commits the offset after `message`. Asynchronous: a lost commit only means a redelivery,
 /// which the dedupe record absorbs.
 fn commit(consumer: &StreamConsumer<WorkerContext>, message: &BorrowedMessage<'_>) {

@@ -7,6 +7,9 @@
 //! millisecond (as `vextrus_reader`, like the API) and pairs each newly visible version with the
 //! instant its command returned. Latency is visible-at minus committed-at, measured identically
 //! for both paths.
+//!
+//! Then the Kafka worker's catch-up: stopped while 20,000 events are relayed, a new worker of the
+//! same group is timed from the first of them visible to the last ([`catch_up`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,8 +74,12 @@ pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::R
         args.rate, args.seconds, args.streams
     );
     let mut results = Vec::new();
+    let mut catch_up_rate = 0.0;
     for path in [Path::SingleNode, Path::Kafka] {
-        let mut latencies = measure(&admin, path, &args).await?;
+        let Measured {
+            mut latencies,
+            catch_up,
+        } = measure(&admin, path, &args).await?;
         latencies.sort_unstable();
         let p = |q: f64| percentile(&latencies, q);
         println!(
@@ -85,10 +92,20 @@ pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::R
             p(1.0)
         );
         results.push(p(0.99));
+        if let Some(catch_up) = catch_up {
+            println!(
+                "{:>12}  a worker stopped while {} events were relayed, then started: it applied them in {:.2} s, {:.0} events/s",
+                "",
+                catch_up.events,
+                catch_up.seconds,
+                catch_up.rate()
+            );
+            catch_up_rate = catch_up.rate();
+        }
     }
     println!(
-        "lag p99: single-node={:.0}ms kafka={:.0}ms at {} commands/s",
-        results[0], results[1], args.rate
+        "lag p99: single-node={:.0}ms kafka={:.0}ms at {} commands/s; kafka catch-up={:.0} events/s",
+        results[0], results[1], args.rate, catch_up_rate
     );
     super::stop(cluster).await;
     Ok(())
@@ -123,11 +140,7 @@ impl Pairing {
     }
 }
 
-async fn measure(
-    admin: &PgConnectOptions,
-    path: Path,
-    args: &LagArgs,
-) -> anyhow::Result<Vec<Duration>> {
+async fn measure(admin: &PgConnectOptions, path: Path, args: &LagArgs) -> anyhow::Result<Measured> {
     let name = super::bench::fresh_database(
         admin,
         &format!("vextrus_lag_{}", path.name().replace('-', "_")),
@@ -141,13 +154,15 @@ async fn measure(
     let store = EventStore::new(writer);
     let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
 
-    let (stop, stopped) = oneshot::channel::<()>();
-    let stopped = async { drop(stopped.await) };
     let mut embedded = None;
-    let fanout = match path {
+    let mut relay = None;
+    let (fanout, kafka) = match path {
         Path::SingleNode => {
             let runner = ProjectionRunner::new(OrganizationHierarchy, projector, log);
-            tokio::spawn(async move { runner.run(stopped).await.map_err(anyhow::Error::from) })
+            (
+                Fanout::start(move |stopped| async move { Ok(runner.run(stopped).await?) }),
+                None,
+            )
         }
         Path::Kafka => {
             let kafka = EmbeddedKafka::start(1)?;
@@ -155,17 +170,18 @@ async fn measure(
                 KafkaConfig::new(kafka.bootstrap_servers()).with_environment(std::env::vars());
             kafka.create_topic(&config.topic("organization"), 6)?;
             embedded = Some(kafka);
-            let relay = Relay::new("lag", projector.clone(), log.clone(), config.clone());
-            let worker = KafkaWorker::new(OrganizationHierarchy, projector, log, config)
-                .consumer_setting("fetch.wait.max.ms", "5");
-            tokio::spawn(async move {
-                let (relay_stop, relay_stopped) = oneshot::channel::<()>();
-                let relay = tokio::spawn(relay.run(async { drop(relay_stopped.await) }));
-                worker.run(stopped).await?;
-                let _ = relay_stop.send(());
-                relay.await??;
-                anyhow::Ok(())
-            })
+            let started = Relay::new("lag", projector.clone(), log.clone(), config.clone());
+            let relayed = started.status();
+            relay = Some((
+                Fanout::start(move |stopped| async move { Ok(started.run(stopped).await?) }),
+                relayed,
+            ));
+            let worker = KafkaPath {
+                projector,
+                log,
+                config,
+            };
+            (worker.start(), Some(worker))
         }
     };
 
@@ -300,8 +316,15 @@ async fn measure(
     }
     let _ = monitor_stop.send(());
     monitor.await??;
-    let _ = stop.send(());
-    fanout.await??;
+    fanout.stop().await?;
+    let catch_up = match (kafka, relay) {
+        (Some(kafka), Some((relay, relayed))) => {
+            let catch_up = catch_up(&store, &reader, tenant, &organizations, &kafka, relayed).await;
+            relay.stop().await?;
+            Some(catch_up?)
+        }
+        _ => None,
+    };
     drop(embedded);
     let latencies = std::mem::take(
         &mut pairing
@@ -309,7 +332,173 @@ async fn measure(
             .unwrap_or_else(PoisonError::into_inner)
             .latencies,
     );
-    Ok(latencies)
+    Ok(Measured {
+        latencies,
+        catch_up,
+    })
+}
+
+/// What one path measured.
+struct Measured {
+    /// Commit → visible, per command.
+    latencies: Vec<Duration>,
+    /// The Kafka worker's rate after a pause.
+    catch_up: Option<CatchUp>,
+}
+
+/// A background task of the bench with its own stop.
+struct Fanout {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Fanout {
+    fn start<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(Box::pin(async { drop(stopped.await) })));
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// What a Kafka worker of the bench is made of, so that a new one can be started after a pause.
+struct KafkaPath {
+    projector: PgPool,
+    log: LogReader,
+    config: KafkaConfig,
+}
+
+impl KafkaPath {
+    fn start(&self) -> Fanout {
+        let worker = KafkaWorker::new(
+            OrganizationHierarchy,
+            self.projector.clone(),
+            self.log.clone(),
+            self.config.clone(),
+        )
+        .consumer_setting("fetch.wait.max.ms", "5");
+        Fanout::start(move |stopped| async move { Ok(worker.run(stopped).await?) })
+    }
+}
+
+/// How fast a Kafka worker applied the events relayed while it was stopped.
+struct CatchUp {
+    events: u64,
+    seconds: f64,
+}
+
+impl CatchUp {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds.max(f64::EPSILON)
+    }
+}
+
+/// Commands renamed while the worker is stopped; at least this many, or the lag run's count.
+const CATCH_UP_EVENTS: usize = 20_000;
+
+/// With the worker stopped: renames the organizations round robin until `CATCH_UP_EVENTS`
+/// events wait in Kafka (the relay has published them all), then starts a worker of the same
+/// group and times it from the first of those events visible in the read model to the last.
+/// The worker's start (joining the group) is not counted: the rate is its applying.
+async fn catch_up(
+    store: &EventStore,
+    reader: &PgPool,
+    tenant: TenantId,
+    organizations: &[OrganizationId],
+    kafka: &KafkaPath,
+    mut relayed: tokio::sync::watch::Receiver<vextrus_fanout::RelayStatus>,
+) -> anyhow::Result<CatchUp> {
+    let before = version_sum(reader, tenant).await?;
+    let relayed_before = relayed.borrow().events_relayed;
+    let actor = ActorId::parse("bench").map_err(|_| anyhow::anyhow!("actor"))?;
+    let mut renamed = 0;
+    let mut rounds = 0;
+    while renamed < CATCH_UP_EVENTS {
+        rounds += 1;
+        // A new name every round: renaming to the same name appends nothing.
+        let name = Name::parse(&format!("Caught Up Round {rounds}"))?;
+        // One command per organization at a time: no two on a stream at once.
+        let round = organizations
+            .iter()
+            .take(CATCH_UP_EVENTS - renamed)
+            .map(|organization| {
+                let (store, actor, organization, name) =
+                    (store.clone(), actor.clone(), *organization, name.clone());
+                tokio::spawn(async move {
+                    store
+                        .execute::<Organization>(
+                            tenant,
+                            &organization.to_string(),
+                            OrganizationCommand::RenameOrganization { name },
+                            &(),
+                            &CommandMetadata::new(actor),
+                            None,
+                        )
+                        .await
+                        .map_err(anyhow::Error::from)
+                })
+            });
+        for outcome in round.collect::<Vec<_>>() {
+            let outcome = outcome.await??;
+            renamed += outcome.event_count as usize;
+        }
+    }
+    let published = tokio::time::timeout(
+        Duration::from_secs(120),
+        // Counted, not compared by position: the last event committed need not be the one with
+        // the highest position.
+        relayed.wait_for(|status| status.events_relayed >= relayed_before + renamed as u64),
+    )
+    .await
+    .is_ok_and(|waited| waited.is_ok());
+    if !published {
+        let published = relayed.borrow().events_relayed - relayed_before;
+        bail!("kafka: the relay published {published} of the {renamed} paused events in 120 s");
+    }
+    let expected = before + renamed as i64;
+    let worker = kafka.start();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut first_seen = None;
+    let finished = loop {
+        let sum = version_sum(reader, tenant).await?;
+        let now = Instant::now();
+        if sum > before && first_seen.is_none() {
+            first_seen = Some((now, sum - before));
+        }
+        if sum >= expected {
+            break now;
+        }
+        if now > deadline {
+            bail!("kafka: the worker did not catch up within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    worker.stop().await?;
+    let (started, already) = first_seen.unwrap_or((finished, 0));
+    Ok(CatchUp {
+        // What the first look already saw was applied before the clock started.
+        events: (renamed as i64 - already).max(0) as u64,
+        seconds: finished.duration_since(started).as_secs_f64(),
+    })
+}
+
+/// The sum of the tenant's organizations' versions in the read model: one row however many.
+async fn version_sum(reader: &PgPool, tenant_id: TenantId) -> Result<i64, sqlx::Error> {
+    let mut tx = tenant::begin(reader, tenant_id).await?;
+    let sum: i64 =
+        sqlx::query_scalar("select coalesce(sum(version), 0)::int8 from org_organizations")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.rollback().await?;
+    Ok(sum)
 }
 
 /// (organization id, version) of every organization of `tenant`, as the API would read them.

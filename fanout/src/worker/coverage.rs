@@ -276,11 +276,16 @@ async fn applied_sequences(
     for (tenant_id, (types, ids)) in by_tenant {
         let mut tx = tenant::begin(pool, TenantId::from_uuid(tenant_id)).await?;
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "select p.aggregate_type, p.aggregate_id, p.sequence
-             from projection_stream_positions p
-             join (select distinct t, i from unnest($2::text[], $3::text[]) as s (t, i)) s
-               on p.aggregate_type = s.t and p.aggregate_id = s.i
-             where p.tenant_id = $4 and p.projection = $1",
+            // A primary-key lookup per stream (LATERAL with LIMIT, which the planner cannot
+            // turn into a join): a join let a cached generic plan hash the whole table on every
+            // check (67 ms a check at 2,000 streams, `bench lag --streams 2000`).
+            "select s.t, s.i, p.sequence
+             from (select distinct t, i from unnest($2::text[], $3::text[]) as s (t, i)) s
+             cross join lateral (
+                 select p.sequence from projection_stream_positions p
+                 where p.tenant_id = $4 and p.projection = $1
+                   and p.aggregate_type = s.t and p.aggregate_id = s.i
+                 limit 1) p",
         )
         .bind(projection)
         .bind(&types)
