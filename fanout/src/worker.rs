@@ -473,9 +473,9 @@ impl<P: Projection> KafkaWorker<P> {
         Ok(outcomes)
     }
 
-    /// Decides which of `events` are new, inside the caller's transaction, with two statements
-    /// for the whole batch whatever its size: the streams' last applied sequences (locked), then
-    /// the new ones. An event at or below its stream's sequence is a duplicate; a new one goes to
+    /// Decides which of `events` are new, inside the caller's transaction, with at most three
+    /// statements for the whole batch whatever its size: the streams' last applied sequences
+    /// (locked), then the moved and the new ones. An event at or below its stream's sequence is a duplicate; a new one goes to
     /// the admitted events after any missing predecessors (read from the log). The outcome of each
     /// event, in order, and the events to apply.
     async fn admit(
@@ -675,8 +675,8 @@ fn stream_key(event: &RecordedEvent) -> StreamKey {
 /// The last sequence the projection applied of each stream of `events` that it has applied
 /// before, locked until the transaction ends so that two workers cannot both apply the next
 /// event. One statement; a primary-key lookup per stream (LATERAL with LIMIT, so that no cached
-/// plan turns it into a join over a scan), locked in key order so that two batches never wait for each other in a
-/// circle.
+/// plan turns it into a join over a scan), locked in key order so that two batches never wait
+/// for each other in a circle.
 async fn lock_applied(
     conn: &mut sqlx::PgConnection,
     projection: &str,
@@ -772,6 +772,7 @@ async fn record_applied(
     }
     Ok(())
 }
+
 /// Commits, for each partition of `batch`, the offset after its last message: one request for
 /// the batch (not one per message, which kept the group coordinator busy at thousands of events
 /// a second). Asynchronous: a lost commit only means a redelivery, which the dedupe record
@@ -795,10 +796,7 @@ fn commit_batch(consumer: &StreamConsumer<WorkerContext>, batch: &[BorrowedMessa
     }
 }
 
-/// Commits the offset after `message`. Asynchronous: a lost commit only means a redelivery,
-/// which the dedupe record absorbs.
+/// Commits the offset after `message` ([`commit_batch`] of one).
 fn commit(consumer: &StreamConsumer<WorkerContext>, message: &BorrowedMessage<'_>) {
-    if let Err(error) = consumer.commit_message(message, CommitMode::Async) {
-        tracing::debug!(%error, "offset commit refused; the message may be redelivered");
-    }
+    commit_batch(consumer, std::slice::from_ref(message));
 }

@@ -401,7 +401,7 @@ impl CatchUp {
     }
 }
 
-/// Commands renamed while the worker is stopped; at least this many, or the lag run's count.
+/// Events appended (organization renames) while the worker is stopped.
 const CATCH_UP_EVENTS: usize = 20_000;
 
 /// With the worker stopped: renames the organizations round robin until `CATCH_UP_EVENTS`
