@@ -104,30 +104,33 @@ pub struct RecordedEvent {
     pub transaction_id: u64,
 }
 
-/// The select list matching [`RecordedEvent::from_row`].
+/// The select list matching [`RecordedEvent::from_row`], which reads the columns by position
+/// in this order (looking a column up by name costs a hash and a comparison per field, a
+/// replay reads millions).
 pub(crate) const RECORDED_EVENT_COLUMNS: &str = "tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, actor, command_id, correlation_id, causation_id, request_id, request_metadata, \
      recorded_at, global_position, transaction_id::text::bigint as transaction_id";
 
 impl RecordedEvent {
+    /// A row selected with [`RECORDED_EVENT_COLUMNS`].
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let transaction_id: i64 = row.try_get("transaction_id")?;
+        let transaction_id: i64 = row.try_get(15)?;
         Ok(Self {
-            tenant_id: TenantId::from_uuid(row.try_get("tenant_id")?),
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            actor: row.try_get("actor")?,
-            command_id: row.try_get("command_id")?,
-            correlation_id: row.try_get("correlation_id")?,
-            causation_id: row.try_get("causation_id")?,
-            request_id: row.try_get("request_id")?,
-            request_metadata: row.try_get("request_metadata")?,
-            recorded_at: row.try_get("recorded_at")?,
-            global_position: GlobalPosition::new(row.try_get("global_position")?),
+            tenant_id: TenantId::from_uuid(row.try_get(0)?),
+            aggregate_type: row.try_get(1)?,
+            aggregate_id: row.try_get(2)?,
+            sequence: row.try_get(3)?,
+            event_type: row.try_get(4)?,
+            event_version: row.try_get(5)?,
+            payload: row.try_get(6)?,
+            actor: row.try_get(7)?,
+            command_id: row.try_get(8)?,
+            correlation_id: row.try_get(9)?,
+            causation_id: row.try_get(10)?,
+            request_id: row.try_get(11)?,
+            request_metadata: row.try_get(12)?,
+            recorded_at: row.try_get(13)?,
+            global_position: GlobalPosition::new(row.try_get(14)?),
             // xid8 is a 64-bit counter that starts far below i64::MAX; a negative value is corrupt.
             transaction_id: u64::try_from(transaction_id)
                 .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,

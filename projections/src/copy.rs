@@ -32,7 +32,9 @@ pub(crate) struct CopyIn<'c> {
 }
 
 impl<'c> CopyIn<'c> {
-    /// Starts `COPY table (columns) FROM STDIN`; `table` is a trusted, qualified name.
+    /// Starts `COPY table (columns) FROM STDIN (FORMAT binary, FREEZE)`; `table` is a trusted,
+    /// qualified name, created or truncated in the connection's open transaction (which FREEZE
+    /// requires: the rows are written frozen, the pages marked all-visible).
     pub(crate) async fn start(
         conn: &'c mut PgConnection,
         table: &str,
@@ -41,7 +43,7 @@ impl<'c> CopyIn<'c> {
         let columns: Vec<&str> = expect.columns().iter().map(|column| column.name).collect();
         let copy = conn
             .copy_in_raw(&format!(
-                "copy {table} ({}) from stdin with (format binary)",
+                "copy {table} ({}) from stdin with (format binary, freeze)",
                 columns.join(", ")
             ))
             .await?;

@@ -44,7 +44,8 @@ pub use runner::{
     register,
 };
 pub use table::{
-    CopyFuture, Counters, Lines, ReadModel, ReadModelTable, Table, copy_largest_first,
+    AfterCopy, AfterCopyFuture, CopyFuture, Counters, Lines, ReadModel, ReadModelTable, Table,
+    copy_largest_first, copy_table,
 };
 
 #[doc(hidden)]

@@ -15,7 +15,7 @@
 //! all tenants in one statement. Multi-row statements go in key order, so two transactions
 //! writing the same rows lock them in the same order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -34,6 +34,11 @@ use crate::projection::{SHADOW_SCHEMA, Target};
 
 /// A row's key with its tenant.
 type Keyed<R> = (Uuid, <R as Row>::Key);
+/// Maps keyed by rows' keys: foldhash rather than SipHash, seeded per process. A replay hashes
+/// every key of a read model several times: with SipHash, hashing was about a tenth of the
+/// apply loop's CPU under `perf` (README, "Replay").
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// One table of a read model, of any kind: what [`read_model!`](crate::read_model) needs to
 /// load, save and copy a projection's tables.
@@ -55,7 +60,8 @@ pub trait ReadModelTable: Default + Send + Sync {
     /// How many rows the next save or COPY writes (at most).
     fn pending(&self) -> usize;
     /// Writes what changed since the last save into the freshly prepared shadow table with one
-    /// binary COPY; returns the rows written.
+    /// binary `COPY … FREEZE` (the caller truncated the table in the same transaction:
+    /// [`copy_table`]); returns the rows written.
     fn copy_to_shadow(
         &mut self,
         conn: &mut PgConnection,
@@ -74,9 +80,9 @@ pub struct Table<R: Row> {
 impl<R: Row> Default for Table<R> {
     fn default() -> Self {
         Self {
-            rows: HashMap::new(),
-            changed: HashSet::new(),
-            deleted: HashSet::new(),
+            rows: HashMap::default(),
+            changed: HashSet::default(),
+            deleted: HashSet::default(),
             wanted: BTreeMap::new(),
         }
     }
@@ -274,7 +280,7 @@ pub struct Counters<R: Row + Default> {
 impl<R: Row + Default> Default for Counters<R> {
     fn default() -> Self {
         Self {
-            pending: HashMap::new(),
+            pending: HashMap::default(),
         }
     }
 }
@@ -566,6 +572,44 @@ fn by_tenant<T>(
 #[doc(hidden)]
 pub type CopyFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, sqlx::Error>> + Send + 'a>>;
 
+/// What [`AfterCopy::after_copy`] returns.
+pub type AfterCopyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+
+/// Work on a shadow table right after its COPY, on the COPY's connection (a replay adds the
+/// table's keys and indexes there and analyzes it): while one table is indexed, the next is
+/// copied on the other connection.
+pub trait AfterCopy: Sync {
+    fn after_copy<'a>(
+        &'a self,
+        table: &'static str,
+        conn: &'a mut PgConnection,
+    ) -> AfterCopyFuture<'a>;
+}
+
+/// One table of a read model into its shadow table, on a connection of its own: the shadow
+/// table is truncated and written with `COPY … FREEZE` in one transaction (its rows are written
+/// frozen and its pages marked all-visible, so it needs no vacuum before serving queries), then
+/// `after` runs on the same connection. Returns the rows written.
+#[doc(hidden)]
+pub async fn copy_table<T: ReadModelTable>(
+    table: &mut T,
+    name: &'static str,
+    pool: &PgPool,
+    after: &dyn AfterCopy,
+) -> Result<u64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // COPY FREEZE needs the table created or truncated in its own transaction; the shadow
+    // table is fresh and empty, so this costs a new, empty file.
+    sqlx::query(&format!("truncate {SHADOW_SCHEMA}.{name}"))
+        .execute(&mut *tx)
+        .await?;
+    let written = table.copy_to_shadow(&mut tx).await?;
+    tx.commit().await?;
+    after.after_copy(name, &mut conn).await?;
+    Ok(written)
+}
+
 /// Runs a read model's COPYs (each with its row count) two at a time, the largest first: the
 /// client formats one table while the server writes another, and with the largest started at
 /// once the small ones share the other connection (more at once only make two cores take
@@ -603,11 +647,13 @@ pub trait ReadModel: Default + Send + Sync {
         conn: &mut PgConnection,
         target: Target,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-    /// Every table's COPY, two at a time and the largest first ([`copy_largest_first`]), each on
-    /// its own connection of `pool`.
+    /// Every table's COPY ([`copy_table`]: frozen, then `after` on the same connection), two at
+    /// a time and the largest first ([`copy_largest_first`]), each on its own connection of
+    /// `pool`.
     fn copy_to_shadow(
         &mut self,
         pool: &PgPool,
+        after: &dyn AfterCopy,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 }
 
@@ -663,14 +709,17 @@ macro_rules! read_model {
             async fn copy_to_shadow(
                 &mut self,
                 pool: &$crate::__sqlx::PgPool,
+                after: &dyn $crate::AfterCopy,
             ) -> ::std::result::Result<u64, $crate::__sqlx::Error> {
                 let Self { $($field),+ } = self;
                 $crate::copy_largest_first(::std::vec![$((
                     $crate::ReadModelTable::pending($field),
-                    ::std::boxed::Box::pin(async move {
-                        let mut conn = pool.acquire().await?;
-                        $crate::ReadModelTable::copy_to_shadow($field, &mut conn).await
-                    }) as $crate::CopyFuture<'_>,
+                    ::std::boxed::Box::pin($crate::copy_table(
+                        $field,
+                        <$row as $crate::Row>::TABLE,
+                        pool,
+                        after,
+                    )) as $crate::CopyFuture<'_>,
                 )),+])
                 .await
             }

@@ -7,8 +7,10 @@
 //! ahead while the previous one is applied. Then:
 //!
 //! 1. it writes the rows into bare shadow tables (schema `vextrus_replay`, shaped like the live
-//!    ones) with COPY (`copy_to_shadow`), then adds their keys and, for a full swap, their other
-//!    indexes: building an index over loaded rows is cheaper than maintaining it row by row;
+//!    ones) with `COPY … FREEZE` (`copy_to_shadow`, two tables at a time), each table followed
+//!    on its connection by its keys and, for a full swap, its other indexes and statistics
+//!    (`FinishShadow`): building an index over loaded rows is cheaper than maintaining it row by
+//!    row, and frozen rows need no vacuum;
 //! 2. it catches up to the log's head outside any lock, saving each page with the projection's
 //!    multi-row upserts (`save`);
 //! 3. in one short transaction it takes the projection's swap lock (live batches finish and
@@ -33,7 +35,9 @@ use tracing::{info, warn};
 use uuid::Uuid;
 use vextrus_commands::{LogFilter, LogPosition, LogReader, RecordedEvent};
 use vextrus_domain::TenantId;
-use vextrus_projections::{Projection, ReadModel, SHADOW_SCHEMA, Target};
+use vextrus_projections::{
+    AfterCopy, AfterCopyFuture, Projection, ReadModel, SHADOW_SCHEMA, Target,
+};
 
 pub use status::{ProjectionReport, ReplayReport, projection_reports};
 
@@ -95,10 +99,8 @@ impl Default for ReplayOptions {
 pub enum Phase {
     /// Applying the log to the rebuilt rows, in memory.
     Building,
-    /// Writing the rebuilt rows into the shadow tables.
+    /// Writing the rebuilt rows into the shadow tables and building their keys and indexes.
     Writing,
-    /// Creating the shadow tables' keys and indexes.
-    Indexing,
     /// In the swap transaction.
     Swapping,
     /// Comparing the shadow with the live tables (dry run).
@@ -110,7 +112,6 @@ impl Phase {
         match self {
             Self::Building => "building",
             Self::Writing => "writing",
-            Self::Indexing => "indexing",
             Self::Swapping => "swapping",
             Self::Comparing => "comparing",
         }
@@ -159,6 +160,42 @@ pub struct Summary {
 impl Summary {
     pub fn events_per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What follows a shadow table's COPY, on its connection: the live table's primary key and
+/// unique constraints (the catch-up's upserts need them) and, for a swap of every tenant, its
+/// other indexes and planner statistics. Building an index over loaded rows costs a sort where
+/// maintaining it costs a tree descent per row; and a freshly written table has no statistics
+/// until autovacuum passes (a million-line ledger's reports ran twice as slow meanwhile, `vextrus
+/// bench ledger`). The COPY wrote the rows frozen and the pages all-visible, so no vacuum is
+/// needed for index-only scans.
+struct FinishShadow {
+    full_swap: bool,
+}
+
+impl AfterCopy for FinishShadow {
+    fn after_copy<'a>(
+        &'a self,
+        table: &'static str,
+        conn: &'a mut PgConnection,
+    ) -> AfterCopyFuture<'a> {
+        Box::pin(async move {
+            sqlx::query("select vextrus_replay_constrain(array[$1])")
+                .bind(table)
+                .execute(&mut *conn)
+                .await?;
+            if self.full_swap {
+                sqlx::query("select vextrus_replay_index(array[$1])")
+                    .bind(table)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(&format!("analyze {SHADOW_SCHEMA}.\"{table}\""))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -349,32 +386,15 @@ impl<P: Projection> Replay<P> {
             ReplayError::Database(sqlx::Error::Protocol(format!("log reader: {join}")))
         })?;
 
-        // The rebuilt rows into the bare shadow tables, then their keys (and, for a swap of
-        // every tenant, their other indexes).
+        // The rebuilt rows into the bare shadow tables, each followed on its connection by its
+        // keys (and, for a swap of every tenant, its other indexes and statistics) while the
+        // next table is written.
         self.report(reporter, &build, Phase::Writing, on_progress)
             .await;
-        build.rows_written += build.rows.copy_to_shadow(&self.owner).await?;
-        self.report(reporter, &build, Phase::Indexing, on_progress)
-            .await;
-        sqlx::query("select vextrus_replay_constrain($1)")
-            .bind(P::TABLES)
-            .execute(&mut *conn)
-            .await?;
-        let full_swap = self.options.tenant.is_none() && !self.options.dry_run;
-        if full_swap {
-            sqlx::query("select vextrus_replay_index($1)")
-                .bind(P::TABLES)
-                .execute(&mut *conn)
-                .await?;
-            // Planner statistics and a visibility map before the tables serve queries: freshly
-            // written tables have neither until autovacuum passes, and a million-line ledger's
-            // reports ran twice as slow meanwhile (`vextrus bench ledger`).
-            for table in P::TABLES {
-                sqlx::query(&format!("vacuum (analyze) vextrus_replay.\"{table}\""))
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        }
+        let finish = FinishShadow {
+            full_swap: self.options.tenant.is_none() && !self.options.dry_run,
+        };
+        build.rows_written += build.rows.copy_to_shadow(&self.owner, &finish).await?;
 
         // Whatever arrived meanwhile, still outside any lock.
         self.catch_up(

@@ -104,7 +104,7 @@ impl System {
 
 /// The tenant's books: the organization, its project, the hot accounts and the others.
 #[derive(Clone)]
-struct Books {
+pub(super) struct Books {
     tenant: TenantId,
     organization: OrganizationId,
     project: ProjectId,
@@ -139,7 +139,7 @@ fn account(
 
 /// The organization, a project, a chart of 1,002 ledger accounts and six fiscal years, written
 /// through the store like any commands.
-async fn open_books(store: &EventStore) -> anyhow::Result<Books> {
+pub(super) async fn open_books(store: &EventStore) -> anyhow::Result<Books> {
     let tenant = TenantId::new();
     let organization = OrganizationId::new();
     let (division, project) = (DivisionId::new(), ProjectId::new());
@@ -277,6 +277,51 @@ fn lines(books: &Books, n: u64) -> Vec<EntryLine> {
             ..line(books.cash, Money::ZERO, hot + other)
         },
     ]
+}
+
+/// Writes `entries` posted three-line entries ([`lines`]' accounts) into the log as
+/// `JournalEntryPosted` events, as the owner and 5,000 per statement, dated over [`YEARS`]
+/// fiscal years from 1 July 2020 as a log would hold them. Generated in SQL: a million lines
+/// through the posting path would measure that path instead.
+pub(super) async fn write_postings(
+    owner: &PgPool,
+    books: &Books,
+    entries: u64,
+) -> anyhow::Result<()> {
+    let batch = 5_000_u64;
+    let mut done = 0;
+    while done < entries {
+        let count = batch.min(entries - done);
+        sqlx::query(
+            "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                                 actor, command_id, correlation_id)
+             select $1, 'journal_entry', e.id::text, 1, 'JournalEntryPosted', '1',
+                    jsonb_build_object('entry_id', e.id, 'organization_id', $2::uuid, 'kind', 'regular',
+                        'date', e.day, 'fiscal_year', (date_trunc('year', e.day - interval '6 months') + interval '6 months')::date,
+                        'currency', 'BDT', 'narration', 'Generated posting',
+                        'lines', jsonb_build_array(
+                            jsonb_build_object('account_id', $5::uuid, 'debit', 100000 + e.n % 997, 'credit', 0, 'project_id', $6::uuid),
+                            jsonb_build_object('account_id', ($7::uuid[])[1 + e.n % array_length($7::uuid[], 1)], 'debit', 25000, 'credit', 0, 'project_id', $6::uuid),
+                            jsonb_build_object('account_id', $8::uuid, 'debit', 0, 'credit', 125000 + e.n % 997))),
+                    'bench-user', e.id, e.id
+             from (select n, gen_random_uuid() as id, $3::date + (n % ($4::bigint * 365))::int as day
+                   from generate_series($9::bigint, $10::bigint) as n) as e",
+        )
+        .bind(books.tenant.as_uuid())
+        .bind(books.organization.as_uuid())
+        .bind(first_day())
+        .bind(YEARS as i64)
+        .bind(books.cost.as_uuid())
+        .bind(books.project.as_uuid())
+        .bind(books.others.iter().map(|a| a.as_uuid()).collect::<Vec<_>>())
+        .bind(books.cash.as_uuid())
+        .bind(done as i64)
+        .bind((done + count) as i64 - 1)
+        .execute(owner)
+        .await?;
+        done += count;
+    }
+    Ok(())
 }
 
 const CLASSIC_SCHEMA: &str = "
@@ -663,41 +708,7 @@ async fn reports(
 ) -> anyhow::Result<(f64, f64)> {
     let entries = args.lines / 3;
     let started = Instant::now();
-    // Postings dated over six years, in batches, as the log would hold them (fiscal years from
-    // 1 July).
-    let batch = 20_000_u64;
-    let mut done = 0;
-    while done < entries {
-        let count = batch.min(entries - done);
-        sqlx::query(
-            "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                                 actor, command_id, correlation_id)
-             select $1, 'journal_entry', e.id::text, 1, 'JournalEntryPosted', '1',
-                    jsonb_build_object('entry_id', e.id, 'organization_id', $2::uuid, 'kind', 'regular',
-                        'date', e.day, 'fiscal_year', (date_trunc('year', e.day - interval '6 months') + interval '6 months')::date,
-                        'currency', 'BDT', 'narration', 'Generated posting',
-                        'lines', jsonb_build_array(
-                            jsonb_build_object('account_id', $5::uuid, 'debit', 100000 + e.n % 997, 'credit', 0, 'project_id', $6::uuid),
-                            jsonb_build_object('account_id', ($7::uuid[])[1 + e.n % array_length($7::uuid[], 1)], 'debit', 25000, 'credit', 0, 'project_id', $6::uuid),
-                            jsonb_build_object('account_id', $8::uuid, 'debit', 0, 'credit', 125000 + e.n % 997))),
-                    'bench-user', e.id, e.id
-             from (select n, gen_random_uuid() as id, $3::date + (n % ($4::bigint * 365))::int as day
-                   from generate_series($9::bigint, $10::bigint) as n) as e",
-        )
-        .bind(books.tenant.as_uuid())
-        .bind(books.organization.as_uuid())
-        .bind(first_day())
-        .bind(YEARS as i64)
-        .bind(books.cost.as_uuid())
-        .bind(books.project.as_uuid())
-        .bind(books.others.iter().map(|a| a.as_uuid()).collect::<Vec<_>>())
-        .bind(books.cash.as_uuid())
-        .bind(done as i64)
-        .bind((done + count) as i64 - 1)
-        .execute(owner)
-        .await?;
-        done += count;
-    }
+    write_postings(owner, books, entries).await?;
     println!(
         "reports: {} entries ({} lines) written to the log in {:.1} s",
         entries,

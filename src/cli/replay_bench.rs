@@ -1,22 +1,26 @@
-//! `vextrus bench replay`: how fast a full replay rebuilds the organization hierarchy, next to
-//! the rate of merely scanning the same log in pages of the same size (design.md D6).
+//! `vextrus bench replay`: how fast a full replay rebuilds a read model, next to the rate of
+//! merely scanning the same log in pages of the same size (design.md D6), for two workloads:
 //!
-//! The bench writes `--events` organization events into a fresh database, as the owner and a
-//! chunk per transaction (generating them through the command path would measure the append path
-//! instead). Each organization stream is one company's life: it is created, gains two divisions,
-//! four projects and eight sites, is renamed, renames a project and a site, moves a site and
-//! archives one (20 events). Streams belong to `--tenants` tenants round robin, and a window of
-//! streams is written interleaved, so that a page of the log mixes creations with updates of rows
-//! saved pages earlier, as a real log does.
+//! - `hierarchy`: `--events` organization events. Each organization stream is one company's
+//!   life: it is created, gains two divisions, four projects and eight sites, is renamed, renames
+//!   a project and a site, moves a site and archives one (20 events). Streams belong to
+//!   `--tenants` tenants round robin, and a window of streams is written interleaved, so that a
+//!   page of the log mixes creations with updates of rows saved pages earlier, as a real log does.
+//! - `ledger`: `--lines` posted lines, three per journal entry (`bench ledger`'s postings: a hot
+//!   cash and cost account in every entry, one of 1,000 others, dates over six fiscal years),
+//!   rebuilt into the general ledger (entries, lines, balances, fiscal-year and dimension totals).
 //!
-//! Then, in the same run: the scan ceiling (`LogReader::read_batch` page after page, decoding
-//! nothing further), and the replay itself (`Replay::run`, from reading to swap). The replay's
-//! result is checked against the generated counts before any figure is printed.
+//! Each workload gets a fresh database; events are written as the owner, many per statement
+//! (generating them through the command path would measure the append path instead). Then, in
+//! the same run: the scan ceiling (`LogReader::read_batch` page after page over the projection's
+//! aggregate types, decoding nothing further), and the replay itself (`Replay::run`, from reading
+//! to swap). The replay's result is checked against what was generated before any figure is
+//! printed.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
@@ -24,26 +28,43 @@ use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use vextrus::database;
 use vextrus_commands::codec;
-use vextrus_commands::{DbRole, LogFilter, LogPosition, LogReader};
+use vextrus_commands::{DbRole, EventStore, LogFilter, LogPosition, LogReader};
 use vextrus_domain::ids::{DivisionId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::{Organization, OrganizationEvent};
 use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
+use vextrus_projections::Projection;
+use vextrus_projections::finance::GeneralLedger;
 use vextrus_projections::organization::OrganizationHierarchy;
-use vextrus_replay::{Replay, ReplayOptions};
+use vextrus_replay::{Replay, ReplayOptions, Summary};
 
+use super::ledger_bench;
 use super::replay::ProgressDisplay;
 
 #[derive(Debug, Args)]
 pub struct ReplayBenchArgs {
-    /// Events to generate and replay (rounded down to whole organization streams of 20).
+    /// The workloads to measure, each in a fresh database.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Workload::Hierarchy, Workload::Ledger])]
+    workloads: Vec<Workload>,
+    /// Hierarchy events to generate and replay (rounded down to whole organization streams of 20).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(20..=50_000_000))]
     events: u64,
     /// Tenants the organizations belong to, round robin.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     tenants: u64,
+    /// Ledger lines to generate and replay (rounded down to whole three-line entries).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(3..=50_000_000))]
+    lines: u64,
     /// Events per page, for the replay and for the scan alike.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     page_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// The organization hierarchy, from `--events` organization events.
+    Hierarchy,
+    /// The general ledger, from `--lines` posted lines.
+    Ledger,
 }
 
 /// Events in one generated organization stream.
@@ -54,65 +75,161 @@ const INTERLEAVED_STREAMS: u64 = 1_000;
 /// Events per INSERT (and per transaction) while generating.
 const INSERT_CHUNK: usize = 10_000;
 
+/// One workload's figures.
+struct Measured {
+    projection: &'static str,
+    replay_rate: f64,
+    scan_rate: f64,
+}
+
 pub async fn replay(
     args: ReplayBenchArgs,
     external: Option<PgConnectOptions>,
 ) -> anyhow::Result<()> {
     let streams = args.events / EVENTS_PER_STREAM;
-    let events = streams * EVENTS_PER_STREAM;
-    ensure!(
-        args.tenants <= streams,
-        "--tenants ({}) must not exceed the organizations generated ({streams})",
-        args.tenants
-    );
+    if args.workloads.contains(&Workload::Hierarchy) {
+        ensure!(
+            args.tenants <= streams,
+            "--tenants ({}) must not exceed the organizations generated ({streams})",
+            args.tenants
+        );
+    }
     let (admin, cluster) = super::bench::bench_server(external).await?;
+    let mut measured = Vec::new();
+    let mut result = Ok(());
+    for workload in &args.workloads {
+        match in_fresh_database(&admin, cluster.is_none(), *workload, &args).await {
+            Ok(figures) => measured.push(figures),
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    super::stop(cluster).await;
+    result?;
+    let ratios: Vec<String> = measured
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={:.2} ({:.0} of {:.0} events/s)",
+                m.projection,
+                m.replay_rate / m.scan_rate,
+                m.replay_rate,
+                m.scan_rate
+            )
+        })
+        .collect();
+    println!("replay ratio: {} (replay/scan ceiling)", ratios.join(" "));
+    Ok(())
+}
+
+/// Measures one workload in a database of its own, dropped afterwards on a shared server.
+async fn in_fresh_database(
+    admin: &PgConnectOptions,
+    shared_server: bool,
+    workload: Workload,
+    args: &ReplayBenchArgs,
+) -> anyhow::Result<Measured> {
     let name = format!(
         "vextrus_bench_replay_{}",
         &Uuid::now_v7().simple().to_string()[..12]
     );
-    let mut conn = PgConnection::connect_with(&admin)
+    let mut conn = PgConnection::connect_with(admin)
         .await
         .context("connecting to PostgreSQL")?;
     sqlx::query(&format!("create database {name}"))
         .execute(&mut conn)
         .await?;
     let options = admin.clone().database(&name);
-    let result = measure(&options, &args, streams, events).await;
-    if cluster.is_none() {
+    let result = measure(&options, workload, args).await;
+    if shared_server {
         sqlx::query(&format!("drop database {name} with (force)"))
             .execute(&mut conn)
             .await?;
     }
     conn.close().await?;
-    super::stop(cluster).await;
     result
 }
 
 async fn measure(
     options: &PgConnectOptions,
+    workload: Workload,
     args: &ReplayBenchArgs,
-    streams: u64,
-    events: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Measured> {
     database::migrate(options).await?;
     let owner = PgPool::connect_with(options.clone()).await?;
     let projector = database::role_pool(options, DbRole::Projector, 4).await?;
-
-    println!(
-        "generating {events} organization events: {streams} streams of {EVENTS_PER_STREAM}, {} tenants",
-        args.tenants
-    );
     let started = Instant::now();
-    generate(&owner, streams, args.tenants).await?;
-    // What autovacuum would have done to a log this old: hint bits set, statistics current.
-    sqlx::query("vacuum analyze events").execute(&owner).await?;
-    println!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    let measured = match workload {
+        Workload::Hierarchy => {
+            let streams = args.events / EVENTS_PER_STREAM;
+            println!(
+                "hierarchy: generating {} organization events: {streams} streams of {EVENTS_PER_STREAM}, {} tenants",
+                streams * EVENTS_PER_STREAM,
+                args.tenants
+            );
+            generate(&owner, streams, args.tenants).await?;
+            ready(&owner, started).await?;
+            let (summary, measured) =
+                replay_beside_scan(OrganizationHierarchy, &owner, &projector, args).await?;
+            ensure!(
+                summary.events == streams * EVENTS_PER_STREAM,
+                "the replay applied {} events, {} were written",
+                summary.events,
+                streams * EVENTS_PER_STREAM
+            );
+            check_rebuilt(&owner, streams).await?;
+            measured
+        }
+        Workload::Ledger => {
+            let entries = args.lines / 3;
+            println!(
+                "ledger: generating {entries} journal entries ({} lines) in one organization's books",
+                entries * 3
+            );
+            let writer = database::role_pool(options, DbRole::Writer, 1).await?;
+            let books = ledger_bench::open_books(&EventStore::new(writer.clone())).await?;
+            writer.close().await;
+            ledger_bench::write_postings(&owner, &books, entries).await?;
+            ready(&owner, started).await?;
+            let (_, measured) = replay_beside_scan(GeneralLedger, &owner, &projector, args).await?;
+            check_ledger(&owner, entries).await?;
+            measured
+        }
+    };
+    owner.close().await;
+    projector.close().await;
+    Ok(measured)
+}
 
+/// What autovacuum would have done to a log this old: hint bits set, statistics current.
+async fn ready(owner: &PgPool, started: Instant) -> anyhow::Result<()> {
+    sqlx::query("vacuum analyze events").execute(owner).await?;
+    println!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The scan ceiling over `P`'s events, then a full replay of `P`; checks that both saw every
+/// event of `P` in the log.
+async fn replay_beside_scan<P: Projection>(
+    projection: P,
+    owner: &PgPool,
+    projector: &PgPool,
+    args: &ReplayBenchArgs,
+) -> anyhow::Result<(Summary, Measured)> {
+    let in_log: i64 =
+        sqlx::query_scalar("select count(*) from events where aggregate_type = any($1)")
+            .bind(P::AGGREGATE_TYPES)
+            .fetch_one(owner)
+            .await?;
+    let in_log = u64::try_from(in_log)?;
     let log = LogReader::new(projector.clone());
-    let (scanned, scan_time) = scan(&log, args.page_size).await?;
+    let filter = LogFilter::default().aggregate_types(P::AGGREGATE_TYPES.iter().copied());
+    let (scanned, scan_time) = scan(&log, &filter, args.page_size).await?;
     ensure!(
-        scanned == events,
-        "the scan read {scanned} events, {events} were written"
+        scanned == in_log,
+        "the scan read {scanned} events, the log holds {in_log}"
     );
     let scan_rate = scanned as f64 / scan_time.as_secs_f64().max(1e-9);
     println!(
@@ -123,7 +240,7 @@ async fn measure(
 
     let display = ProgressDisplay::new();
     let summary = Replay::new(
-        OrganizationHierarchy,
+        projection,
         owner.clone(),
         log,
         ReplayOptions {
@@ -136,35 +253,42 @@ async fn measure(
     display.finish();
     let summary = summary?;
     ensure!(
-        summary.events == events,
-        "the replay applied {} events, {events} were written",
+        summary.events == in_log,
+        "the replay applied {} events, the log holds {in_log}",
         summary.events
     );
-    check_rebuilt(&owner, streams).await?;
     println!(
         "replay: {} events in {:.2} s, {} rows written",
         summary.events,
         summary.elapsed.as_secs_f64(),
         summary.rows_written
     );
-    let rate = summary.events_per_second();
+    let replay_rate = summary.events_per_second();
     println!(
-        "replay: {rate:.0} events/s (scan ceiling {scan_rate:.0} events/s, ratio {:.2})",
-        rate / scan_rate
+        "replay: {replay_rate:.0} events/s (scan ceiling {scan_rate:.0} events/s, ratio {:.2})",
+        replay_rate / scan_rate
     );
-    owner.close().await;
-    projector.close().await;
-    Ok(())
+    Ok((
+        summary,
+        Measured {
+            projection: P::NAME,
+            replay_rate,
+            scan_rate,
+        },
+    ))
 }
 
-/// Reads the whole organization log page by page, as the replay's reader does.
-async fn scan(log: &LogReader, page_size: u32) -> anyhow::Result<(u64, Duration)> {
-    let filter = LogFilter::default().aggregate_types([Organization::TYPE]);
+/// Reads the projection's log page by page, as the replay's reader does.
+async fn scan(
+    log: &LogReader,
+    filter: &LogFilter,
+    page_size: u32,
+) -> anyhow::Result<(u64, Duration)> {
     let started = Instant::now();
     let mut position = LogPosition::START;
     let mut events = 0u64;
     loop {
-        let page = log.read_batch(position, &filter, page_size).await?;
+        let page = log.read_batch(position, filter, page_size).await?;
         events += page.len() as u64;
         let Some(last) = page.last() else { break };
         position = last.position();
@@ -173,6 +297,35 @@ async fn scan(log: &LogReader, page_size: u32) -> anyhow::Result<(u64, Duration)
         }
     }
     Ok((events, started.elapsed()))
+}
+
+/// The rebuilt general ledger holds every generated line, and balances: per account, the
+/// balances equal the lines' sums, and debits equal credits.
+async fn check_ledger(owner: &PgPool, entries: u64) -> anyhow::Result<()> {
+    let lines: i64 = sqlx::query_scalar("select count(*) from fin_entry_lines")
+        .fetch_one(owner)
+        .await?;
+    ensure!(
+        u64::try_from(lines)? == entries * 3,
+        "the rebuilt general ledger holds {lines} lines, {} were posted",
+        entries * 3
+    );
+    // Accounts whose monthly balances disagree with their lines; and the whole ledger's sides.
+    let (disagreeing, debit, credit): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from (
+                    select account_id, sum(debit) as debit, sum(credit) as credit from fin_entry_lines group by account_id
+                    except all
+                    select account_id, sum(debit), sum(credit) from fin_account_balances group by account_id) as d),
+                (select sum(debit)::bigint from fin_account_balances),
+                (select sum(credit)::bigint from fin_account_balances)",
+    )
+    .fetch_one(owner)
+    .await?;
+    ensure!(
+        disagreeing == 0 && debit == credit,
+        "the rebuilt general ledger does not agree with itself: {disagreeing} accounts' balances differ from their lines; debits {debit}, credits {credit}"
+    );
+    Ok(())
 }
 
 /// The rebuilt tables hold what the generated streams describe.
