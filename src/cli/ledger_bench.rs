@@ -726,7 +726,7 @@ async fn reports(
     .run(|_| {})
     .await?;
     println!(
-        "reports: the general ledger rebuilt by a full replay of {} events in {:.1} s (vacuumed and analyzed before the swap)",
+        "reports: the general ledger rebuilt by a full replay of {} events in {:.1} s (written frozen and analyzed before the swap)",
         summary.events,
         started.elapsed().as_secs_f64()
     );
