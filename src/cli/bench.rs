@@ -47,6 +47,8 @@ pub enum BenchCommand {
     Ledger(super::ledger_bench::LedgerBenchArgs),
     /// Commands through the real HTTP server (`vextrus serve`) vs the store alone.
     Http(super::http_bench::HttpBenchArgs),
+    /// Append latency and tail-read cost on a fresh log vs the same log grown to 10 million events.
+    Scale(super::scale_bench::ScaleBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +73,7 @@ impl BenchCommand {
             Self::Replay(args) => super::replay_bench::replay(args, external).await,
             Self::Ledger(args) => super::ledger_bench::ledger(args, external).await,
             Self::Http(args) => super::http_bench::http(args, external).await,
+            Self::Scale(args) => super::scale_bench::scale(args, external).await,
         }
     }
 }
@@ -143,7 +146,7 @@ impl Aggregate for BenchStream {
 impl UniqueValues for BenchStream {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum System {
+pub(super) enum System {
     Vextrus,
     Raw,
     PostgresEs,
@@ -201,15 +204,15 @@ pub(super) async fn fresh_database(
 }
 
 /// The databases the bench writes to, and the private cluster if it started one.
-struct BenchServer {
+pub(super) struct BenchServer {
     admin: PgConnectOptions,
-    vextrus_db: String,
+    pub(super) vextrus_db: String,
     pges_db: String,
     cluster: Option<PrivatePostgres>,
 }
 
 impl BenchServer {
-    async fn start(external: Option<PgConnectOptions>) -> anyhow::Result<Self> {
+    pub(super) async fn start(external: Option<PgConnectOptions>) -> anyhow::Result<Self> {
         let (admin, cluster) = bench_server(external).await?;
         let run = Uuid::now_v7().simple().to_string();
         let server = Self {
@@ -261,7 +264,7 @@ impl BenchServer {
     }
 
     /// Flushes dirty pages now, so that a checkpoint does not land in the middle of a cell.
-    async fn checkpoint(&self) -> anyhow::Result<()> {
+    pub(super) async fn checkpoint(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         // CHECKPOINT needs superuser (or pg_checkpoint); on a shared server, skip it quietly.
         let _ = sqlx::query("checkpoint").execute(&mut conn).await;
@@ -269,11 +272,17 @@ impl BenchServer {
         Ok(())
     }
 
-    fn options(&self, database: &str) -> PgConnectOptions {
+    /// The server's administrative connection options (another bench database can be created
+    /// on the same server with [`BenchServer::start`]`(Some(admin))`).
+    pub(super) fn admin(&self) -> &PgConnectOptions {
+        &self.admin
+    }
+
+    pub(super) fn options(&self, database: &str) -> PgConnectOptions {
         self.admin.clone().database(database)
     }
 
-    async fn finish(self) -> anyhow::Result<()> {
+    pub(super) async fn finish(self) -> anyhow::Result<()> {
         if let Some(cluster) = self.cluster {
             tokio::task::spawn_blocking(move || cluster.stop()).await??;
         } else {
@@ -394,30 +403,30 @@ impl Client {
 
 /// The measured commands of one cell: each command's latency.
 #[derive(Default)]
-struct CellResult {
+pub(super) struct CellResult {
     latencies: Vec<Duration>,
     measured: Duration,
 }
 
 impl CellResult {
-    fn add(&mut self, mut other: CellResult) {
+    pub(super) fn add(&mut self, mut other: CellResult) {
         self.latencies.append(&mut other.latencies);
         self.measured += other.measured;
     }
 
-    fn events_per_second(&self, events_per_command: usize) -> f64 {
+    pub(super) fn events_per_second(&self, events_per_command: usize) -> f64 {
         (self.latencies.len() * events_per_command) as f64
             / self.measured.as_secs_f64().max(f64::EPSILON)
     }
 
-    fn percentile(&mut self, p: f64) -> Duration {
+    pub(super) fn percentile(&mut self, p: f64) -> Duration {
         self.latencies.sort_unstable();
         let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies.get(index).copied().unwrap_or_default()
     }
 }
 
-async fn run_cell(
+pub(super) async fn run_cell(
     server: &BenchServer,
     system: System,
     events: usize,

@@ -11,6 +11,7 @@ mod lag;
 mod ledger_bench;
 mod replay;
 mod replay_bench;
+mod scale_bench;
 mod serve;
 mod tenant;
 
