@@ -181,35 +181,53 @@ impl LogReader {
         filter: &LogFilter,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        sqlx::query(&format!(
-            "select {}
+        // Only the filters asked for are in the statement (one prepared statement per
+        // combination). With `($3::uuid is null or tenant_id = $3)` and the like, the cached
+        // generic plan estimated about one row and, on a young log, chose a bitmap scan of the
+        // whole tail after the position, sorted, then cut to the page: 10 ms for a page of 1,000
+        // events 20,000 behind, against 0.7 ms walking `events_tail_idx` (README, "A long log").
+        let mut sql = format!(
+            "select {RECORDED_EVENT_COLUMNS}
              from events
              where (transaction_id, global_position) > ($1::text::xid8, $2)
-               and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-               and ($3::uuid is null or tenant_id = $3)
-               and ($4::text[] is null or aggregate_type = any($4))
-             -- Qualified: the bare name would be the output column (a bigint cast) and sort
-             -- the whole tail instead of walking events_tail_idx.
-             order by events.transaction_id, events.global_position
-             limit $5",
-            RECORDED_EVENT_COLUMNS
-        ))
-        .bind(after.transaction_id.to_string())
-        .bind(after.global_position)
-        .bind(filter.tenant.map(|tenant| tenant.as_uuid()))
-        .bind(filter.aggregate_types.as_deref())
-        .bind(i64::from(limit))
-        .try_map(|row: PgRow| RecordedEvent::from_row(&row))
-        .fetch(&self.pool)
-        // Sized once: a replay reads pages of thousands of events.
-        .try_fold(
-            Vec::with_capacity(limit.min(100_000) as usize),
-            |mut events, event| async move {
-                events.push(event);
-                Ok(events)
-            },
-        )
-        .await
+               and transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        );
+        let mut parameter = 3;
+        if filter.tenant.is_some() {
+            sql.push_str(&format!(" and tenant_id = ${parameter}"));
+            parameter += 1;
+        }
+        if filter.aggregate_types.is_some() {
+            sql.push_str(&format!(" and aggregate_type = any(${parameter})"));
+            parameter += 1;
+        }
+        // Qualified: the bare name would be the output column (a bigint cast) and sort the
+        // whole tail instead of walking events_tail_idx.
+        sql.push_str(&format!(
+            " order by events.transaction_id, events.global_position limit ${parameter}"
+        ));
+        let mut query = sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position);
+        if let Some(tenant) = filter.tenant {
+            query = query.bind(tenant.as_uuid());
+        }
+        if let Some(types) = &filter.aggregate_types {
+            query = query.bind(types.as_slice());
+        }
+        query
+            .bind(i64::from(limit))
+            .try_map(|row: PgRow| RecordedEvent::from_row(&row))
+            .fetch(&self.pool)
+            // Sized once: a replay reads pages of thousands of events.
+            .try_fold(
+                Vec::with_capacity(limit.min(100_000) as usize),
+                |mut events, event| async move {
+                    events.push(event);
+                    Ok(events)
+                },
+            )
+            .await
     }
 
     /// The events of one stream with sequence in `after + 1 ..= up_to`, in order: for a consumer
