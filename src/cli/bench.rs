@@ -187,6 +187,15 @@ pub(super) async fn bench_server(
     Ok((cluster.connect_options("postgres"), Some(cluster)))
 }
 
+/// The `q` quantile of `samples` (sorted in place), in ms; 0 for none.
+pub(super) fn percentile_ms(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort_unstable();
+    let index = ((samples.len().max(1) - 1) as f64 * q).round() as usize;
+    samples
+        .get(index)
+        .map_or(0.0, |sample| sample.as_secs_f64() * 1000.0)
+}
+
 /// Creates a database named `prefix` and a fresh suffix on the bench's server; its name.
 pub(super) async fn fresh_database(
     admin: &PgConnectOptions,

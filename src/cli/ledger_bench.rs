@@ -35,6 +35,8 @@ use tower::ServiceExt;
 use tracing::instrument::WithSubscriber;
 use uuid::Uuid;
 use vextrus::database;
+
+use super::bench::percentile_ms;
 use vextrus_api::{ApiSettings, AppState, Background, Claims, JwtKeys, RateLimits};
 use vextrus_commands::{
     ActorId, CommandMetadata, DbRole, EventStore, LogReader, PostingState, Version,
@@ -497,17 +499,6 @@ impl Cell {
     }
 }
 
-fn percentile(latencies: &mut [Duration], p: f64) -> f64 {
-    latencies.sort_unstable();
-    let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-    latencies
-        .get(index)
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
-        * 1000.0
-}
-
 pub async fn ledger(
     args: LedgerBenchArgs,
     external: Option<PgConnectOptions>,
@@ -659,8 +650,8 @@ async fn run(args: &LedgerBenchArgs, options: &PgConnectOptions) -> anyhow::Resu
                 "{clients:>7}  {:<15} {:>10.0} {:>9.2} {:>9.2}",
                 system.name(),
                 per_second,
-                percentile(&mut cell.latencies, 0.50),
-                percentile(&mut cell.latencies, 0.99)
+                percentile_ms(&mut cell.latencies, 0.50),
+                percentile_ms(&mut cell.latencies, 0.99)
             );
             if clients == 16 {
                 at_16[system as usize] = per_second;
@@ -820,18 +811,18 @@ async fn reports(
         pages.push(took);
     }
     println!("{:<28} {:>9} {:>9}", "report query", "p50 ms", "p99 ms");
-    let tb_p99 = percentile(&mut tb, 0.99);
-    let page_p99 = percentile(&mut pages, 0.99);
+    let tb_p99 = percentile_ms(&mut tb, 0.99);
+    let page_p99 = percentile_ms(&mut pages, 0.99);
     println!(
         "{:<28} {:>9.2} {:>9.2}",
         "trial balance (a year)",
-        percentile(&mut tb, 0.50),
+        percentile_ms(&mut tb, 0.50),
         tb_p99
     );
     println!(
         "{:<28} {:>9.2} {:>9.2}",
         "cash ledger page (100)",
-        percentile(&mut pages, 0.50),
+        percentile_ms(&mut pages, 0.50),
         page_p99
     );
     Ok((tb_p99, page_p99))

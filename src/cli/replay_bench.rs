@@ -131,24 +131,18 @@ async fn in_fresh_database(
     workload: Workload,
     args: &ReplayBenchArgs,
 ) -> anyhow::Result<Measured> {
-    let name = format!(
-        "vextrus_bench_replay_{}",
-        &Uuid::now_v7().simple().to_string()[..12]
-    );
-    let mut conn = PgConnection::connect_with(admin)
-        .await
-        .context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("create database {name}"))
-        .execute(&mut conn)
-        .await?;
+    let name = super::bench::fresh_database(admin, "vextrus_bench_replay").await?;
     let options = admin.clone().database(&name);
     let result = measure(&options, workload, args).await;
     if shared_server {
+        let mut conn = PgConnection::connect_with(admin)
+            .await
+            .context("connecting to PostgreSQL")?;
         sqlx::query(&format!("drop database {name} with (force)"))
             .execute(&mut conn)
             .await?;
+        conn.close().await?;
     }
-    conn.close().await?;
     result
 }
 

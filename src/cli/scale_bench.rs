@@ -25,7 +25,7 @@ use uuid::Uuid;
 use vextrus::database;
 use vextrus_commands::{DbRole, LogFilter, LogPosition, LogReader};
 
-use super::bench::{BenchServer, CellResult, System, run_cell};
+use super::bench::{BenchServer, CellResult, System, percentile_ms, run_cell};
 
 #[derive(Debug, Args)]
 pub struct ScaleBenchArgs {
@@ -291,14 +291,6 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// The `q` quantile of `samples`, in ms.
-fn quantile(samples: &[Duration], q: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted.get(index).copied().map_or(0.0, millis)
-}
-
 /// An append cell's commands/s, p50 and p99 (ms).
 fn append_figures(cell: &mut CellResult) -> (f64, f64, f64) {
     (
@@ -326,15 +318,15 @@ fn report(sizes: &mut [Figures], args: &ScaleBenchArgs) {
         "{:<22} {:>7} {:>11} {:>12} {:>12} {:>12}",
         "tail read", "events", "events/s", "page p50 ms", "poll p50 ms", "poll p99 ms"
     );
-    for size in sizes.iter() {
+    for size in sizes.iter_mut() {
         println!(
             "{:<22} {:>7} {:>11.0} {:>12.2} {:>12.3} {:>12.3}",
             size.label,
             size.tail_events,
             size.tail_events_per_second(),
-            quantile(&size.tail_pages, 0.50),
-            quantile(&size.polls, 0.50),
-            quantile(&size.polls, 0.99)
+            percentile_ms(&mut size.tail_pages, 0.50),
+            percentile_ms(&mut size.polls, 0.50),
+            percentile_ms(&mut size.polls, 0.99)
         );
     }
     let [fresh, grown] = sizes else { return };
@@ -357,7 +349,10 @@ fn report(sizes: &mut [Figures], args: &ScaleBenchArgs) {
             grown.tail_events_per_second(),
             fresh.tail_events_per_second()
         ),
-        ratio(quantile(&grown.polls, 0.5), quantile(&fresh.polls, 0.5)),
+        ratio(
+            percentile_ms(&mut grown.polls, 0.5),
+            percentile_ms(&mut fresh.polls, 0.5)
+        ),
         args.events
     );
 }
