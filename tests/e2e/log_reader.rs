@@ -310,6 +310,26 @@ async fn a_waiting_tail_wakes_on_an_in_process_append_without_waiting_for_its_po
 }
 
 /// Inserts and commits `count` events of another aggregate type than the probes.
+/// Waits until the event at `position` is below the watermark, so a read would hand it out.
+async fn until_readable(fx: &Fixture, position: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = fx
+            .reader
+            .read_batch(LogPosition::START, &LogFilter::default(), 1_000)
+            .await
+            .unwrap();
+        if positions(&events).contains(&position) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event {position} never became readable"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn insert_noise(owner: &PgPool, tenant: TenantId, count: i64) -> i64 {
     sqlx::query_scalar(
         "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -419,8 +439,12 @@ async fn a_tail_that_keeps_up_reads_once_per_pace_and_one_behind_reads_on() {
         .poll_interval(Duration::from_millis(5))
         .pace(pace);
 
-    // Behind: three events in batches of two; the read after a full batch does not wait.
+    // Behind: three events in batches of two; the read after a full batch does not wait. The
+    // clock starts once all three are readable: the watermark counts every transaction of the
+    // cluster, and a concurrent test's may hold it below them for a while (a read then finds
+    // nothing, rightly, and the tail waits its pace).
     let third = insert_noise(&fx.owner, TenantId::new(), 3).await;
+    until_readable(&fx, third).await;
     let started = std::time::Instant::now();
     assert_eq!(tail.next_batch().await.unwrap().len(), 2);
     let rest = tail.next_batch().await.unwrap();
@@ -436,6 +460,7 @@ async fn a_tail_that_keeps_up_reads_once_per_pace_and_one_behind_reads_on() {
     let caught_up = std::time::Instant::now();
     let first = insert_noise(&fx.owner, TenantId::new(), 1).await;
     let second = insert_noise(&fx.owner, TenantId::new(), 1).await;
+    until_readable(&fx, second).await;
     let batch = tail.next_batch().await.unwrap();
     assert!(
         caught_up.elapsed() >= pace - Duration::from_millis(100),
