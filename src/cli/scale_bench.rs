@@ -3,13 +3,15 @@
 //! default), taking turns with a fresh database on the same server, `--rounds` times, so that the
 //! machine's drift during a long run touches both alike.
 //!
-//! Each turn:
+//! Each round:
 //! - **append**: single-event commands on new streams through [`EventStore::execute`] (the
-//!   `vextrus` cell of `bench append`), at each of `--clients`;
-//! - **tail read**: what a runner does. The events the append cells just wrote are read from
-//!   the position before them in pages of `--page-size` (`LogReader::read_batch`, as the
-//!   projector role), then the caught-up tail is polled (each read finds nothing new, as a
-//!   runner's poll between commands does).
+//!   `vextrus` cell of `bench append`), at each of `--clients`, one database after the other;
+//! - **tail read**: what a runner does. The events each database's append cells just wrote are
+//!   read from the position before them in pages of `--page-size` (`LogReader::read_batch`, as
+//!   the projector role), a page of one database, then a page of the other; then the caught-up
+//!   tails are polled in turn (each read finds nothing new, as a runner's poll between commands
+//!   does). Before reading, a log whose changes have passed autovacuum's analyze threshold is
+//!   analyzed, as autovacuum would have done by then.
 //!
 //! The log is grown with the owner's INSERTs of 10,000 events per statement (1,000 new streams
 //! of 10 events over 1,000 tenants; the chain hash computed by the log's trigger, as for every
@@ -121,9 +123,6 @@ async fn measure_both(
     }
     let result = async {
         grow(&owners[1], args.events).await?;
-        // Planner statistics for the fresh log too, as the grown one has them (autovacuum gives
-        // them to any log in use).
-        sqlx::query("analyze events").execute(&owners[0]).await?;
         let mut sizes = [
             Figures::new("fresh".to_owned(), &args.clients),
             Figures::new(format!("{} events", args.events), &args.clients),
@@ -131,10 +130,18 @@ async fn measure_both(
         let rounds = args.rounds.max(1);
         let per_round = Duration::from_secs_f64(args.seconds.max(0.1) / f64::from(rounds));
         for round in 1..=rounds {
+            let mut befores = Vec::new();
             for (n, figures) in sizes.iter_mut().enumerate() {
-                eprintln!("round {round} of {rounds}: {}", figures.label);
-                measure_turn(servers[n], &owners[n], figures, per_round, args).await?;
+                eprintln!("round {round} of {rounds}: {} appends", figures.label);
+                let before = head(&owners[n]).await?;
+                servers[n].checkpoint().await?;
+                for (clients, cell) in &mut figures.append {
+                    cell.add(run_cell(servers[n], System::Vextrus, 1, *clients, per_round).await?);
+                }
+                befores.push(before);
             }
+            eprintln!("round {round} of {rounds}: tail reads, page by page in turn");
+            read_tails(servers, &owners, &befores, &mut sizes, args).await?;
         }
         Ok(sizes)
     }
@@ -145,62 +152,128 @@ async fn measure_both(
     result
 }
 
-/// One turn: the append cells, then the tail reads of what they wrote.
-async fn measure_turn(
-    server: &BenchServer,
-    owner: &PgPool,
-    figures: &mut Figures,
-    per_round: Duration,
+/// What one database's tail reader has left to do in a round.
+struct TailRead {
+    log: LogReader,
+    projector: PgPool,
+    position: LogPosition,
+    after: LogPosition,
+    expected: u64,
+    read: u64,
+    done: bool,
+}
+
+/// Reads what each database's appends wrote in this round, a page of one, then a page of the
+/// other, so that the machine's drift touches both alike; then polls the caught-up tails in
+/// turn. First each log gets the planner statistics autovacuum would have given it by now (an
+/// `analyze` once its changes pass autovacuum's threshold): a young log analyzed while nearly
+/// empty plans a page as a sort of its whole backlog until then.
+async fn read_tails(
+    servers: [&BenchServer; 2],
+    owners: &[PgPool],
+    befores: &[LogPosition],
+    sizes: &mut [Figures; 2],
     args: &ScaleBenchArgs,
 ) -> anyhow::Result<()> {
-    let before = head(owner).await?;
-    server.checkpoint().await?;
-    for (clients, cell) in &mut figures.append {
-        cell.add(run_cell(server, System::Vextrus, 1, *clients, per_round).await?);
+    let mut tails = Vec::new();
+    for (n, server) in servers.into_iter().enumerate() {
+        analyze_as_autovacuum_would(&owners[n]).await?;
+        let projector =
+            database::role_pool(&server.options(&server.vextrus_db), DbRole::Projector, 2).await?;
+        let before = befores[n];
+        let expected: i64 = sqlx::query_scalar(
+            "select count(*) from events where (transaction_id, global_position) > ($1::text::xid8, $2)",
+        )
+        .bind(before.transaction_id.to_string())
+        .bind(before.global_position)
+        .fetch_one(&owners[n])
+        .await?;
+        tails.push(TailRead {
+            log: LogReader::new(projector.clone()),
+            projector,
+            position: before,
+            after: head(&owners[n]).await?,
+            expected: u64::try_from(expected)?,
+            read: 0,
+            done: false,
+        });
     }
-
-    let projector =
-        database::role_pool(&server.options(&server.vextrus_db), DbRole::Projector, 2).await?;
-    let log = LogReader::new(projector.clone());
     let filter = LogFilter::default();
-    let after = head(owner).await?;
-    let expected: i64 = sqlx::query_scalar(
-        "select count(*) from events where (transaction_id, global_position) > ($1::text::xid8, $2)",
-    )
-    .bind(before.transaction_id.to_string())
-    .bind(before.global_position)
-    .fetch_one(owner)
-    .await?;
-    let (mut position, mut read) = (before, 0_u64);
-    let started = Instant::now();
-    loop {
-        let began = Instant::now();
-        let page = log.read_batch(position, &filter, args.page_size).await?;
-        figures.tail_pages.push(began.elapsed());
-        read += page.len() as u64;
-        let Some(last) = page.last() else { break };
-        position = last.position();
-        if page.len() < args.page_size as usize {
-            break;
+    while tails.iter().any(|tail| !tail.done) {
+        for (tail, figures) in tails.iter_mut().zip(sizes.iter_mut()) {
+            if tail.done {
+                continue;
+            }
+            let began = Instant::now();
+            let page = tail
+                .log
+                .read_batch(tail.position, &filter, args.page_size)
+                .await?;
+            let took = began.elapsed();
+            figures.tail_pages.push(took);
+            figures.tail_elapsed += took;
+            tail.read += page.len() as u64;
+            figures.tail_events += page.len() as u64;
+            if let Some(last) = page.last() {
+                tail.position = last.position();
+            }
+            tail.done = page.len() < args.page_size as usize;
         }
     }
-    figures.tail_elapsed += started.elapsed();
-    figures.tail_events += read;
-    ensure!(
-        read == u64::try_from(expected)? && position == after,
-        "the tail read {read} events up to {position:?}; the appends wrote {expected} up to {after:?}"
-    );
-    for _ in 0..POLLS {
-        let began = Instant::now();
-        let page = log.read_batch(after, &filter, args.page_size).await?;
-        figures.polls.push(began.elapsed());
+    for (n, tail) in tails.iter().enumerate() {
         ensure!(
-            page.is_empty(),
-            "a caught-up tail read found {} events",
-            page.len()
+            tail.read == tail.expected && tail.position == tail.after,
+            "{}: the tail read {} events up to {:?}; the appends wrote {} up to {:?}",
+            sizes[n].label,
+            tail.read,
+            tail.position,
+            tail.expected,
+            tail.after
         );
     }
-    projector.close().await;
+    // Each database goes first every other time. Polled always right after the fresh one, the
+    // long log measured 1.4-1.5 times its p50 at 2 million events; alternating, 1.19 in the
+    // same setting (and planning and execution equal in pg_stat_statements: 0.11 ms planning
+    // and a few microseconds of execution each).
+    for poll in 0..POLLS {
+        let mut pairs: Vec<_> = tails.iter().zip(sizes.iter_mut()).collect();
+        if poll % 2 == 1 {
+            pairs.reverse();
+        }
+        for (tail, figures) in pairs {
+            let began = Instant::now();
+            let page = tail
+                .log
+                .read_batch(tail.after, &filter, args.page_size)
+                .await?;
+            figures.polls.push(began.elapsed());
+            ensure!(
+                page.is_empty(),
+                "a caught-up tail read found {} events",
+                page.len()
+            );
+        }
+    }
+    for tail in tails {
+        tail.projector.close().await;
+    }
+    Ok(())
+}
+
+/// `analyze events` if autovacuum would have by now: its changes since the last analyze passed
+/// `autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × its rows.
+async fn analyze_as_autovacuum_would(owner: &PgPool) -> anyhow::Result<()> {
+    let due: bool = sqlx::query_scalar(
+        "select s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+                    + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+         from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+         where s.relname = 'events'",
+    )
+    .fetch_one(owner)
+    .await?;
+    if due {
+        sqlx::query("analyze events").execute(owner).await?;
+    }
     Ok(())
 }
 
