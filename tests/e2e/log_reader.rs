@@ -309,7 +309,6 @@ async fn a_waiting_tail_wakes_on_an_in_process_append_without_waiting_for_its_po
     assert_eq!(batch[0].event_type, "OrganizationCreated");
 }
 
-/// Inserts and commits `count` events of another aggregate type than the probes.
 /// Waits until the event at `position` is below the watermark, so a read would hand it out.
 async fn until_readable(fx: &Fixture, position: i64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -330,6 +329,7 @@ async fn until_readable(fx: &Fixture, position: i64) {
     }
 }
 
+/// Inserts and commits `count` events of another aggregate type than the probes.
 async fn insert_noise(owner: &PgPool, tenant: TenantId, count: i64) -> i64 {
     sqlx::query_scalar(
         "insert into events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
