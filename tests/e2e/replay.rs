@@ -375,14 +375,19 @@ async fn a_version_change_rebuilds_the_projection_to_what_a_fresh_build_gives() 
     app.shutdown().await;
 }
 
-/// Polls `/health/ready` of `base` until the organization projection is in `state`; the status.
+/// Polls `/health/ready` of `base` until the organization projection is in `state` and every
+/// other projection has started (a server just started reports those as `starting`, not ready,
+/// for a moment); the status.
 async fn until_projection_state(base: &str, state: &str) -> (u16, serde_json::Value) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let response = reqwest::get(format!("{base}/health/ready")).await.unwrap();
         let status = response.status().as_u16();
         let body: serde_json::Value = response.json().await.unwrap();
-        if body["projections"][0]["state"] == state {
+        let others_started = body["projections"]
+            .as_array()
+            .is_some_and(|all| all.iter().skip(1).all(|p| p["state"] != "starting"));
+        if body["projections"][0]["state"] == state && others_started {
             return (status, body);
         }
         assert!(
