@@ -428,10 +428,9 @@ impl CellResult {
             / self.measured.as_secs_f64().max(f64::EPSILON)
     }
 
-    pub(super) fn percentile(&mut self, p: f64) -> Duration {
-        self.latencies.sort_unstable();
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies.get(index).copied().unwrap_or_default()
+    /// The `p` quantile of the commands' latencies, in ms.
+    pub(super) fn percentile_ms(&mut self, p: f64) -> f64 {
+        percentile_ms(&mut self.latencies, p)
     }
 }
 
@@ -569,8 +568,8 @@ async fn append(args: AppendArgs, external: Option<PgConnectOptions>) -> anyhow:
                         "{workload:<13} {clients:>7}  {:<12} {:>10.0} {:>9.2} {:>9.2}",
                         system.name(),
                         events_per_second,
-                        cell.percentile(0.50).as_secs_f64() * 1000.0,
-                        cell.percentile(0.99).as_secs_f64() * 1000.0
+                        cell.percentile_ms(0.50),
+                        cell.percentile_ms(0.99)
                     );
                     if clients == 16 {
                         headline[shape][system as usize] = events_per_second;

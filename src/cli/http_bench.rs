@@ -39,6 +39,8 @@ use vextrus_domain::ids::OrganizationId;
 use vextrus_domain::organization::{NewOrganization, Organization, OrganizationCommand};
 use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 
+use super::bench::percentile_ms;
+
 #[derive(Debug, Args)]
 pub struct HttpBenchArgs {
     /// Measured seconds per cell.
@@ -72,12 +74,8 @@ impl Cell {
     }
 
     fn print(&self, system: &str, clients: usize) {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let p = |q: f64| {
-            let index = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
-            sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
+        let mut latencies = self.latencies.clone();
+        let mut p = |q: f64| percentile_ms(&mut latencies, q);
         let server = match self.server {
             Some((cpu, rss)) => format!(
                 ", server CPU {:.2} cores, server RSS {} MB",

@@ -33,6 +33,8 @@ use vextrus_fanout::{EmbeddedKafka, KafkaConfig, KafkaWorker, Relay};
 use vextrus_projections::ProjectionRunner;
 use vextrus_projections::organization::OrganizationHierarchy;
 
+use super::bench::percentile_ms;
+
 #[derive(Debug, Args)]
 pub struct LagArgs {
     /// Commands per second.
@@ -80,12 +82,12 @@ pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::R
             mut latencies,
             catch_up,
         } = measure(&admin, path, &args).await?;
-        latencies.sort_unstable();
-        let p = |q: f64| percentile(&latencies, q);
+        let commands = latencies.len();
+        let mut p = |q: f64| percentile_ms(&mut latencies, q);
         println!(
             "{:>12}: {} commands, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             path.name(),
-            latencies.len(),
+            commands,
             p(0.50),
             p(0.95),
             p(0.99),
@@ -109,11 +111,6 @@ pub async fn lag(args: LagArgs, external: Option<PgConnectOptions>) -> anyhow::R
     );
     super::stop(cluster).await;
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    let index = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
-    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Commit and visibility instants, paired by (stream index, version), whichever comes first.

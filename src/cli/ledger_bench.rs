@@ -35,8 +35,6 @@ use tower::ServiceExt;
 use tracing::instrument::WithSubscriber;
 use uuid::Uuid;
 use vextrus::database;
-
-use super::bench::percentile_ms;
 use vextrus_api::{ApiSettings, AppState, Background, Claims, JwtKeys, RateLimits};
 use vextrus_commands::{
     ActorId, CommandMetadata, DbRole, EventStore, LogReader, PostingState, Version,
@@ -50,6 +48,8 @@ use vextrus_domain::ids::{AccountId, DivisionId, EntryId, OrganizationId, Projec
 use vextrus_domain::organization::{NewOrganization, Organization, OrganizationCommand};
 use vextrus_domain::values::{Bin, Code, CurrencyCode, FiscalYearStart, Name, Tin};
 use vextrus_projections::finance::GeneralLedger;
+
+use super::bench::percentile_ms;
 
 #[derive(Debug, Args)]
 pub struct LedgerBenchArgs {

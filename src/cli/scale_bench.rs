@@ -63,8 +63,8 @@ struct Figures {
     /// Per client count: the append cell.
     append: Vec<(usize, CellResult)>,
     tail_events: u64,
+    /// Each page read's time; their sum is the time spent reading.
     tail_pages: Vec<Duration>,
-    tail_elapsed: Duration,
     polls: Vec<Duration>,
 }
 
@@ -78,13 +78,13 @@ impl Figures {
                 .collect(),
             tail_events: 0,
             tail_pages: Vec::new(),
-            tail_elapsed: Duration::ZERO,
             polls: Vec::new(),
         }
     }
 
     fn tail_events_per_second(&self) -> f64 {
-        self.tail_events as f64 / self.tail_elapsed.as_secs_f64().max(f64::EPSILON)
+        let reading: Duration = self.tail_pages.iter().sum();
+        self.tail_events as f64 / reading.as_secs_f64().max(f64::EPSILON)
     }
 }
 
@@ -209,9 +209,7 @@ async fn read_tails(
                 .log
                 .read_batch(tail.position, &filter, args.page_size)
                 .await?;
-            let took = began.elapsed();
-            figures.tail_pages.push(took);
-            figures.tail_elapsed += took;
+            figures.tail_pages.push(began.elapsed());
             tail.read += page.len() as u64;
             figures.tail_events += page.len() as u64;
             if let Some(last) = page.last() {
@@ -360,16 +358,12 @@ async fn grow(owner: &PgPool, target: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 /// An append cell's commands/s, p50 and p99 (ms).
 fn append_figures(cell: &mut CellResult) -> (f64, f64, f64) {
     (
         cell.events_per_second(1),
-        millis(cell.percentile(0.50)),
-        millis(cell.percentile(0.99)),
+        cell.percentile_ms(0.50),
+        cell.percentile_ms(0.99),
     )
 }
 
