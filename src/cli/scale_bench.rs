@@ -230,7 +230,7 @@ async fn read_tails(
         );
     }
     // Each database goes first every other time. Polled always right after the fresh one, the
-    // long log measured 1.4-1.5 times its p50 at 2 million events; alternating, 1.19 in the
+    // long log measured 1.43-1.51 times its p50 at 2 million events; alternating, 1.19 in the
     // same setting. Planning was equal on both (0.11 ms, pg_stat_statements with
     // track_planning), and so was execution (a few microseconds, auto_explain).
     for poll in 0..POLLS {
