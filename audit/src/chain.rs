@@ -1,11 +1,17 @@
 //! The per-stream hash chain, recomputed outside the database.
 //!
-//! The database computes each event's hash on insert (`vextrus_event_hash_of` in
-//! `migrations/0010_audit_trail.sql`); this module is an independent implementation of the same
-//! definition, so `vextrus audit verify` does not take the database's word for it. The hashed
-//! message is a JSON array in PostgreSQL's jsonb text form: `, ` between elements, strings escaped
-//! as PostgreSQL's `escape_json` does, and the jsonb values (payload, roles, request metadata)
-//! embedded in the text form the database renders them in.
+//! The database computes each event's hash on insert; this module is an independent
+//! implementation of the same definitions, so `vextrus audit verify` does not take the database's
+//! word for it. Each event names the definition it was chained with (`hash_version`):
+//!
+//! - **Version 1** (`vextrus_event_hash_of`, `migrations/0010_audit_trail.sql`; events appended
+//!   before migration 0029): the hashed message is a JSON array in PostgreSQL's jsonb text form:
+//!   `, ` between elements, strings escaped as PostgreSQL's `escape_json` does, and the jsonb
+//!   values (payload, roles, request metadata) embedded in the text form the database renders
+//!   them in.
+//! - **Version 2** (`vextrus_event_hash_v2_of`, `migrations/0029_event_hash_v2.sql`): bytes, each
+//!   value behind its 4-byte big-endian length (-1 when absent), integers as 8 bytes big-endian,
+//!   uuids as their 16 bytes, text as UTF-8 and the jsonb values as their text form.
 
 use std::fmt::Write;
 
@@ -25,7 +31,7 @@ pub const CHAIN_COLUMNS: &str = "tenant_id, aggregate_type, aggregate_id, sequen
      to_jsonb(actor_roles)::text as actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
      client_address::text as client_address, user_agent, project_id, site_id, \
      request_metadata::text as request_metadata, \
-     (extract(epoch from recorded_at) * 1000000)::bigint as recorded_at_micros, hash, previous_hash";
+     (extract(epoch from recorded_at) * 1000000)::bigint as recorded_at_micros, hash, previous_hash, hash_version";
 
 /// One event as the hash covers it, with the hash stored beside it.
 #[derive(Debug, Clone, FromRow)]
@@ -57,19 +63,28 @@ pub struct ChainRow {
     pub hash: Option<Vec<u8>>,
     /// The predecessor's hash this event was chained to, as stored (`None` for a first event).
     pub previous_hash: Option<Vec<u8>>,
+    /// The definition the hash was computed with: 1 or 2.
+    pub hash_version: i16,
 }
 
 impl ChainRow {
     /// The hash this event must have if it follows `previous` (`None` for a stream's first event)
-    /// and nothing about it changed.
-    pub fn expected_hash(&self, previous: Option<&[u8]>) -> EventHash {
+    /// and nothing about it changed, by the definition it names; `None` for a version no
+    /// definition has (no stored hash can then be right).
+    pub fn expected_hash(&self, previous: Option<&[u8]>) -> Option<EventHash> {
+        let digest = match self.hash_version {
+            1 => digest(&SHA256, self.message_v1(previous).as_bytes()),
+            2 => digest(&SHA256, &self.message_v2(previous)),
+            _ => return None,
+        };
         let mut hash = [0; HASH_LEN];
-        hash.copy_from_slice(digest(&SHA256, self.message(previous).as_bytes()).as_ref());
-        hash
+        hash.copy_from_slice(digest.as_ref());
+        Some(hash)
     }
 
-    /// The hashed text: the jsonb array `vextrus_event_hash_of` builds, as PostgreSQL prints it.
-    pub fn message(&self, previous: Option<&[u8]>) -> String {
+    /// Version 1's hashed text: the jsonb array `vextrus_event_hash_of` builds, as PostgreSQL
+    /// prints it.
+    pub fn message_v1(&self, previous: Option<&[u8]>) -> String {
         let mut message = Message(String::with_capacity(512 + self.payload.len()));
         message.0.push('[');
         message.string(Some("vextrus-event-v1"));
@@ -100,13 +115,83 @@ impl ChainRow {
         message.0
     }
 
+    /// Version 2's hashed bytes: `vextrus-event-v2`, then the event's own values, then those its
+    /// command's events share (`vextrus_event_hash_v2_of` and `vextrus_command_hash_part`).
+    pub fn message_v2(&self, previous: Option<&[u8]>) -> Vec<u8> {
+        let mut message = Fields(Vec::with_capacity(512 + self.payload.len()));
+        message.0.extend_from_slice(b"vextrus-event-v2");
+        message.bytes(previous);
+        message.integer(Some(self.sequence));
+        message.integer(Some(self.global_position));
+        message.text(Some(&self.event_type));
+        message.text(Some(&self.event_version));
+        message.text(Some(&self.payload));
+        message.uuid(Some(self.tenant_id));
+        message.text(Some(&self.aggregate_type));
+        message.text(Some(&self.aggregate_id));
+        match self.transaction_id.parse::<u64>() {
+            Ok(transaction) => message.bytes(Some(&transaction.to_be_bytes())),
+            // xid8 prints as a decimal u64; anything else is not what the database hashed.
+            Err(_) => message.text(Some(&self.transaction_id)),
+        }
+        message.text(Some(&self.actor));
+        message.text(Some(&self.actor_roles));
+        message.uuid(Some(self.command_id));
+        message.text(self.idempotency_key.as_deref());
+        message.uuid(Some(self.correlation_id));
+        message.uuid(self.causation_id);
+        message.text(self.request_id.as_deref());
+        message.text(self.client_address.as_deref());
+        message.text(self.user_agent.as_deref());
+        message.uuid(self.project_id);
+        message.uuid(self.site_id);
+        message.text(Some(&self.request_metadata));
+        message.integer(Some(self.recorded_at_micros));
+        message.0
+    }
+
     /// The stored hash, when it has the right length.
     pub fn stored_hash(&self) -> Option<EventHash> {
         self.hash.as_deref().and_then(|hash| hash.try_into().ok())
     }
 }
 
-/// A jsonb array being printed.
+/// Version 2's message being written: each value behind its 4-byte big-endian length, or the
+/// length -1 alone when absent (`vextrus_hash_field`).
+struct Fields(Vec<u8>);
+
+impl Fields {
+    fn bytes(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(value) => {
+                // A value's length fits: PostgreSQL values are at most 1 GB.
+                let length = i32::try_from(value.len()).unwrap_or(i32::MAX);
+                self.0.extend_from_slice(&length.to_be_bytes());
+                self.0.extend_from_slice(value);
+            }
+            None => self.0.extend_from_slice(&(-1_i32).to_be_bytes()),
+        }
+    }
+
+    fn text(&mut self, value: Option<&str>) {
+        self.bytes(value.map(str::as_bytes));
+    }
+
+    fn uuid(&mut self, value: Option<Uuid>) {
+        self.bytes(value.as_ref().map(|id| id.as_bytes().as_slice()));
+    }
+
+    fn integer(&mut self, value: Option<i64>) {
+        self.bytes(
+            value
+                .map(i64::to_be_bytes)
+                .as_ref()
+                .map(|bytes| bytes.as_slice()),
+        );
+    }
+}
+
+/// Version 1's jsonb array being printed.
 struct Message(String);
 
 impl Message {
@@ -179,7 +264,7 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn row() -> ChainRow {
+    fn row(hash_version: i16) -> ChainRow {
         ChainRow {
             tenant_id: Uuid::nil(),
             aggregate_type: "organization".into(),
@@ -205,30 +290,44 @@ mod tests {
             recorded_at_micros: 1_700_000_000_000_000,
             hash: None,
             previous_hash: None,
+            hash_version,
         }
     }
 
     #[test]
     fn every_field_and_the_previous_hash_change_the_hash() {
-        let base = row().expected_hash(None);
-        assert_eq!(base, row().expected_hash(None), "deterministic");
-        assert_ne!(base, row().expected_hash(Some(&[0; 32])));
-        let mut changed = row();
-        changed.payload = r#"{"name": "Meghnb"}"#.into();
-        assert_ne!(base, changed.expected_hash(None));
-        let mut changed = row();
-        changed.sequence = 2;
-        assert_ne!(base, changed.expected_hash(None));
-        let mut changed = row();
-        changed.actor_roles = "[]".into();
-        assert_ne!(base, changed.expected_hash(None));
+        for version in [1, 2] {
+            let base = row(version).expected_hash(None);
+            assert!(base.is_some());
+            assert_eq!(base, row(version).expected_hash(None), "deterministic");
+            assert_ne!(base, row(version).expected_hash(Some(&[0; 32])));
+            let mut changed = row(version);
+            changed.payload = r#"{"name": "Meghnb"}"#.into();
+            assert_ne!(base, changed.expected_hash(None));
+            let mut changed = row(version);
+            changed.sequence = 2;
+            assert_ne!(base, changed.expected_hash(None));
+            let mut changed = row(version);
+            changed.actor_roles = "[]".into();
+            assert_ne!(base, changed.expected_hash(None));
+            let mut changed = row(version);
+            changed.recorded_at_micros += 1;
+            assert_ne!(base, changed.expected_hash(None));
+        }
+        assert_ne!(row(1).expected_hash(None), row(2).expected_hash(None));
     }
 
     #[test]
-    fn the_message_is_printed_as_postgresql_prints_the_jsonb_array() {
-        let mut row = row();
+    fn a_version_without_a_definition_expects_no_hash() {
+        assert_eq!(row(0).expected_hash(None), None);
+        assert_eq!(row(3).expected_hash(None), None);
+    }
+
+    #[test]
+    fn version_1_is_printed_as_postgresql_prints_the_jsonb_array() {
+        let mut row = row(1);
         row.user_agent = Some("tab\there \"q\" \\ \u{1}".into());
-        let message = row.message(None);
+        let message = row.message_v1(None);
         assert!(message.starts_with(r#"["vextrus-event-v1", null, "00000000-0000-0000-0000-000000000000", "organization", "a", 1, 7, "750", "#));
         // What PostgreSQL 15 prints for `jsonb_build_array(E'tab\there "q" \\ \u0001')::text`.
         assert!(
@@ -239,21 +338,53 @@ mod tests {
     }
 
     #[test]
+    fn version_2_is_what_postgresql_computes() {
+        // PostgreSQL 15 (migration 0029), for the same values:
+        // select encode(vextrus_event_hash_v2_of(<previous>, 1, 7, 'OrganizationCreated', '1',
+        //   '{"name": "Meghna"}', vextrus_command_hash_part(<nil uuid>, 'organization', 'a', '750',
+        //   'user-1', '{admin}', <nil uuid>, null, <nil uuid>, null, 'r', '127.0.0.1', null, null,
+        //   null, '{}', to_timestamp(1700000000))), 'hex')
+        // with <previous> null, then sha256('x').
+        let first = row(2).expected_hash(None).map(|hash| hex(&hash));
+        assert_eq!(
+            first.as_deref(),
+            Some("528592821736a7f806ba83210211d0de5851f21ed5a2a6942a531b8db5ea9bd5")
+        );
+        let previous = unhex("2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+        let second = row(2)
+            .expected_hash(previous.as_deref())
+            .map(|hash| hex(&hash));
+        assert_eq!(
+            second.as_deref(),
+            Some("62e68c82a9ef6b27ef1af5c8eafaaabe3a987b29a26e3bdaa97a3f03aa21cb23")
+        );
+        let message = row(2).message_v2(None);
+        assert!(
+            message.starts_with(b"vextrus-event-v2\xff\xff\xff\xff\0\0\0\x08\0\0\0\0\0\0\0\x01")
+        );
+    }
+
+    #[test]
     fn values_cannot_move_between_fields() {
-        // "ab" + "" and "a" + "b" concatenate alike; the length prefixes tell them apart.
-        let mut first = row();
-        first.aggregate_type = "ab".into();
-        first.aggregate_id = String::new();
-        let mut second = row();
-        second.aggregate_type = "a".into();
-        second.aggregate_id = "b".into();
-        assert_ne!(first.expected_hash(None), second.expected_hash(None));
-        // Null and the text "-" differ too.
-        let mut null = row();
-        null.request_id = None;
-        let mut dash = row();
-        dash.request_id = Some("-".into());
-        assert_ne!(null.expected_hash(None), dash.expected_hash(None));
+        for version in [1, 2] {
+            // "ab" + "" and "a" + "b" concatenate alike; the length prefixes tell them apart.
+            let mut first = row(version);
+            first.aggregate_type = "ab".into();
+            first.aggregate_id = String::new();
+            let mut second = row(version);
+            second.aggregate_type = "a".into();
+            second.aggregate_id = "b".into();
+            assert_ne!(first.expected_hash(None), second.expected_hash(None));
+            // Null and the text "-" differ too, and null and the empty text.
+            let mut null = row(version);
+            null.request_id = None;
+            let mut dash = row(version);
+            dash.request_id = Some("-".into());
+            let mut empty = row(version);
+            empty.request_id = Some(String::new());
+            assert_ne!(null.expected_hash(None), dash.expected_hash(None));
+            assert_ne!(null.expected_hash(None), empty.expected_hash(None));
+        }
     }
 
     #[test]

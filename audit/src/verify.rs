@@ -158,7 +158,10 @@ fn check(report: &mut ChainReport, walk: &mut Walk, row: &ChainRow) {
             first: walk.last_sequence + 1,
             last: row.sequence - 1,
         }));
-    } else if row.stored_hash() != Some(row.expected_hash(row.previous_hash.as_deref())) {
+    } else if row
+        .stored_hash()
+        .is_none_or(|stored| Some(stored) != row.expected_hash(row.previous_hash.as_deref()))
+    {
         report.findings.push(finding(Tampering::Altered));
     } else if row.previous_hash.as_deref() != walk.last_hash.as_ref().map(|hash| hash.as_slice()) {
         report.findings.push(finding(Tampering::Unlinked));

@@ -147,6 +147,7 @@ async fn the_writer_cannot_choose_the_columns_the_database_sets() {
     for (column, value) in [
         ("transaction_id", "'1'::xid8"),
         ("recorded_at", "now() - interval '1 year'"),
+        ("hash_version", "1"),
     ] {
         let mut tx = tenant::begin(&writer, a).await.unwrap();
         let error = sqlx::query(&format!(

@@ -230,6 +230,86 @@ async fn rewrite_chain(owner: &PgPool, tenant: TenantId, stream: &str) {
     .await;
 }
 
+async fn hash_versions(owner: &PgPool, tenant: TenantId, stream: &str) -> Vec<i16> {
+    sqlx::query_scalar(
+        "select hash_version from events where tenant_id = $1 and aggregate_id = $2 order by sequence",
+    )
+    .bind(tenant.as_uuid())
+    .bind(stream)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+}
+
+/// Events appended before migration 0029 keep hash version 1. Each event is checked by the version
+/// it names, a stream goes on from a version-1 head with version 2, and changing the version an
+/// event names is an alteration like any other.
+#[tokio::test]
+async fn events_of_both_hash_versions_verify_and_a_changed_version_is_named() {
+    let fx = fixture().await;
+    let streams = seed(&fx).await;
+    let (tenant, stream) = &streams[0];
+    assert_eq!(
+        hash_versions(&fx.owner, *tenant, stream).await,
+        [2, 2, 2, 2]
+    );
+    // The stream as a log from before migration 0029 holds it: chained with version 1.
+    tamper(
+        &fx.owner,
+        &format!(
+            "update events set hash_version = 1 where tenant_id = '{tenant}' and aggregate_id = '{stream}'"
+        ),
+    )
+    .await;
+    rewrite_chain(&fx.owner, *tenant, stream).await;
+    let report = verify_chains(&fx.owner, None, |_| {}).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+
+    // The append call chains the next event to the version-1 head, with version 2.
+    fx.execute(
+        *tenant,
+        stream,
+        OrganizationCommand::RenameOrganization {
+            name: name("Renamed after the upgrade"),
+        },
+        &full_metadata(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hash_versions(&fx.owner, *tenant, stream).await,
+        [1, 1, 1, 1, 2]
+    );
+    let report = verify_chains(&fx.owner, None, |_| {}).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert_eq!((report.streams, report.events), (2, 9));
+
+    // Naming the other version, or one without a definition, breaks the event's own hash.
+    let downgraded = position(&fx.owner, *tenant, stream, 5).await;
+    let upgraded = position(&fx.owner, *tenant, stream, 2).await;
+    let (other_tenant, other_stream) = &streams[1];
+    let unknown = position(&fx.owner, *other_tenant, other_stream, 3).await;
+    tamper(
+        &fx.owner,
+        &format!(
+            "update events set hash_version = 1 where global_position = {downgraded};
+             update events set hash_version = 2 where global_position = {upgraded};
+             update events set hash_version = 3 where global_position = {unknown}"
+        ),
+    )
+    .await;
+    let mut found = findings(&fx.owner).await;
+    found.sort_by_key(|finding| finding.global_position);
+    let mut expected = vec![
+        finding(*tenant, stream, 2, upgraded, Tampering::Altered),
+        finding(*tenant, stream, 5, downgraded, Tampering::Altered),
+        finding(*other_tenant, other_stream, 3, unknown, Tampering::Altered),
+    ];
+    expected.sort_by_key(|finding| finding.global_position);
+    assert_eq!(found, expected);
+}
+
 #[tokio::test]
 async fn a_checkpoint_verifies_until_the_log_before_it_is_rewritten() {
     let fx = fixture().await;
