@@ -229,7 +229,7 @@ impl Issue {
         command: A::Command,
     ) -> Result<CommandOutcome, ApiError>
     where
-        A: UniqueValues<Services = ()>,
+        A: UniqueValues<Services = ()> + Clone + 'static,
         A::Command: Clone + Send,
         A::Error: DomainProblem,
     {

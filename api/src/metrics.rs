@@ -161,6 +161,10 @@ fn describe() {
         Unit::Seconds,
         "Time to take a connection from a pool and begin a tenant's transaction (pool waits show here)"
     );
+    describe_counter!(
+        vextrus_commands::STREAM_CACHE,
+        "Commands decided on the stream state kept from the last command (hit), decided again from the stored stream after that state gave a refusal, a conflict or nothing to do (rechecked), or loaded (miss)"
+    );
     describe_histogram!(
         vextrus_projections::BATCH_DURATION,
         Unit::Seconds,

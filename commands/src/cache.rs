@@ -7,6 +7,7 @@
 //! and decides again. A refusal decided on cached state should be checked the same way before it
 //! is reported (refresh, decide again), since a refusal writes nothing that could be refused.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -98,8 +99,50 @@ impl<A: Aggregate + Clone> StreamCache<A> {
         }
     }
 
-    fn cached(&self, tenant: TenantId, id: &str) -> Option<Folded<A>> {
+    /// The cached state of stream `id`, if there is one; never loads.
+    pub(crate) fn cached(&self, tenant: TenantId, id: &str) -> Option<Folded<A>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(&(tenant, id.to_owned())).cloned()
+    }
+
+    /// Drops stream `id`'s state: it turned out stale.
+    pub(crate) fn forget(&self, tenant: TenantId, id: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.remove(&(tenant, id.to_owned()));
+    }
+}
+
+/// One [`StreamCache`] per aggregate type, created on first use: the states of the streams an
+/// [`EventStore`] last decided commands on.
+#[derive(Default)]
+pub(crate) struct StreamCaches {
+    by_type: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl StreamCaches {
+    /// The cache of `A`'s streams.
+    pub(crate) fn of<A: Aggregate + Clone + 'static>(&self) -> Arc<StreamCache<A>> {
+        let mut by_type = self.by_type.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = by_type
+            .entry(TypeId::of::<A>())
+            .or_insert_with(|| Arc::new(StreamCache::<A>::default()));
+        // The entry for A's TypeId is only ever a StreamCache<A>; a fresh one would merely be
+        // empty.
+        Arc::clone(cache)
+            .downcast::<StreamCache<A>>()
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for StreamCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types = self
+            .by_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("StreamCaches")
+            .field("types", &types)
+            .finish()
     }
 }

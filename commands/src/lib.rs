@@ -38,7 +38,7 @@ pub use error::{CacheError, ExecuteError};
 pub use finance::PostingState;
 pub use log::{LogFilter, LogPosition, LogReader, LogTail, RecordedEvent};
 pub use metadata::{ActorId, CommandId, CommandMetadata, GlobalPosition, InvalidActor, Version};
-pub use store::{CommandOutcome, Companion, EventStore, StreamRead};
+pub use store::{CommandOutcome, Companion, EventStore, STREAM_CACHE, StreamRead};
 
 use sqlx::postgres::PgPoolOptions;
 

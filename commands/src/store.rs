@@ -16,11 +16,17 @@ use uuid::Uuid;
 use vextrus_domain::{TenantId, UniqueValues};
 
 use crate::batch::{AppendFailure, Batcher};
+use crate::cache::StreamCaches;
 use crate::codec::{self, CodecError};
 use crate::error::ExecuteError;
 use crate::log::{RECORDED_EVENT_COLUMNS, RecordedEvent};
 use crate::metadata::{CommandId, CommandMetadata, GlobalPosition, Version};
 use crate::tenant;
+
+/// Commands [`EventStore::execute`] decided on a kept stream state (`outcome="hit"`), decided
+/// again from the stored stream after the kept state gave a refusal, a conflict or nothing to do
+/// (`"rechecked"`), or decided from the stored stream because no state was kept (`"miss"`).
+pub const STREAM_CACHE: &str = "vextrus_stream_cache_total";
 
 /// A stream a decision read, at the version it saw (design.md D12).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +127,8 @@ pub struct EventStore {
     appended: watch::Sender<u64>,
     /// Group commit (see [`Batcher`]); its workers start with the first append.
     batcher: Arc<OnceLock<Batcher>>,
+    /// The state each stream was left in by the last command this store appended to it.
+    stream_caches: Arc<StreamCaches>,
 }
 
 impl EventStore {
@@ -130,6 +138,7 @@ impl EventStore {
             pool,
             appended: watch::Sender::new(0),
             batcher: Arc::new(OnceLock::new()),
+            stream_caches: Arc::new(StreamCaches::default()),
         }
     }
 
@@ -153,6 +162,12 @@ impl EventStore {
     /// 2. one committed call: the new events in one multi-row INSERT, their unique claims and, for
     ///    an idempotent command ([`CommandMetadata::is_idempotent`]), its outcome.
     ///
+    /// The first step is skipped when this store decided the stream's last command itself: it
+    /// keeps the state each command left (a [`StreamCache`](crate::StreamCache) per aggregate type) and decides on
+    /// that. Another process may have appended since, so a decision on the kept state that
+    /// conflicts, is refused or changes nothing is taken again from the stream as stored (step 1)
+    /// before it is answered; one that appends is safe, since the append checks the version.
+    ///
     /// With `expected_version`, the command runs only if the stream is exactly at that version.
     /// `Some(Version::NONE)` declares a new stream (a creation under a freshly generated id): it
     /// skips the load, and the append is refused if the stream exists after all. Without an
@@ -168,21 +183,64 @@ impl EventStore {
         expected_version: Option<Version>,
     ) -> Result<CommandOutcome, ExecuteError<A::Error>>
     where
-        A: UniqueValues,
-        A::Command: Send,
+        A: UniqueValues + Clone + 'static,
+        A::Command: Clone + Send,
         A::Error: 'static,
     {
-        self.execute_reading::<A>(
-            tenant,
-            aggregate_id,
-            command,
-            services,
-            metadata,
-            expected_version,
-            &[],
-            |_| Ok(Vec::new()),
-        )
-        .await
+        let cache = self.stream_caches.of::<A>();
+        let kept = cache.cached(tenant, aggregate_id).filter(|(_, version)| {
+            expected_version.is_none_or(|expected| expected == *version)
+                && expected_version != Some(Version::NONE)
+        });
+        if let Some((state, version)) = kept {
+            let decided = self
+                .decide_and_append::<A>(
+                    tenant,
+                    aggregate_id,
+                    A::clone(&state),
+                    version,
+                    command.clone(),
+                    services,
+                    metadata,
+                    expected_version,
+                    &[],
+                    |_| Ok(Vec::new()),
+                )
+                .await;
+            match decided {
+                // Perhaps decided on a state that another process has moved on from.
+                Err(ExecuteError::Rejected(_) | ExecuteError::Conflict { .. }) => {}
+                Ok((outcome, _)) if outcome.event_count == 0 && !metadata.is_idempotent() => {}
+                Ok((outcome, after)) => {
+                    metrics::counter!(STREAM_CACHE, "outcome" => "hit").increment(1);
+                    if let Some(after) = after {
+                        cache.put(tenant, aggregate_id, Arc::new(after), outcome.version);
+                    }
+                    return Ok(outcome);
+                }
+                Err(error) => return Err(error),
+            }
+            metrics::counter!(STREAM_CACHE, "outcome" => "rechecked").increment(1);
+            cache.forget(tenant, aggregate_id);
+        } else {
+            metrics::counter!(STREAM_CACHE, "outcome" => "miss").increment(1);
+        }
+        let (outcome, after) = self
+            .load_and_decide::<A>(
+                tenant,
+                aggregate_id,
+                command,
+                services,
+                metadata,
+                expected_version,
+                &[],
+                |_| Ok(Vec::new()),
+            )
+            .await?;
+        if let Some(after) = after {
+            cache.put(tenant, aggregate_id, Arc::new(after), outcome.version);
+        }
+        Ok(outcome)
     }
 
     /// [`EventStore::execute`] for a decision that read other streams (design.md D12): the
@@ -190,21 +248,8 @@ impl EventStore {
     /// else [`ExecuteError::StaleRead`] names the one that moved (reload it and decide again).
     /// `companions` may add the events of more streams, decided from the command's own events,
     /// to the same transaction (each one's version is checked as well; each must also be in
-    /// `reads`).
+    /// `reads`). Always loads the command's stream.
     #[allow(clippy::too_many_arguments)]
-    #[instrument(
-        name = "execute_command",
-        skip_all,
-        fields(
-            tenant_id = %tenant,
-            aggregate_type = A::TYPE,
-            aggregate_id = aggregate_id,
-            command_id = %metadata.command_id(),
-            correlation_id = %metadata.correlation_id,
-            reads = reads.len(),
-        ),
-        err(level = tracing::Level::DEBUG)
-    )]
     pub async fn execute_reading<A>(
         &self,
         tenant: TenantId,
@@ -221,6 +266,52 @@ impl EventStore {
         A::Command: Send,
         A::Error: 'static,
     {
+        self.load_and_decide::<A>(
+            tenant,
+            aggregate_id,
+            command,
+            services,
+            metadata,
+            expected_version,
+            reads,
+            companions,
+        )
+        .await
+        .map(|(outcome, _)| outcome)
+    }
+
+    /// Step 1 (unless the stream is declared new), then the decision and the append; the
+    /// outcome and, when the command appended, the stream's state after it.
+    #[allow(clippy::too_many_arguments)]
+    #[instrument(
+        name = "execute_command",
+        skip_all,
+        fields(
+            tenant_id = %tenant,
+            aggregate_type = A::TYPE,
+            aggregate_id = aggregate_id,
+            command_id = %metadata.command_id(),
+            correlation_id = %metadata.correlation_id,
+            reads = reads.len(),
+        ),
+        err(level = tracing::Level::DEBUG)
+    )]
+    async fn load_and_decide<A>(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+        metadata: &CommandMetadata,
+        expected_version: Option<Version>,
+        reads: &[StreamRead],
+        companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, ExecuteError<A::Error>>,
+    ) -> Result<(CommandOutcome, Option<A>), ExecuteError<A::Error>>
+    where
+        A: UniqueValues,
+        A::Command: Send,
+        A::Error: 'static,
+    {
         let loaded = if expected_version == Some(Version::NONE) {
             LoadedStream::default()
         } else {
@@ -228,7 +319,9 @@ impl EventStore {
                 .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             if let Some(recorded) = loaded.recorded_command {
-                return recorded.into_repeat(metadata.command_id(), A::TYPE, aggregate_id);
+                return recorded
+                    .into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
+                    .map(|outcome| (outcome, None));
             }
             loaded
         };
@@ -248,6 +341,42 @@ impl EventStore {
                     .map_err(|source| ExecuteError::Decode { position, source })?,
             );
         }
+        self.decide_and_append(
+            tenant,
+            aggregate_id,
+            aggregate,
+            current,
+            command,
+            services,
+            metadata,
+            expected_version,
+            reads,
+            companions,
+        )
+        .await
+    }
+
+    /// The decision on `aggregate` (the stream at `current`) and its append; the outcome and,
+    /// when the command appended, the aggregate with its new events applied.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_and_append<A>(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        mut aggregate: A,
+        current: Version,
+        command: A::Command,
+        services: &A::Services,
+        metadata: &CommandMetadata,
+        expected_version: Option<Version>,
+        reads: &[StreamRead],
+        companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, ExecuteError<A::Error>>,
+    ) -> Result<(CommandOutcome, Option<A>), ExecuteError<A::Error>>
+    where
+        A: UniqueValues,
+        A::Command: Send,
+        A::Error: 'static,
+    {
         let sink = EventSink::<A>::default();
         if let Err(rejection) = aggregate.handle(command, services, &sink).await {
             if expected_version != Some(Version::NONE) {
@@ -259,9 +388,9 @@ impl EventStore {
                 .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
                 .await?;
             return match loaded.recorded_command {
-                Some(recorded) => {
-                    recorded.into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
-                }
+                Some(recorded) => recorded
+                    .into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
+                    .map(|outcome| (outcome, None)),
                 None if loaded.version() != Version::NONE => Err(ExecuteError::Conflict {
                     current: loaded.version(),
                     expected: expected_version,
@@ -273,12 +402,13 @@ impl EventStore {
 
         if new_events.is_empty() && !metadata.is_idempotent() {
             // Nothing to write and nothing to remember.
-            return Ok(CommandOutcome {
+            let outcome = CommandOutcome {
                 version: current,
                 last_position: None,
                 event_count: 0,
                 repeated: false,
-            });
+            };
+            return Ok((outcome, None));
         }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
         let companions: Vec<Append> = companions(&new_events)?
@@ -296,12 +426,16 @@ impl EventStore {
                     self.appended
                         .send_modify(|commits| *commits = commits.wrapping_add(1));
                 }
-                Ok(CommandOutcome {
+                let outcome = CommandOutcome {
                     version,
                     last_position: last_position.map(GlobalPosition::new),
                     event_count,
                     repeated: false,
-                })
+                };
+                for event in new_events {
+                    aggregate.apply(event);
+                }
+                Ok((outcome, Some(aggregate)))
             }
             Err(AppendFailure::StaleRead {
                 aggregate_type,
@@ -310,8 +444,8 @@ impl EventStore {
                 aggregate_type,
                 aggregate_id,
             }),
-            Err(AppendFailure::Unique { constraint }) => {
-                self.explain_unique_violation(
+            Err(AppendFailure::Unique { constraint }) => self
+                .explain_unique_violation(
                     tenant,
                     A::TYPE,
                     aggregate_id,
@@ -321,7 +455,7 @@ impl EventStore {
                     expected_version,
                 )
                 .await
-            }
+                .map(|outcome| (outcome, None)),
             Err(AppendFailure::Database(error)) => Err(error.into()),
         }
     }

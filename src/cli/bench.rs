@@ -79,12 +79,12 @@ impl BenchCommand {
 }
 
 /// A stream that records items; each command appends `events` of them.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BenchStream {
     recorded: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Record {
     events: usize,
 }

@@ -597,3 +597,190 @@ async fn a_burst_of_commands_appended_together_keeps_each_outcome_and_every_chai
         .unwrap();
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
+
+async fn rename(
+    store: &vextrus_commands::EventStore,
+    tenant: TenantId,
+    id: &str,
+    to: &str,
+) -> Result<vextrus_commands::CommandOutcome, ExecuteError<OrganizationError>> {
+    store
+        .execute::<Organization>(
+            tenant,
+            id,
+            OrganizationCommand::RenameOrganization { name: name(to) },
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+}
+
+/// A store decides a stream's next command on the state its last command left, without loading
+/// the stream. A second store stands for another process appending to the same stream: the
+/// first store's state is then stale, and what it decides on it must be decided again from the
+/// stream as stored before it is answered.
+#[tokio::test]
+async fn a_kept_stream_state_that_another_process_moved_on_from_is_decided_again() {
+    let fx = fixture().await;
+    let other = vextrus_commands::EventStore::new(
+        fx.db
+            .role_pool(vextrus_commands::DbRole::Writer, 2)
+            .await
+            .unwrap(),
+    );
+    let tenant = TenantId::new();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
+    let renamed = rename(&fx.store, tenant, &id, "Alpha Builders")
+        .await
+        .unwrap();
+    assert_eq!(renamed.version, Version::new(2));
+    assert_eq!(
+        rename(&other, tenant, &id, "Beta Builders")
+            .await
+            .unwrap()
+            .version,
+        Version::new(3)
+    );
+
+    // Appending on version 2 conflicts; decided again on version 3, the rename goes through.
+    let outcome = rename(&fx.store, tenant, &id, "Gamma Builders")
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.event_count), (Version::new(4), 1));
+
+    // Nothing to do on the kept state (already "Gamma") is not the answer once the other
+    // process has renamed it again: the rename back is appended.
+    rename(&other, tenant, &id, "Delta Builders").await.unwrap();
+    let outcome = rename(&fx.store, tenant, &id, "Gamma Builders")
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.event_count), (Version::new(6), 1));
+    // Now the kept state is current: renaming to the same name changes nothing.
+    let outcome = rename(&fx.store, tenant, &id, "Gamma Builders")
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.event_count), (Version::new(6), 0));
+
+    // An expected version is checked against the stream as stored, not the kept state.
+    rename(&other, tenant, &id, "Epsilon Builders")
+        .await
+        .unwrap();
+    let error = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            OrganizationCommand::RenameOrganization {
+                name: name("Zeta Builders"),
+            },
+            &(),
+            &metadata(),
+            Some(Version::new(6)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExecuteError::Conflict { current, .. } if current == Version::new(7)),
+        "{error:?}"
+    );
+
+    let names: Vec<String> = fx
+        .store
+        .load_stream(tenant, "organization", &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|event| match event.decode::<OrganizationEvent>() {
+            Ok(OrganizationEvent::OrganizationRenamed { name, .. }) => Some(name.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Alpha Builders",
+            "Beta Builders",
+            "Gamma Builders",
+            "Delta Builders",
+            "Gamma Builders",
+            "Epsilon Builders"
+        ]
+    );
+}
+
+/// A refusal decided on a stale kept state is checked against the stored stream (the other
+/// process created the division this store's state has never heard of), and so is a conflict
+/// (the other process archived the organization: the rename is refused, not a conflict).
+#[tokio::test]
+async fn a_refusal_or_a_conflict_on_a_kept_state_is_answered_from_the_stored_stream() {
+    let fx = fixture().await;
+    let other = vextrus_commands::EventStore::new(
+        fx.db
+            .role_pool(vextrus_commands::DbRole::Writer, 2)
+            .await
+            .unwrap(),
+    );
+    let tenant = TenantId::new();
+    let (_, id) = fx.create_organization(tenant, "MBL").await;
+    let division_id = DivisionId::new();
+    other
+        .execute::<Organization>(
+            tenant,
+            &id,
+            OrganizationCommand::CreateDivision {
+                division_id,
+                name: name("Roads"),
+                code: code("RD"),
+            },
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    let outcome = fx
+        .store
+        .execute::<Organization>(
+            tenant,
+            &id,
+            OrganizationCommand::RenameDivision {
+                division_id,
+                name: name("Roads and Bridges"),
+            },
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.event_count), (Version::new(3), 1));
+
+    other
+        .execute::<Organization>(
+            tenant,
+            &id,
+            OrganizationCommand::ArchiveDivision { division_id },
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    other
+        .execute::<Organization>(
+            tenant,
+            &id,
+            OrganizationCommand::ArchiveOrganization,
+            &(),
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+    let error = rename(&fx.store, tenant, &id, "Renamed Builders")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ExecuteError::Rejected(_)), "{error:?}");
+    assert_eq!(event_count(&fx.owner).await, 5, "nothing appended");
+}
