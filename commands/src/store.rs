@@ -163,8 +163,8 @@ impl EventStore {
     ///    an idempotent command ([`CommandMetadata::is_idempotent`]), its outcome.
     ///
     /// The first step is skipped when this store decided the stream's last command itself: it
-    /// keeps the state each command left (a [`StreamCache`](crate::StreamCache) per aggregate type) and decides on
-    /// that. Another process may have appended since, so a decision on the kept state that
+    /// keeps the state each command left (a [`StreamCache`](crate::StreamCache) per aggregate
+    /// type; not after a creation, `Some(Version::NONE)`) and decides on that. Another process may have appended since, so a decision on the kept state that
     /// conflicts, is refused or changes nothing is taken again from the stream as stored (step 1)
     /// before it is answered; one that appends is safe, since the append checks the version.
     ///
@@ -237,7 +237,9 @@ impl EventStore {
                 |_| Ok(Vec::new()),
             )
             .await?;
-        if let Some(after) = after {
+        // A stream is kept from its second command on: most streams created (a journal entry,
+        // an invoice) are seldom commanded again.
+        if let Some(after) = after.filter(|_| expected_version != Some(Version::NONE)) {
             cache.put(tenant, aggregate_id, Arc::new(after), outcome.version);
         }
         Ok(outcome)
