@@ -164,15 +164,29 @@ impl EventStore {
     ///
     /// The first step is skipped when this store decided the stream's last command itself: it
     /// keeps the state each command left (a [`StreamCache`](crate::StreamCache) per aggregate
-    /// type; not after a creation, `Some(Version::NONE)`) and decides on that. Another process may have appended since, so a decision on the kept state that
-    /// conflicts, is refused or changes nothing is taken again from the stream as stored (step 1)
-    /// before it is answered; one that appends is safe, since the append checks the version.
+    /// type; not after a creation, `Some(Version::NONE)`) and decides on that. Another process
+    /// may have appended since, so a decision on the kept state that conflicts, is refused or
+    /// changes nothing is taken again from the stream as stored (step 1) before it is answered;
+    /// one that appends is safe, since the append checks the version.
     ///
     /// With `expected_version`, the command runs only if the stream is exactly at that version.
     /// `Some(Version::NONE)` declares a new stream (a creation under a freshly generated id): it
     /// skips the load, and the append is refused if the stream exists after all. Without an
     /// expected version, a concurrent append between load and insert is still caught by the
     /// primary key and reported as [`ExecuteError::Conflict`]; callers may reload and retry.
+    #[instrument(
+        name = "execute_command",
+        skip_all,
+        fields(
+            tenant_id = %tenant,
+            aggregate_type = A::TYPE,
+            aggregate_id = aggregate_id,
+            command_id = %metadata.command_id(),
+            correlation_id = %metadata.correlation_id,
+            reads = 0,
+        ),
+        err(level = tracing::Level::DEBUG)
+    )]
     pub async fn execute<A>(
         &self,
         tenant: TenantId,
@@ -252,6 +266,19 @@ impl EventStore {
     /// to the same transaction (each one's version is checked as well; each must also be in
     /// `reads`). Always loads the command's stream.
     #[allow(clippy::too_many_arguments)]
+    #[instrument(
+        name = "execute_command",
+        skip_all,
+        fields(
+            tenant_id = %tenant,
+            aggregate_type = A::TYPE,
+            aggregate_id = aggregate_id,
+            command_id = %metadata.command_id(),
+            correlation_id = %metadata.correlation_id,
+            reads = reads.len(),
+        ),
+        err(level = tracing::Level::DEBUG)
+    )]
     pub async fn execute_reading<A>(
         &self,
         tenant: TenantId,
@@ -285,19 +312,6 @@ impl EventStore {
     /// Step 1 (unless the stream is declared new), then the decision and the append; the
     /// outcome and, when the command appended, the stream's state after it.
     #[allow(clippy::too_many_arguments)]
-    #[instrument(
-        name = "execute_command",
-        skip_all,
-        fields(
-            tenant_id = %tenant,
-            aggregate_type = A::TYPE,
-            aggregate_id = aggregate_id,
-            command_id = %metadata.command_id(),
-            correlation_id = %metadata.correlation_id,
-            reads = reads.len(),
-        ),
-        err(level = tracing::Level::DEBUG)
-    )]
     async fn load_and_decide<A>(
         &self,
         tenant: TenantId,
