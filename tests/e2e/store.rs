@@ -598,6 +598,16 @@ async fn a_burst_of_commands_appended_together_keeps_each_outcome_and_every_chai
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
 
+/// A second store on the same database: another process appending to the same streams.
+async fn another_process(fx: &Fixture) -> vextrus_commands::EventStore {
+    vextrus_commands::EventStore::new(
+        fx.db
+            .role_pool(vextrus_commands::DbRole::Writer, 2)
+            .await
+            .unwrap(),
+    )
+}
+
 async fn rename(
     store: &vextrus_commands::EventStore,
     tenant: TenantId,
@@ -623,12 +633,7 @@ async fn rename(
 #[tokio::test]
 async fn a_kept_stream_state_that_another_process_moved_on_from_is_decided_again() {
     let fx = fixture().await;
-    let other = vextrus_commands::EventStore::new(
-        fx.db
-            .role_pool(vextrus_commands::DbRole::Writer, 2)
-            .await
-            .unwrap(),
-    );
+    let other = another_process(&fx).await;
     let tenant = TenantId::new();
     let (_, id) = fx.create_organization(tenant, "MBL").await;
     let renamed = rename(&fx.store, tenant, &id, "Alpha Builders")
@@ -715,12 +720,7 @@ async fn a_kept_stream_state_that_another_process_moved_on_from_is_decided_again
 #[tokio::test]
 async fn a_refusal_or_a_conflict_on_a_kept_state_is_answered_from_the_stored_stream() {
     let fx = fixture().await;
-    let other = vextrus_commands::EventStore::new(
-        fx.db
-            .role_pool(vextrus_commands::DbRole::Writer, 2)
-            .await
-            .unwrap(),
-    );
+    let other = another_process(&fx).await;
     let tenant = TenantId::new();
     let (_, id) = fx.create_organization(tenant, "MBL").await;
     // A creation is not kept; the stream's second command is.
