@@ -1,5 +1,7 @@
-//! The state of streams that decisions read often (an organization's ledger and hierarchy, read
-//! by every posting), kept in memory so that a posting costs one round trip.
+//! The state of streams kept in memory: those that decisions read often (an organization's ledger
+//! and hierarchy, read by every posting), so that a posting costs one round trip, and, through
+//! [`StreamCaches`], each stream [`EventStore::execute`] last appended to, so that its next
+//! command is decided without loading it.
 //!
 //! A cached state may be stale: another process may have appended since. That is safe because a
 //! decision on it appends with the version it saw (design.md D12), and a stale version is refused
