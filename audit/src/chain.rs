@@ -121,8 +121,8 @@ impl ChainRow {
         let mut message = Fields(Vec::with_capacity(512 + self.payload.len()));
         message.0.extend_from_slice(b"vextrus-event-v2");
         message.bytes(previous);
-        message.integer(Some(self.sequence));
-        message.integer(Some(self.global_position));
+        message.integer(self.sequence);
+        message.integer(self.global_position);
         message.text(Some(&self.event_type));
         message.text(Some(&self.event_version));
         message.text(Some(&self.payload));
@@ -146,7 +146,7 @@ impl ChainRow {
         message.uuid(self.project_id);
         message.uuid(self.site_id);
         message.text(Some(&self.request_metadata));
-        message.integer(Some(self.recorded_at_micros));
+        message.integer(self.recorded_at_micros);
         message.0
     }
 
@@ -181,13 +181,8 @@ impl Fields {
         self.bytes(value.as_ref().map(|id| id.as_bytes().as_slice()));
     }
 
-    fn integer(&mut self, value: Option<i64>) {
-        self.bytes(
-            value
-                .map(i64::to_be_bytes)
-                .as_ref()
-                .map(|bytes| bytes.as_slice()),
-        );
+    fn integer(&mut self, value: i64) {
+        self.bytes(Some(&value.to_be_bytes()));
     }
 }
 

@@ -225,10 +225,15 @@ impl EventStore {
                 // Perhaps decided on a state that another process has moved on from.
                 Err(ExecuteError::Rejected(_) | ExecuteError::Conflict { .. }) => {}
                 Ok((outcome, _)) if outcome.event_count == 0 && !metadata.is_idempotent() => {}
-                Ok((outcome, after)) => {
+                Ok((outcome, appended)) => {
                     metrics::counter!(STREAM_CACHE, "outcome" => "hit").increment(1);
-                    if let Some(after) = after {
-                        cache.put(tenant, aggregate_id, Arc::new(after), outcome.version);
+                    if let Some(appended) = appended {
+                        cache.put(
+                            tenant,
+                            aggregate_id,
+                            Arc::new(appended.state()),
+                            outcome.version,
+                        );
                     }
                     return Ok(outcome);
                 }
@@ -239,7 +244,7 @@ impl EventStore {
         } else {
             metrics::counter!(STREAM_CACHE, "outcome" => "miss").increment(1);
         }
-        let (outcome, after) = self
+        let (outcome, appended) = self
             .load_and_decide::<A>(
                 tenant,
                 aggregate_id,
@@ -253,8 +258,13 @@ impl EventStore {
             .await?;
         // A stream is kept from its second command on: most streams created (a journal entry,
         // an invoice) are seldom commanded again.
-        if let Some(after) = after.filter(|_| expected_version != Some(Version::NONE)) {
-            cache.put(tenant, aggregate_id, Arc::new(after), outcome.version);
+        if let Some(appended) = appended.filter(|_| expected_version != Some(Version::NONE)) {
+            cache.put(
+                tenant,
+                aggregate_id,
+                Arc::new(appended.state()),
+                outcome.version,
+            );
         }
         Ok(outcome)
     }
@@ -310,7 +320,7 @@ impl EventStore {
     }
 
     /// Step 1 (unless the stream is declared new), then the decision and the append; the
-    /// outcome and, when the command appended, the stream's state after it.
+    /// outcome and, when the command appended, what it appended to what.
     #[allow(clippy::too_many_arguments)]
     async fn load_and_decide<A>(
         &self,
@@ -322,7 +332,7 @@ impl EventStore {
         expected_version: Option<Version>,
         reads: &[StreamRead],
         companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, ExecuteError<A::Error>>,
-    ) -> Result<(CommandOutcome, Option<A>), ExecuteError<A::Error>>
+    ) -> Result<(CommandOutcome, Option<Appended<A>>), ExecuteError<A::Error>>
     where
         A: UniqueValues,
         A::Command: Send,
@@ -373,7 +383,8 @@ impl EventStore {
     }
 
     /// The decision on `aggregate` (the stream at `current`) and its append; the outcome and,
-    /// when the command appended, the aggregate with its new events applied.
+    /// when the command appended, the aggregate and its new events (folded only by a caller that
+    /// keeps the state).
     #[allow(clippy::too_many_arguments)]
     async fn decide_and_append<A>(
         &self,
@@ -387,7 +398,7 @@ impl EventStore {
         expected_version: Option<Version>,
         reads: &[StreamRead],
         companions: impl FnOnce(&[A::Event]) -> Result<Vec<Companion>, ExecuteError<A::Error>>,
-    ) -> Result<(CommandOutcome, Option<A>), ExecuteError<A::Error>>
+    ) -> Result<(CommandOutcome, Option<Appended<A>>), ExecuteError<A::Error>>
     where
         A: UniqueValues,
         A::Command: Send,
@@ -448,10 +459,13 @@ impl EventStore {
                     event_count,
                     repeated: false,
                 };
-                for event in new_events {
-                    aggregate.apply(event);
-                }
-                Ok((outcome, Some(aggregate)))
+                Ok((
+                    outcome,
+                    Some(Appended {
+                        before: aggregate,
+                        events: new_events,
+                    }),
+                ))
             }
             Err(AppendFailure::StaleRead {
                 aggregate_type,
@@ -657,6 +671,23 @@ impl EventStore {
                 "unexpected unique violation of {constraint}"
             )))),
         }
+    }
+}
+
+/// What a command appended to its stream: the state it was decided on and the new events.
+struct Appended<A: Aggregate> {
+    before: A,
+    events: Vec<A::Event>,
+}
+
+impl<A: Aggregate> Appended<A> {
+    /// The stream's state after the command.
+    fn state(self) -> A {
+        let mut state = self.before;
+        for event in self.events {
+            state.apply(event);
+        }
+        state
     }
 }
 
