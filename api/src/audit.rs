@@ -675,7 +675,7 @@ fn encode(events: &[AuditEvent], format: Format) -> Result<Bytes, serde_json::Er
 }
 
 /// The CSV columns, in order.
-const CSV_COLUMNS: [&str; 22] = [
+const CSV_COLUMNS: [&str; 23] = [
     "position",
     "recorded_at",
     "tenant_id",
@@ -698,6 +698,7 @@ const CSV_COLUMNS: [&str; 22] = [
     "data",
     "request_metadata",
     "hash",
+    "hash_version",
 ];
 
 fn csv_header() -> String {
@@ -731,6 +732,7 @@ fn csv_row(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_json::Erro
         serde_json::to_string(&event.data)?,
         serde_json::to_string(&event.request_metadata)?,
         event.hash.clone(),
+        event.hash_version.to_string(),
     ];
     for (index, cell) in cells.iter().enumerate() {
         if index > 0 {

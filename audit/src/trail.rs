@@ -55,6 +55,9 @@ pub struct AuditEvent {
     pub request_metadata: Value,
     /// This event's link in its stream's hash chain (hex SHA-256).
     pub hash: String,
+    /// The definition `hash` was computed with: 1 (events appended before migration 0029) or 2
+    /// (README, "Proving the log unaltered").
+    pub hash_version: i16,
     /// The state change the event made (entity history only): `{"/path": {"before": …, "after": …}}`.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,7 +69,7 @@ const AUDIT_COLUMNS: &str = "global_position as position, transaction_id::text a
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload as data, recorded_at, actor, \
      actor_roles, command_id, idempotency_key, correlation_id, causation_id, request_id, \
      host(client_address) as client_address, user_agent, project_id, site_id, request_metadata, \
-     encode(hash, 'hex') as hash";
+     encode(hash, 'hex') as hash, hash_version";
 
 /// A half-open time range `[from, to)` on `recorded_at`; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

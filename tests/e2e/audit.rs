@@ -157,6 +157,10 @@ async fn history_activity_correlation_and_search_return_exactly_what_was_written
     assert!(first["command_id"].as_str().is_some());
     assert!(first["recorded_at"].as_str().is_some());
     assert_eq!(first["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        first["hash_version"], 2,
+        "appended with migration 0029's definition"
+    );
     assert_eq!(first["change"]["/profile"]["before"], Value::Null);
     assert_eq!(
         first["change"]["/profile"]["after"]["name"],
@@ -283,7 +287,9 @@ async fn history_activity_correlation_and_search_return_exactly_what_was_written
     let lines: Vec<&str> = csv.split("\r\n").filter(|line| !line.is_empty()).collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("position,recorded_at,tenant_id,"));
+    assert!(lines[0].ends_with(",hash,hash_version"), "{}", lines[0]);
     assert!(lines[1].starts_with(&format!("{},", correlated[0]["position"])));
+    assert!(lines[1].ends_with(",2"), "{}", lines[1]);
     assert!(lines[1].contains("audit-e2e/1.0"));
 }
 
