@@ -5,11 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::watch;
 use tracing::instrument;
 use uuid::Uuid;
@@ -496,7 +494,8 @@ impl EventStore {
             .get_or_init(|| Batcher::start(self.pool.clone()))
     }
 
-    /// The recorded outcome of an idempotent command and the stream's events, in one snapshot.
+    /// The recorded outcome of an idempotent command and the stream's events, in one snapshot
+    /// (`vextrus_load_stream_rows`: the outcome's row first, if any, then the events in order).
     async fn load_for_command(
         &self,
         tenant: TenantId,
@@ -504,24 +503,58 @@ impl EventStore {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<LoadedStream, sqlx::Error> {
-        let (recorded, events): (Option<Json<RecordedCommandRow>>, Json<Vec<LoadedEvent>>) =
-            sqlx::query_as(
-                "select recorded_command, events from vextrus_load_stream($1, $2, $3, $4)",
-            )
-            .bind(tenant.as_uuid())
-            .bind(
-                metadata
-                    .is_idempotent()
-                    .then_some(metadata.command_id().as_uuid()),
-            )
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(LoadedStream {
-            recorded_command: recorded.map(|Json(row)| row.into()),
-            events: events.0,
-        })
+        let rows = sqlx::query(
+            "select sequence, event_type, payload, global_position, recorded_aggregate_type,
+                    recorded_aggregate_id, recorded_stream_version, recorded_last_position,
+                    recorded_event_count
+             from vextrus_load_stream_rows($1, $2, $3, $4)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(
+            metadata
+                .is_idempotent()
+                .then_some(metadata.command_id().as_uuid()),
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut loaded = LoadedStream {
+            recorded_command: None,
+            events: Vec::with_capacity(rows.len()),
+        };
+        for row in &rows {
+            // Columns by position, in the select list's order.
+            match row.try_get::<Option<i64>, _>(0)? {
+                Some(sequence) => loaded.events.push(LoadedEvent {
+                    sequence,
+                    event_type: row.try_get(1)?,
+                    payload: row.try_get(2)?,
+                    global_position: row.try_get(3)?,
+                }),
+                None => {
+                    let event_count: i32 = row.try_get(8)?;
+                    loaded.recorded_command = Some(RecordedCommand {
+                        aggregate_type: row.try_get(4)?,
+                        aggregate_id: row.try_get(5)?,
+                        outcome: CommandOutcome {
+                            version: Version::new(row.try_get(6)?),
+                            last_position: row
+                                .try_get::<Option<i64>, _>(7)?
+                                .map(GlobalPosition::new),
+                            event_count: u32::try_from(event_count).map_err(|error| {
+                                sqlx::Error::ColumnDecode {
+                                    index: "recorded_event_count".to_owned(),
+                                    source: Box::new(error),
+                                }
+                            })?,
+                            repeated: true,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(loaded)
     }
 
     /// Every event of one stream of `tenant`, in order, with all it records. A stream of another
@@ -719,33 +752,8 @@ impl RecordedCommand {
     }
 }
 
-/// `commands` row as `vextrus_load_stream` returns it.
-#[derive(Debug, Deserialize)]
-struct RecordedCommandRow {
-    aggregate_type: String,
-    aggregate_id: String,
-    stream_version: i64,
-    last_position: Option<i64>,
-    event_count: u32,
-}
-
-impl From<RecordedCommandRow> for RecordedCommand {
-    fn from(row: RecordedCommandRow) -> Self {
-        Self {
-            aggregate_type: row.aggregate_type,
-            aggregate_id: row.aggregate_id,
-            outcome: CommandOutcome {
-                version: Version::new(row.stream_version),
-                last_position: row.last_position.map(GlobalPosition::new),
-                event_count: row.event_count,
-                repeated: true,
-            },
-        }
-    }
-}
-
-/// An event as `vextrus_load_stream` returns it: what rebuilding the aggregate needs.
-#[derive(Debug, Deserialize)]
+/// An event as `vextrus_load_stream_rows` returns it: what rebuilding the aggregate needs.
+#[derive(Debug)]
 struct LoadedEvent {
     sequence: i64,
     event_type: String,
