@@ -524,7 +524,7 @@ impl EventStore {
             events: Vec::with_capacity(rows.len()),
         };
         for row in &rows {
-            // Columns by position, in the select list's order.
+            // Columns by position, in the select list's order; an event's row has a sequence.
             match row.try_get::<Option<i64>, _>(0)? {
                 Some(sequence) => loaded.events.push(LoadedEvent {
                     sequence,
@@ -532,26 +532,7 @@ impl EventStore {
                     payload: row.try_get(2)?,
                     global_position: row.try_get(3)?,
                 }),
-                None => {
-                    let event_count: i32 = row.try_get(8)?;
-                    loaded.recorded_command = Some(RecordedCommand {
-                        aggregate_type: row.try_get(4)?,
-                        aggregate_id: row.try_get(5)?,
-                        outcome: CommandOutcome {
-                            version: Version::new(row.try_get(6)?),
-                            last_position: row
-                                .try_get::<Option<i64>, _>(7)?
-                                .map(GlobalPosition::new),
-                            event_count: u32::try_from(event_count).map_err(|error| {
-                                sqlx::Error::ColumnDecode {
-                                    index: "recorded_event_count".to_owned(),
-                                    source: Box::new(error),
-                                }
-                            })?,
-                            repeated: true,
-                        },
-                    });
-                }
+                None => loaded.recorded_command = Some(RecordedCommand::from_row(row)?),
             }
         }
         Ok(loaded)
@@ -733,6 +714,26 @@ struct RecordedCommand {
 }
 
 impl RecordedCommand {
+    /// The outcome's row of `vextrus_load_stream_rows` (columns 4 to 8).
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let event_count: i32 = row.try_get(8)?;
+        Ok(Self {
+            aggregate_type: row.try_get(4)?,
+            aggregate_id: row.try_get(5)?,
+            outcome: CommandOutcome {
+                version: Version::new(row.try_get(6)?),
+                last_position: row.try_get::<Option<i64>, _>(7)?.map(GlobalPosition::new),
+                event_count: u32::try_from(event_count).map_err(|error| {
+                    sqlx::Error::ColumnDecode {
+                        index: "recorded_event_count".to_owned(),
+                        source: Box::new(error),
+                    }
+                })?,
+                repeated: true,
+            },
+        })
+    }
+
     fn into_repeat<E: std::error::Error + 'static>(
         self,
         command_id: CommandId,
