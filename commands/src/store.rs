@@ -200,6 +200,9 @@ impl EventStore {
         A::Error: 'static,
     {
         let cache = self.stream_caches.of::<A>();
+        let keep = |appended: Appended<A>, version: Version| {
+            cache.put(tenant, aggregate_id, Arc::new(appended.state()), version);
+        };
         let kept = cache.cached(tenant, aggregate_id).filter(|(_, version)| {
             expected_version.is_none_or(|expected| expected == *version)
                 && expected_version != Some(Version::NONE)
@@ -226,12 +229,7 @@ impl EventStore {
                 Ok((outcome, appended)) => {
                     metrics::counter!(STREAM_CACHE, "outcome" => "hit").increment(1);
                     if let Some(appended) = appended {
-                        cache.put(
-                            tenant,
-                            aggregate_id,
-                            Arc::new(appended.state()),
-                            outcome.version,
-                        );
+                        keep(appended, outcome.version);
                     }
                     return Ok(outcome);
                 }
@@ -257,12 +255,7 @@ impl EventStore {
         // A stream is kept from its second command on: most streams created (a journal entry,
         // an invoice) are seldom commanded again.
         if let Some(appended) = appended.filter(|_| expected_version != Some(Version::NONE)) {
-            cache.put(
-                tenant,
-                aggregate_id,
-                Arc::new(appended.state()),
-                outcome.version,
-            );
+            keep(appended, outcome.version);
         }
         Ok(outcome)
     }
