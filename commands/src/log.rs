@@ -284,6 +284,37 @@ impl LogReader {
             .map_err(|_| sqlx::Error::Protocol(format!("unreadable watermark {xmin:?}")))
     }
 
+    /// The position of the last event of the transactions before `transaction_id` (a
+    /// [`watermark`](Self::watermark)), if there is one: with a watermark taken before a filtered
+    /// read that found nothing more, how far the read has in truth looked. One step back along
+    /// `events_tail_idx`.
+    pub async fn last_position_before(
+        &self,
+        transaction_id: u64,
+    ) -> Result<Option<LogPosition>, sqlx::Error> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "select transaction_id::text, global_position from events
+             where transaction_id < $1::text::xid8
+             order by transaction_id desc, global_position desc
+             limit 1",
+        )
+        .bind(transaction_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(transaction_id, global_position)| {
+            transaction_id
+                .parse()
+                .map(|transaction_id| LogPosition {
+                    transaction_id,
+                    global_position,
+                })
+                .map_err(|_| {
+                    sqlx::Error::Protocol(format!("unreadable transaction id {transaction_id:?}"))
+                })
+        })
+        .transpose()
+    }
+
     /// A tail that starts after `from`.
     pub fn tail(&self, from: LogPosition, filter: LogFilter) -> LogTail {
         LogTail {

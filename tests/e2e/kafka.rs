@@ -16,6 +16,7 @@ use vextrus_commands::{DbRole, LogReader};
 use vextrus_fanout::{
     EmbeddedKafka, EventEnvelope, KafkaConfig, KafkaWorker, Relay, RelayStatus, WorkerStatus,
 };
+use vextrus_projections::finance::GeneralLedger;
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{Projection, ProjectionRunner, ProjectionState};
 
@@ -371,6 +372,61 @@ async fn events_the_brokers_lost_are_applied_from_the_log_and_the_lag_is_the_log
     let healed = dump_read_models(&app.owner).await;
     worker.stop().await;
     assert_eq!(healed, single_node_reference(&app).await);
+}
+
+#[tokio::test]
+async fn a_projection_with_no_events_of_its_types_is_covered_up_to_the_logs_head() {
+    // Hierarchy commands only: the ledger's worker has nothing to apply. Its covered position
+    // must still follow the log, or every check would read the whole log again and empty
+    // brokers would make the relay resend it all.
+    let app = spawn_app_with(|config| config.fanout = Fanout::Elsewhere).await;
+    let (_kafka, config) = broker();
+    let head = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select global_position from events
+             order by transaction_id desc, global_position desc limit 1",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+    };
+    let saved = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select global_position from projection_checkpoints where projection = 'general_ledger'",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+    };
+    drive_commands(&app, 2).await;
+    let worker = start_worker_of(&app, &config, GeneralLedger).await;
+    for round in 0..2 {
+        if round > 0 {
+            drive_commands(&app, 1).await;
+        }
+        let head = head().await;
+        let mut status = worker.status.clone();
+        let status = tokio::time::timeout(
+            Duration::from_secs(30),
+            status.wait_for(|status| status.covered_position == head),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the ledger's covered position reaches the log's head {head}: {:?}",
+                worker.status.borrow()
+            )
+        })
+        .unwrap()
+        .clone();
+        assert_eq!(status.missing_events, 0, "{status:?}");
+        assert_eq!(
+            saved().await,
+            head,
+            "the covered position is the checkpoint"
+        );
+    }
+    worker.stop().await;
 }
 
 #[tokio::test]

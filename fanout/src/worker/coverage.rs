@@ -10,6 +10,8 @@
 //! it is applied) and compares each event with the projection's stream positions:
 //!
 //! - the covered position moves over every event found applied, up to the first that is not;
+//!   when none is missing, past every event of the transactions that had finished when the
+//!   check began, whatever their types;
 //! - an event not applied although the relay had it acknowledged [`KafkaWorker::heal_after`]
 //!   ago is applied from the log, through the same dedupe as a Kafka message (a late Kafka copy
 //!   is then a duplicate);
@@ -90,11 +92,18 @@ impl<P: Projection> KafkaWorker<P> {
             covered: start,
             ..CoverageCheck::default()
         };
+        // Taken before reading: every transaction below it has finished, so the reads see all
+        // of its events.
+        let watermark = self.reader.watermark().await?;
         let mut after = start;
         let mut gap_found = false;
+        let mut read_to_the_end = false;
         for _ in 0..MAX_PAGES {
             let events = self.reader.read_batch(after, &filter, PAGE).await?;
-            let Some(last) = events.last() else { break };
+            let Some(last) = events.last() else {
+                read_to_the_end = true;
+                break;
+            };
             after = last.position();
             let applied = applied_sequences(&self.pool, P::NAME, &events).await?;
             let mut heal = Vec::new();
@@ -121,7 +130,18 @@ impl<P: Projection> KafkaWorker<P> {
             }
             check.healed += self.heal(&heal).await;
             if events.len() < PAGE as usize {
+                read_to_the_end = true;
                 break;
+            }
+        }
+        if read_to_the_end && !gap_found {
+            // Every event of the projection's types below the watermark is applied, so the
+            // covered position passes the other types' events there too. Otherwise a projection
+            // whose types are rare (the ledger's, in a log of hierarchy commands) would stay
+            // behind them: each check would read the whole log after its last event, and empty
+            // brokers would make the relay resend everything from there.
+            if let Some(last) = self.reader.last_position_before(watermark).await? {
+                check.covered = check.covered.max(last);
             }
         }
         if check.covered > start {
