@@ -284,21 +284,22 @@ impl LogReader {
             .map_err(|_| sqlx::Error::Protocol(format!("unreadable watermark {xmin:?}")))
     }
 
-    /// The position of the last event of the transactions before `transaction_id` (a
-    /// [`watermark`](Self::watermark)), if there is one: with a watermark taken before a filtered
-    /// read that found nothing more, how far the read has in truth looked. One step back along
-    /// `events_tail_idx`.
-    pub async fn last_position_before(
+    /// The position of the last event at or before `up_to`, if there is one: with `up_to`
+    /// from a filtered read that found nothing more (a position
+    /// [`before_transaction`](LogPosition::before_transaction) a watermark taken before it), the
+    /// last event the read has in truth looked past. One step back along `events_tail_idx`.
+    pub async fn last_position_at(
         &self,
-        transaction_id: u64,
+        up_to: LogPosition,
     ) -> Result<Option<LogPosition>, sqlx::Error> {
         let row: Option<(String, i64)> = sqlx::query_as(
             "select transaction_id::text, global_position from events
-             where transaction_id < $1::text::xid8
+             where (transaction_id, global_position) <= ($1::text::xid8, $2)
              order by transaction_id desc, global_position desc
              limit 1",
         )
-        .bind(transaction_id.to_string())
+        .bind(up_to.transaction_id.to_string())
+        .bind(up_to.global_position)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|(transaction_id, global_position)| {
@@ -384,7 +385,10 @@ impl LogTail {
         self
     }
 
-    /// The position after the last event handed out.
+    /// Where the tail is: after the last event it handed out or, for a filtered tail that found
+    /// nothing more, possibly further (after every event of the transactions below a watermark:
+    /// [`LogPosition::before_transaction`]). Every event the filter wants up to here has been
+    /// handed out.
     pub fn position(&self) -> LogPosition {
         self.position
     }

@@ -54,6 +54,10 @@ pub struct ProjectionRunner<P: Projection> {
     status: watch::Sender<ProjectionStatus>,
 }
 
+/// How long a tail may go without a batch before the checkpoint is moved over the events it
+/// skipped (events of other projections' types).
+const SKIPS_SAVED_AFTER: Duration = Duration::from_secs(5);
+
 /// How long to wait before retrying after the database went away.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -167,7 +171,13 @@ impl<P: Projection> ProjectionRunner<P> {
             let batch = tokio::select! {
                 biased;
                 () = shutdown.as_mut() => return Ok(()),
-                batch = tail.next_batch() => batch.map_err(FollowError::from_sqlx)?,
+                batch = tokio::time::timeout(SKIPS_SAVED_AFTER, tail.next_batch()) => match batch {
+                    Ok(batch) => batch.map_err(FollowError::from_sqlx)?,
+                    Err(_quiet) => {
+                        self.save_skipped(tail.position(), &mut position, generation).await?;
+                        continue;
+                    }
+                },
             };
             // Events at or before the checkpoint were applied already: skip them.
             let fresh: Vec<&RecordedEvent> = batch
@@ -209,6 +219,58 @@ impl<P: Projection> ProjectionRunner<P> {
                 }
             }
         }
+    }
+
+    /// Moves the checkpoint over the events a filtered tail skipped, up to `skipped` (the tail's
+    /// position, past everything it returned): none of them is of the projection's types, so the
+    /// checkpoint may name the last of them. Without this, the checkpoint of a projection whose
+    /// types are rare stays at its last event of them, and everything after it is read again at
+    /// each start and counted again by every status and metrics request (the lag query).
+    async fn save_skipped(
+        &self,
+        skipped: LogPosition,
+        position: &mut LogPosition,
+        generation: i64,
+    ) -> Result<(), FollowError> {
+        if skipped <= *position {
+            return Ok(());
+        }
+        // The tail's position may lie between events (after a transaction's last); the
+        // checkpoint names an event.
+        let Some(last) = self
+            .reader
+            .last_position_at(skipped)
+            .await
+            .map_err(FollowError::from_sqlx)?
+        else {
+            return Ok(());
+        };
+        if last <= *position {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(FollowError::from_sqlx)?;
+        if hold_off_swaps(&mut tx, P::NAME)
+            .await
+            .map_err(FollowError::from_sqlx)?
+            != generation
+        {
+            return Err(FollowError::Moved);
+        }
+        sqlx::query(
+            "update projection_checkpoints
+             set transaction_id = $2::text::xid8, global_position = $3, updated_at = now()
+             where projection = $1 and (transaction_id, global_position) < ($2::text::xid8, $3)",
+        )
+        .bind(P::NAME)
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position)
+        .execute(&mut *tx)
+        .await
+        .map_err(FollowError::from_sqlx)?;
+        tx.commit().await.map_err(FollowError::from_sqlx)?;
+        *position = last;
+        self.status.send_modify(|status| status.position = last);
+        Ok(())
     }
 
     /// Publishes the progress of a committed batch.

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use vextrus_commands::{DbRole, LogReader, RecordedEvent, tenant};
+use vextrus_commands::{DbRole, LogPosition, LogReader, RecordedEvent, tenant};
 use vextrus_domain::TenantId;
 use vextrus_domain::ids::{DivisionId, ProjectId, SiteId};
 use vextrus_domain::organization::OrganizationCommand;
+use vextrus_projections::finance::GeneralLedger;
 use vextrus_projections::organization::OrganizationHierarchy;
 use vextrus_projections::{
     Column, Fields, Projection, ProjectionError, ProjectionRunner, ProjectionState,
@@ -313,6 +314,59 @@ async fn a_poison_event_stops_its_projection_at_that_event_and_not_the_others() 
     );
     hierarchy.shut_down().await;
     counter.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_runner_moves_its_checkpoint_over_events_of_other_types() {
+    // The ledger's runner sees only hierarchy commands: it applies nothing, but its checkpoint
+    // must follow the log, or each start and each lag query would read the log again from the
+    // ledger's last event.
+    let fx = fixture().await;
+    let mut ledger = start(&fx, GeneralLedger, 100).await;
+    build_hierarchy(&fx, TenantId::new()).await;
+    let (transaction_id, global_position): (i64, i64) = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from events
+         order by transaction_id desc, global_position desc limit 1",
+    )
+    .fetch_one(&fx.owner)
+    .await
+    .unwrap();
+    let head = LogPosition {
+        transaction_id: transaction_id as u64,
+        global_position,
+    };
+    let status = tokio::time::timeout(
+        Duration::from_secs(30),
+        ledger.status.wait_for(|status| status.position == head),
+    )
+    .await
+    .expect("the ledger's position reaches the log's head")
+    .unwrap()
+    .clone();
+    assert_eq!(status.events_applied, 0, "{status:?}");
+    let saved: (i64, i64) = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from projection_checkpoints
+         where projection = 'general_ledger'",
+    )
+    .fetch_one(&fx.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        saved,
+        (transaction_id, global_position),
+        "saved as the checkpoint"
+    );
+    ledger.shut_down().await;
+    let restarted = start(&fx, GeneralLedger, 100).await;
+    let status = restarted
+        .status
+        .clone()
+        .wait_for(|status| status.state == ProjectionState::Running)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(status.position, head, "a restart goes on from there");
+    restarted.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,8 +140,10 @@ impl<P: Projection> KafkaWorker<P> {
             // whose types are rare (the ledger's, in a log of hierarchy commands) would stay
             // behind them: each check would read the whole log after its last event, and empty
             // brokers would make the relay resend everything from there.
-            if let Some(last) = self.reader.last_position_before(watermark).await? {
-                check.covered = check.covered.max(last);
+            if let Some(up_to) = LogPosition::before_transaction(watermark) {
+                if let Some(last) = self.reader.last_position_at(up_to).await? {
+                    check.covered = check.covered.max(last);
+                }
             }
         }
         if check.covered > start {
