@@ -328,6 +328,9 @@ impl LogReader {
             pace: LogTail::DEFAULT_PACE,
             last_caught_up_read: None,
             retry_after_signal: None,
+            report_skips_after: None,
+            returned_at: tokio::time::Instant::now(),
+            returned_position: from,
         }
     }
 }
@@ -351,6 +354,11 @@ pub struct LogTail {
     /// Set after an append signal that found nothing readable yet: the watermark (which counts
     /// every running transaction of the cluster) had not passed the new events. Retry soon.
     retry_after_signal: Option<Duration>,
+    /// See [`LogTail::report_skips`].
+    report_skips_after: Option<Duration>,
+    /// When `next_batch` last returned, and the position then.
+    returned_at: tokio::time::Instant,
+    returned_position: LogPosition,
 }
 
 impl LogTail {
@@ -393,8 +401,19 @@ impl LogTail {
         self.position
     }
 
-    /// The next non-empty batch, waiting for one if the tail has caught up. Cancel-safe: dropping
-    /// the future loses nothing, the position only moves when a batch is returned.
+    /// Makes a filtered tail that has moved past events its filter does not want, and returned
+    /// nothing for `after`, return an empty batch: its [`position`](Self::position) has moved,
+    /// and a consumer may record that (a checkpoint that would otherwise stay at the last event
+    /// it wanted). Off by default: [`next_batch`](Self::next_batch) then never returns empty.
+    pub fn report_skips(mut self, after: Duration) -> Self {
+        self.report_skips_after = Some(after);
+        self
+    }
+
+    /// The next non-empty batch, waiting for one if the tail has caught up (or an empty one, see
+    /// [`report_skips`](Self::report_skips)). Cancel-safe: dropping the future loses nothing; the
+    /// position moves only over events handed out or, when the tail is filtered, over events of
+    /// finished transactions that the filter does not want.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let filtered = self.filter.tenant.is_some() || self.filter.aggregate_types.is_some();
         let mut idle = false;
@@ -424,10 +443,21 @@ impl LogTail {
             if let Some(last) = batch.last() {
                 self.position = last.position();
                 self.retry_after_signal = None;
+                self.returned_at = tokio::time::Instant::now();
+                self.returned_position = self.position;
                 return Ok(batch);
             }
             if let Some(skipped) = watermark.and_then(LogPosition::before_transaction) {
                 self.position = self.position.max(skipped);
+            }
+            if self.position > self.returned_position
+                && self
+                    .report_skips_after
+                    .is_some_and(|after| self.returned_at.elapsed() >= after)
+            {
+                self.returned_at = tokio::time::Instant::now();
+                self.returned_position = self.position;
+                return Ok(Vec::new());
             }
             idle = true;
             self.wait_for_new_events().await;

@@ -54,7 +54,7 @@ pub struct ProjectionRunner<P: Projection> {
     status: watch::Sender<ProjectionStatus>,
 }
 
-/// How long a tail may go without a batch before the checkpoint is moved over the events it
+/// How long a tail goes without a batch before the checkpoint is moved over the events it
 /// skipped (events of other projections' types).
 const SKIPS_SAVED_AFTER: Duration = Duration::from_secs(5);
 
@@ -166,19 +166,20 @@ impl<P: Projection> ProjectionRunner<P> {
             .reader
             .tail(position, filter)
             .batch_size(self.batch_size)
-            .poll_interval(self.poll_interval);
+            .poll_interval(self.poll_interval)
+            .report_skips(SKIPS_SAVED_AFTER);
         loop {
             let batch = tokio::select! {
                 biased;
                 () = shutdown.as_mut() => return Ok(()),
-                batch = tokio::time::timeout(SKIPS_SAVED_AFTER, tail.next_batch()) => match batch {
-                    Ok(batch) => batch.map_err(FollowError::from_sqlx)?,
-                    Err(_quiet) => {
-                        self.save_skipped(tail.position(), &mut position, generation).await?;
-                        continue;
-                    }
-                },
+                batch = tail.next_batch() => batch.map_err(FollowError::from_sqlx)?,
             };
+            if batch.is_empty() {
+                // The tail moved past events of other types (LogTail::report_skips).
+                self.save_skipped(tail.position(), &mut position, generation)
+                    .await?;
+                continue;
+            }
             // Events at or before the checkpoint were applied already: skip them.
             let fresh: Vec<&RecordedEvent> = batch
                 .iter()

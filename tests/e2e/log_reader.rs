@@ -426,6 +426,59 @@ async fn idle(tail: &mut vextrus_commands::LogTail) {
     assert!(nothing.is_err(), "no probe is readable yet");
 }
 
+/// With `report_skips`, a filtered tail that moved past events it does not want says so with an
+/// empty batch (its consumer may record the position), and still returns what it wants.
+#[tokio::test]
+async fn a_tail_reporting_skips_returns_an_empty_batch_once_past_other_events() {
+    let fx = fixture().await;
+    let tenant = TenantId::new();
+    let probes = LogFilter::default()
+        .tenant(tenant)
+        .aggregate_types(["probe"]);
+    let mut tail = fx
+        .reader
+        .tail(LogPosition::START, probes)
+        .batch_size(10)
+        .poll_interval(Duration::from_millis(5))
+        .report_skips(Duration::ZERO);
+    let noise = insert_noise(&fx.owner, TenantId::new(), 3).await;
+    until_readable(&fx, noise).await;
+    let (transaction_id, global_position): (i64, i64) = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from events where global_position = $1",
+    )
+    .bind(noise)
+    .fetch_one(&fx.owner)
+    .await
+    .unwrap();
+    let noise = LogPosition {
+        transaction_id: transaction_id as u64,
+        global_position,
+    };
+    // Once no older transaction of the cluster runs (other tests share the server), the tail is
+    // past the noise and reports it.
+    let reported = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let batch = tail.next_batch().await.unwrap();
+            assert!(batch.is_empty(), "only probes are wanted: {batch:?}");
+            if tail.position() >= noise {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(reported.is_ok(), "no empty batch past the noise");
+    let mut probe = fx.owner.begin().await.unwrap();
+    let probe_position = insert_raw(&mut probe, tenant, "p1", 1).await;
+    probe.commit().await.unwrap();
+    let wanted = loop {
+        let batch = tail.next_batch().await.unwrap();
+        if !batch.is_empty() {
+            break batch;
+        }
+    };
+    assert_eq!(positions(&wanted), vec![probe_position]);
+}
+
 /// A tail that keeps up reads at most once per pace, so that what a busy log appends meanwhile
 /// comes in one batch; a tail that is behind (its last read filled a batch) reads on at once.
 #[tokio::test]
