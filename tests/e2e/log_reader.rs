@@ -522,3 +522,36 @@ async fn a_tail_that_keeps_up_reads_once_per_pace_and_one_behind_reads_on() {
     );
     assert_eq!(positions(&batch), vec![first, second]);
 }
+
+/// `serve` analyzes a growing log itself when autovacuum's rule says it is due, without waiting
+/// for autovacuum's next round: the log reader's plans depend on those statistics.
+#[tokio::test]
+async fn serve_analyzes_a_growing_log_without_waiting_for_autovacuum() {
+    let app = crate::http::spawn_app().await;
+    // Counts `analyze` statements only; autovacuum's are `autoanalyze_count`.
+    let analyzed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select analyze_count from pg_stat_user_tables where relid = 'events'::regclass",
+        )
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+    };
+    let before = analyzed().await;
+    while app.event_count().await < 60 {
+        crate::kafka::drive_commands(&app, 1).await;
+    }
+    let after = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = analyzed().await;
+            if now > before {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the server analyzed the log");
+    assert!(after > before);
+    app.shutdown().await;
+}
