@@ -38,20 +38,20 @@ pub async fn role_pool(
         .await
 }
 
-/// How often `serve` looks at the log's statistics ([`analyze_log_if_due`]).
+/// How often `serve` looks at the log's statistics ([`analyze_log_if_doubled`]).
 pub const LOG_STATISTICS_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Analyzes `events` if autovacuum would by now (its changes since the last analyze passed
-/// `autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × its rows), without
-/// waiting for autovacuum's next round (`autovacuum_naptime`, a minute by default). The log
-/// reader's plans depend on them: on statistics of a younger log each page became a scan of the
-/// whole log and a sort (`bench http`: 3–7 ms a read on a 2,000-event log, the server's
-/// PostgreSQL spending 15 s of a 10 s cell in them). `owner` must own `events`. Whether it
-/// analyzed.
-pub async fn analyze_log_if_due(owner: &PgPool) -> Result<bool, sqlx::Error> {
+/// Analyzes `events` once it has changed by more than it held at its last analyze (and by at
+/// least 1,000 rows): a log that has doubled since. The log reader's plans depend on its
+/// statistics: on those of a much younger log each page became a scan of the whole log and a
+/// sort (`bench http`: 3–7 ms a read on a 2,000-event log, the server's PostgreSQL spending 15 s
+/// of a 10 s cell in them), and autovacuum takes up to a minute (`autovacuum_naptime`) to look.
+/// It still keeps the statistics fresher than this (10% of the rows by default); this only keeps
+/// a young or bulk-loaded log from going unanalyzed, at one `analyze` per doubling. `owner` must
+/// own `events`. Whether it analyzed.
+pub async fn analyze_log_if_doubled(owner: &PgPool) -> Result<bool, sqlx::Error> {
     let due: Option<bool> = sqlx::query_scalar(
-        "select s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
-                    + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+        "select s.n_mod_since_analyze > greatest(c.reltuples, 1000)
          from pg_stat_user_tables s join pg_class c on c.oid = s.relid
          where s.relid = 'events'::regclass",
     )
@@ -62,4 +62,34 @@ pub async fn analyze_log_if_due(owner: &PgPool) -> Result<bool, sqlx::Error> {
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Keeps the log's planner statistics up to date ([`analyze_log_if_doubled`], every
+/// [`LOG_STATISTICS_CHECK`]) until `stopped`: what `serve` runs beside its log readers. A failure
+/// is logged and tried again at the next check.
+pub async fn keep_log_statistics(owner: PgPool, stopped: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stopped);
+    let mut checks = tokio::time::interval(LOG_STATISTICS_CHECK);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = checks.tick() => {}
+        }
+        match analyze_log_if_doubled(&owner).await {
+            Ok(analyzed) => {
+                failing = false;
+                if analyzed {
+                    tracing::debug!("analyzed the log: its planner statistics are current");
+                }
+            }
+            // Once per run of failures: a database that is down says so elsewhere too.
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "could not bring the log's planner statistics up to date");
+            }
+            Err(_) => {}
+        }
+    }
 }

@@ -126,10 +126,11 @@ impl Server {
         let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
         let mut background = Background::default();
         let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
-        runners.push(tokio::spawn(keep_log_statistics(
-            owner.clone(),
-            signalled(runners_stopped.clone()),
-        )));
+        let statistics = (owner.clone(), signalled(runners_stopped.clone()));
+        runners.push(tokio::spawn(async move {
+            database::keep_log_statistics(statistics.0, statistics.1).await;
+            Ok(())
+        }));
         let kafka = match &config.fanout {
             Fanout::InProcess => None,
             Fanout::Kafka(kafka) => {
@@ -359,38 +360,6 @@ where
 }
 
 /// Completes once `flag` turns true (or its sender is gone).
-/// Keeps the log's planner statistics up to date ([`database::analyze_log_if_due`]) until
-/// `stopped`. A failure is logged and tried again at the next check.
-async fn keep_log_statistics(
-    owner: PgPool,
-    stopped: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
-    tokio::pin!(stopped);
-    let mut checks = tokio::time::interval(database::LOG_STATISTICS_CHECK);
-    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            () = &mut stopped => return Ok(()),
-            _ = checks.tick() => {}
-        }
-        match database::analyze_log_if_due(&owner).await {
-            Ok(analyzed) => {
-                failing = false;
-                if analyzed {
-                    tracing::debug!("analyzed the log: its planner statistics are current");
-                }
-            }
-            // Once per run of failures: a database that is down says so elsewhere too.
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!(%error, "could not bring the log's planner statistics up to date");
-            }
-            Err(_) => {}
-        }
-    }
-}
-
 async fn signalled(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|stop| *stop).await;
 }

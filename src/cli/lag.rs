@@ -2,11 +2,12 @@
 //! model, for the single-node runner and for the Kafka path (relay → broker → worker, on the
 //! embedded mock cluster), at a fixed command rate, in one run.
 //!
-//! Each path gets a fresh database. The driver renames `--streams` organizations round robin at
-//! `--rate` commands/s for `--seconds`; a monitor reads `org_organizations.version` every
-//! millisecond (as `vextrus_reader`, like the API) and pairs each newly visible version with the
-//! instant its command returned. Latency is visible-at minus committed-at, measured identically
-//! for both paths.
+//! Each path gets a fresh database, whose log's planner statistics are kept current as `serve`
+//! keeps them ([`database::keep_log_statistics`]). The driver renames `--streams` organizations
+//! round robin at `--rate` commands/s for `--seconds`; a monitor reads
+//! `org_organizations.version` every millisecond (as `vextrus_reader`, like the API) and pairs
+//! each newly visible version with the instant its command returned. Latency is visible-at minus
+//! committed-at, measured identically for both paths.
 //!
 //! Then the Kafka worker's catch-up: stopped while 20,000 events are relayed, a new worker of the
 //! same group is timed from the first of them visible to the last ([`catch_up`]).
@@ -150,6 +151,12 @@ async fn measure(admin: &PgConnectOptions, path: Path, args: &LagArgs) -> anyhow
     let reader = database::role_pool(&options, DbRole::Reader, 2).await?;
     let store = EventStore::new(writer);
     let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+    // As `serve` does beside its log readers.
+    let owner = PgPool::connect_with(options.clone()).await?;
+    let statistics = Fanout::start(move |stopped| async move {
+        database::keep_log_statistics(owner, stopped).await;
+        Ok(())
+    });
 
     let mut embedded = None;
     let mut relay = None;
@@ -323,6 +330,7 @@ async fn measure(admin: &PgConnectOptions, path: Path, args: &LagArgs) -> anyhow
         _ => None,
     };
     drop(embedded);
+    statistics.stop().await?;
     let latencies = std::mem::take(
         &mut pairing
             .lock()

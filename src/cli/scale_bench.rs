@@ -177,7 +177,7 @@ async fn read_tails(
 ) -> anyhow::Result<()> {
     let mut tails = Vec::new();
     for (n, server) in servers.into_iter().enumerate() {
-        database::analyze_log_if_due(&owners[n]).await?;
+        analyze_as_autovacuum_would(&owners[n]).await?;
         let projector =
             database::role_pool(&server.options(&server.vextrus_db), DbRole::Projector, 2).await?;
         let before = befores[n];
@@ -254,6 +254,23 @@ async fn read_tails(
     }
     for tail in tails {
         tail.projector.close().await;
+    }
+    Ok(())
+}
+
+/// `analyze events` if autovacuum would have by now: its changes since the last analyze passed
+/// `autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × its rows.
+async fn analyze_as_autovacuum_would(owner: &PgPool) -> anyhow::Result<()> {
+    let due: bool = sqlx::query_scalar(
+        "select s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+                    + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+         from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+         where s.relname = 'events'",
+    )
+    .fetch_one(owner)
+    .await?;
+    if due {
+        sqlx::query("analyze events").execute(owner).await?;
     }
     Ok(())
 }
