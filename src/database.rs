@@ -46,8 +46,9 @@ pub const LOG_STATISTICS_CHECK: std::time::Duration = std::time::Duration::from_
 /// statistics: on those of a much younger log each page became a scan of the whole log and a
 /// sort (`bench http`: 3–7 ms a read on a 2,000-event log, the server's PostgreSQL spending 15 s
 /// of a 10 s cell in them), and autovacuum takes up to a minute (`autovacuum_naptime`) to look.
-/// It still keeps the statistics fresher than this (10% of the rows by default); this only keeps
-/// a young or bulk-loaded log from going unanalyzed, at one `analyze` per doubling. `owner` must
+/// Autovacuum still keeps a steady log's statistics fresher than this (every 10% of its rows by
+/// default); this keeps a young or bulk-loaded log from going unanalyzed, at one `analyze` per
+/// doubling. `owner` must
 /// own `events`. Whether it analyzed.
 pub async fn analyze_log_if_doubled(owner: &PgPool) -> Result<bool, sqlx::Error> {
     let due: Option<bool> = sqlx::query_scalar(

@@ -126,9 +126,10 @@ impl Server {
         let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
         let mut background = Background::default();
         let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
-        let statistics = (owner.clone(), signalled(runners_stopped.clone()));
+        let (statistics_owner, statistics_stopped) =
+            (owner.clone(), signalled(runners_stopped.clone()));
         runners.push(tokio::spawn(async move {
-            database::keep_log_statistics(statistics.0, statistics.1).await;
+            database::keep_log_statistics(statistics_owner, statistics_stopped).await;
             Ok(())
         }));
         let kafka = match &config.fanout {
