@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
-use vextrus_commands::{DbRole, pool_options_for_role};
+use vextrus_commands::{DbRole, log_reader_pool_options, pool_options_for_role};
 
 /// The SQL migrations of `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -33,6 +33,19 @@ pub async fn role_pool(
     max_connections: u32,
 ) -> Result<PgPool, sqlx::Error> {
     pool_options_for_role(role)
+        .max_connections(max_connections)
+        .connect_with(options.clone())
+        .await
+}
+
+/// A pool for a [`LogReader`](vextrus_commands::LogReader): `vextrus_projector`, with the
+/// reader's plan settings ([`vextrus_commands::log::READ_PLAN_SETTINGS`]). Its own pool, so that
+/// the settings touch only the reader's statements, not the projections' writes.
+pub async fn log_reader_pool(
+    options: &PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    log_reader_pool_options()
         .max_connections(max_connections)
         .connect_with(options.clone())
         .await

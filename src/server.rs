@@ -125,7 +125,8 @@ impl Server {
         let (stop_runners, runners_stopped) = watch::channel(false);
         let mut runners: Vec<JoinHandle<Result<(), ServerError>>> = Vec::new();
         let mut background = Background::default();
-        let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+        let log_pool = database::log_reader_pool(database, 4).await?;
+        let log = LogReader::new(log_pool.clone()).with_wakeup(store.append_signal());
         let (statistics_owner, statistics_stopped) =
             (owner.clone(), signalled(runners_stopped.clone()));
         runners.push(tokio::spawn(async move {
@@ -158,7 +159,8 @@ impl Server {
         config.api.latest_migration = database::latest_migration();
         let metrics_source = MetricsSource::new(projector.clone())
             .with_pool("writer", store.pool().clone())
-            .with_pool("reader", reader.clone());
+            .with_pool("reader", reader.clone())
+            .with_pool("log_reader", log_pool);
         let state = AppState::new(
             store,
             reader,

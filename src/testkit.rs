@@ -150,4 +150,9 @@ impl TestDatabase {
     ) -> Result<PgPool, sqlx::Error> {
         database::role_pool(&self.options, role, max_connections).await
     }
+
+    /// A pool for a [`LogReader`](vextrus_commands::LogReader), as `serve` opens it.
+    pub async fn log_reader_pool(&self, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+        database::log_reader_pool(&self.options, max_connections).await
+    }
 }

@@ -67,9 +67,22 @@ impl DbRole {
 /// Pool options whose connections switch to `role` as soon as they are opened, so everything the
 /// pool runs has that role's privileges and row-level security, and nothing more.
 pub fn pool_options_for_role(role: DbRole) -> PgPoolOptions {
+    pool_options_with(role, "")
+}
+
+/// Pool options for a [`LogReader`]'s connections: `vextrus_projector`, with
+/// [`log::READ_PLAN_SETTINGS`] so that every page read is planned once per connection as the walk
+/// of `events_tail_idx`.
+pub fn log_reader_pool_options() -> PgPoolOptions {
+    pool_options_with(DbRole::Projector, log::READ_PLAN_SETTINGS)
+}
+
+/// `role`, then `settings` (`set …;` statements), in the one round trip of a new connection.
+fn pool_options_with(role: DbRole, settings: &'static str) -> PgPoolOptions {
     PgPoolOptions::new().after_connect(move |conn, _meta| {
         Box::pin(async move {
-            sqlx::Executor::execute(conn, format!("set role {}", role.name()).as_str()).await?;
+            let statements = format!("set role {}; {settings}", role.name());
+            sqlx::Executor::execute(conn, statements.as_str()).await?;
             Ok(())
         })
     })

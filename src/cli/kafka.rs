@@ -173,7 +173,8 @@ pub async fn relay(
     let pool = database::role_pool(&options, DbRole::Projector, 4).await?;
     serve_metrics(metrics_listen, &pool).await?;
     vextrus_fanout::create_topics(&config, AGGREGATE_TYPES).await;
-    let relay = Relay::new(RELAY_NAME, pool.clone(), LogReader::new(pool), config);
+    let log = LogReader::new(database::log_reader_pool(&options, 2).await?);
+    let relay = Relay::new(RELAY_NAME, pool, log, config);
     relay.run(super::serve::shutdown_signal()).await?;
     Ok(())
 }
@@ -196,8 +197,10 @@ async fn project(
     let owner = sqlx::PgPool::connect_with(options.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let mut workers = JoinSet::new();
+    let log = LogReader::new(database::log_reader_pool(&options, 4).await?);
     registry::each(&mut StartWorker {
         pool,
+        log,
         owner: owner.clone(),
         config,
         stopped,
@@ -257,6 +260,7 @@ fn record(
 /// runs until `stopped` turns true.
 struct StartWorker<'a> {
     pool: sqlx::PgPool,
+    log: LogReader,
     owner: sqlx::PgPool,
     config: KafkaConfig,
     stopped: watch::Receiver<bool>,
@@ -267,18 +271,18 @@ impl Visit for StartWorker<'_> {
     type Output = ();
 
     fn visit<P: Projection + Clone>(&mut self, projection: P) {
-        let (pool, owner, config) = (self.pool.clone(), self.owner.clone(), self.config.clone());
+        let (pool, log, owner, config) = (
+            self.pool.clone(),
+            self.log.clone(),
+            self.owner.clone(),
+            self.config.clone(),
+        );
         let mut stopped = self.stopped.clone();
         self.workers.spawn(async move {
-            vextrus_replay::rebuild_if_outdated(
-                projection.clone(),
-                owner,
-                LogReader::new(pool.clone()),
-                |_| {},
-            )
-            .await
-            .with_context(|| format!("rebuilding {} for its new version", P::NAME))?;
-            let worker = KafkaWorker::new(projection, pool.clone(), LogReader::new(pool), config);
+            vextrus_replay::rebuild_if_outdated(projection.clone(), owner, log.clone(), |_| {})
+                .await
+                .with_context(|| format!("rebuilding {} for its new version", P::NAME))?;
+            let worker = KafkaWorker::new(projection, pool, log, config);
             worker
                 .run(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;

@@ -150,7 +150,8 @@ async fn measure(admin: &PgConnectOptions, path: Path, args: &LagArgs) -> anyhow
     let projector = database::role_pool(&options, DbRole::Projector, 4).await?;
     let reader = database::role_pool(&options, DbRole::Reader, 2).await?;
     let store = EventStore::new(writer);
-    let log = LogReader::new(projector.clone()).with_wakeup(store.append_signal());
+    let log = LogReader::new(database::log_reader_pool(&options, 4).await?)
+        .with_wakeup(store.append_signal());
     // As `serve` does beside its log readers.
     let owner = PgPool::connect_with(options.clone()).await?;
     let statistics = Fanout::start(move |stopped| async move {

@@ -707,11 +707,10 @@ async fn reports(
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let projector = database::role_pool(options, DbRole::Projector, 2).await?;
     let summary = vextrus_replay::Replay::new(
         GeneralLedger,
         owner.clone(),
-        LogReader::new(projector),
+        LogReader::new(database::log_reader_pool(options, 2).await?),
         vextrus_replay::ReplayOptions::default(),
     )
     .run(|_| {})

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 use vextrus::database;
 use vextrus_commands::{DbRole, LogReader};
 use vextrus_domain::TenantId;
@@ -52,21 +53,26 @@ pub enum ProjectionsCommand {
     },
 }
 
-/// The pools a replay needs: the owner's (it creates and swaps tables) and the log reader's.
-async fn pools(
+/// The database as its owner (a replay creates and swaps tables): its options and the owner's
+/// pool.
+async fn open(
     database: &DatabaseArgs,
-) -> anyhow::Result<(PgPool, PgPool, Option<vextrus::postgres::PrivatePostgres>)> {
+) -> anyhow::Result<(
+    PgConnectOptions,
+    PgPool,
+    Option<vextrus::postgres::PrivatePostgres>,
+)> {
     let (options, cluster) = database.open_for_operator().await?;
     let owner = PgPool::connect_with(options.clone()).await?;
-    let projector = database::role_pool(&options, DbRole::Projector, 4).await?;
-    Ok((owner, projector, cluster))
+    Ok((options, owner, cluster))
 }
 
 impl ReplayArgs {
     pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
         // Refused before anything starts.
         let name = registry::known(&self.projection)?;
-        let (owner, projector, cluster) = pools(database).await?;
+        let (database_options, owner, cluster) = open(database).await?;
+        let log_pool = database::log_reader_pool(&database_options, 2).await?;
         let options = ReplayOptions {
             tenant: self.tenant.map(TenantId::from_uuid),
             dry_run: self.dry_run,
@@ -79,7 +85,7 @@ impl ReplayArgs {
             name,
             &mut StartReplay {
                 owner: owner.clone(),
-                reader: LogReader::new(projector),
+                reader: LogReader::new(log_pool),
                 options,
                 display: display.clone(),
             },
@@ -225,7 +231,8 @@ impl ProgressDisplay {
 impl ProjectionsCommand {
     pub async fn run(&self, database: &DatabaseArgs) -> anyhow::Result<()> {
         let Self::Status { json } = self;
-        let (owner, projector, cluster) = pools(database).await?;
+        let (options, owner, cluster) = open(database).await?;
+        let projector = database::role_pool(&options, DbRole::Projector, 4).await?;
         let reports = vextrus_replay::projection_reports(&projector).await;
         owner.close().await;
         projector.close().await;

@@ -153,7 +153,7 @@ async fn measure(
 ) -> anyhow::Result<Measured> {
     database::migrate(options).await?;
     let owner = PgPool::connect_with(options.clone()).await?;
-    let projector = database::role_pool(options, DbRole::Projector, 4).await?;
+    let log_pool = database::log_reader_pool(options, 4).await?;
     let started = Instant::now();
     let measured = match workload {
         Workload::Hierarchy => {
@@ -166,7 +166,7 @@ async fn measure(
             generate(&owner, streams, args.tenants).await?;
             ready(&owner, started).await?;
             let (summary, measured) =
-                replay_beside_scan(OrganizationHierarchy, &owner, &projector, args).await?;
+                replay_beside_scan(OrganizationHierarchy, &owner, &log_pool, args).await?;
             ensure!(
                 summary.events == streams * EVENTS_PER_STREAM,
                 "the replay applied {} events, {} were written",
@@ -187,13 +187,13 @@ async fn measure(
             writer.close().await;
             ledger_bench::write_postings(&owner, &books, entries).await?;
             ready(&owner, started).await?;
-            let (_, measured) = replay_beside_scan(GeneralLedger, &owner, &projector, args).await?;
+            let (_, measured) = replay_beside_scan(GeneralLedger, &owner, &log_pool, args).await?;
             check_ledger(&owner, entries).await?;
             measured
         }
     };
     owner.close().await;
-    projector.close().await;
+    log_pool.close().await;
     Ok(measured)
 }
 
@@ -209,7 +209,7 @@ async fn ready(owner: &PgPool, started: Instant) -> anyhow::Result<()> {
 async fn replay_beside_scan<P: Projection>(
     projection: P,
     owner: &PgPool,
-    projector: &PgPool,
+    log_pool: &PgPool,
     args: &ReplayBenchArgs,
 ) -> anyhow::Result<(Summary, Measured)> {
     let in_log: i64 =
@@ -218,7 +218,7 @@ async fn replay_beside_scan<P: Projection>(
             .fetch_one(owner)
             .await?;
     let in_log = u64::try_from(in_log)?;
-    let log = LogReader::new(projector.clone());
+    let log = LogReader::new(log_pool.clone());
     let filter = LogFilter::default().aggregate_types(P::AGGREGATE_TYPES.iter().copied());
     let (scanned, scan_time) = scan(&log, &filter, args.page_size).await?;
     ensure!(

@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 use vextrus::database;
-use vextrus_commands::{DbRole, LogFilter, LogPosition, LogReader};
+use vextrus_commands::{LogFilter, LogPosition, LogReader};
 
 use super::bench::{BenchServer, CellResult, System, percentile_ms, run_cell};
 
@@ -178,8 +178,7 @@ async fn read_tails(
     let mut tails = Vec::new();
     for (n, server) in servers.into_iter().enumerate() {
         analyze_as_autovacuum_would(&owners[n]).await?;
-        let projector =
-            database::role_pool(&server.options(&server.vextrus_db), DbRole::Projector, 2).await?;
+        let projector = database::log_reader_pool(&server.options(&server.vextrus_db), 2).await?;
         let before = befores[n];
         let expected: i64 = sqlx::query_scalar(
             "select count(*) from events where (transaction_id, global_position) > ($1::text::xid8, $2)",

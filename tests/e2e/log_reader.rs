@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
-use vextrus_commands::{LogFilter, LogPosition, RecordedEvent};
+use vextrus_commands::{DbRole, LogFilter, LogPosition, RecordedEvent};
 use vextrus_domain::TenantId;
 
 use crate::support::*;
@@ -553,4 +553,94 @@ async fn serve_analyzes_a_growing_log_without_waiting_for_autovacuum() {
     .expect("the server analyzed the log");
     assert!(after > before);
     app.shutdown().await;
+}
+
+/// The plan of a page read after the log's first event, through a connection from `pool` that
+/// prices index reads high, as `EXPLAIN (FORMAT JSON)` prints it.
+async fn page_plan(pool: &PgPool, filter: &LogFilter) -> String {
+    let mut connection = pool.acquire().await.unwrap();
+    // Index pages priced as if each were a disk seek and sequential pages nearly free.
+    sqlx::raw_sql("set random_page_cost = 1000; set seq_page_cost = 0.01")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let statement = vextrus_commands::log::page_statement(filter);
+    sqlx::query(&format!("prepare page as {statement}"))
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let tenant = TenantId::new();
+    let arguments = match (&filter.tenant, &filter.aggregate_types) {
+        (None, None) => "'1', 1, 1000".to_owned(),
+        (Some(_), None) => format!("'1', 1, '{}', 1000", tenant.as_uuid()),
+        (None, Some(_)) => "'1', 1, array['organization'], 1000".to_owned(),
+        (Some(_), Some(_)) => format!(
+            "'1', 1, '{}', array['organization'], 1000",
+            tenant.as_uuid()
+        ),
+    };
+    // Six executions: past the five after which PostgreSQL may choose its generic plan.
+    for _ in 0..6 {
+        sqlx::query(&format!("execute page({arguments})"))
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    let plan: serde_json::Value =
+        sqlx::query_scalar(&format!("explain (format json) execute page({arguments})"))
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+    sqlx::query("deallocate page")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    plan.to_string()
+}
+
+/// A page read walks an index in commit order whatever the planner estimates. Here an ordinary
+/// connection is made to prefer a scan of the whole log and a sort by its cost settings (as stale
+/// statistics of a young log made it do); the log reader's connections, with the same costs,
+/// still walk the index.
+#[tokio::test]
+async fn page_reads_walk_an_index_whatever_the_planner_estimates() {
+    let fx = fixture().await;
+    insert_noise(&fx.owner, TenantId::new(), 5_000).await;
+    sqlx::query("analyze events")
+        .execute(&fx.owner)
+        .await
+        .unwrap();
+    let ordinary = fx.db.role_pool(DbRole::Projector, 1).await.unwrap();
+    let reader = fx.db.log_reader_pool(1).await.unwrap();
+    let unfiltered = LogFilter::default();
+    let ordinary_plan = page_plan(&ordinary, &unfiltered).await;
+    assert!(
+        ordinary_plan.contains("Sort") || ordinary_plan.contains("Seq Scan"),
+        "an ordinary connection with these costs scans and sorts: {ordinary_plan}"
+    );
+    for filter in [
+        unfiltered,
+        LogFilter::default().tenant(TenantId::new()),
+        LogFilter::default().aggregate_types(["organization"]),
+        LogFilter::default()
+            .tenant(TenantId::new())
+            .aggregate_types(["organization"]),
+    ] {
+        let plan = page_plan(&reader, &filter).await;
+        assert!(
+            plan.contains("Index Scan")
+                && !plan.contains("Sort")
+                && !plan.contains("Seq Scan")
+                && !plan.contains("Bitmap"),
+            "{filter:?}: {plan}"
+        );
+    }
+    // And the reader reads them, in commit order.
+    let page = fx
+        .reader
+        .read_batch(LogPosition::default(), &LogFilter::default(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5_000);
+    assert!(page.windows(2).all(|w| w[0].position() < w[1].position()));
 }

@@ -22,7 +22,8 @@ pub struct Fixture {
     pub db: TestDatabase,
     /// The store on a `vextrus_writer` pool.
     pub store: EventStore,
-    /// A `vextrus_projector` pool's reader, woken by the store's appends.
+    /// A reader on a log reader's pool (`vextrus_projector`, its plan settings), woken by the
+    /// store's appends.
     pub reader: LogReader,
     /// The table owner, for raw SQL that application roles may not run.
     pub owner: PgPool,
@@ -31,8 +32,8 @@ pub struct Fixture {
 pub async fn fixture() -> Fixture {
     let db = TestDatabase::new().await.expect("a fresh test database");
     let store = EventStore::new(db.role_pool(DbRole::Writer, 20).await.unwrap());
-    let reader = LogReader::new(db.role_pool(DbRole::Projector, 4).await.unwrap())
-        .with_wakeup(store.append_signal());
+    let reader =
+        LogReader::new(db.log_reader_pool(4).await.unwrap()).with_wakeup(store.append_signal());
     let owner = db.owner_pool().await.unwrap();
     Fixture {
         db,
