@@ -55,14 +55,15 @@ pub async fn log_reader_pool(
 pub const LOG_STATISTICS_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Analyzes `events` once it has changed by more than it held at its last analyze (and by at
-/// least 1,000 rows): a log that has doubled since. The log reader's plans depend on its
-/// statistics: on those of a much younger log each page became a scan of the whole log and a
-/// sort (`bench http`: 3–7 ms a read on a 2,000-event log, the server's PostgreSQL spending 15 s
-/// of a 10 s cell in them), and autovacuum takes up to a minute (`autovacuum_naptime`) to look.
-/// Autovacuum still keeps a steady log's statistics fresher than this (every 10% of its rows by
-/// default); this keeps a young or bulk-loaded log from going unanalyzed, at one `analyze` per
-/// doubling. `owner` must
-/// own `events`. Whether it analyzed.
+/// least 1,000 rows): a log that has doubled since. The log readers no longer depend on the log's
+/// statistics ([`log_reader_pool`]), but the other statements that read `events` do (the access
+/// check, the audit trail): before the readers' plans were pinned, those of a much younger log
+/// made each page a scan of the whole log and a sort (`bench http`: 3–7 ms a read on a
+/// 2,000-event log, the server's PostgreSQL spending 15 s of a 10 s cell in them), and
+/// autovacuum takes up to a minute (`autovacuum_naptime`) to look. Autovacuum still keeps a steady
+/// log's statistics fresher than this (every 10% of its rows by default); this keeps a young or
+/// bulk-loaded log from going unanalyzed, at one `analyze` per doubling. `owner` must own
+/// `events`. Whether it analyzed.
 pub async fn analyze_log_if_doubled(owner: &PgPool) -> Result<bool, sqlx::Error> {
     let due: Option<bool> = sqlx::query_scalar(
         "select s.n_mod_since_analyze > greatest(c.reltuples, 1000)

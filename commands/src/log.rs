@@ -156,8 +156,8 @@ impl RecordedEvent {
 /// be the walk of `events_tail_idx` (or, for one tenant, of `events_audit_tenant_idx`), which
 /// returns the rows in commit order: a sequential or bitmap scan and a sort are ruled out. A
 /// custom plan per read cost 53–77 µs of planning for 12–19 µs of execution, and on a young or
-/// unanalyzed log the planner chose a scan of the whole log and a sort for every page (README, "A
-/// long log"). JIT is off: a generic plan's estimate grows with the log and passed
+/// unanalyzed log the planner chose a scan of the whole log and a sort for every page (README,
+/// "Reading the log"). JIT is off: a generic plan's estimate grows with the log and passed
 /// `jit_above_cost` on a 10-million-event log, compiling every read (4 ms). The reader's other
 /// statements (a stream's events, one position, the watermark, the last position before a
 /// point) are index lookups under these settings too.
