@@ -15,7 +15,7 @@ use vextrus_domain::finance::{
     JournalEntry, JournalError, JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party,
     Payment, PaymentCommand, PaymentContext, PaymentError, PaymentEvent, PostingContext, Retention,
     RetentionChange, RetentionCommand, RetentionError, RetentionMove, SeriesEvent, TaxBook,
-    journal_entry, payment_entry, series_id,
+    journal_entry, original_adjustment, payment_entry, series_id,
 };
 use vextrus_domain::ids::{InvoiceId, OrganizationId, PartyId, PaymentId};
 use vextrus_domain::organization::Organization;
@@ -485,21 +485,15 @@ impl EventStore {
                                 .map_err(ExecuteError::Encode)?;
                             companions.extend(more);
                             noted = note;
-                            if let (
-                                InvoiceEvent::InvoiceSubmitted(submitted),
-                                Some((original, _, version)),
-                            ) = (event, &original)
-                            {
-                                let amount = if submitted.kind.decreases() {
-                                    -submitted.balance
-                                } else {
-                                    submitted.balance
-                                };
-                                let adjusted = InvoiceEvent::InvoiceAdjusted {
-                                    note_id: submitted.invoice_id,
-                                    amount,
-                                    date: submitted.date,
-                                };
+                            let adjusted = match (event, &original) {
+                                (
+                                    InvoiceEvent::InvoiceSubmitted(submitted),
+                                    Some((original, _, version)),
+                                ) => original_adjustment(submitted)
+                                    .map(|adjusted| (original, version, adjusted)),
+                                _ => None,
+                            };
+                            if let Some((original, version, adjusted)) = adjusted {
                                 companions.push(
                                     Companion::new::<Invoice>(original, *version, &[adjusted])
                                         .map_err(ExecuteError::Encode)?,

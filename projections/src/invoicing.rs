@@ -106,6 +106,9 @@ row! {
         /// A foreign-currency document: its total and what was settled, in its own currency.
         foreign_total: Option<i64>,
         foreign_settled: i64,
+        /// A foreign-currency document: what the party owes or is owed in its own currency (the
+        /// total less what a bill withheld, as notes changed it).
+        foreign_balance: Option<i64>,
     }
 }
 
@@ -330,14 +333,26 @@ impl InvoicingRows {
                         settled: 0,
                         foreign_total: None,
                         foreign_settled: 0,
+                        foreign_balance: None,
                     },
                 );
             }
-            InvoiceEvent::InvoiceAdjusted { amount, date, .. } => {
+            InvoiceEvent::InvoiceAdjusted {
+                amount,
+                date,
+                foreign_amount,
+                ..
+            } => {
                 self.push_move(event, invoice_id, date, amount.paisa())?;
                 self.invoices
                     .change(tenant, &invoice_id, |row| {
                         row.balance += amount.paisa();
+                        if let Some(foreign_amount) = foreign_amount {
+                            row.foreign_balance = Some(
+                                row.foreign_balance.or(row.foreign_total).unwrap_or(0)
+                                    + foreign_amount.paisa(),
+                            );
+                        }
                         row.version = event.sequence;
                         row.updated_at = event.recorded_at;
                     })
@@ -404,6 +419,8 @@ impl InvoicingRows {
                         row.issued_at = Some(submitted.issued_at);
                         row.document = document;
                         row.foreign_total = submitted.foreign.as_ref().map(|f| f.total.paisa());
+                        row.foreign_balance =
+                            submitted.foreign.as_ref().map(|f| f.balance().paisa());
                         row.version = event.sequence;
                         row.updated_at = event.recorded_at;
                     })
@@ -522,12 +539,19 @@ impl InvoicingRows {
             }
         };
         let payment = &recorded.payment;
+        // What was withheld is deposited or claimed in the base currency: a foreign-currency
+        // payment's deductions at its rate, as its entry posts them.
         let deducted = |kind: DeductionKind| -> i64 {
             payment
                 .deductions
                 .iter()
                 .filter(|d| d.kind == kind)
-                .map(|d| d.amount.paisa())
+                .map(|d| {
+                    payment
+                        .exchange_rate
+                        .map_or(d.amount, |rate| rate.convert(d.amount))
+                        .paisa()
+                })
                 .sum()
         };
         self.payments.insert(
@@ -708,8 +732,8 @@ mod tests {
         Allocation, DocumentAccounts, DocumentContext, FiscalYear, InvoiceCommand, InvoiceKind,
         InvoiceLine, JournalEvent, Ledger, LedgerEvent, Money, NewInvoice, NewPayment,
         PartyCommand, PartyDetails, PartyKind, PaymentCommand, PaymentContext, PaymentDirection,
-        PostingContext, Pricing, Quantity, TaxBook, TaxCommand, journal_entry, payment_entry,
-        standard_chart, standard_tax_rules,
+        PostingContext, Pricing, Quantity, TaxBook, TaxCommand, journal_entry, original_adjustment,
+        payment_entry, standard_chart, standard_tax_rules,
     };
     use vextrus_domain::ids::{
         AccountId, DivisionId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId,
@@ -959,17 +983,13 @@ mod tests {
                 self.record(Invoice::TYPE, id.to_string(), event);
             }
             self.journal.push(posted);
-            if let (Some(index), InvoiceEvent::InvoiceSubmitted(note)) = (original, &submitted[0]) {
-                let amount = if note.kind.decreases() {
-                    -note.balance
-                } else {
-                    note.balance
-                };
-                let adjusted = InvoiceEvent::InvoiceAdjusted {
-                    note_id: id,
-                    amount,
-                    date: note.date,
-                };
+            let adjusted = match (original, &submitted[0]) {
+                (Some(index), InvoiceEvent::InvoiceSubmitted(note)) => {
+                    original_adjustment(note).map(|adjusted| (index, adjusted))
+                }
+                _ => None,
+            };
+            if let Some((index, adjusted)) = adjusted {
                 let (original_id, original) = &mut self.documents[index];
                 original.apply(adjusted.clone());
                 let original_id = original_id.to_string();

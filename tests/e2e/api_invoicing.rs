@@ -1223,6 +1223,199 @@ async fn a_usd_invoice_paid_at_another_rate_posts_the_exchange_gain_and_leaves_n
 }
 
 #[tokio::test]
+async fn a_usd_bill_withholds_in_dollars_takes_a_credit_note_and_is_paid_at_another_rate() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "USDBILL").await;
+    let bank = desk.books.id("1121").to_owned();
+    // USD 10,000.00 of construction at 120.00: VDS 750.00, TDS 3 % (the 12,00,000.00 it is worth
+    // is in the first tier) 300.00 and retention 500.00 withheld; 9,200.00 owed.
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-10", "currency": "USD",
+                   "exchange_rate": "120.00", "tds_section": "CONTRACT", "retention": "5",
+                   "lines": [desk.line("10000.00", "S004.00", "5120")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let position = desk.submit(&bill).await.expect(200).position();
+    let document = desk.document(&bill, position).await;
+    assert_eq!(document["foreign_total"], "10750.00");
+    assert_eq!(document["outstanding"], "1104000.00");
+    assert_eq!(document["foreign_outstanding"], "9200.00");
+    let register = desk
+        .get(&format!("withholding-register?min_position={position}"))
+        .await
+        .expect(200);
+    let withheld: Vec<(&str, &str)> = register.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["kind"].as_str().unwrap(),
+                line["amount"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        withheld,
+        [
+            ("retention", "60000.00"),
+            ("tds", "36000.00"),
+            ("vds", "90000.00")
+        ]
+    );
+    // A credit note is in the bill's dollars at its rate: 1,075.00 of the 9,200.00.
+    let path = desk.books.path(&format!("invoices/{bill}/credit-notes"));
+    let note = desk
+        .books
+        .caller
+        .post(
+            &path,
+            json!({"date": "2025-08-25", "reference": "Short delivery",
+                   "lines": [desk.line("1000.00", "S004.00", "5120")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let position = desk.submit(&note).await.expect(200).position();
+    let noted = desk.document(&note, position).await;
+    assert_eq!(noted["currency"], "USD");
+    assert_eq!(noted["exchange_rate"], "120.000000");
+    assert_eq!(noted["total"], "129000.00");
+    let document = desk.document(&bill, position).await;
+    assert_eq!(document["outstanding"], "975000.00");
+    assert_eq!(document["foreign_outstanding"], "8125.00");
+    // Retention is released in taka only.
+    let payment = |body: Value| {
+        let path = desk.books.path("payments");
+        let caller = &desk.books.caller;
+        async move { caller.post(&path, body).await }
+    };
+    let refused = payment(json!({"party_id": desk.subcontractor, "date": "2025-09-10",
+        "account_id": bank, "amount": "100.00", "currency": "USD", "exchange_rate": "121.00",
+        "retention_release": "100.00"}))
+    .await
+    .expect(409);
+    assert_eq!(refused.problem(), "foreign-currency");
+    // The 8,125.00 left paid at 121.00 costs 9,83,125.00 for the 9,75,000.00 it carried.
+    let paid = payment(json!({"party_id": desk.subcontractor, "date": "2025-09-10",
+        "account_id": bank, "amount": "8125.00", "currency": "USD", "exchange_rate": "121.00",
+        "project_id": desk.books.project,
+        "allocations": [{"invoice_id": bill, "amount": "8125.00"}]}))
+    .await
+    .expect(201);
+    let position = paid.position();
+    let document = desk.document(&bill, position).await;
+    assert_eq!(document["outstanding"], "0.00");
+    assert_eq!(document["foreign_outstanding"], "0.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "2110")["closing"], "0.00");
+    assert_eq!(row(&tb.body, "5260")["debit"], "8125.00");
+    assert_eq!(row(&tb.body, "1121")["credit"], "983125.00");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_usd_receipt_deducts_vds_at_its_rate_and_its_advance_is_allocated_later() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "USDVDS").await;
+    let bank = desk.books.id("1121").to_owned();
+    let dollar_sale = async |price: &str, vat_code: &str| {
+        let id = desk
+            .draft(
+                "sales-invoices",
+                json!({"party_id": desk.customer, "date": "2025-08-10", "currency": "USD",
+                       "exchange_rate": "120.00",
+                       "lines": [desk.line(price, vat_code, "4100")]}),
+            )
+            .await
+            .expect(201)
+            .id();
+        desk.submit(&id).await.expect(200);
+        id
+    };
+    // The government body deducts the 75.00 VAT of a USD 1,000.00 construction invoice (at
+    // 120.00, 1,29,000.00) and pays 1,000.00, both at 122.50.
+    let sale = dollar_sale("1000.00", "S004.00").await;
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-10", "account_id": bank,
+            "amount": "1000.00", "currency": "USD", "exchange_rate": "122.50",
+            "project_id": desk.books.project, "vds_certificate": "M66-2025-0101",
+            "deductions": [{"kind": "vds", "amount": "75.00"}],
+            "allocations": [{"invoice_id": sale, "amount": "1075.00"}]}),
+        )
+        .await
+        .expect(201);
+    let position = received.position();
+    let receipt = desk
+        .get(&format!(
+            "payments/{}?min_position={position}",
+            received.id()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(receipt.body["exchange_difference"], "2687.50");
+    let register = desk
+        .get(&format!("withholding-register?min_position={position}"))
+        .await
+        .expect(200);
+    assert_eq!(register.body["lines"][0]["amount"], "9187.50");
+    assert_eq!(register.body["lines"][0]["certificate"], "M66-2025-0101");
+    // USD 500.00 received at 121.00 with nothing to settle is held (60,500.00); 200.00 of it
+    // settles a USD invoice at 120.00 later (24,000.00 carried, 24,200.00 moved: 200.00 gain).
+    let held = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-09-12", "account_id": bank,
+            "amount": "500.00", "currency": "USD", "exchange_rate": "121.00",
+            "project_id": desk.books.project}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let second = dollar_sale("1000.00", "EXEMPT").await;
+    let path = desk.books.path(&format!("payments/{held}/allocate"));
+    let allocate = async |amount: &str| {
+        desk.books
+            .caller
+            .post(
+                &path,
+                json!({"date": "2025-09-15",
+                       "allocations": [{"invoice_id": second, "amount": amount}]}),
+            )
+            .await
+    };
+    assert_eq!(
+        allocate("500.01").await.expect(409).problem(),
+        "above-advance"
+    );
+    let position = allocate("200.00").await.expect(200).position();
+    assert_eq!(
+        desk.document(&second, position).await["foreign_outstanding"],
+        "800.00"
+    );
+    let advance = desk
+        .get(&format!("payments/{held}?min_position={position}"))
+        .await
+        .expect(200);
+    assert_eq!(advance.body["advance"], "300.00");
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "2170")["closing"], "-36300.00");
+    assert_eq!(row(&tb.body, "4300")["credit"], "2887.50");
+    assert_eq!(row(&tb.body, "1160")["debit"], "9187.50");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
     let app = spawn_app().await;
     let desk = Desk::open(&app, "ADVANCE").await;

@@ -1154,6 +1154,8 @@ pub async fn allocate_advance(
         allocations,
         date: body.date,
         entry_id: EntryId::from_uuid(issue.new_id()),
+        project_id: body.project_id.map(ProjectId::from_uuid),
+        site_id: body.site_id.map(SiteId::from_uuid),
     };
     let state = issue.state();
     let started = std::time::Instant::now();

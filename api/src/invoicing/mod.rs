@@ -149,7 +149,7 @@ impl DomainProblem for InvoiceError {
             E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
-            E::ForeignWithholding => rule("foreign-currency", detail),
+            E::NoteCurrency { .. } => rule("currency-mismatch", detail),
             E::Retention(error) => error.into_problem(),
         }
     }
@@ -188,7 +188,7 @@ impl DomainProblem for PaymentError {
             E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
-            E::ForeignDeductions | E::ForeignAdvance => rule("foreign-currency", detail),
+            E::ForeignRetention => rule("foreign-currency", detail),
             E::NotFound => ApiError::NotFound(detail),
             E::AboveAdvance { .. } => rule("above-advance", detail),
             E::NoAllocations => rule("line-count", detail),

@@ -365,7 +365,8 @@ impl DatedWindow {
 }
 
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
-                                i.position, i.date, i.settled, i.balance, i.foreign_total, \
+                                i.position, i.date, i.settled, i.balance, \
+                                coalesce(i.foreign_balance, i.foreign_total) as foreign_balance, \
                                 i.foreign_settled, \
                                 p.name as party_name";
 
@@ -380,7 +381,7 @@ fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
         settled: row.get("settled"),
         balance: row.get("balance"),
         cancelled: row.get::<String, _>("status") == "cancelled",
-        foreign_total: row.get("foreign_total"),
+        foreign_balance: row.get("foreign_balance"),
         foreign_settled: row.get("foreign_settled"),
     };
     let unreadable =

@@ -419,7 +419,8 @@ pub enum DocumentStatusView {
     Cancelled,
 }
 
-/// A credit or debit note to draft against a submitted document: the party is the document's.
+/// A credit or debit note to draft against a submitted document: the party is the document's,
+/// and so are the currency and the exchange rate (unit prices are in the document's currency).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftNote {
@@ -602,8 +603,9 @@ pub struct DocumentRow {
     /// The balance as notes changed it, in paisa.
     pub balance: i64,
     pub cancelled: bool,
-    /// A foreign-currency document's total and what was settled, in its currency.
-    pub foreign_total: Option<i64>,
+    /// A foreign-currency document's balance (as notes changed it) and what was settled, in
+    /// its currency.
+    pub foreign_balance: Option<i64>,
     pub foreign_settled: i64,
 }
 
@@ -709,11 +711,11 @@ impl DocumentView {
                 .foreign
                 .as_ref()
                 .map(|foreign| foreign.total.to_decimal()),
-            foreign_outstanding: row.foreign_total.map(|total| {
+            foreign_outstanding: row.foreign_balance.map(|balance| {
                 let left = if row.cancelled {
                     0
                 } else {
-                    total - row.foreign_settled
+                    balance - row.foreign_settled
                 };
                 Money::from_paisa(left).to_decimal()
             }),
@@ -979,6 +981,10 @@ pub struct AllocateAdvance {
     /// In an open period; the entry moving the advance is dated so.
     pub date: NaiveDate,
     pub allocations: Vec<AllocationBody>,
+    /// Where an exchange difference is costed (a foreign-currency advance settling documents
+    /// at their own rates); the payment's project and site when omitted.
+    pub project_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -211,6 +211,18 @@ pub struct ForeignAmounts {
     pub value: Money,
     pub vat: Money,
     pub total: Money,
+    /// What the organization withheld on a bill, in the document's currency (VDS, TDS and
+    /// retention, each converted to the base currency on its own for the ledger).
+    #[serde(default)]
+    pub withheld: Money,
+}
+
+impl ForeignAmounts {
+    /// What the party owes or is owed in the document's currency: the total less what was
+    /// withheld.
+    pub fn balance(&self) -> Money {
+        self.total - self.withheld
+    }
 }
 
 /// A line as submitted: priced at its VAT code's rate on the document's date.
@@ -346,6 +358,9 @@ pub enum InvoiceEvent {
         amount: Money,
         /// The note's date.
         date: NaiveDate,
+        /// A foreign-currency document: what the note changed in its currency.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        foreign_amount: Option<Money>,
     },
     /// Cancelled: its entry was reversed by `reversal_entry_id` on `date`.
     InvoiceCancelled {
@@ -443,8 +458,9 @@ pub enum InvoiceError {
     ExchangeRateRequired(CurrencyCode),
     #[error("a document in the base currency has no exchange_rate")]
     ExchangeRateInBaseCurrency,
-    #[error("withholding and notes are for documents in the base currency")]
-    ForeignWithholding,
+    /// `expected` is the document's currency, and its rate when foreign (`USD at 120.00`).
+    #[error("a note is in the currency of the document it changes, at its rate: {expected}")]
+    NoteCurrency { expected: String },
 }
 
 /// What a document's decisions read: the organization's ledger and hierarchy, its tax book, the
@@ -477,6 +493,9 @@ struct Submitted {
     /// A foreign-currency document: its balance and what was settled of it, in its currency.
     foreign: Option<(CurrencyCode, Money)>,
     foreign_settled: Money,
+    /// What notes changed the balance by, in its currency.
+    #[serde(default)]
+    foreign_adjusted: Money,
     /// The date it was submitted for.
     date: NaiveDate,
     cancelled: bool,
@@ -526,16 +545,22 @@ impl Aggregate for Invoice {
                     foreign: submitted
                         .foreign
                         .as_ref()
-                        .map(|foreign| (foreign.currency.clone(), foreign.total)),
+                        .map(|foreign| (foreign.currency.clone(), foreign.balance())),
                     foreign_settled: Money::ZERO,
+                    foreign_adjusted: Money::ZERO,
                     date: submitted.date,
                     cancelled: false,
                     retention: submitted.withholding.retention,
                 });
             }
-            InvoiceEvent::InvoiceAdjusted { amount, .. } => {
+            InvoiceEvent::InvoiceAdjusted {
+                amount,
+                foreign_amount,
+                ..
+            } => {
                 if let Some(submitted) = &mut self.submitted {
                     submitted.adjusted += amount;
+                    submitted.foreign_adjusted += foreign_amount.unwrap_or(Money::ZERO);
                 }
             }
             InvoiceEvent::InvoiceCancelled { .. } => {
@@ -593,7 +618,7 @@ impl Invoice {
         let left = if submitted.cancelled {
             Money::ZERO
         } else {
-            *balance - submitted.foreign_settled
+            *balance + submitted.foreign_adjusted - submitted.foreign_settled
         };
         Some((currency, left))
     }
@@ -627,6 +652,7 @@ impl Invoice {
                 if self.draft.is_some() {
                     return Err(InvoiceError::AlreadyExists);
                 }
+                let draft = in_original_currency(draft, context);
                 check_draft(&draft, context)?;
                 Ok(vec![InvoiceEvent::InvoiceDrafted(draft)])
             }
@@ -697,6 +723,60 @@ impl Invoice {
     }
 }
 
+/// What `amount` of the `left` a foreign-currency document still has in its currency carries in
+/// the base currency: the same share of the `outstanding` it carries there, all of it when
+/// `amount` is all that is left (so nothing is left open in either currency).
+pub(super) fn carrying_share(outstanding: Money, left: Money, amount: Money) -> Money {
+    if amount == left {
+        return outstanding;
+    }
+    outstanding
+        .split(&[amount.paisa(), (left - amount).paisa()])
+        .and_then(|parts| parts.first().copied())
+        .unwrap_or(Money::ZERO)
+}
+
+/// A note drafted without a currency is in the currency of the document it changes, at that
+/// document's rate.
+fn in_original_currency(mut draft: NewInvoice, context: &DocumentContext) -> NewInvoice {
+    if draft.kind.note_of().is_none() || draft.currency.is_some() || draft.exchange_rate.is_some() {
+        return draft;
+    }
+    let original = context
+        .original
+        .as_ref()
+        .and_then(|original| original.draft())
+        .filter(|original| Some(original.invoice_id) == draft.original);
+    if let Some(original) = original {
+        draft.currency.clone_from(&original.currency);
+        draft.exchange_rate = original.exchange_rate;
+    }
+    draft
+}
+
+/// The event a submitted note appends to the document it changes: the document's balance moved
+/// by the note's (down for a credit note), in the base currency and, for a foreign-currency
+/// document, in its own. `None` for a document that is not a note.
+pub fn original_adjustment(submitted: &SubmittedInvoice) -> Option<InvoiceEvent> {
+    submitted.original?;
+    let signed = |amount: Money| {
+        if submitted.kind.decreases() {
+            -amount
+        } else {
+            amount
+        }
+    };
+    Some(InvoiceEvent::InvoiceAdjusted {
+        note_id: submitted.invoice_id,
+        amount: signed(submitted.balance),
+        date: submitted.date,
+        foreign_amount: submitted
+            .foreign
+            .as_ref()
+            .map(|foreign| signed(foreign.balance())),
+    })
+}
+
 fn text(field: &str, value: &str) -> Result<(), InvoiceError> {
     if valid_text(value) {
         Ok(())
@@ -729,11 +809,6 @@ fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), Invo
     match (&draft.currency, draft.exchange_rate) {
         (Some(currency), None) if *currency != base => {
             return Err(InvoiceError::ExchangeRateRequired(currency.clone()));
-        }
-        (Some(currency), Some(_))
-            if *currency != base && (withholds || draft.kind.note_of().is_some()) =>
-        {
-            return Err(InvoiceError::ForeignWithholding);
         }
         (Some(currency), Some(_)) if *currency != base => {}
         (_, Some(_)) => return Err(InvoiceError::ExchangeRateInBaseCurrency),
@@ -769,6 +844,20 @@ fn check_draft(draft: &NewInvoice, context: &DocumentContext) -> Result<(), Invo
             }
             if original.is_cancelled() {
                 return Err(InvoiceError::Cancelled);
+            }
+            // A note is in its document's currency, at its document's rate, so that it changes
+            // what the document carries and what is left of it in that currency alike.
+            let in_currency = |d: &NewInvoice| match (&d.currency, d.exchange_rate) {
+                (Some(currency), Some(rate)) if *currency != base => Some((currency.clone(), rate)),
+                _ => None,
+            };
+            let original_currency = original.draft().and_then(in_currency);
+            if in_currency(draft) != original_currency {
+                let expected = match original_currency {
+                    Some((currency, rate)) => format!("{currency} at {}", rate.to_decimal()),
+                    None => base.to_string(),
+                };
+                return Err(InvoiceError::NoteCurrency { expected });
             }
         }
         None => {
@@ -891,28 +980,24 @@ fn submit(
             vds,
         });
     }
-    // A foreign-currency document: its own amounts kept, every line converted to the base
-    // currency, rounded once per amount.
-    let foreign = match (&draft.currency, draft.exchange_rate) {
-        (Some(currency), Some(rate)) => {
-            let value: Money = lines.iter().map(|l| l.value).sum();
-            let vat: Money = lines.iter().map(|l| l.vat).sum();
-            for line in &mut lines {
-                line.value = rate.convert(line.value);
-                line.vat = rate.convert(line.vat);
-                line.total = line.value + line.vat;
-                line.vds = rate.convert(line.vds);
-            }
-            Some(ForeignAmounts {
-                currency: currency.clone(),
-                rate,
-                value,
-                vat,
-                total: value + vat,
-            })
-        }
+    // Amounts in the document's currency; a foreign-currency document converts each line's to
+    // the base currency, rounded once per amount, and each withheld amount likewise.
+    let own_value: Money = lines.iter().map(|l| l.value).sum();
+    let own_vat: Money = lines.iter().map(|l| l.vat).sum();
+    let own_vds: Money = lines.iter().map(|l| l.vds).sum();
+    let rate = match (&draft.currency, draft.exchange_rate) {
+        (Some(currency), Some(rate)) => Some((currency, rate)),
         _ => None,
     };
+    let in_base = |amount: Money| rate.map_or(amount, |(_, rate)| rate.convert(amount));
+    if rate.is_some() {
+        for line in &mut lines {
+            line.value = in_base(line.value);
+            line.vat = in_base(line.vat);
+            line.total = line.value + line.vat;
+            line.vds = in_base(line.vds);
+        }
+    }
     let value: Money = lines.iter().map(|l| l.value).sum();
     let vat: Money = lines.iter().map(|l| l.vat).sum();
     let total = value + vat;
@@ -923,21 +1008,26 @@ fn submit(
         vds: lines.iter().map(|l| l.vds).sum(),
         ..Withholding::default()
     };
+    let mut own_withheld = own_vds;
     if let Some(section) = &draft.tds_section {
         if buyer_withholds {
-            let rate = tax
+            // The tier is chosen by the value in the base currency, which the law's figures are in.
+            let tds_rate = tax
                 .tds_rate(section, draft.date, value)
                 .map_err(InvoiceError::Tax)?;
-            withholding.tds_rate = Some(rate);
-            withholding.tds = rate.of(value);
+            withholding.tds_rate = Some(tds_rate);
+            withholding.tds = in_base(tds_rate.of(own_value));
+            own_withheld += tds_rate.of(own_value);
         }
     }
-    if let Some(rate) = draft.retention {
-        withholding.retention_rate = Some(rate);
-        withholding.retention = rate.of(value);
+    if let Some(retention_rate) = draft.retention {
+        withholding.retention_rate = Some(retention_rate);
+        withholding.retention = in_base(retention_rate.of(own_value));
+        own_withheld += retention_rate.of(own_value);
     }
-    let balance = if draft.kind == InvoiceKind::PurchaseBill {
-        if withholding.total() > total {
+    let own_total = own_value + own_vat;
+    let mut balance = if draft.kind == InvoiceKind::PurchaseBill {
+        if withholding.total() > total || own_withheld > own_total {
             return Err(InvoiceError::WithheldAboveTotal {
                 withheld: withholding.total(),
                 total,
@@ -947,7 +1037,23 @@ fn submit(
     } else {
         total
     };
-    // A credit note takes no more than what is left of the document.
+    let foreign = rate.map(|(currency, rate)| ForeignAmounts {
+        currency: currency.clone(),
+        rate,
+        value: own_value,
+        vat: own_vat,
+        total: own_total,
+        withheld: if draft.kind == InvoiceKind::PurchaseBill {
+            own_withheld
+        } else {
+            Money::ZERO
+        },
+    });
+    // A credit note takes no more than what is left of the document. Of a foreign-currency
+    // document it takes what it carries as a payment would (its share of what is left in the
+    // base currency, all of it when the note takes all that is left in the document's currency);
+    // the entry posts the rounding between that and the note's own amounts as an exchange
+    // difference.
     let original = context
         .original
         .as_ref()
@@ -956,11 +1062,24 @@ fn submit(
         let outstanding = original
             .and_then(|original| original.outstanding())
             .unwrap_or(Money::ZERO);
-        if balance > outstanding {
-            return Err(InvoiceError::NoteAboveOutstanding {
-                note: balance,
-                outstanding,
-            });
+        let left = original.and_then(|original| original.foreign_outstanding());
+        match (&foreign, left) {
+            (Some(foreign), Some((_, left))) => {
+                if foreign.balance() > left {
+                    return Err(InvoiceError::NoteAboveOutstanding {
+                        note: foreign.balance(),
+                        outstanding: left,
+                    });
+                }
+                balance = carrying_share(outstanding, left, foreign.balance());
+            }
+            _ if balance > outstanding => {
+                return Err(InvoiceError::NoteAboveOutstanding {
+                    note: balance,
+                    outstanding,
+                });
+            }
+            _ => {}
         }
     }
     let organization_party = TaxParty {
@@ -1134,6 +1253,30 @@ pub fn journal_entry(
     entry_lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
     if kind.decreases() {
         entry_lines = entry_lines.iter().map(EntryLine::swapped).collect();
+    }
+    // A foreign-currency note moves its document's carrying amount, which can differ from its
+    // own converted amounts by the rounding of each: that difference is an exchange difference,
+    // costed to the first line's project.
+    if submitted.foreign.is_some() {
+        let debits: Money = entry_lines.iter().map(|line| line.debit).sum();
+        let credits: Money = entry_lines.iter().map(|line| line.credit).sum();
+        let (project_id, site_id) = lines
+            .iter()
+            .find(|line| line.line.project_id.is_some())
+            .map_or((None, None), |line| {
+                (line.line.project_id, line.line.site_id)
+            });
+        let difference = |account_id: AccountId, amount: Money, debit: bool| EntryLine {
+            project_id,
+            site_id,
+            memo: Some("Exchange difference".to_owned()),
+            ..side(account_id, amount, debit)
+        };
+        if debits > credits {
+            entry_lines.push(difference(accounts.exchange_gain, debits - credits, false));
+        } else if credits > debits {
+            entry_lines.push(difference(accounts.exchange_loss, credits - debits, true));
+        }
     }
     let entry = NewEntry {
         entry_id: *entry_id,

@@ -12,23 +12,23 @@ use super::*;
 use crate::ids::{EntryId, InvoiceId, PartyId};
 use crate::values::{Bin, Code, Name};
 
-fn code(text: &str) -> Code {
+pub(super) fn code(text: &str) -> Code {
     Code::parse(text).unwrap()
 }
 
-fn rate(text: &str) -> Rate {
+pub(super) fn rate(text: &str) -> Rate {
     Rate::parse(text).unwrap()
 }
 
 /// The books with the standard tax rules adopted (the organization withholds) and one party.
-struct Desk {
-    books: Books,
-    tax: TaxBook,
-    party: Party,
+pub(super) struct Desk {
+    pub(super) books: Books,
+    pub(super) tax: TaxBook,
+    pub(super) party: Party,
 }
 
 impl Desk {
-    fn new(kind: PartyKind, withholding_entity: bool) -> Self {
+    pub(super) fn new(kind: PartyKind, withholding_entity: bool) -> Self {
         let books = Books::new();
         let ledger = books.ledger();
         let (vat_codes, tds_sections) = standard_tax_rules();
@@ -80,7 +80,7 @@ impl Desk {
         }
     }
 
-    fn context(&self, next_serial: u64) -> DocumentContext {
+    pub(super) fn context(&self, next_serial: u64) -> DocumentContext {
         DocumentContext {
             posting: self.books.context(),
             tax: Arc::new(self.tax.clone()),
@@ -91,7 +91,7 @@ impl Desk {
         }
     }
 
-    fn line(&self, price: &str, vat_code: &str, account: &str) -> InvoiceLine {
+    pub(super) fn line(&self, price: &str, vat_code: &str, account: &str) -> InvoiceLine {
         InvoiceLine {
             description: "Earthwork in embankment".to_owned(),
             quantity: Quantity::ONE,
@@ -103,7 +103,7 @@ impl Desk {
         }
     }
 
-    fn draft(&self, kind: InvoiceKind, on: &str, lines: Vec<InvoiceLine>) -> NewInvoice {
+    pub(super) fn draft(&self, kind: InvoiceKind, on: &str, lines: Vec<InvoiceLine>) -> NewInvoice {
         NewInvoice {
             invoice_id: InvoiceId::new(),
             organization_id: self.books.org,
@@ -146,7 +146,7 @@ impl Desk {
 }
 
 /// (account code, debit, credit) of each line of a posted entry, in order.
-fn sides(books: &Books, entry: &JournalEvent) -> Vec<(String, Money, Money)> {
+pub(super) fn sides(books: &Books, entry: &JournalEvent) -> Vec<(String, Money, Money)> {
     let JournalEvent::JournalEntryPosted { lines, .. } = entry else {
         panic!("not a posting: {entry:?}");
     };
@@ -537,7 +537,7 @@ fn submitted_sale(desk: &Desk, price: &str, vat_code: &str) -> (InvoiceId, Invoi
     (id, invoice)
 }
 
-fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPayment {
+pub(super) fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPayment {
     NewPayment {
         payment_id: crate::ids::PaymentId::new(),
         organization_id: desk.books.org,
@@ -559,7 +559,7 @@ fn receipt(desk: &Desk, amount: &str, allocations: Vec<Allocation>) -> NewPaymen
     }
 }
 
-fn pay(
+pub(super) fn pay(
     desk: &Desk,
     invoices: &[(InvoiceId, Invoice)],
     payment: NewPayment,
@@ -730,7 +730,7 @@ fn payments_refuse_another_partys_document_a_draft_and_more_allocated_than_recei
 }
 
 /// Applies `events` to `invoice`.
-fn applied(mut invoice: Invoice, events: Vec<InvoiceEvent>) -> Invoice {
+pub(super) fn applied(mut invoice: Invoice, events: Vec<InvoiceEvent>) -> Invoice {
     for event in events {
         invoice.apply(event);
     }

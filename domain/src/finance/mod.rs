@@ -35,6 +35,8 @@ mod series;
 mod tax;
 
 #[cfg(test)]
+mod foreign_tests;
+#[cfg(test)]
 mod invoice_tests;
 #[cfg(test)]
 mod tests;
@@ -49,7 +51,7 @@ pub use entry::{EntryKind, EntryLine, LineParty, PartyKind};
 pub use invoice::{
     DocumentContext, ForeignAmounts, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
     InvoiceKind, InvoiceLine, NewInvoice, PricedLine, Pricing, SubmittedInvoice, TaxParty,
-    Withholding, journal_entry,
+    Withholding, journal_entry, original_adjustment,
 };
 pub use journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, LineIndex, MAX_LINES, MAX_TEXT,

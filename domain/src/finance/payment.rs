@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::entry::{EntryKind, EntryLine, PartyKind};
-use super::invoice::{Invoice, InvoiceKind};
+use super::invoice::{Invoice, InvoiceKind, carrying_share};
 use super::journal::{
     JournalCommand, JournalEntry, JournalError, JournalEvent, MAX_LINES, NewEntry, PostingContext,
 };
@@ -202,6 +202,9 @@ pub enum PaymentCommand {
         allocations: Vec<Allocation>,
         date: NaiveDate,
         entry_id: EntryId,
+        /// Where an exchange difference is costed; the payment's project and site when `None`.
+        project_id: Option<ProjectId>,
+        site_id: Option<SiteId>,
     },
 }
 
@@ -219,6 +222,28 @@ pub struct AdvanceAllocation {
     pub allocations: Vec<Allocation>,
     pub settlements: Vec<Settlement>,
     pub entry_id: EntryId,
+    /// A foreign-currency advance: the base currency taken off the advances account (the
+    /// allocations at the payment's rate, all that is left there when they take the whole
+    /// advance). `None` in the base currency, where it is what the settlements carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance_moved: Option<Money>,
+    /// What was moved less what the settlements carried: positive is a gain on a receipt and a
+    /// loss on a payment.
+    #[serde(default)]
+    pub exchange_difference: Money,
+    /// Where an exchange difference is costed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<SiteId>,
+}
+
+impl AdvanceAllocation {
+    /// The base currency taken off the advances account.
+    pub fn moved(&self) -> Money {
+        self.advance_moved
+            .unwrap_or_else(|| self.settlements.iter().map(|s| s.amount).sum())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,14 +336,12 @@ pub enum PaymentError {
     ExchangeRateRequired(CurrencyCode),
     #[error("a payment in the base currency has no exchange_rate")]
     ExchangeRateInBaseCurrency,
-    #[error("deductions and retention releases are for payments in the base currency")]
-    ForeignDeductions,
+    #[error("retention is deducted and released in the base currency only")]
+    ForeignRetention,
     #[error("payment not found")]
     NotFound,
     #[error("the allocations ({allocated}) are more than the {advance} held as an advance")]
     AboveAdvance { allocated: Money, advance: Money },
-    #[error("an advance in a foreign currency is allocated when it is received, not later")]
-    ForeignAdvance,
     #[error("allocate at least one document")]
     NoAllocations,
     /// Releasing more retention than is held with the party.
@@ -343,6 +366,9 @@ pub struct Payment {
     recorded: Option<RecordedPayment>,
     /// What was allocated of the advance after the payment was recorded.
     allocated_later: Money,
+    /// What that took off the advances account in the base currency.
+    #[serde(default)]
+    moved_later: Money,
 }
 
 impl Aggregate for Payment {
@@ -369,6 +395,7 @@ impl Aggregate for Payment {
             PaymentEvent::PaymentRecorded(recorded) => self.recorded = Some(*recorded),
             PaymentEvent::AdvanceAllocated(allocated) => {
                 self.allocated_later += allocated.allocations.iter().map(|a| a.amount).sum();
+                self.moved_later += allocated.moved();
             }
         }
     }
@@ -406,13 +433,19 @@ impl Payment {
                 allocations,
                 date,
                 entry_id,
+                project_id,
+                site_id,
             } => {
                 let recorded = self.recorded.as_ref().ok_or(PaymentError::NotFound)?;
+                let costed_to = match project_id {
+                    Some(project_id) => (Some(project_id), site_id),
+                    None => (recorded.payment.project_id, recorded.payment.site_id),
+                };
                 PaymentEvent::AdvanceAllocated(Box::new(self.allocate_advance(
                     recorded,
                     allocations,
-                    date,
-                    entry_id,
+                    (date, entry_id),
+                    costed_to,
                     context,
                 )?))
             }
@@ -432,8 +465,8 @@ impl Payment {
         &self,
         recorded: &RecordedPayment,
         allocations: Vec<Allocation>,
-        date: NaiveDate,
-        entry_id: EntryId,
+        (date, entry_id): (NaiveDate, EntryId),
+        (project_id, site_id): (Option<ProjectId>, Option<SiteId>),
         context: &PaymentContext,
     ) -> Result<AdvanceAllocation, PaymentError> {
         let payment = &recorded.payment;
@@ -446,23 +479,21 @@ impl Payment {
             .base_currency()
             .cloned()
             .unwrap_or_default();
-        if payment
-            .currency
-            .as_ref()
-            .is_some_and(|currency| *currency != base)
-        {
-            return Err(PaymentError::ForeignAdvance);
-        }
+        let foreign = match (&payment.currency, payment.exchange_rate) {
+            (Some(currency), Some(rate)) if *currency != base => Some((currency, rate)),
+            _ => None,
+        };
         if allocations.is_empty() {
             return Err(PaymentError::NoAllocations);
         }
         if allocations.len() > MAX_LINES {
             return Err(PaymentError::TooManyAllocations);
         }
+        let payment_currency = foreign.map_or(&base, |(currency, _)| currency);
         let settlements = settle(
             &allocations,
             (payment.organization_id, payment.party_id, payment.direction),
-            (&base, &base),
+            (&base, payment_currency),
             context,
         )?;
         let allocated: Money = allocations.iter().map(|a| a.amount).sum();
@@ -470,6 +501,18 @@ impl Payment {
         if allocated > advance {
             return Err(PaymentError::AboveAdvance { allocated, advance });
         }
+        // A foreign-currency advance sits on the advances account at the payment's rate; the
+        // documents it settles carry their own rate's amounts, and the rest is an exchange
+        // difference.
+        let carried: Money = settlements.iter().map(|s| s.amount).sum();
+        let advance_moved = foreign.map(|(_, rate)| {
+            if allocated == advance {
+                rate.convert(recorded.advance) - self.moved_later
+            } else {
+                rate.convert(allocated)
+            }
+        });
+        let exchange_difference = advance_moved.map_or(Money::ZERO, |moved| moved - carried);
         let fiscal_year = context
             .posting
             .ledger
@@ -486,6 +529,10 @@ impl Payment {
             allocations,
             settlements,
             entry_id,
+            advance_moved,
+            exchange_difference,
+            project_id: project_id.filter(|_| !exchange_difference.is_zero()),
+            site_id: site_id.filter(|_| !exchange_difference.is_zero()),
         })
     }
 }
@@ -529,9 +576,13 @@ fn record(
         (_, Some(_)) => return Err(PaymentError::ExchangeRateInBaseCurrency),
         _ => None,
     };
-    if foreign.is_some() && (!payment.deductions.is_empty() || payment.retention_release.is_some())
-    {
-        return Err(PaymentError::ForeignDeductions);
+    let retention = payment
+        .deductions
+        .iter()
+        .any(|d| d.kind == DeductionKind::Retention)
+        || payment.retention_release.is_some();
+    if foreign.is_some() && retention {
+        return Err(PaymentError::ForeignRetention);
     }
     let in_base = |amount: Money| match &foreign {
         Some((_, rate)) => rate.convert(amount),
@@ -594,8 +645,16 @@ fn record(
     let serial = context.next_serial.max(1);
     let advance = total - allocated;
     let carried: Money = settlements.iter().map(|s| s.amount).sum();
-    // Retention is released in the base currency only, so it carries no difference.
-    let exchange_difference = in_base(total) - carried - released - in_base(advance);
+    // The money and each deduction at the payment's rate (as the entry posts them), less what
+    // the documents carried and the advance; retention is released in the base currency only,
+    // so it carries no difference.
+    let brought: Money = in_base(payment.amount)
+        + payment
+            .deductions
+            .iter()
+            .map(|d| in_base(d.amount))
+            .sum::<Money>();
+    let exchange_difference = brought - carried - released - in_base(advance);
     Ok(RecordedPayment {
         number: document_number(direction.series_prefix(), fiscal_year, serial),
         serial,
@@ -670,20 +729,9 @@ fn settle(
                         outstanding: left,
                     });
                 }
-                let carrying = if allocation.amount == left {
-                    outstanding
-                } else {
-                    outstanding
-                        .split(&[
-                            allocation.amount.paisa(),
-                            (left - allocation.amount).paisa(),
-                        ])
-                        .and_then(|parts| parts.first().copied())
-                        .unwrap_or(Money::ZERO)
-                };
                 Settlement {
                     invoice_id: allocation.invoice_id,
-                    amount: carrying,
+                    amount: carrying_share(outstanding, left, allocation.amount),
                     foreign_amount: Some(allocation.amount),
                 }
             }
@@ -751,7 +799,7 @@ pub fn payment_entry(
             (DeductionKind::Retention, false) => (accounts.retention_payable, true),
             (DeductionKind::BankCharges, _) => (accounts.bank_charges, false),
         };
-        let mut line = side(account_id, deduction.amount, receipt);
+        let mut line = side(account_id, in_base(deduction.amount), receipt);
         if with_party {
             line.party = party;
         }
@@ -803,27 +851,12 @@ pub fn payment_entry(
         party,
         ..side(advances, in_base(recorded.advance), !receipt)
     });
-    // More base currency than the documents carried: a gain on money in, a loss on money out.
-    let difference = recorded.exchange_difference;
-    if !difference.is_zero() {
-        let gain = difference.is_positive() == receipt;
-        let amount = if difference.is_positive() {
-            difference
-        } else {
-            -difference
-        };
-        let (account_id, debit) = if gain {
-            (accounts.exchange_gain, false)
-        } else {
-            (accounts.exchange_loss, true)
-        };
-        lines.push(EntryLine {
-            project_id: payment.project_id,
-            site_id: payment.site_id,
-            memo: Some("Exchange difference".to_owned()),
-            ..side(account_id, amount, debit)
-        });
-    }
+    lines.extend(exchange_line(
+        recorded.exchange_difference,
+        receipt,
+        accounts,
+        (payment.project_id, payment.site_id),
+    ));
     lines.retain(|line| !(line.debit.is_zero() && line.credit.is_zero()));
     let narration = payment.narration.clone().unwrap_or_else(|| {
         let what = if receipt { "Receipt" } else { "Payment" };
@@ -878,13 +911,12 @@ fn advance_entry(
             site_id: None,
             memo,
         };
-    let total: Money = allocated.settlements.iter().map(|s| s.amount).sum();
     let advances = if receipt {
         accounts.customer_advances
     } else {
         accounts.supplier_advances
     };
-    let mut lines = vec![line(advances, total, receipt, None)];
+    let mut lines = vec![line(advances, allocated.moved(), receipt, None)];
     for settlement in &allocated.settlements {
         let invoice = context.invoices.get(&settlement.invoice_id);
         let account_id = invoice
@@ -897,6 +929,12 @@ fn advance_entry(
         let memo = invoice.and_then(|invoice| invoice.number().map(str::to_owned));
         lines.push(line(account_id, settlement.amount, !receipt, memo));
     }
+    lines.extend(exchange_line(
+        allocated.exchange_difference,
+        receipt,
+        accounts,
+        (allocated.project_id, allocated.site_id),
+    ));
     let entry = NewEntry {
         entry_id: allocated.entry_id,
         organization_id: allocated.organization_id,
@@ -914,4 +952,37 @@ fn advance_entry(
     events
         .pop()
         .ok_or(PaymentError::Posting(JournalError::TooFewLines))
+}
+
+/// The line that posts an exchange `difference` (more base currency than the documents carried:
+/// a gain on money in, a loss on money out), costed to a project as every profit-and-loss line
+/// is; `None` when there is none.
+fn exchange_line(
+    difference: Money,
+    receipt: bool,
+    accounts: &DocumentAccounts,
+    (project_id, site_id): (Option<ProjectId>, Option<SiteId>),
+) -> Option<EntryLine> {
+    if difference.is_zero() {
+        return None;
+    }
+    let amount = if difference.is_positive() {
+        difference
+    } else {
+        -difference
+    };
+    let (account_id, debit) = if difference.is_positive() == receipt {
+        (accounts.exchange_gain, false)
+    } else {
+        (accounts.exchange_loss, true)
+    };
+    Some(EntryLine {
+        account_id,
+        debit: if debit { amount } else { Money::ZERO },
+        credit: if debit { Money::ZERO } else { amount },
+        party: None,
+        project_id,
+        site_id,
+        memo: Some("Exchange difference".to_owned()),
+    })
 }
