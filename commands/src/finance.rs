@@ -10,7 +10,7 @@ use vextrus_domain::TenantId;
 use vextrus_domain::finance::{
     BudgetUsage, Budgets, EntryLine, Invoice, JournalCommand, JournalEntry, JournalError,
     JournalEvent, Ledger, LedgerEvent, Money, NumberSeries, Party, PostingContext, Retention,
-    TaxBook,
+    TaxBook, TaxError,
 };
 use vextrus_domain::ids::{AccountId, EntryId, OrganizationId, ProjectId, SiteId};
 use vextrus_domain::organization::Organization;
@@ -167,6 +167,29 @@ impl EventStore {
                 StreamRead::of::<Organization>(organization_id, organization_version),
             ];
             reads.extend(budgets.reads());
+            // An entry on the VAT accounts is VAT-affecting: its month's return must not be
+            // submitted, checked against the tax book's stream, which joins the read set.
+            let (date, lines) = match &command {
+                JournalCommand::Post(entry) => (entry.date, entry.lines.as_slice()),
+                JournalCommand::Reverse { date, .. } => (*date, reversed_lines.as_slice()),
+            };
+            let (tax, tax_version) = if fresh {
+                state.tax_books.refresh(self, tenant, &stream).await?
+            } else {
+                state.tax_books.get(self, tenant, &stream).await?
+            };
+            if tax.is_vat_affecting(lines.iter().map(|line| line.account_id)) {
+                reads.push(StreamRead::of::<TaxBook>(organization_id, tax_version));
+                if let Err(TaxError::PeriodLocked { month }) = tax.check_vat_period(date) {
+                    if fresh {
+                        return Err(ExecuteError::Rejected(JournalError::VatPeriodLocked {
+                            month,
+                        }));
+                    }
+                    fresh = true;
+                    continue;
+                }
+            }
             let context = PostingContext {
                 ledger: ledger.clone(),
                 organization,

@@ -331,6 +331,35 @@ async fn a_submitted_vat_month_refuses_documents_dated_in_it_until_amended() {
         before,
         "a refused submit wrote events"
     );
+    // A journal entry on a VAT account dated in the month is VAT-affecting too; one on other
+    // accounts posts.
+    let vat_entry = desk.books.entry(
+        "2025-08-25",
+        vec![
+            desk.books.line("2140", "100.00", ""),
+            desk.books.line("1110", "", "100.00"),
+        ],
+    );
+    let before = app.event_count().await;
+    let refused = desk.books.post_entry(vat_entry.clone()).await.expect(409);
+    assert_eq!(refused.problem(), "vat-period-locked");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2025-08-01"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused entry wrote events"
+    );
+    desk.books
+        .post_entry(desk.books.rent("2025-08-25"))
+        .await
+        .expect(201);
     let september = desk.sale("2025-09-01", "1000.00", "STD").await;
     desk.submit(&september).await.expect(200);
     // Submitted twice: refused; amended, the month opens until it is submitted again.
@@ -352,6 +381,7 @@ async fn a_submitted_vat_month_refuses_documents_dated_in_it_until_amended() {
         .await
         .expect(200);
     desk.submit(&august).await.expect(200);
+    desk.books.post_entry(vat_entry).await.expect(201);
     desk.books
         .caller
         .post(&desk.books.path("vat-returns/2025-08/submit"), json!({}))

@@ -142,6 +142,7 @@ impl DomainProblem for JournalError {
             },
             E::AlreadyReversed(_) => rule("already-reversed", detail),
             E::OverBudget(_) => rule("over-budget", detail),
+            E::VatPeriodLocked { .. } => rule("vat-period-locked", detail),
         }
     }
 }

@@ -359,6 +359,20 @@ fn a_submitted_vat_month_refuses_documents_dated_in_it_until_an_amendment_opens_
 }
 
 #[test]
+fn an_entry_on_output_input_or_withheld_vat_is_vat_affecting_and_others_are_not() {
+    let desk = Desk::new(PartyKind::Customer, false);
+    let on = |codes: &[&str]| {
+        desk.tax
+            .is_vat_affecting(codes.iter().map(|code| desk.books.id(code)))
+    };
+    for vat in ["2140", "1150", "1160", "2150"] {
+        assert!(on(&["1110", vat]), "{vat}");
+    }
+    assert!(!on(&["1110", "5220", "1130", "2160"]));
+    assert!(!TaxBook::default().is_vat_affecting([desk.books.id("2140")].into_iter()));
+}
+
+#[test]
 fn drafts_are_refused_for_the_wrong_party_an_unknown_code_a_late_due_date_or_withholding_on_a_sale()
 {
     let desk = Desk::new(PartyKind::Customer, false);

@@ -215,6 +215,12 @@ pub enum JournalError {
     /// appended, against the budget's usage stream).
     #[error("{0}")]
     OverBudget(OverBudget),
+    /// The entry touches an account the VAT return reports, in a month whose return was
+    /// submitted (checked where the entry is appended, against the tax book's stream).
+    #[error(
+        "the VAT return for {month} was submitted: its month is locked for entries on the VAT accounts"
+    )]
+    VatPeriodLocked { month: NaiveDate },
 }
 
 /// One posted entry: its lines and whether it was reversed.

@@ -153,6 +153,17 @@ pub struct DocumentAccounts {
 }
 
 impl DocumentAccounts {
+    /// The accounts the VAT return reports: output and input VAT, and the VAT deducted at source
+    /// by customers and from suppliers.
+    pub fn vat_accounts(&self) -> [AccountId; 4] {
+        [
+            self.output_vat,
+            self.input_vat,
+            self.vds_receivable,
+            self.vds_payable,
+        ]
+    }
+
     /// The accounts of the standard chart ([`super::standard_chart`]) by code, when `ledger` has
     /// them all.
     pub fn from_standard_chart(ledger: &Ledger) -> Option<Self> {
@@ -536,6 +547,16 @@ impl TaxBook {
             section: section.clone(),
             date,
         })
+    }
+
+    /// Whether a journal entry on `accounts` is VAT-affecting: it touches an account the VAT
+    /// return reports (output and input VAT, VAT deducted at source), so its date must be in a
+    /// month whose return is not submitted ([`TaxBook::check_vat_period`]). Never before the
+    /// rules are adopted.
+    pub fn is_vat_affecting(&self, mut accounts: impl Iterator<Item = AccountId>) -> bool {
+        self.accounts
+            .as_ref()
+            .is_some_and(|book| accounts.any(|account| book.vat_accounts().contains(&account)))
     }
 
     /// Whether a VAT-affecting document may be dated `date`: its month's return is not submitted
