@@ -181,6 +181,18 @@ impl CommandMetadata {
         self.command_id
     }
 
+    /// The metadata of a command this one causes in the same request (a budget's seeding after
+    /// the budget is set): the same actor, request and correlation, a fresh id that is never a
+    /// repeat, and this command as its cause.
+    pub fn follow_up(&self) -> Self {
+        Self {
+            command_id: CommandId::new(),
+            idempotency_key: None,
+            causation_id: Some(self.command_id.as_uuid()),
+            ..self.clone()
+        }
+    }
+
     /// True when the command id came from the client's idempotency key, so a retry may follow:
     /// the store records the outcome and answers a repeat with it. A command without a key has a
     /// fresh id that can never repeat, and nothing is recorded beyond its events.

@@ -635,6 +635,14 @@ impl InvoicingRows {
                 self.budget_usage
                     .add(tenant, budget_id, |row| row.exceeded += 1);
             }
+            UsageEvent::UsageSeeded {
+                amount, postings, ..
+            } => {
+                self.budget_usage.add(tenant, budget_id, |row| {
+                    row.spent += amount.paisa();
+                    row.postings += i64::try_from(postings).unwrap_or(i64::MAX);
+                });
+            }
         }
         Ok(())
     }

@@ -6,8 +6,18 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::{Value, json};
+use uuid::Uuid;
+use vextrus_commands::{ActorId, CommandMetadata, DbRole, EventStore};
+use vextrus_domain::TenantId;
+use vextrus_domain::finance::{
+    BudgetAction, BudgetCommand, BudgetLine, Budgets, Ledger, Money, PostingContext,
+};
+use vextrus_domain::ids::{AccountId, BudgetId, OrganizationId, ProjectId, SiteId};
+use vextrus_domain::organization::Organization;
 
 use crate::api_finance::Books;
 use crate::http::{Reply, TestApp, spawn_app};
@@ -978,6 +988,129 @@ async fn a_stop_budget_refuses_what_would_exceed_it_and_a_warn_budget_records_it
     assert_eq!(line["available"], "-10000.00");
     assert_eq!(line["warnings"], 1);
     assert_eq!(line["account_code"], "5110");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_budget_set_after_the_years_spending_began_counts_it() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "LATEBUDGET").await;
+    let caller = &desk.books.caller;
+    let spend = async |date: &str, account: &str, amount: &str| {
+        desk.books
+            .post_entry(desk.books.entry(
+                date,
+                vec![
+                    json!({"account_id": desk.books.id(account), "debit": amount,
+                           "project_id": desk.books.project, "site_id": desk.books.site}),
+                    desk.books.line("1121", "", amount),
+                ],
+            ))
+            .await
+    };
+    // 7,00,000.00 of cement in two entries before any budget; 50,000.00 on another account.
+    spend("2025-08-05", "5110", "600000.00").await.expect(201);
+    spend("2025-08-06", "5110", "100000.00").await.expect(201);
+    spend("2025-08-07", "5120", "50000.00").await.expect(201);
+    let set = caller
+        .post(
+            &desk.books.path("budgets"),
+            json!({"project_id": desk.books.project, "site_id": desk.books.site,
+                   "account_id": desk.books.id("5110"), "fiscal_year": "2025-07-01",
+                   "amount": "1000000.00", "action": "stop"}),
+        )
+        .await
+        .expect(201);
+    let report = desk
+        .get(&format!(
+            "budgets?fiscal_year=2025-07-01&min_position={}",
+            set.position()
+        ))
+        .await
+        .expect(200);
+    let line = &report.body["items"][0];
+    assert_eq!(line["actual"], "700000.00");
+    assert_eq!(line["available"], "300000.00");
+    // What was spent before counts against the Stop budget.
+    let over = spend("2025-08-20", "5110", "300000.01").await.expect(409);
+    assert_eq!(over.problem(), "over-budget");
+    let detail = over.body["detail"].as_str().unwrap();
+    assert!(detail.contains("exceeded by 0.01"), "{detail}");
+    spend("2025-08-20", "5110", "300000.00").await.expect(201);
+
+    // A budget appended without being seeded (as budgets set before seeding existed were) is
+    // seeded by the first posting that spends against it, in that posting's transaction.
+    let store = EventStore::new(
+        vextrus::database::role_pool(&app.db.options, DbRole::Writer, 2)
+            .await
+            .unwrap(),
+    );
+    let tenant = TenantId::from_uuid(caller.tenant);
+    let uuid = |text: &str| text.parse::<Uuid>().unwrap();
+    let (ledger, _) = store.fold::<Ledger>(tenant, &desk.books.org).await.unwrap();
+    let (organization, _) = store
+        .fold::<Organization>(tenant, &desk.books.org)
+        .await
+        .unwrap();
+    let line = BudgetLine {
+        budget_id: BudgetId::new(),
+        organization_id: OrganizationId::from_uuid(uuid(&desk.books.org)),
+        project_id: ProjectId::from_uuid(uuid(&desk.books.project)),
+        site_id: Some(SiteId::from_uuid(uuid(&desk.books.site))),
+        account_id: AccountId::from_uuid(uuid(desk.books.id("5120"))),
+        fiscal_year: "2025-07-01".parse().unwrap(),
+        amount: Money::parse("60000.00").unwrap(),
+        action: BudgetAction::Stop,
+    };
+    store
+        .execute_reading::<Budgets>(
+            tenant,
+            &desk.books.org,
+            BudgetCommand::Set(line),
+            &PostingContext {
+                ledger: Arc::new(ledger),
+                organization: Arc::new(organization),
+            },
+            &CommandMetadata::new(ActorId::parse("legacy@example.com").unwrap()),
+            None,
+            &[],
+            |_| Ok(Vec::new()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        spend("2025-08-21", "5120", "10000.01")
+            .await
+            .expect(409)
+            .problem(),
+        "over-budget"
+    );
+    let within = spend("2025-08-21", "5120", "10000.00").await.expect(201);
+    let report = desk
+        .get(&format!(
+            "budgets?fiscal_year=2025-07-01&min_position={}",
+            within.position()
+        ))
+        .await
+        .expect(200);
+    let actual: BTreeSet<(String, String)> = report.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["account_code"].as_str().unwrap().to_owned(),
+                line["actual"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actual,
+        BTreeSet::from([
+            ("5110".to_owned(), "1000000.00".to_owned()),
+            ("5120".to_owned(), "60000.00".to_owned()),
+        ])
+    );
     app.shutdown().await;
 }
 

@@ -10,6 +10,13 @@
 //! a **Warn** budget lets it post and records a warning. The check is on the write side, against
 //! the usage stream's version (design.md D12), never a lagging read model: two bills racing for a
 //! budget's last taka cannot both commit.
+//!
+//! A budget set after the year's spending began counts that spending too: its usage stream is
+//! **seeded** once ([`UsageEvent::UsageSeeded`]) with what the log holds on the budget's account,
+//! project (and site) and year beyond what was already spent against it. The budget's command
+//! seeds it once the budget is set, and a posting that finds a budget not yet seeded seeds it in
+//! its own transaction first, so no posting is checked against a budget that does not count
+//! what came before it.
 
 use std::collections::BTreeMap;
 
@@ -325,6 +332,14 @@ pub enum UsageEvent {
         over: Money,
         document: String,
     },
+    /// What the log held on the budget's account, project (and site) and year beyond what had
+    /// been spent against it when it was seeded: spending posted before the budget was set.
+    UsageSeeded {
+        budget_id: BudgetId,
+        amount: Money,
+        /// How many entries (and reversals) that was.
+        postings: u64,
+    },
 }
 
 impl DomainEvent for UsageEvent {
@@ -332,6 +347,7 @@ impl DomainEvent for UsageEvent {
         match self {
             Self::BudgetSpent { .. } => "BudgetSpent",
             Self::BudgetExceeded { .. } => "BudgetExceeded",
+            Self::UsageSeeded { .. } => "UsageSeeded",
         }
         .to_owned()
     }
@@ -346,11 +362,37 @@ impl DomainEvent for UsageEvent {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BudgetUsage {
     spent: Money,
+    /// Whether spending posted before the budget was set has been counted.
+    #[serde(default)]
+    seeded: bool,
 }
 
 impl BudgetUsage {
     pub fn spent(&self) -> Money {
         self.spent
+    }
+
+    pub fn is_seeded(&self) -> bool {
+        self.seeded
+    }
+
+    /// What seeding appends: `posted` is the net the log holds on the budget's account, project
+    /// (and site) and year in `postings` entries, `recorded` the spending already appended here
+    /// in `recorded_postings` of them (read together); nothing once seeded.
+    pub fn seed(
+        &self,
+        budget_id: BudgetId,
+        (posted, postings): (Money, u64),
+        (recorded, recorded_postings): (Money, u64),
+    ) -> Vec<UsageEvent> {
+        if self.seeded {
+            return Vec::new();
+        }
+        vec![UsageEvent::UsageSeeded {
+            budget_id,
+            amount: posted - recorded,
+            postings: postings.saturating_sub(recorded_postings),
+        }]
     }
 
     /// What a posting that spends `adding` against `budget` appends here, or why a Stop budget
@@ -398,9 +440,16 @@ impl BudgetUsage {
     }
 }
 
-/// The budgets' commands are [`Budgets`]'; usage is appended by postings.
+/// The budgets' commands are [`Budgets`]'; usage is appended by postings, and seeded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UsageCommand {}
+pub enum UsageCommand {
+    /// See [`BudgetUsage::seed`].
+    Seed {
+        budget_id: BudgetId,
+        posted: (Money, u64),
+        recorded: (Money, u64),
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UsageError {}
@@ -416,14 +465,27 @@ impl Aggregate for BudgetUsage {
         &mut self,
         command: Self::Command,
         _services: &Self::Services,
-        _sink: &EventSink<Self>,
+        sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        match command {}
+        let UsageCommand::Seed {
+            budget_id,
+            posted,
+            recorded,
+        } = command;
+        for event in self.seed(budget_id, posted, recorded) {
+            sink.write(event, self).await;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
-        if let UsageEvent::BudgetSpent { amount, .. } = event {
-            self.spent += amount;
+        match event {
+            UsageEvent::BudgetSpent { amount, .. } => self.spent += amount,
+            UsageEvent::UsageSeeded { amount, .. } => {
+                self.spent += amount;
+                self.seeded = true;
+            }
+            UsageEvent::BudgetExceeded { .. } => {}
         }
     }
 }
@@ -468,6 +530,7 @@ mod tests {
         let budget = cement(&books, "1000000", BudgetAction::Stop);
         let usage = BudgetUsage {
             spent: taka("980000"),
+            seeded: true,
         };
         let over = usage
             .spend(&budget, taka("30000"), date("2025-09-01"), "PB-1")
@@ -490,11 +553,51 @@ mod tests {
     }
 
     #[test]
+    fn seeding_counts_once_what_the_log_holds_beyond_what_was_spent_against_the_budget() {
+        let books = Books::new();
+        let budget = cement(&books, "1000000", BudgetAction::Stop);
+        // One posting of 1,00,000.00 spent against it before seeding (a budget set before this
+        // rule existed); the log holds it and four earlier entries, 9,00,000.00 in all.
+        let mut usage = BudgetUsage::default();
+        for event in usage
+            .spend(&budget, taka("100000"), date("2025-09-01"), "PB-1")
+            .unwrap()
+        {
+            usage.apply(event);
+        }
+        assert!(!usage.is_seeded());
+        let events = usage.seed(budget.budget_id, (taka("900000"), 5), (taka("100000"), 1));
+        assert_eq!(
+            events,
+            vec![UsageEvent::UsageSeeded {
+                budget_id: budget.budget_id,
+                amount: taka("800000"),
+                postings: 4,
+            }]
+        );
+        for event in events {
+            usage.apply(event);
+        }
+        assert_eq!(usage.spent(), taka("900000"));
+        assert!(
+            usage
+                .seed(budget.budget_id, (taka("1"), 1), (Money::ZERO, 0))
+                .is_empty()
+        );
+        // What was posted before counts against the Stop budget: 1,00,000.01 more is refused.
+        let over = usage
+            .spend(&budget, taka("100000.01"), date("2025-09-02"), "PB-2")
+            .unwrap_err();
+        assert_eq!(over.over, taka("0.01"));
+    }
+
+    #[test]
     fn a_warn_budget_posts_and_records_a_warning() {
         let books = Books::new();
         let budget = cement(&books, "1000000", BudgetAction::Warn);
         let usage = BudgetUsage {
             spent: taka("980000"),
+            seeded: true,
         };
         let events = usage
             .spend(&budget, taka("30000"), date("2025-09-01"), "PB-1")

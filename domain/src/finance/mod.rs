@@ -43,7 +43,7 @@ mod tests;
 
 pub use budget::{
     BudgetAction, BudgetCommand, BudgetError, BudgetEvent, BudgetLine, BudgetUsage, Budgets,
-    OverBudget, UsageEvent,
+    OverBudget, UsageCommand, UsageError, UsageEvent,
 };
 pub use calendar::FiscalYear;
 pub use chart::{AccountType, NewAccount, RootType, standard_chart};
