@@ -337,7 +337,9 @@ impl EventStore {
             // never changes once written, so reading it before the command's own load is safe.
             let (draft, entry_id, withheld) = match &command {
                 InvoiceCommand::Draft(draft) => (draft.clone(), None, (Money::ZERO, None)),
-                InvoiceCommand::Submit { .. } | InvoiceCommand::Cancel { .. } => {
+                InvoiceCommand::Submit { .. }
+                | InvoiceCommand::Cancel { .. }
+                | InvoiceCommand::RecordVdsCertificate { .. } => {
                     let (document, _) = self
                         .load_aggregate::<Invoice>(tenant, &invoice_stream)
                         .await?;
@@ -395,7 +397,7 @@ impl EventStore {
                         )
                         .await?,
                 ),
-                InvoiceCommand::Draft(_) => None,
+                InvoiceCommand::Draft(_) | InvoiceCommand::RecordVdsCertificate { .. } => None,
             };
             reads.extend(budgets.iter().flat_map(BudgetRead::reads));
             // A bill that withholds retention holds it with the party; cancelling one reverses it.
@@ -422,7 +424,9 @@ impl EventStore {
                     }
                     series
                 }
-                InvoiceCommand::Draft(_) | InvoiceCommand::Cancel { .. } => None,
+                InvoiceCommand::Draft(_)
+                | InvoiceCommand::Cancel { .. }
+                | InvoiceCommand::RecordVdsCertificate { .. } => None,
             };
             let context = DocumentContext {
                 posting: books.posting(),
@@ -542,16 +546,18 @@ impl EventStore {
     ) -> Result<CommandOutcome, ExecuteError<PaymentError>> {
         let payment_stream = payment.to_string();
         // A new payment names its party and documents; an allocation of its advance, the
-        // recorded payment's party (which never changes) and the command's documents.
+        // recorded payment's party (which never changes) and the command's documents; a
+        // certificate, the recorded payment's party and nothing to post.
         let (new, allocations, entry_id) = match &command {
             PaymentCommand::Record { payment, entry_id } => {
-                (Some(payment), payment.allocations.clone(), *entry_id)
+                (Some(payment), payment.allocations.clone(), Some(*entry_id))
             }
             PaymentCommand::AllocateAdvance {
                 allocations,
                 entry_id,
                 ..
-            } => (None, allocations.clone(), *entry_id),
+            } => (None, allocations.clone(), Some(*entry_id)),
+            PaymentCommand::RecordVdsCertificate { .. } => (None, Vec::new(), None),
         };
         let party_id = match new {
             Some(new) => new.party_id,
@@ -572,7 +578,9 @@ impl EventStore {
                 .books(self, tenant, organization_id, party_id, fresh)
                 .await?;
             let mut reads = books.reads();
-            reads.push(StreamRead::of::<JournalEntry>(entry_id, Version::NONE));
+            reads.extend(
+                entry_id.map(|entry_id| StreamRead::of::<JournalEntry>(entry_id, Version::NONE)),
+            );
             // A new payment takes a number of its series.
             let series = match new {
                 Some(new) => {
@@ -661,8 +669,11 @@ impl EventStore {
                             );
                         }
                         for event in events {
-                            let posted =
-                                payment_entry(event, &context).map_err(ExecuteError::Rejected)?;
+                            let Some(posted) =
+                                payment_entry(event, &context).map_err(ExecuteError::Rejected)?
+                            else {
+                                continue;
+                            };
                             let (payment_id, date, settlements, number) = match event {
                                 PaymentEvent::PaymentRecorded(recorded) => (
                                     recorded.payment.payment_id,
@@ -686,6 +697,7 @@ impl EventStore {
                                     &allocated.settlements,
                                     None,
                                 ),
+                                PaymentEvent::VdsCertificateRecorded(_) => continue,
                             };
                             let (more, note) = books
                                 .posting_companions(number, &posted, Version::NONE)

@@ -109,6 +109,9 @@ row! {
         /// A foreign-currency document: what the party owes or is owed in its own currency (the
         /// total less what a bill withheld, as notes changed it).
         foreign_balance: Option<i64>,
+        /// A bill: the Mushak-6.6 certificate issued for the VAT it withheld, and its date.
+        vds_certificate: Option<String>,
+        vds_certificate_date: Option<NaiveDate>,
     }
 }
 
@@ -132,6 +135,8 @@ row! {
         retention: i64,
         bank_charges: i64,
         vds_certificate: Option<String>,
+        /// When the certificate was recorded with the payment, the payment's date.
+        vds_certificate_date: Option<NaiveDate>,
         entry_id: Uuid,
         /// The recorded payment: allocations, deductions, the certificate.
         document: Value,
@@ -334,6 +339,8 @@ impl InvoicingRows {
                         foreign_total: None,
                         foreign_settled: 0,
                         foreign_balance: None,
+                        vds_certificate: None,
+                        vds_certificate_date: None,
                     },
                 );
             }
@@ -353,6 +360,16 @@ impl InvoicingRows {
                                     + foreign_amount.paisa(),
                             );
                         }
+                        row.version = event.sequence;
+                        row.updated_at = event.recorded_at;
+                    })
+                    .ok_or_else(|| missing("the document"))?;
+            }
+            InvoiceEvent::VdsCertificateIssued(certificate) => {
+                self.invoices
+                    .change(tenant, &invoice_id, |row| {
+                        row.vds_certificate = Some(certificate.number.clone());
+                        row.vds_certificate_date = Some(certificate.date);
                         row.version = event.sequence;
                         row.updated_at = event.recorded_at;
                     })
@@ -537,6 +554,16 @@ impl InvoicingRows {
                     .ok_or_else(|| missing("the payment"))?;
                 return Ok(());
             }
+            PaymentEvent::VdsCertificateRecorded(certificate) => {
+                self.payments
+                    .change(tenant, &payment_id, |row| {
+                        row.vds_certificate = Some(certificate.number.clone());
+                        row.vds_certificate_date = Some(certificate.date);
+                        row.version = event.sequence;
+                    })
+                    .ok_or_else(|| missing("the payment"))?;
+                return Ok(());
+            }
         };
         let payment = &recorded.payment;
         // What was withheld is deposited or claimed in the base currency: a foreign-currency
@@ -573,6 +600,7 @@ impl InvoicingRows {
                 retention: deducted(DeductionKind::Retention),
                 bank_charges: deducted(DeductionKind::BankCharges),
                 vds_certificate: payment.vds_certificate.clone(),
+                vds_certificate_date: payment.vds_certificate.as_ref().map(|_| payment.date),
                 entry_id: recorded.entry_id.as_uuid(),
                 document: serde_json::to_value(&recorded)?,
                 version: event.sequence,
@@ -1152,7 +1180,7 @@ mod tests {
                     };
                     *self.serials.entry(prefix).or_default() += 1;
                     self.journal
-                        .push(payment_entry(&events[0], &context).unwrap());
+                        .push(payment_entry(&events[0], &context).unwrap().unwrap());
                     self.record(Payment::TYPE, id.to_string(), &events[0]);
                     if allocated > 0 {
                         let settled = InvoiceEvent::InvoiceSettled {

@@ -856,6 +856,151 @@ async fn a_withholding_customer_pays_less_and_the_subcontractor_is_paid_the_net(
 }
 
 #[tokio::test]
+async fn vds_certificates_issued_for_bills_and_received_with_receipts_are_registered_once() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "MUSHAK66").await;
+    let bank = desk.books.id("1121").to_owned();
+    // The subcontractor's bill withholds its 75,000.00 VAT; the government body deducts the
+    // 7,500.00 VAT of a construction invoice, its certificate to follow.
+    let bill = desk
+        .draft(
+            "purchase-bills",
+            json!({"party_id": desk.subcontractor, "date": "2025-08-20",
+                   "lines": [desk.line("1000000.00", "S004.00", "5120")]}),
+        )
+        .await
+        .expect(201)
+        .id();
+    desk.submit(&bill).await.expect(200);
+    let (sale, _) = desk
+        .submitted_sale("2025-08-10", "100000.00", "S004.00")
+        .await;
+    let received = desk
+        .receipt(
+            json!({"party_id": desk.customer, "date": "2025-08-25", "account_id": bank,
+            "amount": "100000.00", "deductions": [{"kind": "vds", "amount": "7500.00"}],
+            "allocations": [{"invoice_id": sale, "amount": "107500.00"}]}),
+        )
+        .await
+        .expect(201);
+    let receipt = received.id();
+    let register = async |query: &str, position: i64| {
+        desk.get(&format!("vds-certificates?min_position={position}{query}"))
+            .await
+            .expect(200)
+            .body
+    };
+    let listed = register("", received.position()).await;
+    assert_eq!(listed["pending"], 2, "{listed}");
+    assert_eq!(listed["vds"], "82500.00");
+    assert_eq!(listed["lines"][0]["direction"], "issued");
+    assert_eq!(listed["lines"][0]["vds"], "75000.00");
+    assert_eq!(listed["lines"][0]["party_bin"], "000000002-0101");
+    assert_eq!(listed["lines"][0]["certificate"], Value::Null);
+    assert_eq!(listed["lines"][1]["direction"], "received");
+    assert_eq!(listed["lines"][1]["number"], "RC-2025-26-000001");
+    let certificate = async |route: &str, number: &str, date: &str| {
+        desk.books
+            .caller
+            .post(
+                &desk.books.path(route),
+                json!({"number": number, "date": date}),
+            )
+            .await
+    };
+    let bill_route = format!("invoices/{bill}/vds-certificate");
+    let receipt_route = format!("payments/{receipt}/vds-certificate");
+    let before = app.event_count().await;
+    let early = certificate(&bill_route, "M66-OUT-0001", "2025-08-19")
+        .await
+        .expect(422);
+    assert_eq!(
+        early.body["invalid-params"][0]["name"], "date",
+        "{}",
+        early.body
+    );
+    assert_eq!(
+        certificate(
+            &format!("invoices/{sale}/vds-certificate"),
+            "M66-X",
+            "2025-08-30"
+        )
+        .await
+        .expect(409)
+        .problem(),
+        "no-vds-deducted"
+    );
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused certificate wrote events"
+    );
+    certificate(&bill_route, "M66-OUT-0001", "2025-08-30")
+        .await
+        .expect(200);
+    // The same certificate again changes nothing; another is refused.
+    certificate(&bill_route, "M66-OUT-0001", "2025-08-30")
+        .await
+        .expect(200);
+    assert_eq!(
+        certificate(&bill_route, "M66-OUT-0002", "2025-08-30")
+            .await
+            .expect(409)
+            .problem(),
+        "certificate-recorded"
+    );
+    let position = certificate(&receipt_route, "M66-2025-0042", "2025-09-05")
+        .await
+        .expect(200)
+        .position();
+    let pending = register("&pending=true", position).await;
+    assert_eq!(pending["lines"], json!([]), "{pending}");
+    let issued = register("&direction=issued", position).await;
+    assert_eq!(
+        issued["lines"][0]["certificate"],
+        json!({"number": "M66-OUT-0001", "date": "2025-08-30"})
+    );
+    let payment = desk
+        .get(&format!("payments/{receipt}?min_position={position}"))
+        .await
+        .expect(200);
+    assert_eq!(payment.body["vds_certificate"], "M66-2025-0042");
+    assert_eq!(payment.body["vds_certificate_date"], "2025-09-05");
+    let document = desk.document(&bill, position).await;
+    assert_eq!(document["vds_certificate"]["number"], "M66-OUT-0001");
+    // The withholding register names the bill's certificate too.
+    let withholding = desk
+        .get(&format!("withholding-register?min_position={position}"))
+        .await
+        .expect(200);
+    let bill_vds = withholding.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["kind"] == "vds" && line["direction"] == "given")
+        .unwrap();
+    assert_eq!(bill_vds["certificate"], "M66-OUT-0001");
+    let csv = app
+        .client
+        .get(app.url(&desk.books.path(&format!(
+            "vds-certificates?format=csv&min_position={position}"
+        ))))
+        .bearer_auth(&desk.books.caller.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("direction,date,number,party,party_bin,vds,certificate,certificate_date"),
+        "{csv}"
+    );
+    assert!(csv.contains("M66-OUT-0001,2025-08-30"), "{csv}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn receipts_racing_for_one_invoice_never_settle_more_than_it_owes() {
     let app = spawn_app().await;
     let desk = Desk::open(&app, "RACEPAY").await;

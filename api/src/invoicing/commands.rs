@@ -15,7 +15,7 @@ use vextrus_domain::finance::{
     ExchangeRate, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger, MAX_TERMS_DAYS, Money,
     NewInvoice, NewPayment, Party, PartyCommand, PartyDetails, PartyKind, Payment, PaymentCommand,
     PaymentDirection, Pricing, Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier,
-    VatCodeDefinition, VatRate, standard_tax_rules,
+    VatCodeDefinition, VatRate, VdsCertificate, standard_tax_rules,
 };
 use vextrus_domain::ids::{
     AccountId, BudgetId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
@@ -28,8 +28,8 @@ use super::queries::{
 };
 use super::views::{
     AdoptStandardTaxRules, AllocateAdvance, CancelDocument, DocumentAccountsBody, DraftDocument,
-    DraftNote, OpenVatAmendment, RecordPayment, RegisterParty, ReviseBudget, SetBudget,
-    SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
+    DraftNote, OpenVatAmendment, RecordPayment, RecordVdsCertificate, RegisterParty, ReviseBudget,
+    SetBudget, SetTdsTiers, SetVatRate, SetWithholdingEntity, UpdateParty,
 };
 #[allow(unused_imports)] // named by the `#[utoipa::path]` attributes
 use super::views::{MonthPath, TdsSectionPath, VatCodePath};
@@ -1156,6 +1156,80 @@ pub async fn allocate_advance(
         entry_id: EntryId::from_uuid(issue.new_id()),
         project_id: body.project_id.map(ProjectId::from_uuid),
         site_id: body.site_id.map(SiteId::from_uuid),
+    };
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_payment(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            payment_id,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Payment, _>(&result, started);
+    Ok(Accepted::changed(result?, payment_id, organization_id))
+}
+
+/// Records the Mushak-6.6 certificate the organization issued for the VAT a purchase bill
+/// withheld at source (role `accountant`, `finance-manager` or `admin`), once: the same
+/// certificate again changes nothing, another is refused (`certificate-recorded`).
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/invoices/{invoice_id}/vds-certificate", tag = "tax",
+    request_body = RecordVdsCertificate,
+    params(("organization_id" = Uuid, Path), ("invoice_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Recorded", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn record_bill_vds_certificate(
+    cmd: Command,
+    PathIds((organization_id, invoice_id)): PathIds<(OrganizationId, InvoiceId)>,
+    JsonBody(body): JsonBody<RecordVdsCertificate>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "recording a VDS certificate")?;
+    let issue = cmd.named("record-bill-vds-certificate");
+    organization(issue.state(), &issue, organization_id).await?;
+    let command = InvoiceCommand::RecordVdsCertificate {
+        organization_id,
+        certificate: VdsCertificate {
+            number: body.number,
+            date: body.date,
+        },
+    };
+    let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
+    Ok(Accepted::changed(outcome, invoice_id, organization_id))
+}
+
+/// Records the Mushak-6.6 certificate for the VAT a receipt or payment deducted (received from
+/// the customer, or issued to the supplier) after it was recorded (role `accountant`,
+/// `finance-manager` or `admin`), once.
+#[utoipa::path(
+    post, path = "/v1/organizations/{organization_id}/payments/{payment_id}/vds-certificate", tag = "tax",
+    request_body = RecordVdsCertificate,
+    params(("organization_id" = Uuid, Path), ("payment_id" = Uuid, Path), crate::hierarchy::IdempotencyKeyHeader, crate::hierarchy::IfMatchHeader),
+    responses((status = 200, description = "Recorded", body = CommandAccepted), InvoicingErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("post-entries"))),
+)]
+pub async fn record_payment_vds_certificate(
+    cmd: Command,
+    PathIds((organization_id, payment_id)): PathIds<(OrganizationId, PaymentId)>,
+    JsonBody(body): JsonBody<RecordVdsCertificate>,
+) -> Result<Accepted, ApiError> {
+    cmd.require(Permission::PostEntries, "recording a VDS certificate")?;
+    let issue = cmd.named("record-payment-vds-certificate");
+    organization(issue.state(), &issue, organization_id).await?;
+    let command = PaymentCommand::RecordVdsCertificate {
+        organization_id,
+        certificate: VdsCertificate {
+            number: body.number,
+            date: body.date,
+        },
     };
     let state = issue.state();
     let started = std::time::Instant::now();

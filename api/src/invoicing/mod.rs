@@ -13,7 +13,7 @@ pub mod views;
 
 use axum::Router;
 use vextrus_domain::finance::{
-    BudgetError, InvoiceError, PartyError, PaymentError, RetentionError, TaxError,
+    BudgetError, CertificateError, InvoiceError, PartyError, PaymentError, RetentionError, TaxError,
 };
 
 use crate::command::DocumentedRoutes;
@@ -64,6 +64,26 @@ pub fn router() -> Router<AppState> {
         .documented(__path_withholding_register, withholding_register)
         .documented(__path_retention_register, retention_register)
         .documented(__path_allocate_advance, allocate_advance)
+        .documented(
+            __path_record_bill_vds_certificate,
+            record_bill_vds_certificate,
+        )
+        .documented(
+            __path_record_payment_vds_certificate,
+            record_payment_vds_certificate,
+        )
+        .documented(__path_vds_certificates, vds_certificates)
+}
+
+/// A Mushak-6.6 certificate's refusals, for a bill or a payment.
+fn certificate_problem(error: CertificateError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        CertificateError::NoVdsDeducted => rule("no-vds-deducted", detail),
+        CertificateError::Recorded(_) => rule("certificate-recorded", detail),
+        CertificateError::Number => field("number", detail),
+        CertificateError::BeforeDeduction(_) => field("date", detail),
+    }
 }
 
 impl DomainProblem for PartyError {
@@ -150,6 +170,7 @@ impl DomainProblem for InvoiceError {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
             E::NoteCurrency { .. } => rule("currency-mismatch", detail),
+            E::Certificate(error) => certificate_problem(error),
             E::Retention(error) => error.into_problem(),
         }
     }
@@ -189,6 +210,7 @@ impl DomainProblem for PaymentError {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
             E::ForeignRetention => rule("foreign-currency", detail),
+            E::Certificate(error) => certificate_problem(error),
             E::NotFound => ApiError::NotFound(detail),
             E::AboveAdvance { .. } => rule("above-advance", detail),
             E::NoAllocations => rule("line-count", detail),

@@ -24,14 +24,15 @@ use super::commands::month;
 use super::pdf;
 use super::views::{
     AgingBasisView, AgingPartyView, AgingQuery, AgingView, AllocationView, BudgetActionView,
-    BudgetQuery, BudgetReport, BudgetView, DeductionView, DocumentAccountsBody, DocumentPage,
-    DocumentQuery, DocumentRow, DocumentStatusView, DocumentView, MonthPath, OpenItemView,
-    OpenSideView, PartyLedgerLine, PartyLedgerQuery, PartyLedgerView, PartyPage, PartyQuery,
-    PartyView, PaymentDirectionView, PaymentPage, PaymentQuery, PaymentView, RetentionBalance,
-    RetentionMoveView, RetentionQuery, RetentionRegister, TaxBookView, TdsSectionView, TdsTierView,
-    TdsTiersView, VatBookLine, VatBookQuery, VatBookView, VatCodeView, VatKindView, VatMonthView,
-    VatRateView, VatReturnQuery, VatReturnRow, VatReturnView, WithholdingLine, WithholdingQuery,
-    WithholdingRegister,
+    BudgetQuery, BudgetReport, BudgetView, CertificateDirectionView, DeductionView,
+    DocumentAccountsBody, DocumentPage, DocumentQuery, DocumentRow, DocumentStatusView,
+    DocumentView, MonthPath, OpenItemView, OpenSideView, PartyLedgerLine, PartyLedgerQuery,
+    PartyLedgerView, PartyPage, PartyQuery, PartyView, PaymentDirectionView, PaymentPage,
+    PaymentQuery, PaymentView, RetentionBalance, RetentionMoveView, RetentionQuery,
+    RetentionRegister, TaxBookView, TdsSectionView, TdsTierView, TdsTiersView, VatBookLine,
+    VatBookQuery, VatBookView, VatCodeView, VatKindView, VatMonthView, VatRateView, VatReturnQuery,
+    VatReturnRow, VatReturnView, VdsCertificateLine, VdsCertificateQuery, VdsCertificateRegister,
+    VdsCertificateView, WithholdingLine, WithholdingQuery, WithholdingRegister,
 };
 use crate::auth::Permission;
 use crate::consistency;
@@ -367,7 +368,7 @@ impl DatedWindow {
 const DOCUMENT_COLUMNS: &str = "i.invoice_id, i.kind, i.status, i.document, i.version, \
                                 i.position, i.date, i.settled, i.balance, \
                                 coalesce(i.foreign_balance, i.foreign_total) as foreign_balance, \
-                                i.foreign_settled, \
+                                i.foreign_settled, i.vds_certificate, i.vds_certificate_date, \
                                 p.name as party_name";
 
 /// A document row as the API shows it; the recorded document decides the rest.
@@ -383,6 +384,7 @@ fn document_view(row: &PgRow) -> Result<DocumentView, ApiError> {
         cancelled: row.get::<String, _>("status") == "cancelled",
         foreign_balance: row.get("foreign_balance"),
         foreign_settled: row.get("foreign_settled"),
+        vds_certificate: certificate_of(row),
     };
     let unreadable =
         |error: serde_json::Error| ApiError::Internal(format!("a recorded document: {error}"));
@@ -800,7 +802,18 @@ pub async fn get_vat_return(
 }
 
 const PAYMENT_COLUMNS: &str = "y.payment_id, y.document, y.version, y.position, y.date, y.advance, \
+                               y.vds_certificate, \
+                               coalesce(y.vds_certificate_date, y.date) as vds_certificate_date, \
                                p.name as party_name";
+
+/// The Mushak-6.6 certificate a row records (`vds_certificate`, `vds_certificate_date`).
+fn certificate_of(row: &PgRow) -> Option<VdsCertificateView> {
+    let number: Option<String> = row.get("vds_certificate");
+    let date: Option<NaiveDate> = row.get("vds_certificate_date");
+    number
+        .zip(date)
+        .map(|(number, date)| VdsCertificateView { number, date })
+}
 
 fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
     let document: serde_json::Value = row.get("document");
@@ -840,7 +853,8 @@ fn payment_view(row: &PgRow) -> Result<PaymentView, ApiError> {
         advance: amount(row.get("advance")),
         reference: payment.reference.clone(),
         narration: payment.narration.clone(),
-        vds_certificate: payment.vds_certificate.clone(),
+        vds_certificate: row.get("vds_certificate"),
+        vds_certificate_date: certificate_of(row).map(|certificate| certificate.date),
         currency: payment.currency.as_ref().map(ToString::to_string),
         exchange_rate: payment.exchange_rate.map(|rate| rate.to_decimal()),
         exchange_difference: recorded.exchange_difference.to_decimal(),
@@ -1320,7 +1334,8 @@ pub async fn withholding_register(
     let rows = sqlx::query(
         "with withheld as (
              select i.tenant_id, i.date, i.number, i.party_id, k.kind, 'given' as direction,
-                    k.amount, null::text as certificate, i.position
+                    k.amount, case k.kind when 'vds' then i.vds_certificate end as certificate,
+                    i.position
              from fin_invoices i
              cross join lateral (values ('vds', i.vds), ('tds', i.tds), ('retention', i.retention))
                   as k(kind, amount)
@@ -1389,6 +1404,140 @@ pub async fn withholding_register(
         ));
     }
     Ok(Json(WithholdingRegister { lines }).into_response())
+}
+
+/// The register of Mushak-6.6 certificates: every deduction of VAT at source, with the
+/// certificate recorded for it or none yet. `issued`: a bill's VDS (the organization withheld it
+/// from the supplier when the bill was submitted) and a payment's VDS deduction; `received`: a
+/// receipt's VDS deduction (the customer withheld it). With `pending=true`, only the deductions
+/// whose certificate is still to be issued or collected. JSON, or CSV with `format=csv`.
+#[utoipa::path(
+    get, path = "/v1/organizations/{organization_id}/vds-certificates", tag = "tax",
+    params(("organization_id" = Uuid, Path), VdsCertificateQuery),
+    responses((status = 200, description = "The Mushak-6.6 certificates issued and received",
+        content((VdsCertificateRegister = "application/json"), (String = "text/csv"))), InvoicingQueryErrors),
+    security(("bearer" = [])),
+    extensions(("x-permission" = json!("read"))),
+)]
+pub async fn vds_certificates(
+    State(state): State<AppState>,
+    context: RequestContext,
+    PathIds(organization): PathIds<OrganizationId>,
+    QueryParams(query): QueryParams<VdsCertificateQuery>,
+) -> Result<Response, ApiError> {
+    let mut tx = fresh_read(&state, &context, query.min_position).await?;
+    require_organization(&mut tx, organization).await?;
+    let direction = query.direction.map(|direction| match direction {
+        CertificateDirectionView::Issued => "issued",
+        CertificateDirectionView::Received => "received",
+    });
+    let rows = sqlx::query(
+        "with deducted as (
+             select 'issued' as direction, i.tenant_id, i.invoice_id as document_id, i.date,
+                    i.number, i.party_id, i.vds, i.vds_certificate as certificate,
+                    i.vds_certificate_date as certificate_date, i.position
+             from fin_invoices i
+             where i.organization_id = $1 and i.kind = 'purchase_bill' and i.status = 'submitted'
+               and i.vds <> 0
+             union all
+             select case y.direction when 'payment' then 'issued' else 'received' end,
+                    y.tenant_id, y.payment_id, y.date, y.number, y.party_id, y.vds,
+                    y.vds_certificate, coalesce(y.vds_certificate_date, y.date), y.position
+             from fin_payments y
+             where y.organization_id = $1 and y.vds <> 0)
+         select d.*, p.name as party_name, p.bin as party_bin from deducted d
+         left join fin_parties p on p.tenant_id = d.tenant_id and p.party_id = d.party_id
+         where ($2::date is null or d.date >= $2) and ($3::date is null or d.date <= $3)
+           and ($4::text is null or d.direction = $4)
+           and (not $5 or d.certificate is null)
+         order by d.date, d.position",
+    )
+    .bind(organization.as_uuid())
+    .bind(query.from)
+    .bind(query.to)
+    .bind(direction)
+    .bind(query.pending.unwrap_or(false))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    drop(tx);
+    let mut total = 0_i64;
+    let mut pending = 0_u64;
+    let lines: Vec<VdsCertificateLine> = rows
+        .iter()
+        .map(|row| {
+            let vds: i64 = row.get("vds");
+            total += vds;
+            let number: Option<String> = row.get("certificate");
+            let date: Option<NaiveDate> = row.get("certificate_date");
+            let certificate = number
+                .zip(date)
+                .map(|(number, date)| VdsCertificateView { number, date });
+            if certificate.is_none() {
+                pending += 1;
+            }
+            VdsCertificateLine {
+                direction: if row.get::<String, _>("direction") == "issued" {
+                    CertificateDirectionView::Issued
+                } else {
+                    CertificateDirectionView::Received
+                },
+                date: row.get("date"),
+                document_id: row.get("document_id"),
+                number: row.get::<Option<String>, _>("number").unwrap_or_default(),
+                party_id: row.get("party_id"),
+                party_name: row.get("party_name"),
+                party_bin: bin_text(row.get("party_bin")),
+                vds: amount(vds),
+                certificate,
+            }
+        })
+        .collect();
+    if query.format == Some(ReportFormat::Csv) {
+        let header_row = [
+            "direction",
+            "date",
+            "number",
+            "party",
+            "party_bin",
+            "vds",
+            "certificate",
+            "certificate_date",
+        ];
+        let rows = lines
+            .into_iter()
+            .map(|line| {
+                let (certificate, date) = line
+                    .certificate
+                    .map(|c| (c.number, c.date.to_string()))
+                    .unwrap_or_default();
+                vec![
+                    match line.direction {
+                        CertificateDirectionView::Issued => "issued".to_owned(),
+                        CertificateDirectionView::Received => "received".to_owned(),
+                    },
+                    line.date.to_string(),
+                    line.number,
+                    line.party_name.unwrap_or_default(),
+                    line.party_bin.unwrap_or_default(),
+                    line.vds,
+                    certificate,
+                    date,
+                ]
+            })
+            .collect();
+        return Ok(crate::finance::queries::csv_response(
+            "vds-certificates",
+            &header_row,
+            rows,
+        ));
+    }
+    Ok(Json(VdsCertificateRegister {
+        lines,
+        vds: amount(total),
+        pending,
+    })
+    .into_response())
 }
 
 /// The side of the books a party's retention is on: customers hold it back from the

@@ -554,6 +554,9 @@ pub struct DocumentView {
     pub foreign_total: Option<String>,
     /// What is left to settle in the document's own currency.
     pub foreign_outstanding: Option<String>,
+    /// A bill that withheld VAT at source: the Mushak-6.6 certificate issued for it, once
+    /// recorded.
+    pub vds_certificate: Option<VdsCertificateView>,
     /// The document's stream version, for `If-Match`.
     pub version: i64,
     /// Log position of the document's first event.
@@ -607,6 +610,7 @@ pub struct DocumentRow {
     /// its currency.
     pub foreign_balance: Option<i64>,
     pub foreign_settled: i64,
+    pub vds_certificate: Option<VdsCertificateView>,
 }
 
 impl DocumentView {
@@ -648,6 +652,7 @@ impl DocumentView {
             exchange_rate: draft.exchange_rate.map(|rate| rate.to_decimal()),
             foreign_total: None,
             foreign_outstanding: None,
+            vds_certificate: None,
             version: row.version,
             position: row.position,
         }
@@ -719,6 +724,7 @@ impl DocumentView {
                 };
                 Money::from_paisa(left).to_decimal()
             }),
+            vds_certificate: row.vds_certificate,
             version: row.version,
             position: row.position,
         }
@@ -1020,7 +1026,10 @@ pub struct PaymentView {
     pub advance: String,
     pub reference: Option<String>,
     pub narration: Option<String>,
+    /// The Mushak-6.6 certificate for the VAT it deducted: received from a customer with a
+    /// receipt, issued to a supplier with a payment (recorded with it or later).
     pub vds_certificate: Option<String>,
+    pub vds_certificate_date: Option<NaiveDate>,
     /// A foreign-currency payment: its currency and rate.
     pub currency: Option<String>,
     pub exchange_rate: Option<String>,
@@ -1283,6 +1292,77 @@ pub struct WithholdingLine {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WithholdingRegister {
     pub lines: Vec<WithholdingLine>,
+}
+
+/// A Mushak-6.6 certificate to record: its number and the day it was issued.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordVdsCertificate {
+    #[schema(schema_with = text::narration)]
+    pub number: String,
+    /// On or after the day the VAT was deducted (the bill's or the payment's date).
+    pub date: NaiveDate,
+}
+
+/// A recorded Mushak-6.6 certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VdsCertificateView {
+    pub number: String,
+    pub date: NaiveDate,
+}
+
+/// Which certificates: those the organization issues (for VAT it withheld from suppliers) or
+/// receives (for VAT customers deducted from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateDirectionView {
+    Issued,
+    Received,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VdsCertificateQuery {
+    /// Deductions dated from this day (from the first when omitted).
+    pub from: Option<NaiveDate>,
+    /// Deductions dated up to this day, included.
+    pub to: Option<NaiveDate>,
+    /// Only issued or only received (both when omitted).
+    pub direction: Option<CertificateDirectionView>,
+    /// `true`: only deductions whose certificate is not recorded yet.
+    pub pending: Option<bool>,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// One deduction of VAT at source and its Mushak-6.6 certificate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VdsCertificateLine {
+    pub direction: CertificateDirectionView,
+    /// When the VAT was deducted: the bill's date (issued for a bill) or the payment's.
+    pub date: NaiveDate,
+    /// The bill, receipt or payment that deducted it.
+    pub document_id: Uuid,
+    pub number: String,
+    pub party_id: Uuid,
+    pub party_name: Option<String>,
+    /// The party's BIN (9+4), which the certificate names.
+    pub party_bin: Option<String>,
+    /// The VAT deducted at source.
+    pub vds: String,
+    /// Null while the certificate is not recorded.
+    pub certificate: Option<VdsCertificateView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VdsCertificateRegister {
+    pub lines: Vec<VdsCertificateLine>,
+    /// The VAT deducted on the lines listed, and how many of them wait for a certificate.
+    pub vds: String,
+    pub pending: u64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -301,7 +301,7 @@ fn a_dollar_advance_allocated_later_moves_it_at_the_receipts_rate_and_posts_the_
             )
             .unwrap();
         let event = events.pop().unwrap();
-        let entry = payment_entry(&event, &context).unwrap();
+        let entry = payment_entry(&event, &context).unwrap().unwrap();
         let PaymentEvent::AdvanceAllocated(allocated) = &event else {
             panic!("{event:?}");
         };

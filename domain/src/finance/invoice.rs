@@ -31,6 +31,7 @@ use super::journal::{
 };
 use super::measure::{ExchangeRate, Quantity, Rate};
 use super::party::Party;
+use super::payment::{CertificateError, VdsCertificate};
 use super::retention::RetentionError;
 use super::series::document_number;
 use super::tax::{TaxBook, TaxError, VatKind};
@@ -333,6 +334,12 @@ pub enum InvoiceCommand {
         reason: String,
         reversal_entry_id: EntryId,
     },
+    /// Records the Mushak-6.6 certificate the organization issued for the VAT a bill withheld,
+    /// once.
+    RecordVdsCertificate {
+        organization_id: OrganizationId,
+        certificate: VdsCertificate,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,6 +369,8 @@ pub enum InvoiceEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         foreign_amount: Option<Money>,
     },
+    /// The Mushak-6.6 certificate issued for the VAT the bill withheld.
+    VdsCertificateIssued(VdsCertificate),
     /// Cancelled: its entry was reversed by `reversal_entry_id` on `date`.
     InvoiceCancelled {
         invoice_id: InvoiceId,
@@ -380,6 +389,7 @@ impl DomainEvent for InvoiceEvent {
             Self::InvoiceSettled { .. } => "InvoiceSettled",
             Self::InvoiceAdjusted { .. } => "InvoiceAdjusted",
             Self::InvoiceCancelled { .. } => "InvoiceCancelled",
+            Self::VdsCertificateIssued(_) => "VdsCertificateIssued",
         }
         .to_owned()
     }
@@ -461,6 +471,8 @@ pub enum InvoiceError {
     /// `expected` is the document's currency, and its rate when foreign (`USD at 120.00`).
     #[error("a note is in the currency of the document it changes, at its rate: {expected}")]
     NoteCurrency { expected: String },
+    #[error("{0}")]
+    Certificate(CertificateError),
 }
 
 /// What a document's decisions read: the organization's ledger and hierarchy, its tax book, the
@@ -502,6 +514,11 @@ struct Submitted {
     /// The retention a bill withheld (held with the party until released).
     #[serde(default)]
     retention: Money,
+    /// The VAT a bill withheld at source, and the Mushak-6.6 certificate issued for it.
+    #[serde(default)]
+    vds: Money,
+    #[serde(default)]
+    certificate: Option<VdsCertificate>,
 }
 
 /// A sales invoice or purchase bill (see the module docs).
@@ -551,6 +568,12 @@ impl Aggregate for Invoice {
                     date: submitted.date,
                     cancelled: false,
                     retention: submitted.withholding.retention,
+                    vds: if submitted.kind == InvoiceKind::PurchaseBill {
+                        submitted.withholding.vds
+                    } else {
+                        Money::ZERO
+                    },
+                    certificate: None,
                 });
             }
             InvoiceEvent::InvoiceAdjusted {
@@ -566,6 +589,11 @@ impl Aggregate for Invoice {
             InvoiceEvent::InvoiceCancelled { .. } => {
                 if let Some(submitted) = &mut self.submitted {
                     submitted.cancelled = true;
+                }
+            }
+            InvoiceEvent::VdsCertificateIssued(certificate) => {
+                if let Some(submitted) = &mut self.submitted {
+                    submitted.certificate = Some(certificate);
                 }
             }
             InvoiceEvent::InvoiceSettled {
@@ -719,7 +747,37 @@ impl Invoice {
                 journal_entry(&cancelled, context)?;
                 Ok(vec![cancelled])
             }
+            InvoiceCommand::RecordVdsCertificate {
+                organization_id,
+                certificate,
+            } => {
+                let draft = self
+                    .draft
+                    .as_ref()
+                    .filter(|draft| draft.organization_id == organization_id)
+                    .ok_or(InvoiceError::NotFound)?;
+                let submitted = self.submitted.as_ref().ok_or(InvoiceError::NotSubmitted)?;
+                if submitted.cancelled {
+                    return Err(InvoiceError::Cancelled);
+                }
+                if draft.kind != InvoiceKind::PurchaseBill || !submitted.vds.is_positive() {
+                    return Err(InvoiceError::Certificate(CertificateError::NoVdsDeducted));
+                }
+                let new = certificate
+                    .check(submitted.date, submitted.certificate.as_ref())
+                    .map_err(InvoiceError::Certificate)?;
+                Ok(if new {
+                    vec![InvoiceEvent::VdsCertificateIssued(certificate)]
+                } else {
+                    Vec::new()
+                })
+            }
         }
+    }
+
+    /// The Mushak-6.6 certificate issued for the VAT a bill withheld, once recorded.
+    pub fn certificate(&self) -> Option<&VdsCertificate> {
+        self.submitted.as_ref()?.certificate.as_ref()
     }
 }
 

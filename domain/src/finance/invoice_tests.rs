@@ -600,7 +600,7 @@ pub(super) fn pay(
     let PaymentEvent::PaymentRecorded(recorded) = event else {
         panic!("not a recorded payment: {event:?}");
     };
-    Ok((*recorded, entry))
+    Ok((*recorded, entry.unwrap()))
 }
 
 #[test]
@@ -930,5 +930,138 @@ fn released_retention_settles_the_partys_retention_account_beside_its_documents(
     assert_eq!(
         pay(&desk, &invoices, released).unwrap_err(),
         PaymentError::ZeroRetentionRelease
+    );
+}
+
+#[test]
+fn a_bills_vds_certificate_is_recorded_once_and_only_where_vat_was_withheld() {
+    let desk = Desk::new(PartyKind::Supplier, false);
+    let bill = |vat_code: &str| {
+        let draft = desk.draft(
+            InvoiceKind::PurchaseBill,
+            "2025-08-10",
+            vec![desk.line("1000000", vat_code, "5120")],
+        );
+        let context = desk.context(1);
+        let drafted = applied(
+            Invoice::default(),
+            Invoice::default()
+                .decide(InvoiceCommand::Draft(draft), &context)
+                .unwrap(),
+        );
+        let submit = InvoiceCommand::Submit {
+            issued_at: Utc::now(),
+            entry_id: EntryId::new(),
+        };
+        let events = drafted.decide(submit, &context).unwrap();
+        applied(drafted, events)
+    };
+    let certificate = |number: &str, on: &str| InvoiceCommand::RecordVdsCertificate {
+        organization_id: desk.books.org,
+        certificate: VdsCertificate {
+            number: number.to_owned(),
+            date: date(on),
+        },
+    };
+    let context = desk.context(1);
+    // S004.00 withholds all of its 7.5 % VAT.
+    let withheld = bill("S004.00");
+    assert_eq!(
+        withheld
+            .decide(certificate("M66-OUT-7", "2025-08-09"), &context)
+            .unwrap_err(),
+        InvoiceError::Certificate(CertificateError::BeforeDeduction(date("2025-08-10")))
+    );
+    assert_eq!(
+        withheld
+            .decide(certificate(" M66", "2025-08-12"), &context)
+            .unwrap_err(),
+        InvoiceError::Certificate(CertificateError::Number)
+    );
+    let issued = applied(
+        withheld.clone(),
+        withheld
+            .decide(certificate("M66-OUT-7", "2025-08-12"), &context)
+            .unwrap(),
+    );
+    assert_eq!(issued.certificate().unwrap().number, "M66-OUT-7");
+    assert!(
+        issued
+            .decide(certificate("M66-OUT-7", "2025-08-12"), &context)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        issued
+            .decide(certificate("M66-OUT-8", "2025-08-12"), &context)
+            .unwrap_err(),
+        InvoiceError::Certificate(CertificateError::Recorded("M66-OUT-7".to_owned()))
+    );
+    // The standard rate withholds nothing; another organization's bill is not found.
+    assert_eq!(
+        bill("STD")
+            .decide(certificate("M66-OUT-9", "2025-08-12"), &context)
+            .unwrap_err(),
+        InvoiceError::Certificate(CertificateError::NoVdsDeducted)
+    );
+    let elsewhere = InvoiceCommand::RecordVdsCertificate {
+        organization_id: crate::ids::OrganizationId::new(),
+        certificate: VdsCertificate {
+            number: "M66-OUT-7".to_owned(),
+            date: date("2025-08-12"),
+        },
+    };
+    assert_eq!(
+        withheld.decide(elsewhere, &context).unwrap_err(),
+        InvoiceError::NotFound
+    );
+}
+
+#[test]
+fn a_receipts_vds_certificate_is_recorded_with_it_or_later_and_only_when_vat_was_deducted() {
+    let desk = Desk::new(PartyKind::Customer, true);
+    let (id, invoice) = submitted_sale(&desk, "100000", "S004.00");
+    let allocation = Allocation {
+        invoice_id: id,
+        amount: taka("107500"),
+    };
+    let mut money = receipt(&desk, "100000", vec![allocation]);
+    money.deductions = vec![Deduction {
+        kind: DeductionKind::Vds,
+        amount: taka("7500"),
+    }];
+    let (recorded, _) = pay(&desk, &[(id, invoice.clone())], money).unwrap();
+    let mut payment = Payment::default();
+    payment.apply(PaymentEvent::PaymentRecorded(Box::new(recorded.clone())));
+    let record = |number: &str| PaymentCommand::RecordVdsCertificate {
+        organization_id: desk.books.org,
+        certificate: VdsCertificate {
+            number: number.to_owned(),
+            date: date("2025-09-01"),
+        },
+    };
+    let context = PaymentContext::default();
+    let events = payment.decide(record("M66-IN-1"), &context).unwrap();
+    assert_eq!(events.len(), 1);
+    payment.apply(events[0].clone());
+    assert_eq!(payment.certificate().unwrap().number, "M66-IN-1");
+    assert!(
+        payment
+            .decide(record("M66-IN-1"), &context)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        payment.decide(record("M66-IN-2"), &context).unwrap_err(),
+        PaymentError::Certificate(CertificateError::Recorded("M66-IN-1".to_owned()))
+    );
+    // A receipt that deducted no VAT takes no certificate.
+    let plain = receipt(&desk, "100", Vec::new());
+    let (recorded, _) = pay(&desk, &[], plain).unwrap();
+    let mut payment = Payment::default();
+    payment.apply(PaymentEvent::PaymentRecorded(Box::new(recorded)));
+    assert_eq!(
+        payment.decide(record("M66-IN-3"), &context).unwrap_err(),
+        PaymentError::Certificate(CertificateError::NoVdsDeducted)
     );
 }

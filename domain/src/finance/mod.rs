@@ -62,9 +62,9 @@ pub use measure::{ExchangeRate, MeasureError, Quantity, Rate};
 pub use money::{Money, MoneyError};
 pub use party::{MAX_TERMS_DAYS, Party, PartyCommand, PartyDetails, PartyError, PartyEvent};
 pub use payment::{
-    AdvanceAllocation, Allocation, Deduction, DeductionKind, NewPayment, Payment, PaymentCommand,
-    PaymentContext, PaymentDirection, PaymentError, PaymentEvent, RecordedPayment, Settlement,
-    payment_entry,
+    AdvanceAllocation, Allocation, CertificateError, Deduction, DeductionKind, NewPayment, Payment,
+    PaymentCommand, PaymentContext, PaymentDirection, PaymentError, PaymentEvent, RecordedPayment,
+    Settlement, VdsCertificate, payment_entry,
 };
 pub use retention::{
     Retention, RetentionChange, RetentionCommand, RetentionError, RetentionEvent, RetentionMove,

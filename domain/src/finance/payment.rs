@@ -190,6 +190,51 @@ pub struct RecordedPayment {
     pub exchange_difference: Money,
 }
 
+/// A Mushak-6.6 certificate of VAT deducted at source: issued by the organization for what it
+/// withheld from a supplier, received from a customer for what the customer deducted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VdsCertificate {
+    pub number: String,
+    pub date: NaiveDate,
+}
+
+impl VdsCertificate {
+    /// Whether a certificate may be recorded now for VAT deducted on `deducted_on`, given the
+    /// one `recorded` already, if any: `Ok(false)` when it is that same certificate (nothing to
+    /// record), `Err` with the rule it breaks otherwise.
+    pub fn check(
+        &self,
+        deducted_on: NaiveDate,
+        recorded: Option<&VdsCertificate>,
+    ) -> Result<bool, CertificateError> {
+        match recorded {
+            Some(recorded) if recorded == self => return Ok(false),
+            Some(recorded) => return Err(CertificateError::Recorded(recorded.number.clone())),
+            None => {}
+        }
+        if !valid_text(&self.number) {
+            return Err(CertificateError::Number);
+        }
+        if self.date < deducted_on {
+            return Err(CertificateError::BeforeDeduction(deducted_on));
+        }
+        Ok(true)
+    }
+}
+
+/// Why a Mushak-6.6 certificate could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CertificateError {
+    #[error("no VAT was deducted at source on it, so it takes no Mushak-6.6 certificate")]
+    NoVdsDeducted,
+    #[error("certificate {0} is recorded already; a certificate is recorded once")]
+    Recorded(String),
+    #[error("must be 1 to 500 characters, without control characters or white space at either end")]
+    Number,
+    #[error("the certificate is dated before the VAT was deducted ({0})")]
+    BeforeDeduction(NaiveDate),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum PaymentCommand {
     Record {
@@ -205,6 +250,12 @@ pub enum PaymentCommand {
         /// Where an exchange difference is costed; the payment's project and site when `None`.
         project_id: Option<ProjectId>,
         site_id: Option<SiteId>,
+    },
+    /// Records the Mushak-6.6 certificate for the VAT the payment deducted (received from a
+    /// customer, or issued to a supplier), once.
+    RecordVdsCertificate {
+        organization_id: OrganizationId,
+        certificate: VdsCertificate,
     },
 }
 
@@ -250,6 +301,8 @@ impl AdvanceAllocation {
 pub enum PaymentEvent {
     PaymentRecorded(Box<RecordedPayment>),
     AdvanceAllocated(Box<AdvanceAllocation>),
+    /// The Mushak-6.6 certificate for the VAT the payment deducted, recorded after it.
+    VdsCertificateRecorded(VdsCertificate),
 }
 
 impl DomainEvent for PaymentEvent {
@@ -257,6 +310,7 @@ impl DomainEvent for PaymentEvent {
         match self {
             Self::PaymentRecorded(_) => "PaymentRecorded",
             Self::AdvanceAllocated(_) => "AdvanceAllocated",
+            Self::VdsCertificateRecorded(_) => "VdsCertificateRecorded",
         }
         .to_owned()
     }
@@ -347,6 +401,8 @@ pub enum PaymentError {
     /// Releasing more retention than is held with the party.
     #[error("retention_release: {0}")]
     Retention(RetentionError),
+    #[error("{0}")]
+    Certificate(CertificateError),
 }
 
 /// What recording a payment decides on.
@@ -369,6 +425,9 @@ pub struct Payment {
     /// What that took off the advances account in the base currency.
     #[serde(default)]
     moved_later: Money,
+    /// The Mushak-6.6 certificate for the VAT it deducted, once recorded.
+    #[serde(default)]
+    certificate: Option<VdsCertificate>,
 }
 
 impl Aggregate for Payment {
@@ -392,10 +451,24 @@ impl Aggregate for Payment {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            PaymentEvent::PaymentRecorded(recorded) => self.recorded = Some(*recorded),
+            PaymentEvent::PaymentRecorded(recorded) => {
+                self.certificate =
+                    recorded
+                        .payment
+                        .vds_certificate
+                        .as_ref()
+                        .map(|number| VdsCertificate {
+                            number: number.clone(),
+                            date: recorded.payment.date,
+                        });
+                self.recorded = Some(*recorded);
+            }
             PaymentEvent::AdvanceAllocated(allocated) => {
                 self.allocated_later += allocated.allocations.iter().map(|a| a.amount).sum();
                 self.moved_later += allocated.moved();
+            }
+            PaymentEvent::VdsCertificateRecorded(certificate) => {
+                self.certificate = Some(certificate);
             }
         }
     }
@@ -449,9 +522,40 @@ impl Payment {
                     context,
                 )?))
             }
+            PaymentCommand::RecordVdsCertificate {
+                organization_id,
+                certificate,
+            } => {
+                let payment = self
+                    .recorded
+                    .as_ref()
+                    .map(|recorded| &recorded.payment)
+                    .filter(|payment| payment.organization_id == organization_id)
+                    .ok_or(PaymentError::NotFound)?;
+                let deducted = payment
+                    .deductions
+                    .iter()
+                    .any(|d| d.kind == DeductionKind::Vds);
+                if !deducted {
+                    return Err(PaymentError::Certificate(CertificateError::NoVdsDeducted));
+                }
+                let new = certificate
+                    .check(payment.date, self.certificate.as_ref())
+                    .map_err(PaymentError::Certificate)?;
+                return Ok(if new {
+                    vec![PaymentEvent::VdsCertificateRecorded(certificate)]
+                } else {
+                    Vec::new()
+                });
+            }
         };
         payment_entry(&event, context)?;
         Ok(vec![event])
+    }
+
+    /// The Mushak-6.6 certificate for the VAT the payment deducted, once recorded.
+    pub fn certificate(&self) -> Option<&VdsCertificate> {
+        self.certificate.as_ref()
     }
 
     /// What is held as an advance now.
@@ -755,11 +859,12 @@ fn settle(
     Ok(settlements)
 }
 
-/// The journal entry a recorded payment posts, decided by the ledger's own rules.
+/// The journal entry a recorded payment or an allocation of its advance posts, decided by the
+/// ledger's own rules; `Ok(None)` for events that post nothing.
 pub fn payment_entry(
     event: &PaymentEvent,
     context: &PaymentContext,
-) -> Result<JournalEvent, PaymentError> {
+) -> Result<Option<JournalEvent>, PaymentError> {
     let accounts: &DocumentAccounts = context
         .tax
         .accounts()
@@ -767,8 +872,9 @@ pub fn payment_entry(
     let recorded = match event {
         PaymentEvent::PaymentRecorded(recorded) => recorded,
         PaymentEvent::AdvanceAllocated(allocated) => {
-            return advance_entry(allocated, accounts, context);
+            return advance_entry(allocated, accounts, context).map(Some);
         }
+        PaymentEvent::VdsCertificateRecorded(_) => return Ok(None),
     };
     let payment = &recorded.payment;
     let party = context.party.line_party();
@@ -890,6 +996,7 @@ pub fn payment_entry(
     events
         .pop()
         .ok_or(PaymentError::Posting(JournalError::TooFewLines))
+        .map(Some)
 }
 
 /// The entry that moves an advance to the documents it settles: Dr customer advances / Cr
