@@ -548,8 +548,10 @@ async fn load_ledger(
 /// the ledger's entries, a Warn budget for plant hire on the Padma project, running bill 2 to
 /// the Roads and Highways Department (construction services at 7.5 %), the piling
 /// subcontractor's second bill with VDS, TDS and retention withheld, plant hire over its budget,
-/// the department's payment with VAT and income tax deducted at source, and the subcontractor
-/// paid its net. Returns how many documents and payments it holds.
+/// the department's payment with VAT and income tax deducted at source (its Mushak-6.6
+/// certificate received with it), the subcontractor paid its net, and the Mushak-6.6
+/// certificate issued for the VAT withheld from it. Returns how many documents and payments it
+/// holds.
 async fn load_invoicing(
     store: &EventStore,
     tenant: TenantId,
@@ -561,7 +563,7 @@ async fn load_invoicing(
         Allocation, BudgetAction, BudgetCommand, BudgetLine, Deduction, DeductionKind,
         DocumentAccounts, InvoiceCommand, InvoiceKind, InvoiceLine, NewInvoice, NewPayment, Party,
         PartyCommand, PartyDetails, PaymentCommand, PaymentDirection, Pricing, Quantity, Rate,
-        TaxBook, TaxCommand, standard_tax_rules,
+        TaxBook, TaxCommand, VdsCertificate, standard_tax_rules,
     };
     use vextrus_domain::ids::{AccountId, BudgetId, InvoiceId, PartyId, PaymentId};
 
@@ -798,7 +800,7 @@ async fn load_invoicing(
             "piling-2",
             "1840000.00",
             Vec::new(),
-            Some("M66-MBL-2026-0042"),
+            None,
         ),
     ];
     let payment_count = payments.len();
@@ -854,6 +856,26 @@ async fn load_invoicing(
                 .map_err(DemoError::invoicing)?,
         );
     }
+    count(
+        store
+            .execute_invoice(
+                &postings,
+                tenant,
+                organization,
+                InvoiceId::from_uuid(unit_id("invoice/piling-2")),
+                InvoiceCommand::RecordVdsCertificate {
+                    organization_id: organization,
+                    certificate: VdsCertificate {
+                        number: "M66-MBL-2026-0042".to_owned(),
+                        date: day("2026-11-30"),
+                    },
+                },
+                &metadata("certificate/piling-2", "accountant"),
+                None,
+            )
+            .await
+            .map_err(DemoError::invoicing)?,
+    );
     Ok((documents.len(), payment_count))
 }
 

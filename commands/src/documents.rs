@@ -594,18 +594,25 @@ impl EventStore {
             if let Some((id, (_, version))) = &series {
                 reads.push(StreamRead::of::<NumberSeries>(id, *version));
             }
-            // Bank charges are an expense in a project: they spend against its budgets.
-            let bank_charges = new.filter(|new| {
-                new.deductions
-                    .iter()
-                    .any(|deduction| deduction.kind == DeductionKind::BankCharges)
-            });
-            let candidates = books
-                .tax
-                .0
-                .accounts()
-                .zip(bank_charges)
-                .map(|(accounts, new)| (accounts.bank_charges, new.project_id));
+            // Bank charges and a round-off are profit and loss in a project: they spend against
+            // its budgets.
+            let candidates: Vec<_> = new
+                .into_iter()
+                .flat_map(|new| {
+                    new.deductions.iter().filter_map(|deduction| {
+                        let account = match deduction.kind {
+                            DeductionKind::BankCharges => {
+                                books.tax.0.accounts().map(|accounts| accounts.bank_charges)
+                            }
+                            DeductionKind::RoundOff => {
+                                books.ledger.0.settings().round_off_account_id
+                            }
+                            _ => None,
+                        };
+                        account.map(|account| (account, new.project_id))
+                    })
+                })
+                .collect();
             let budgets = state
                 .budget_read(self, tenant, organization_id, candidates, fresh)
                 .await?;

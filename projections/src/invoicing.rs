@@ -765,8 +765,8 @@ mod tests {
     use vextrus_commands::{GlobalPosition, codec};
     use vextrus_domain::TenantId;
     use vextrus_domain::finance::{
-        Allocation, DocumentAccounts, DocumentContext, FiscalYear, InvoiceCommand, InvoiceKind,
-        InvoiceLine, JournalEvent, Ledger, LedgerEvent, Money, NewInvoice, NewPayment,
+        Allocation, DocumentAccounts, DocumentContext, ExchangeRate, FiscalYear, InvoiceCommand,
+        InvoiceKind, InvoiceLine, JournalEvent, Ledger, LedgerEvent, Money, NewInvoice, NewPayment,
         PartyCommand, PartyDetails, PartyKind, PaymentCommand, PaymentContext, PaymentDirection,
         PostingContext, Pricing, Quantity, TaxBook, TaxCommand, journal_entry, original_adjustment,
         payment_entry, standard_chart, standard_tax_rules,
@@ -781,24 +781,28 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Step {
-        /// A sale (or a bill) of `price` paisa under VAT code `code`, on `day` of the year.
+        /// A sale (or a bill) of `price` paisa (or cents, with `rate`: in dollars at `rate`
+        /// millionths of a taka) under VAT code `code`, on `day` of the year.
         Document {
             sale: bool,
             price: i64,
             code: usize,
             inclusive: bool,
             day: u64,
+            rate: Option<i64>,
         },
         /// A credit note of `percent` of what is left of document `document`.
         CreditNote {
             document: usize,
             percent: i64,
         },
-        /// A receipt or payment settling `percent` of what is left, plus `advance` paisa.
+        /// A receipt or payment settling `percent` of what is left, plus `advance` paisa (in
+        /// dollars at `rate` for a dollar document).
         Settle {
             document: usize,
             percent: i64,
             advance: i64,
+            rate: i64,
         },
         Cancel {
             document: usize,
@@ -807,13 +811,27 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            4 => (any::<bool>(), 1i64..50_000_000, 0usize..4, any::<bool>(), 0u64..300)
-                .prop_map(|(sale, price, code, inclusive, day)| Step::Document { sale, price, code, inclusive, day }),
+            4 => (any::<bool>(), 1i64..50_000_000, 0usize..4, any::<bool>(), 0u64..300, rate())
+                .prop_map(|(sale, price, code, inclusive, day, rate)| Step::Document { sale, price, code, inclusive, day, rate }),
             1 => (0usize..12, 1i64..=120).prop_map(|(document, percent)| Step::CreditNote { document, percent }),
-            2 => (0usize..12, 1i64..=110, 0i64..100_000)
-                .prop_map(|(document, percent, advance)| Step::Settle { document, percent, advance }),
+            2 => (0usize..12, 1i64..=110, 0i64..100_000, 90_000_000i64..140_000_000)
+                .prop_map(|(document, percent, advance, rate)| Step::Settle { document, percent, advance, rate }),
             1 => (0usize..12).prop_map(|document| Step::Cancel { document }),
         ]
+    }
+
+    /// A document in taka (two in three) or in dollars at 90 to 140 taka, to the millionth.
+    fn rate() -> impl Strategy<Value = Option<i64>> {
+        prop_oneof![2 => Just(None), 1 => (90_000_000i64..140_000_000).prop_map(Some)]
+    }
+
+    fn exchange_rate(millionths: i64) -> ExchangeRate {
+        ExchangeRate::parse(&format!(
+            "{}.{:06}",
+            millionths / 1_000_000,
+            millionths % 1_000_000
+        ))
+        .unwrap()
     }
 
     struct Session {
@@ -1038,7 +1056,7 @@ mod tests {
         fn draft(
             &self,
             kind: InvoiceKind,
-            price: i64,
+            (price, rate): (i64, Option<i64>),
             code: usize,
             inclusive: bool,
             on: NaiveDate,
@@ -1071,8 +1089,8 @@ mod tests {
                 tds_section: (!sale).then(|| Code::parse("CONTRACT").unwrap()),
                 retention: None,
                 original: None,
-                currency: None,
-                exchange_rate: None,
+                currency: rate.map(|_| CurrencyCode::parse("USD").unwrap()),
+                exchange_rate: rate.map(exchange_rate),
             }
         }
 
@@ -1091,13 +1109,14 @@ mod tests {
                     code,
                     inclusive,
                     day,
+                    rate,
                 } => {
                     let kind = if sale {
                         InvoiceKind::SalesInvoice
                     } else {
                         InvoiceKind::PurchaseBill
                     };
-                    let draft = self.draft(kind, price, code, inclusive, date(day));
+                    let draft = self.draft(kind, (price, rate), code, inclusive, date(day));
                     self.document(draft, None);
                 }
                 Step::CreditNote { document, percent } => {
@@ -1108,14 +1127,20 @@ mod tests {
                     let Some(draft) = original.draft() else {
                         return;
                     };
-                    let left = original.outstanding().unwrap_or(Money::ZERO).paisa();
+                    // What is left in the document's currency (a note is in it, at its rate).
+                    let left = original
+                        .foreign_outstanding()
+                        .map(|(_, left)| left)
+                        .or(original.outstanding())
+                        .unwrap_or(Money::ZERO)
+                        .paisa();
                     // The note's price before VAT; with the VAT it may well be above what is left.
                     let price = left * percent / 115;
                     if price <= 0 {
                         return;
                     }
                     let kind = draft.kind.note(true).unwrap();
-                    let mut note = self.draft(kind, price, 0, false, draft.date);
+                    let mut note = self.draft(kind, (price, None), 0, false, draft.date);
                     note.tds_section = None;
                     note.original = Some(original_id);
                     self.document(note, Some(document));
@@ -1124,13 +1149,19 @@ mod tests {
                     document,
                     percent,
                     advance,
+                    rate,
                 } => {
                     let Some((invoice_id, invoice)) = self.documents.get(document).cloned() else {
                         return;
                     };
                     let Some(draft) = invoice.draft() else { return };
                     let sale = draft.kind.is_sale();
-                    let left = invoice.outstanding().unwrap_or(Money::ZERO).paisa();
+                    // A dollar document is settled in dollars, at the payment's own rate.
+                    let foreign = invoice.foreign_outstanding().map(|(_, left)| left);
+                    let left = foreign
+                        .or(invoice.outstanding())
+                        .unwrap_or(Money::ZERO)
+                        .paisa();
                     let allocated = left * percent / 100;
                     let payment = NewPayment {
                         payment_id: PaymentId::new(),
@@ -1153,10 +1184,10 @@ mod tests {
                         deductions: Vec::new(),
                         retention_release: None,
                         vds_certificate: None,
-                        project_id: None,
+                        project_id: Some(self.project),
                         site_id: None,
-                        currency: None,
-                        exchange_rate: None,
+                        currency: foreign.map(|_| CurrencyCode::parse("USD").unwrap()),
+                        exchange_rate: foreign.map(|_| exchange_rate(rate)),
                     };
                     let prefix = payment.direction.series_prefix();
                     let context = PaymentContext {
@@ -1182,12 +1213,15 @@ mod tests {
                     self.journal
                         .push(payment_entry(&events[0], &context).unwrap().unwrap());
                     self.record(Payment::TYPE, id.to_string(), &events[0]);
-                    if allocated > 0 {
+                    let PaymentEvent::PaymentRecorded(recorded) = &events[0] else {
+                        return;
+                    };
+                    for settlement in &recorded.settlements {
                         let settled = InvoiceEvent::InvoiceSettled {
                             payment_id: id,
-                            amount: Money::from_paisa(allocated),
+                            amount: settlement.amount,
                             date: draft.date,
-                            foreign_amount: None,
+                            foreign_amount: settlement.foreign_amount,
                         };
                         self.documents[document].1.apply(settled.clone());
                         self.record(Invoice::TYPE, invoice_id.to_string(), &settled);
@@ -1309,6 +1343,18 @@ mod tests {
                 return Err(format!("{what}: {left} != {right}"));
             }
         }
+        // A dollar document settled or credited in full leaves nothing in taka either.
+        for (id, invoice) in &session.documents {
+            if let (Some((_, Money::ZERO)), Some(outstanding)) =
+                (invoice.foreign_outstanding(), invoice.outstanding())
+            {
+                if !outstanding.is_zero() {
+                    return Err(format!(
+                        "{id}: nothing left in dollars, {outstanding} in taka"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1322,6 +1368,7 @@ mod tests {
                 code: 0,
                 inclusive: false,
                 day: 3,
+                rate: None,
             },
             Step::Document {
                 sale: true,
@@ -1329,6 +1376,7 @@ mod tests {
                 code: 1,
                 inclusive: true,
                 day: 40,
+                rate: None,
             },
             Step::Document {
                 sale: false,
@@ -1336,6 +1384,7 @@ mod tests {
                 code: 1,
                 inclusive: false,
                 day: 50,
+                rate: None,
             },
             Step::CreditNote {
                 document: 0,
@@ -1349,11 +1398,13 @@ mod tests {
                 document: 0,
                 percent: 50,
                 advance: 5_000,
+                rate: 120_000_000,
             },
             Step::Settle {
                 document: 2,
                 percent: 100,
                 advance: 0,
+                rate: 120_000_000,
             },
             Step::Cancel { document: 1 },
             Step::Cancel { document: 0 },
@@ -1365,6 +1416,65 @@ mod tests {
         assert_eq!(session.journal.len(), 7);
         assert_eq!(session.documents[1].1.outstanding(), Some(Money::ZERO));
         assert!(session.rows.open_item_moves.len() >= 7);
+        agrees(&session).unwrap();
+    }
+
+    #[test]
+    fn a_dollar_session_leaves_nothing_open_in_either_currency() {
+        let mut session = Session::new();
+        for step in [
+            // USD 1,000.01 at 120.333333 to a customer, USD 5,000.00 at 118.5 from a supplier
+            // (who withholds TDS in dollars).
+            Step::Document {
+                sale: true,
+                price: 100_001,
+                code: 0,
+                inclusive: false,
+                day: 3,
+                rate: Some(120_333_333),
+            },
+            Step::Document {
+                sale: false,
+                price: 500_000,
+                code: 1,
+                inclusive: false,
+                day: 4,
+                rate: Some(118_500_000),
+            },
+            Step::CreditNote {
+                document: 0,
+                percent: 30,
+            },
+            Step::Settle {
+                document: 0,
+                percent: 40,
+                advance: 0,
+                rate: 121_000_000,
+            },
+            Step::Settle {
+                document: 0,
+                percent: 100,
+                advance: 1_000,
+                rate: 119_750_000,
+            },
+            Step::Settle {
+                document: 1,
+                percent: 100,
+                advance: 0,
+                rate: 117_000_001,
+            },
+        ] {
+            session.run(step);
+        }
+        // Two documents, a note and three payments.
+        assert_eq!(session.journal.len(), 6);
+        for (_, document) in &session.documents {
+            assert_eq!(document.outstanding(), Some(Money::ZERO));
+            assert_eq!(
+                document.foreign_outstanding().map(|(_, left)| left),
+                Some(Money::ZERO)
+            );
+        }
         agrees(&session).unwrap();
     }
 

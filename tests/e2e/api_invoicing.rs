@@ -787,6 +787,64 @@ async fn a_receipt_of_1_20_000_settles_1_15_000_and_holds_5_000_as_the_customers
 }
 
 #[tokio::test]
+async fn a_receipt_short_by_a_few_paisa_writes_them_off_within_the_round_off_allowance() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app, "ROUNDOFF").await;
+    let bank = desk.books.id("1121").to_owned();
+    let (invoice, _) = desk.submitted_sale("2025-08-10", "100000.00", "STD").await;
+    let short = |cash: &str, written_off: &str| {
+        json!({"party_id": desk.customer, "date": "2025-08-20", "account_id": bank,
+               "amount": cash, "project_id": desk.books.project,
+               "deductions": [{"kind": "round_off", "amount": written_off}],
+               "allocations": [{"invoice_id": invoice, "amount": "115000.00"}]})
+    };
+    let before = app.event_count().await;
+    assert_eq!(
+        desk.receipt(short("114999.60", "0.40"))
+            .await
+            .expect(409)
+            .problem(),
+        "no-round-off-account"
+    );
+    desk.books
+        .ledger_command(
+            Method::PUT,
+            "ledger/settings",
+            json!({"round_off_account_id": desk.books.id("5270"), "round_off_allowance": "0.50"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        desk.receipt(short("114999.40", "0.60"))
+            .await
+            .expect(409)
+            .problem(),
+        "above-round-off-allowance"
+    );
+    assert_eq!(
+        app.event_count().await,
+        before + 1,
+        "only the settings were written"
+    );
+    let position = desk
+        .receipt(short("114999.60", "0.40"))
+        .await
+        .expect(201)
+        .position();
+    assert_eq!(
+        desk.document(&invoice, position).await["outstanding"],
+        "0.00"
+    );
+    let tb = desk
+        .books
+        .trial_balance("from=2025-07-01&to=2026-06-30", position)
+        .await;
+    assert_eq!(row(&tb.body, "5270")["debit"], "0.40");
+    assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_withholding_customer_pays_less_and_the_subcontractor_is_paid_the_net() {
     let app = spawn_app().await;
     let desk = Desk::open(&app, "NET").await;

@@ -15,7 +15,7 @@ use vextrus_domain::finance::{
     ExchangeRate, Invoice, InvoiceCommand, InvoiceKind, InvoiceLine, Ledger, MAX_TERMS_DAYS, Money,
     NewInvoice, NewPayment, Party, PartyCommand, PartyDetails, PartyKind, Payment, PaymentCommand,
     PaymentDirection, Pricing, Quantity, Rate, TaxBook, TaxCommand, TdsDefinition, TdsTier,
-    VatCodeDefinition, VatRate, VdsCertificate, standard_tax_rules,
+    VatCodeDefinition, VatRate, standard_tax_rules,
 };
 use vextrus_domain::ids::{
     AccountId, BudgetId, EntryId, InvoiceId, OrganizationId, PartyId, PaymentId, ProjectId, SiteId,
@@ -565,6 +565,31 @@ async fn run_document(
     Ok(result?)
 }
 
+/// Runs a payment command through the store's payment path, counted in the metrics.
+async fn run_payment(
+    issue: &Issue,
+    organization_id: OrganizationId,
+    payment: PaymentId,
+    command: PaymentCommand,
+) -> Result<CommandOutcome, ApiError> {
+    let state = issue.state();
+    let started = std::time::Instant::now();
+    let result = state
+        .store()
+        .execute_payment(
+            state.postings(),
+            issue.tenant(),
+            organization_id,
+            payment,
+            command,
+            issue.metadata(),
+            issue.expected(),
+        )
+        .await;
+    issue.record::<Payment, _>(&result, started);
+    Ok(result?)
+}
+
 impl DraftDocument {
     fn into_new(
         self,
@@ -854,22 +879,7 @@ async fn record_payment(
         payment: Box::new(new),
         entry_id: EntryId::from_uuid(Uuid::new_v5(&payment_id.as_uuid(), b"entry")),
     };
-    let state = issue.state();
-    let started = std::time::Instant::now();
-    let result = state
-        .store()
-        .execute_payment(
-            state.postings(),
-            issue.tenant(),
-            organization_id,
-            payment_id,
-            command,
-            issue.metadata(),
-            issue.expected(),
-        )
-        .await;
-    issue.record::<Payment, _>(&result, started);
-    let outcome = result?;
+    let outcome = run_payment(&issue, organization_id, payment_id, command).await?;
     let at = location(
         __path_get_payment,
         &[organization_id.into(), payment_id.into()],
@@ -1157,22 +1167,8 @@ pub async fn allocate_advance(
         project_id: body.project_id.map(ProjectId::from_uuid),
         site_id: body.site_id.map(SiteId::from_uuid),
     };
-    let state = issue.state();
-    let started = std::time::Instant::now();
-    let result = state
-        .store()
-        .execute_payment(
-            state.postings(),
-            issue.tenant(),
-            organization_id,
-            payment_id,
-            command,
-            issue.metadata(),
-            issue.expected(),
-        )
-        .await;
-    issue.record::<Payment, _>(&result, started);
-    Ok(Accepted::changed(result?, payment_id, organization_id))
+    let outcome = run_payment(&issue, organization_id, payment_id, command).await?;
+    Ok(Accepted::changed(outcome, payment_id, organization_id))
 }
 
 /// Records the Mushak-6.6 certificate the organization issued for the VAT a purchase bill
@@ -1196,10 +1192,7 @@ pub async fn record_bill_vds_certificate(
     organization(issue.state(), &issue, organization_id).await?;
     let command = InvoiceCommand::RecordVdsCertificate {
         organization_id,
-        certificate: VdsCertificate {
-            number: body.number,
-            date: body.date,
-        },
+        certificate: body.into(),
     };
     let outcome = run_document(&issue, organization_id, invoice_id, command).await?;
     Ok(Accepted::changed(outcome, invoice_id, organization_id))
@@ -1226,25 +1219,8 @@ pub async fn record_payment_vds_certificate(
     organization(issue.state(), &issue, organization_id).await?;
     let command = PaymentCommand::RecordVdsCertificate {
         organization_id,
-        certificate: VdsCertificate {
-            number: body.number,
-            date: body.date,
-        },
+        certificate: body.into(),
     };
-    let state = issue.state();
-    let started = std::time::Instant::now();
-    let result = state
-        .store()
-        .execute_payment(
-            state.postings(),
-            issue.tenant(),
-            organization_id,
-            payment_id,
-            command,
-            issue.metadata(),
-            issue.expected(),
-        )
-        .await;
-    issue.record::<Payment, _>(&result, started);
-    Ok(Accepted::changed(result?, payment_id, organization_id))
+    let outcome = run_payment(&issue, organization_id, payment_id, command).await?;
+    Ok(Accepted::changed(outcome, payment_id, organization_id))
 }

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use vextrus_domain::finance::{
     InvoiceKind, Money, NewInvoice, PricedLine, Pricing, Rate, SubmittedInvoice, TaxParty, VatKind,
-    Withholding,
+    VdsCertificate, Withholding,
 };
 use vextrus_domain::values::Bin;
 
@@ -896,6 +896,8 @@ pub enum DeductionKindView {
     Retention,
     /// The bank's charges on a receipt.
     BankCharges,
+    /// A shortfall written off to the ledger's round-off account, within its allowance.
+    RoundOff,
 }
 
 impl From<DeductionKindView> for vextrus_domain::finance::DeductionKind {
@@ -905,6 +907,7 @@ impl From<DeductionKindView> for vextrus_domain::finance::DeductionKind {
             DeductionKindView::Tds => Self::Tds,
             DeductionKindView::Retention => Self::Retention,
             DeductionKindView::BankCharges => Self::BankCharges,
+            DeductionKindView::RoundOff => Self::RoundOff,
         }
     }
 }
@@ -917,6 +920,7 @@ impl From<vextrus_domain::finance::DeductionKind> for DeductionKindView {
             K::Tds => Self::Tds,
             K::Retention => Self::Retention,
             K::BankCharges => Self::BankCharges,
+            K::RoundOff => Self::RoundOff,
         }
     }
 }
@@ -1302,6 +1306,15 @@ pub struct RecordVdsCertificate {
     pub number: String,
     /// On or after the day the VAT was deducted (the bill's or the payment's date).
     pub date: NaiveDate,
+}
+
+impl From<RecordVdsCertificate> for VdsCertificate {
+    fn from(body: RecordVdsCertificate) -> Self {
+        VdsCertificate {
+            number: body.number,
+            date: body.date,
+        }
+    }
 }
 
 /// A recorded Mushak-6.6 certificate.

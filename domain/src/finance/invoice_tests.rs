@@ -1065,3 +1065,54 @@ fn a_receipts_vds_certificate_is_recorded_with_it_or_later_and_only_when_vat_was
         PaymentError::Certificate(CertificateError::NoVdsDeducted)
     );
 }
+
+#[test]
+fn a_shortfall_within_the_allowance_is_written_off_to_the_round_off_account() {
+    // 1,14,999.60 received for 1,15,000.00: the 0.40 is written off (Dr round-off 5270).
+    let mut desk = Desk::new(PartyKind::Customer, false);
+    let (id, invoice) = submitted_sale(&desk, "100000", "STD");
+    let invoices = [(id, invoice)];
+    let mut money = receipt(
+        &desk,
+        "114999.60",
+        vec![Allocation {
+            invoice_id: id,
+            amount: taka("115000"),
+        }],
+    );
+    money.deductions = vec![Deduction {
+        kind: DeductionKind::RoundOff,
+        amount: taka("0.40"),
+    }];
+    assert_eq!(
+        pay(&desk, &invoices, money.clone()).unwrap_err(),
+        PaymentError::Posting(JournalError::NoRoundOffAccount)
+    );
+    desk.books = desk
+        .books
+        .with(LedgerEvent::LedgerConfigured(LedgerSettings {
+            require_site: false,
+            round_off_account_id: Some(desk.books.id("5270")),
+            round_off_allowance: taka("0.50"),
+        }));
+    let (_, entry) = pay(&desk, &invoices, money.clone()).unwrap();
+    let zero = Money::ZERO;
+    assert_eq!(
+        sides(&desk.books, &entry),
+        vec![
+            ("1121".to_owned(), taka("114999.60"), zero),
+            ("5270".to_owned(), taka("0.40"), zero),
+            ("1130".to_owned(), zero, taka("115000")),
+        ]
+    );
+    // Above the allowance it is refused.
+    money.amount = taka("114999.40");
+    money.deductions[0].amount = taka("0.60");
+    assert_eq!(
+        pay(&desk, &invoices, money).unwrap_err(),
+        PaymentError::Posting(JournalError::AboveRoundOffAllowance {
+            difference: taka("0.60"),
+            allowance: taka("0.50"),
+        })
+    );
+}

@@ -94,15 +94,25 @@ pub enum DeductionKind {
     Retention,
     /// The bank's charges on a receipt.
     BankCharges,
+    /// A shortfall of no more than the ledger's round-off allowance, written off to its
+    /// round-off account (an expense on a receipt, a gain on a payment).
+    RoundOff,
 }
 
 impl DeductionKind {
+    /// Bank charges and a round-off are costed to the payment's project, as every
+    /// profit-and-loss line is.
+    pub fn is_profit_and_loss(self) -> bool {
+        matches!(self, Self::BankCharges | Self::RoundOff)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Vds => "vds",
             Self::Tds => "tds",
             Self::Retention => "retention",
             Self::BankCharges => "bank_charges",
+            Self::RoundOff => "round_off",
         }
     }
 }
@@ -716,6 +726,21 @@ fn record(
         if deduction.kind == DeductionKind::BankCharges && direction == PaymentDirection::Payment {
             return Err(PaymentError::BankChargesOnPayment { index });
         }
+        if deduction.kind == DeductionKind::RoundOff {
+            let settings = context.posting.ledger.settings();
+            if settings.round_off_account_id.is_none() {
+                return Err(PaymentError::Posting(JournalError::NoRoundOffAccount));
+            }
+            let difference = in_base(deduction.amount);
+            if difference > settings.round_off_allowance {
+                return Err(PaymentError::Posting(
+                    JournalError::AboveRoundOffAllowance {
+                        difference,
+                        allowance: settings.round_off_allowance,
+                    },
+                ));
+            }
+        }
     }
     let deducted: Money = payment.deductions.iter().map(|d| d.amount).sum();
     let total = payment.amount + deducted;
@@ -895,6 +920,7 @@ pub fn payment_entry(
         None => amount,
     };
     let mut lines = vec![side(payment.account_id, in_base(payment.amount), receipt)];
+    let round_off = context.posting.ledger.settings().round_off_account_id;
     for deduction in &payment.deductions {
         let (account_id, with_party) = match (deduction.kind, receipt) {
             (DeductionKind::Vds, true) => (accounts.vds_receivable, false),
@@ -904,12 +930,16 @@ pub fn payment_entry(
             (DeductionKind::Retention, true) => (accounts.retention_receivable, true),
             (DeductionKind::Retention, false) => (accounts.retention_payable, true),
             (DeductionKind::BankCharges, _) => (accounts.bank_charges, false),
+            (DeductionKind::RoundOff, _) => (
+                round_off.ok_or(PaymentError::Posting(JournalError::NoRoundOffAccount))?,
+                false,
+            ),
         };
         let mut line = side(account_id, in_base(deduction.amount), receipt);
         if with_party {
             line.party = party;
         }
-        if deduction.kind == DeductionKind::BankCharges {
+        if deduction.kind.is_profit_and_loss() {
             line.project_id = payment.project_id;
             line.site_id = payment.site_id;
         }

@@ -130,7 +130,7 @@ impl Books {
             .unwrap()
     }
 
-    fn with(&self, event: LedgerEvent) -> Self {
+    pub(super) fn with(&self, event: LedgerEvent) -> Self {
         let mut books = self.clone();
         books.ledger_events.push(event);
         books
