@@ -24,9 +24,9 @@ use vextrus_domain::organization::Organization;
 use crate::codec::CodecError;
 use crate::error::CacheError;
 use crate::finance::PostingState;
+use crate::metadata::CommandMetadata;
 use crate::metadata::Version;
-use crate::metadata::{CommandMetadata, GlobalPosition};
-use crate::store::{Companion, EventStore, StreamRead};
+use crate::store::{CommandOutcome, Companion, EventStore, StreamRead};
 use crate::tenant;
 
 type Held<A> = (Arc<A>, Version);
@@ -240,7 +240,7 @@ impl EventStore {
         let mut tx = tenant::begin(self.pool(), tenant).await?;
         let row = sqlx::query(
             "with covered as (
-                 select e.aggregate_id,
+                 select e.aggregate_id, e.sequence,
                         (l->>'debit')::bigint - (l->>'credit')::bigint as net
                  from events e cross join lateral jsonb_array_elements(e.payload->'lines') as l
                  where e.tenant_id = $1 and e.aggregate_type = $2
@@ -252,7 +252,7 @@ impl EventStore {
                  select event_type, payload, sequence from events
                  where tenant_id = $1 and aggregate_type = $8 and aggregate_id = $9)
              select (select coalesce(sum(net), 0)::bigint from covered) as posted,
-                    (select count(distinct aggregate_id) from covered) as postings,
+                    (select count(distinct (aggregate_id, sequence)) from covered) as postings,
                     (select coalesce(sum((payload->>'amount')::bigint), 0)::bigint from usage
                      where event_type = 'BudgetSpent') as recorded,
                     (select count(*) from usage where event_type = 'BudgetSpent')
@@ -288,15 +288,16 @@ impl EventStore {
     }
 
     /// Seeds the usage of a budget just set (see the module docs), as a command caused by the
-    /// one that set it: the position of what it appended, if anything. A posting that finds the
-    /// budget not yet seeded seeds it itself, so a failure here only delays the seeding.
+    /// one that set it: its outcome, unless a posting seeded the budget first. A posting that
+    /// finds the budget not yet seeded seeds it itself, so a failure here only delays the
+    /// seeding.
     async fn seed_budget(
         &self,
         state: &PostingState,
         tenant: TenantId,
         budget: &BudgetLine,
         metadata: &CommandMetadata,
-    ) -> Result<Option<GlobalPosition>, crate::error::ExecuteError<UsageError>> {
+    ) -> Result<Option<CommandOutcome>, crate::error::ExecuteError<UsageError>> {
         use crate::error::ExecuteError;
         let metadata = metadata.follow_up();
         let stream = budget.budget_id.to_string();
@@ -323,7 +324,7 @@ impl EventStore {
                 )
                 .await
             {
-                Ok(outcome) => return Ok(outcome.last_position),
+                Ok(outcome) => return Ok(Some(outcome)),
                 Err(ExecuteError::StaleRead { .. } | ExecuteError::Conflict { .. }) => {}
                 Err(other) => return Err(other),
             }
@@ -341,7 +342,7 @@ impl EventStore {
         command: BudgetCommand,
         metadata: &crate::metadata::CommandMetadata,
         expected: Option<Version>,
-    ) -> Result<crate::store::CommandOutcome, crate::error::ExecuteError<BudgetError>> {
+    ) -> Result<CommandOutcome, crate::error::ExecuteError<BudgetError>> {
         use crate::error::ExecuteError;
         let stream = organization_id.to_string();
         let mut fresh = false;
@@ -382,11 +383,13 @@ impl EventStore {
                 }
                 Ok(mut outcome) => {
                     // A budget set counts what was posted before: its usage is seeded now, and
-                    // the answer's position covers the seeding (read-your-writes).
+                    // the answer covers the seeding (its position, for read-your-writes).
                     if let BudgetCommand::Set(line) = &command {
                         match self.seed_budget(state, tenant, line, metadata).await {
                             Ok(Some(seeded)) => {
-                                outcome.last_position = outcome.last_position.max(Some(seeded));
+                                outcome.last_position =
+                                    outcome.last_position.max(seeded.last_position);
+                                outcome.event_count += seeded.event_count;
                             }
                             Ok(None) => {}
                             Err(error) => tracing::warn!(

@@ -559,15 +559,31 @@ impl EventStore {
             } => (None, allocations.clone(), Some(*entry_id)),
             PaymentCommand::RecordVdsCertificate { .. } => (None, Vec::new(), None),
         };
-        let party_id = match new {
-            Some(new) => new.party_id,
+        // The party, and for a payment in a foreign currency where its exchange difference is
+        // costed: the new payment's project, or the allocation's (else the recorded payment's).
+        let (party_id, exchange_costed_to) = match new {
+            Some(new) => (
+                new.party_id,
+                new.currency.is_some().then_some(new.project_id),
+            ),
             None => {
                 let (recorded, _) = self.fold::<Payment>(tenant, &payment_stream).await?;
-                recorded
+                let payment = recorded
                     .recorded()
-                    .filter(|recorded| recorded.payment.organization_id == organization_id)
-                    .map(|recorded| recorded.payment.party_id)
-                    .ok_or(ExecuteError::Rejected(PaymentError::NotFound))?
+                    .map(|recorded| &recorded.payment)
+                    .filter(|payment| payment.organization_id == organization_id)
+                    .ok_or(ExecuteError::Rejected(PaymentError::NotFound))?;
+                let project_id = match &command {
+                    PaymentCommand::AllocateAdvance {
+                        project_id: Some(project_id),
+                        ..
+                    } => Some(*project_id),
+                    _ => payment.project_id,
+                };
+                (
+                    payment.party_id,
+                    payment.currency.is_some().then_some(project_id),
+                )
             }
         };
         let mut fresh = false;
@@ -594,8 +610,8 @@ impl EventStore {
             if let Some((id, (_, version))) = &series {
                 reads.push(StreamRead::of::<NumberSeries>(id, *version));
             }
-            // Bank charges and a round-off are profit and loss in a project: they spend against
-            // its budgets.
+            // Bank charges, a round-off and an exchange difference are profit and loss in a
+            // project: they spend against its budgets.
             let candidates: Vec<_> = new
                 .into_iter()
                 .flat_map(|new| {
@@ -612,6 +628,20 @@ impl EventStore {
                         account.map(|account| (account, new.project_id))
                     })
                 })
+                .chain(
+                    books
+                        .tax
+                        .0
+                        .accounts()
+                        .zip(exchange_costed_to)
+                        .into_iter()
+                        .flat_map(|(accounts, project_id)| {
+                            [
+                                (accounts.exchange_gain, project_id),
+                                (accounts.exchange_loss, project_id),
+                            ]
+                        }),
+                )
                 .collect();
             let budgets = state
                 .budget_read(self, tenant, organization_id, candidates, fresh)

@@ -87,6 +87,20 @@ fn budget_candidates(
     candidates
 }
 
+/// Refuses events that post to the VAT accounts in a month whose VAT return was submitted.
+fn check_vat_months(tax: &TaxBook, events: &[JournalEvent]) -> Result<(), JournalError> {
+    for event in events {
+        let (JournalEvent::JournalEntryPosted { date, lines, .. }
+        | JournalEvent::JournalEntryReversed { date, lines, .. }) = event;
+        if tax.is_vat_affecting(lines.iter().map(|line| line.account_id)) {
+            if let Err(TaxError::PeriodLocked { month }) = tax.check_vat_period(*date) {
+                return Err(JournalError::VatPeriodLocked { month });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The ledger's note of the accounts `events` post to for the first time, appended with them, and
 /// the note itself.
 pub(crate) fn first_postings(
@@ -168,27 +182,16 @@ impl EventStore {
             ];
             reads.extend(budgets.reads());
             // An entry on the VAT accounts is VAT-affecting: its month's return must not be
-            // submitted, checked against the tax book's stream, which joins the read set.
-            let (date, lines) = match &command {
-                JournalCommand::Post(entry) => (entry.date, entry.lines.as_slice()),
-                JournalCommand::Reverse { date, .. } => (*date, reversed_lines.as_slice()),
-            };
+            // submitted. The tax book's stream joins the read set (its VAT accounts and months
+            // may change meanwhile), and the check is made on the events decided, so that a
+            // repeated command gets its first outcome back however the month stands now.
             let (tax, tax_version) = if fresh {
                 state.tax_books.refresh(self, tenant, &stream).await?
             } else {
                 state.tax_books.get(self, tenant, &stream).await?
             };
-            if tax.is_vat_affecting(lines.iter().map(|line| line.account_id)) {
+            if tax_version != Version::NONE {
                 reads.push(StreamRead::of::<TaxBook>(organization_id, tax_version));
-                if let Err(TaxError::PeriodLocked { month }) = tax.check_vat_period(date) {
-                    if fresh {
-                        return Err(ExecuteError::Rejected(JournalError::VatPeriodLocked {
-                            month,
-                        }));
-                    }
-                    fresh = true;
-                    continue;
-                }
             }
             let context = PostingContext {
                 ledger: ledger.clone(),
@@ -206,6 +209,7 @@ impl EventStore {
                     expected,
                     &reads,
                     |events| {
+                        check_vat_months(&tax, events).map_err(ExecuteError::Rejected)?;
                         let first =
                             first_postings(&ledger, organization_id, ledger_version, events)
                                 .map_err(ExecuteError::Encode)?;

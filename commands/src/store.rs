@@ -373,6 +373,39 @@ impl EventStore {
         .await
     }
 
+    /// The answer to a command refused by `rejection`. A stream assumed new without looking
+    /// (`Some(Version::NONE)`) is looked at first: if it is not new, the caller's premise failed
+    /// (a conflict, or a repeat of this very command, which gets its first outcome back), not
+    /// the business rule.
+    async fn refused<A: Aggregate>(
+        &self,
+        tenant: TenantId,
+        aggregate_id: &str,
+        metadata: &CommandMetadata,
+        expected_version: Option<Version>,
+        rejection: A::Error,
+    ) -> Result<(CommandOutcome, Option<Appended<A>>), ExecuteError<A::Error>>
+    where
+        A::Error: 'static,
+    {
+        if expected_version != Some(Version::NONE) {
+            return Err(ExecuteError::Rejected(rejection));
+        }
+        let loaded = self
+            .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
+            .await?;
+        match loaded.recorded_command {
+            Some(recorded) => recorded
+                .into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
+                .map(|outcome| (outcome, None)),
+            None if loaded.version() != Version::NONE => Err(ExecuteError::Conflict {
+                current: loaded.version(),
+                expected: expected_version,
+            }),
+            None => Err(ExecuteError::Rejected(rejection)),
+        }
+    }
+
     /// The decision on `aggregate` (the stream at `current`) and its append; the outcome and,
     /// when the command appended, the aggregate and its new events (folded only by a caller that
     /// keeps the state).
@@ -397,24 +430,9 @@ impl EventStore {
     {
         let sink = EventSink::<A>::default();
         if let Err(rejection) = aggregate.handle(command, services, &sink).await {
-            if expected_version != Some(Version::NONE) {
-                return Err(ExecuteError::Rejected(rejection));
-            }
-            // The stream was assumed new without looking. If it is not, the caller's premise
-            // failed (a conflict, or a repeat of this very command), not the business rule.
-            let loaded = self
-                .load_for_command(tenant, metadata, A::TYPE, aggregate_id)
-                .await?;
-            return match loaded.recorded_command {
-                Some(recorded) => recorded
-                    .into_repeat(metadata.command_id(), A::TYPE, aggregate_id)
-                    .map(|outcome| (outcome, None)),
-                None if loaded.version() != Version::NONE => Err(ExecuteError::Conflict {
-                    current: loaded.version(),
-                    expected: expected_version,
-                }),
-                None => Err(ExecuteError::Rejected(rejection)),
-            };
+            return self
+                .refused::<A>(tenant, aggregate_id, metadata, expected_version, rejection)
+                .await;
         }
         let new_events = sink.collect().await;
 
@@ -429,10 +447,19 @@ impl EventStore {
             return Ok((outcome, None));
         }
         let append = Append::build::<A>(tenant, aggregate_id, current, &new_events, metadata)?;
-        let companions: Vec<Append> = companions(&new_events)?
-            .into_iter()
-            .map(|companion| companion.into_append(tenant, metadata))
-            .collect();
+        let companions: Vec<Append> = match companions(&new_events) {
+            Ok(companions) => companions,
+            // A rule checked on the events decided (a budget, a locked VAT month).
+            Err(ExecuteError::Rejected(rejection)) => {
+                return self
+                    .refused::<A>(tenant, aggregate_id, metadata, expected_version, rejection)
+                    .await;
+            }
+            Err(error) => return Err(error),
+        }
+        .into_iter()
+        .map(|companion| companion.into_append(tenant, metadata))
+        .collect();
         let check = Reads::of(reads, &companions);
         let (version, event_count) = (append.version_after(), append.event_count());
         let claims = (append.claim_scopes.clone(), append.claim_values.clone());

@@ -328,11 +328,31 @@ async fn a_submitted_vat_month_refuses_documents_dated_in_it_until_amended() {
     let app = spawn_app().await;
     let desk = Desk::open(&app, "LOCK").await;
     let august = desk.sale("2025-08-20", "1000.00", "STD").await;
+    // An entry on output VAT posted before the return, with an idempotency key.
+    let correction = desk.books.entry(
+        "2025-08-24",
+        vec![
+            desk.books.line("2140", "50.00", ""),
+            desk.books.line("1110", "", "50.00"),
+        ],
+    );
+    let keyed = || {
+        desk.books
+            .caller
+            .request(Method::POST, &desk.books.path("journal-entries"))
+            .header("idempotency-key", "vat-correction-1")
+            .json(&correction)
+    };
+    let first = desk.books.caller.send(keyed()).await.expect(201);
     desk.books
         .caller
         .post(&desk.books.path("vat-returns/2025-08/submit"), json!({}))
         .await
         .expect(200);
+    // Retried after the month was locked, it gets its first answer back, not a refusal.
+    let retried = desk.books.caller.send(keyed()).await.expect(201);
+    assert_eq!(retried.id(), first.id());
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
     let before = app.event_count().await;
     let refused = desk.submit(&august).await.expect(409);
     assert_eq!(refused.problem(), "vat-period-locked");
@@ -821,6 +841,12 @@ async fn a_receipt_short_by_a_few_paisa_writes_them_off_within_the_round_off_all
             .problem(),
         "above-round-off-allowance"
     );
+    let mut lone = short("0.00", "0.40");
+    lone["allocations"] = json!([]);
+    assert_eq!(
+        desk.receipt(lone).await.expect(409).problem(),
+        "round-off-with-advance"
+    );
     assert_eq!(
         app.event_count().await,
         before + 1,
@@ -996,6 +1022,19 @@ async fn vds_certificates_issued_for_bills_and_received_with_receipts_are_regist
     certificate(&bill_route, "M66-OUT-0001", "2025-08-30")
         .await
         .expect(200);
+    // A bill a certificate was issued for is changed by notes only.
+    assert_eq!(
+        desk.books
+            .caller
+            .post(
+                &desk.books.path(&format!("invoices/{bill}/cancel")),
+                json!({"date": "2025-08-31", "reason": "Issued twice"}),
+            )
+            .await
+            .expect(409)
+            .problem(),
+        "changes-by-notes-only"
+    );
     // The same certificate again changes nothing; another is refused.
     certificate(&bill_route, "M66-OUT-0001", "2025-08-30")
         .await

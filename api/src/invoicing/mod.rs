@@ -163,9 +163,10 @@ impl DomainProblem for InvoiceError {
             E::WithholdingOnNote => rule("withholding-on-note", detail),
             E::NotSubmitted => rule("not-submitted", detail),
             E::Cancelled => rule("cancelled", detail),
-            E::SettledCannotCancel { .. } | E::AdjustedCannotCancel | E::NoteCannotCancel => {
-                rule("changes-by-notes-only", detail)
-            }
+            E::SettledCannotCancel { .. }
+            | E::AdjustedCannotCancel
+            | E::NoteCannotCancel
+            | E::CertificateCannotCancel(_) => rule("changes-by-notes-only", detail),
             E::ExchangeRateRequired(_) | E::ExchangeRateInBaseCurrency => {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
@@ -210,6 +211,7 @@ impl DomainProblem for PaymentError {
                 rule("exchange-rate", format!("exchange_rate: {detail}"))
             }
             E::ForeignRetention => rule("foreign-currency", detail),
+            E::RoundOffWithAdvance { .. } => rule("round-off-with-advance", detail),
             E::Certificate(error) => certificate_problem(error),
             E::NotFound => ApiError::NotFound(detail),
             E::AboveAdvance { .. } => rule("above-advance", detail),

@@ -462,6 +462,10 @@ pub enum InvoiceError {
     SettledCannotCancel { settled: Money },
     #[error("a note changed the document; it changes by further notes only")]
     AdjustedCannotCancel,
+    #[error(
+        "Mushak-6.6 certificate {0} was issued for the VAT it withheld; it changes by notes only"
+    )]
+    CertificateCannotCancel(String),
     #[error("a note is corrected by another note, not cancelled")]
     NoteCannotCancel,
     #[error("a document in {0} gives its exchange_rate to the base currency")]
@@ -723,6 +727,11 @@ impl Invoice {
                 }
                 if !submitted.adjusted.is_zero() {
                     return Err(InvoiceError::AdjustedCannotCancel);
+                }
+                if let Some(certificate) = &submitted.certificate {
+                    return Err(InvoiceError::CertificateCannotCancel(
+                        certificate.number.clone(),
+                    ));
                 }
                 text("reason", &reason)?;
                 // Its VAT left the books of the month it was dated in and of the cancellation's:
@@ -1085,7 +1094,13 @@ fn submit(
     }
     let own_total = own_value + own_vat;
     let mut balance = if draft.kind == InvoiceKind::PurchaseBill {
-        if withholding.total() > total || own_withheld > own_total {
+        if own_withheld > own_total {
+            return Err(InvoiceError::WithheldAboveTotal {
+                withheld: own_withheld,
+                total: own_total,
+            });
+        }
+        if withholding.total() > total {
             return Err(InvoiceError::WithheldAboveTotal {
                 withheld: withholding.total(),
                 total,
@@ -1313,27 +1328,24 @@ pub fn journal_entry(
         entry_lines = entry_lines.iter().map(EntryLine::swapped).collect();
     }
     // A foreign-currency note moves its document's carrying amount, which can differ from its
-    // own converted amounts by the rounding of each: that difference is an exchange difference,
-    // costed to the first line's project.
-    if submitted.foreign.is_some() {
+    // own converted amounts by the rounding of each (a paisa or a few): the difference goes on
+    // the note's first line's account, project and site, as a rounding of that line, so it needs
+    // nothing the note does not name already.
+    if let (Some(_), Some(first)) = (&submitted.foreign, lines.first()) {
         let debits: Money = entry_lines.iter().map(|line| line.debit).sum();
         let credits: Money = entry_lines.iter().map(|line| line.credit).sum();
-        let (project_id, site_id) = lines
-            .iter()
-            .find(|line| line.line.project_id.is_some())
-            .map_or((None, None), |line| {
-                (line.line.project_id, line.line.site_id)
+        if debits != credits {
+            let (amount, debit) = if debits > credits {
+                (debits - credits, false)
+            } else {
+                (credits - debits, true)
+            };
+            entry_lines.push(EntryLine {
+                project_id: first.line.project_id,
+                site_id: first.line.site_id,
+                memo: Some("Rounding to the carrying amount".to_owned()),
+                ..side(first.line.account_id, amount, debit)
             });
-        let difference = |account_id: AccountId, amount: Money, debit: bool| EntryLine {
-            project_id,
-            site_id,
-            memo: Some("Exchange difference".to_owned()),
-            ..side(account_id, amount, debit)
-        };
-        if debits > credits {
-            entry_lines.push(difference(accounts.exchange_gain, debits - credits, false));
-        } else if credits > debits {
-            entry_lines.push(difference(accounts.exchange_loss, credits - debits, true));
         }
     }
     let entry = NewEntry {

@@ -1105,6 +1105,15 @@ fn a_shortfall_within_the_allowance_is_written_off_to_the_round_off_account() {
             ("1130".to_owned(), zero, taka("115000")),
         ]
     );
+    // It writes off a shortfall only, never holds an advance.
+    let mut lone = receipt(&desk, "0", Vec::new());
+    lone.deductions = money.deductions.clone();
+    assert_eq!(
+        pay(&desk, &invoices, lone).unwrap_err(),
+        PaymentError::RoundOffWithAdvance {
+            advance: taka("0.40")
+        }
+    );
     // Above the allowance it is refused.
     money.amount = taka("114999.40");
     money.deductions[0].amount = taka("0.60");

@@ -413,6 +413,10 @@ pub enum PaymentError {
     Retention(RetentionError),
     #[error("{0}")]
     Certificate(CertificateError),
+    #[error(
+        "a round-off writes off a shortfall: with it the payment settles its allocations exactly, but {advance} would be held as an advance"
+    )]
+    RoundOffWithAdvance { advance: Money },
 }
 
 /// What recording a payment decides on.
@@ -773,6 +777,13 @@ fn record(
         .map_err(|error| PaymentError::Posting(JournalError::Date(error)))?;
     let serial = context.next_serial.max(1);
     let advance = total - allocated;
+    let rounds_off = payment
+        .deductions
+        .iter()
+        .any(|d| d.kind == DeductionKind::RoundOff);
+    if rounds_off && !advance.is_zero() {
+        return Err(PaymentError::RoundOffWithAdvance { advance });
+    }
     let carried: Money = settlements.iter().map(|s| s.amount).sum();
     // The money and each deduction at the payment's rate (as the entry posts them), less what
     // the documents carried and the advance; retention is released in the base currency only,
