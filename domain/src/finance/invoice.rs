@@ -1125,8 +1125,8 @@ fn submit(
     // A credit note takes no more than what is left of the document. Of a foreign-currency
     // document it takes what it carries as a payment would (its share of what is left in the
     // base currency, all of it when the note takes all that is left in the document's currency);
-    // the entry posts the rounding between that and the note's own amounts as an exchange
-    // difference.
+    // the entry posts the rounding between that and the note's own amounts on its first line's
+    // account ([`journal_entry`]).
     let original = context
         .original
         .as_ref()
