@@ -733,6 +733,17 @@ impl Desk<'_> {
         let position = self.submit(&id).await.expect(200).position();
         (id, position)
     }
+
+    /// Allocates `amount` of what payment `payment` holds as an advance to `invoice` on `date`.
+    async fn allocate(&self, payment: &str, date: &str, invoice: &str, amount: &str) -> Reply {
+        self.books
+            .caller
+            .post(
+                &self.books.path(&format!("payments/{payment}/allocate")),
+                json!({"date": date, "allocations": [{"invoice_id": invoice, "amount": amount}]}),
+            )
+            .await
+    }
 }
 
 #[tokio::test]
@@ -1077,12 +1088,15 @@ async fn vds_certificates_issued_for_bills_and_received_with_receipts_are_regist
         .find(|line| line["kind"] == "vds" && line["direction"] == "given")
         .unwrap();
     assert_eq!(bill_vds["certificate"], "M66-OUT-0001");
-    let csv = app
-        .client
-        .get(app.url(&desk.books.path(&format!(
-            "vds-certificates?format=csv&min_position={position}"
-        ))))
-        .bearer_auth(&desk.books.caller.token)
+    let csv = desk
+        .books
+        .caller
+        .request(
+            Method::GET,
+            &desk.books.path(&format!(
+                "vds-certificates?format=csv&min_position={position}"
+            )),
+        )
         .send()
         .await
         .unwrap()
@@ -1785,17 +1799,7 @@ async fn a_usd_receipt_deducts_vds_at_its_rate_and_its_advance_is_allocated_late
         .expect(201)
         .id();
     let second = dollar_sale("1000.00", "EXEMPT").await;
-    let path = desk.books.path(&format!("payments/{held}/allocate"));
-    let allocate = async |amount: &str| {
-        desk.books
-            .caller
-            .post(
-                &path,
-                json!({"date": "2025-09-15",
-                       "allocations": [{"invoice_id": second, "amount": amount}]}),
-            )
-            .await
-    };
+    let allocate = |amount| desk.allocate(&held, "2025-09-15", &second, amount);
     assert_eq!(
         allocate("500.01").await.expect(409).problem(),
         "above-advance"
@@ -1835,17 +1839,7 @@ async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
         .expect(201);
     let payment = received.id();
     let (invoice, _) = desk.submitted_sale("2025-08-10", "4000.00", "STD").await;
-    let allocate = async |amount: &str| {
-        let path = desk.books.path(&format!("payments/{payment}/allocate"));
-        desk.books
-            .caller
-            .post(
-                &path,
-                json!({"date": "2025-08-15",
-                       "allocations": [{"invoice_id": invoice, "amount": amount}]}),
-            )
-            .await
-    };
+    let allocate = |amount| desk.allocate(&payment, "2025-08-15", &invoice, amount);
     assert_eq!(
         allocate("4600.01").await.expect(409).problem(),
         "above-outstanding"
@@ -1868,15 +1862,8 @@ async fn an_advance_held_is_allocated_later_never_above_what_is_left_of_it() {
     assert_eq!(row(&tb.body, "1130")["closing"], "0.00");
     // What is left of the advance is 400.00.
     let (second, _) = desk.submitted_sale("2025-08-12", "1000.00", "STD").await;
-    let path = desk.books.path(&format!("payments/{payment}/allocate"));
     let above = desk
-        .books
-        .caller
-        .post(
-            &path,
-            json!({"date": "2025-08-16",
-                   "allocations": [{"invoice_id": second, "amount": "400.01"}]}),
-        )
+        .allocate(&payment, "2025-08-16", &second, "400.01")
         .await
         .expect(409);
     assert_eq!(above.problem(), "above-advance");

@@ -1434,8 +1434,8 @@ pub async fn vds_certificates(
     let rows = sqlx::query(
         "with deducted as (
              select 'issued' as direction, i.tenant_id, i.invoice_id as document_id, i.date,
-                    i.number, i.party_id, i.vds, i.vds_certificate as certificate,
-                    i.vds_certificate_date as certificate_date, i.position
+                    i.number, i.party_id, i.vds, i.vds_certificate, i.vds_certificate_date,
+                    i.position
              from fin_invoices i
              where i.organization_id = $1 and i.kind = 'purchase_bill' and i.status = 'submitted'
                and i.vds <> 0
@@ -1449,7 +1449,7 @@ pub async fn vds_certificates(
          left join fin_parties p on p.tenant_id = d.tenant_id and p.party_id = d.party_id
          where ($2::date is null or d.date >= $2) and ($3::date is null or d.date <= $3)
            and ($4::text is null or d.direction = $4)
-           and (not $5 or d.certificate is null)
+           and (not $5 or d.vds_certificate is null)
          order by d.date, d.position",
     )
     .bind(organization.as_uuid())
@@ -1468,11 +1468,7 @@ pub async fn vds_certificates(
         .map(|row| {
             let vds: i64 = row.get("vds");
             total += vds;
-            let number: Option<String> = row.get("certificate");
-            let date: Option<NaiveDate> = row.get("certificate_date");
-            let certificate = number
-                .zip(date)
-                .map(|(number, date)| VdsCertificateView { number, date });
+            let certificate = certificate_of(row);
             if certificate.is_none() {
                 pending += 1;
             }

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use cqrs_es::Aggregate;
 
-use super::invoice_tests::{Desk, applied, code, pay, rate, receipt, sides};
+use super::invoice_tests::{Desk, applied, code, pay, rate, receipt, sides, submitted};
 use super::tests::{date, taka};
 use super::*;
 use crate::ids::{EntryId, InvoiceId, PaymentId};
@@ -19,30 +18,6 @@ fn usd() -> CurrencyCode {
 
 fn at(text: &str) -> ExchangeRate {
     ExchangeRate::parse(text).unwrap()
-}
-
-/// Drafts and submits `draft` (serial 1, or the note's next), returning the state and the
-/// submitted document.
-fn submitted(
-    draft: NewInvoice,
-    context: &DocumentContext,
-) -> Result<(Invoice, Box<SubmittedInvoice>, JournalEvent), InvoiceError> {
-    let drafted = applied(
-        Invoice::default(),
-        Invoice::default().decide(InvoiceCommand::Draft(draft), context)?,
-    );
-    let events = drafted.decide(
-        InvoiceCommand::Submit {
-            issued_at: Utc::now(),
-            entry_id: EntryId::new(),
-        },
-        context,
-    )?;
-    let entry = journal_entry(&events[0], context)?.unwrap();
-    let InvoiceEvent::InvoiceSubmitted(document) = events[0].clone() else {
-        panic!("not submitted: {events:?}");
-    };
-    Ok((applied(drafted, events), document, entry))
 }
 
 fn in_dollars(mut draft: NewInvoice, rate: &str) -> NewInvoice {

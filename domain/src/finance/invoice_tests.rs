@@ -744,6 +744,30 @@ fn payments_refuse_another_partys_document_a_draft_and_more_allocated_than_recei
 }
 
 /// Applies `events` to `invoice`.
+/// Drafts and submits `draft` under `context`, returning the state and the
+/// submitted document.
+pub(super) fn submitted(
+    draft: NewInvoice,
+    context: &DocumentContext,
+) -> Result<(Invoice, Box<SubmittedInvoice>, JournalEvent), InvoiceError> {
+    let drafted = applied(
+        Invoice::default(),
+        Invoice::default().decide(InvoiceCommand::Draft(draft), context)?,
+    );
+    let events = drafted.decide(
+        InvoiceCommand::Submit {
+            issued_at: Utc::now(),
+            entry_id: EntryId::new(),
+        },
+        context,
+    )?;
+    let entry = journal_entry(&events[0], context)?.unwrap();
+    let InvoiceEvent::InvoiceSubmitted(document) = events[0].clone() else {
+        panic!("not submitted: {events:?}");
+    };
+    Ok((applied(drafted, events), document, entry))
+}
+
 pub(super) fn applied(mut invoice: Invoice, events: Vec<InvoiceEvent>) -> Invoice {
     for event in events {
         invoice.apply(event);
@@ -942,19 +966,7 @@ fn a_bills_vds_certificate_is_recorded_once_and_only_where_vat_was_withheld() {
             "2025-08-10",
             vec![desk.line("1000000", vat_code, "5120")],
         );
-        let context = desk.context(1);
-        let drafted = applied(
-            Invoice::default(),
-            Invoice::default()
-                .decide(InvoiceCommand::Draft(draft), &context)
-                .unwrap(),
-        );
-        let submit = InvoiceCommand::Submit {
-            issued_at: Utc::now(),
-            entry_id: EntryId::new(),
-        };
-        let events = drafted.decide(submit, &context).unwrap();
-        applied(drafted, events)
+        submitted(draft, &desk.context(1)).unwrap().0
     };
     let certificate = |number: &str, on: &str| InvoiceCommand::RecordVdsCertificate {
         organization_id: desk.books.org,
